@@ -1,0 +1,161 @@
+"""The one configuration object.
+
+Settings come, in increasing priority, from defaults, an optional TOML file
+(``--config FILE`` or ``ORCH_CONFIG``) and environment variables ``ORCH_<FIELD>``
+(upper-case field name, e.g. ``ORCH_BOOTSTRAP_SERVERS``, ``ORCH_PARTITIONS``).
+docs/configuration.md lists every field.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from orchestrator.exceptions import ConfigError
+
+__all__ = ["ENV_PREFIX", "Settings", "TopicNames", "load_settings"]
+
+ENV_PREFIX = "ORCH_"
+
+
+class TopicNames(BaseModel):
+    """Names of every topic the system uses."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    raw_events: str = "orch.events.raw"
+    resolved_events: str = "orch.events.resolved"
+    dead_letter: str = "orch.events.dead-letter"
+    journeys: str = "orch.journeys"
+    timers: str = "orch.timers"
+    decisions: str = "orch.decisions"
+    action_email: str = "orch.actions.email"
+    action_sms: str = "orch.actions.sms"
+    action_push: str = "orch.actions.push"
+
+    def action_topic(self, channel: str) -> str:
+        """The topic that carries actions of ``channel`` (email, sms, push)."""
+        try:
+            return {"email": self.action_email, "sms": self.action_sms, "push": self.action_push}[channel]
+        except KeyError:
+            raise ConfigError(f"no action topic for channel {channel!r}") from None
+
+
+class Settings(BaseModel):
+    """Everything the orchestrator's processes can be configured with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    app_id: str = Field("journey-orchestrator", description="Faust app id: consumer group and table prefix.")
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    partitions: int = Field(
+        6, ge=1, description="Partitions of every customer-keyed topic; cannot change without re-keying."
+    )
+    replication_factor: int = Field(1, ge=1)
+    topics: TopicNames = Field(default_factory=TopicNames)
+    store: str = Field("rocksdb://", description="Faust table store: rocksdb:// in production, memory:// in tests.")
+    data_dir: Path = Field(Path("var/worker"), description="Where the worker keeps RocksDB files.")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=0, le=65535, description="Worker web port: /healthz, /readyz, /metrics.")
+    dedupe_window_hours: int = Field(72, ge=1, description="How long a seen event_id is remembered.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name at least one host:port")
+        return value
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection options in aiokafka's spelling."""
+        opts: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers}
+        if self.security_protocol != "PLAINTEXT":
+            opts["security_protocol"] = self.security_protocol
+        if self.sasl_mechanism:
+            opts.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        return opts
+
+    def librdkafka_options(self) -> dict[str, Any]:
+        """Connection options in confluent-kafka's (librdkafka's) spelling."""
+        opts: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        if self.security_protocol != "PLAINTEXT":
+            opts["security.protocol"] = self.security_protocol
+        if self.sasl_mechanism:
+            opts.update(
+                {
+                    "sasl.mechanism": self.sasl_mechanism,
+                    "sasl.username": self.sasl_username,
+                    "sasl.password": self.sasl_password,
+                }
+            )
+        if self.ssl_cafile:
+            opts["ssl.ca.location"] = self.ssl_cafile
+        return opts
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    topic_fields = set(TopicNames.model_fields)
+    for name in Settings.model_fields:
+        if name == "topics":
+            continue
+        key = ENV_PREFIX + name.upper()
+        if key in environ:
+            out[name] = environ[key]
+    topics = {
+        t: environ[ENV_PREFIX + "TOPIC_" + t.upper()]
+        for t in topic_fields
+        if ENV_PREFIX + "TOPIC_" + t.upper() in environ
+    }
+    if topics:
+        out["topics"] = topics
+    return out
+
+
+def load_settings(
+    path: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Build :class:`Settings` from a TOML file, the environment and explicit overrides.
+
+    Raises :class:`~orchestrator.exceptions.ConfigError` naming the source and the field.
+    """
+    env = dict(os.environ if environ is None else environ)
+    data: dict[str, Any] = {}
+    file = path or (Path(env[ENV_PREFIX + "CONFIG"]) if env.get(ENV_PREFIX + "CONFIG") else None)
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    env_data = _env_overrides(env)
+    topics = {**data.get("topics", {}), **env_data.pop("topics", {})}
+    merged = {**data, **env_data, **{k: v for k, v in overrides.items() if v is not None}}
+    if topics:
+        merged["topics"] = topics
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        where = str(file) if file else "environment"
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            env_name = ENV_PREFIX + field.upper().replace(".", "_")
+            lines.append(f"{where}: field {field!r} (env {env_name}): {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None

@@ -1,0 +1,28 @@
+"""Message contracts: pydantic models, exported as JSON Schema files in schemas/."""
+
+from orchestrator.contracts.actions import CHANNELS, Category, Channel, ChannelAction, make_action_id
+from orchestrator.contracts.events import (
+    ENGAGEMENT_TYPES,
+    IDENTIFIER_PRIORITY,
+    KNOWN_EVENT_TYPES,
+    CustomerEvent,
+    Identifiers,
+    parse_event,
+)
+from orchestrator.contracts.records import DeadLetter, ResolvedEvent
+
+__all__ = [
+    "CHANNELS",
+    "ENGAGEMENT_TYPES",
+    "IDENTIFIER_PRIORITY",
+    "KNOWN_EVENT_TYPES",
+    "Category",
+    "Channel",
+    "ChannelAction",
+    "CustomerEvent",
+    "DeadLetter",
+    "Identifiers",
+    "ResolvedEvent",
+    "make_action_id",
+    "parse_event",
+]

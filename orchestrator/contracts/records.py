@@ -1,0 +1,74 @@
+"""Contracts of the orchestrator's internal topics: resolved events and dead letters."""
+
+from __future__ import annotations
+
+import base64
+from typing import Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from orchestrator.contracts.events import CustomerEvent
+
+__all__ = ["DeadLetter", "ResolvedEvent"]
+
+
+class ResolvedEvent(BaseModel):
+    """A valid event with the canonical customer key it was resolved to.
+
+    Published keyed by ``customer_key`` to the resolved-events topic, which is co-partitioned with
+    all per-customer state.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    customer_key: str = Field(min_length=1)
+    event: CustomerEvent
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+class DeadLetter(BaseModel):
+    """A message the orchestrator could not take, kept with everything needed to look at it again."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: Literal["not_json", "invalid_event", "processing_error"]
+    error: str = Field(description="What is wrong and where (field names).")
+    topic: str
+    partition: int
+    offset: int
+    key_b64: str | None = Field(None, description="The original key, base64.")
+    value_b64: str = Field(description="The original bytes, base64, exactly as read.")
+    dead_lettered_at: AwareDatetime
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        reason: Literal["not_json", "invalid_event", "processing_error"],
+        error: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes,
+        at: AwareDatetime,
+    ) -> DeadLetter:
+        return cls(
+            reason=reason,
+            error=error,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key_b64=base64.b64encode(key).decode() if key is not None else None,
+            value_b64=base64.b64encode(value).decode(),
+            dead_lettered_at=at,
+        )
+
+    def original_value(self) -> bytes:
+        return base64.b64decode(self.value_b64)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))

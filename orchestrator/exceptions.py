@@ -1,0 +1,97 @@
+"""The one exception tree of the orchestrator.
+
+Every error the orchestrator raises on purpose derives from :class:`OrchestratorError`::
+
+    OrchestratorError
+     ├── ConfigError               bad setting in the environment or the config file
+     ├── ContractError             a message does not match its contract (event, action, ...)
+     │    └── InvalidEventError        not JSON / not a valid customer event (goes to the dead-letter topic)
+     ├── JourneyError              journey language problems
+     │    ├── JourneyValidationError   one or more problems in journey files (file, line, field)
+     │    └── ConditionError           a CEL condition does not parse, compile or type-check
+     ├── KafkaSetupError           the Kafka side is not as the orchestrator needs it
+     │    ├── BrokerError              the local broker cannot be fetched, formatted or started
+     │    ├── ToolMissingError         java or mvn is missing
+     │    └── TopicLayoutError         topics are missing or disagree on partitions / compaction
+     └── SimulationError           the offline simulator cannot run its input
+
+Each error carries a message that says what is wrong and where.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerError",
+    "ConditionError",
+    "ConfigError",
+    "ContractError",
+    "InvalidEventError",
+    "JourneyError",
+    "JourneyValidationError",
+    "KafkaSetupError",
+    "OrchestratorError",
+    "SimulationError",
+    "ToolMissingError",
+    "TopicLayoutError",
+]
+
+
+class OrchestratorError(Exception):
+    """Root of every error the orchestrator raises on purpose."""
+
+
+class ConfigError(OrchestratorError):
+    """A setting in the environment or in the config file is wrong."""
+
+
+class ContractError(OrchestratorError):
+    """A message does not match its contract."""
+
+
+class InvalidEventError(ContractError):
+    """A raw message is not valid JSON or not a valid customer event.
+
+    ``reason`` is a short machine-readable code (``not_json``, ``invalid_event``),
+    ``detail`` the human-readable explanation naming the offending fields.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class JourneyError(OrchestratorError):
+    """A journey file or condition is wrong."""
+
+
+class JourneyValidationError(JourneyError):
+    """One or more problems found in journey files; ``problems`` lists them all."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems) if problems else "invalid journey")
+        self.problems = problems
+
+
+class ConditionError(JourneyError):
+    """A CEL condition does not parse, compile or type-check."""
+
+
+class KafkaSetupError(OrchestratorError):
+    """The Kafka side is not as the orchestrator needs it."""
+
+
+class BrokerError(KafkaSetupError):
+    """The local broker cannot be fetched, formatted or started."""
+
+
+class ToolMissingError(BrokerError):
+    """A tool the local broker needs (java, mvn) is not installed."""
+
+
+class TopicLayoutError(KafkaSetupError):
+    """Topics are missing or disagree on partition count or cleanup policy."""
+
+
+class SimulationError(OrchestratorError):
+    """The offline simulator cannot run its input."""
