@@ -1,0 +1,491 @@
+"""AST -> Python closures. Each node becomes ``f(activation) -> value``; errors are CelEvaluationError.
+
+Nothing here evaluates Python source: the closures only call the fixed operations of :mod:`ops` and
+:mod:`functions`, so a condition can do no more than CEL's grammar lets it express.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from .errors import CelCompileError, CelEvaluationError
+from .functions import FUNCTIONS, compile_regex
+from .nodes import (
+    And,
+    Binary,
+    Call,
+    Comprehension,
+    Cond,
+    Has,
+    Ident,
+    Index,
+    ListLit,
+    Literal,
+    MapLit,
+    Neg,
+    Node,
+    Not,
+    Or,
+    Select,
+)
+from .ops import BINARY, cel_eq, ge, gt, index, le, lt, neg, no_overload, select
+from .values import Duration, Timestamp, UInt, parse_duration, parse_timestamp
+
+__all__ = ["Compiler", "Fn"]
+
+Fn = Callable[[Mapping[str, Any]], Any]
+_NS_PER_MS = 1_000_000
+
+
+def _as_error(exc: Exception) -> CelEvaluationError:
+    if isinstance(exc, CelEvaluationError):
+        return exc
+    return CelEvaluationError(f"{type(exc).__name__}: {exc}")
+
+
+def now_ms(act: Mapping[str, Any]) -> int:
+    """The evaluation time in epoch milliseconds: ``now_ms`` (int) or else ``now`` (aware datetime)."""
+    v = act.get("now_ms")
+    if type(v) is int:
+        return v
+    v = act.get("now")
+    if isinstance(v, datetime):
+        return Timestamp.from_datetime(v).ns // _NS_PER_MS
+    if type(v) is Timestamp:
+        return v.ns // _NS_PER_MS
+    raise CelEvaluationError(
+        "the activation gives no time: set 'now_ms' (epoch ms) or 'now' (aware datetime)"
+    )
+
+
+class Compiler:
+    """Compiles one checked AST; collects the largest history lookback."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.max_lookback_ms = 0
+
+    def fail(self, reason: str, node: Node) -> CelCompileError:
+        return CelCompileError(reason, node.col, self.source)
+
+    def compile(self, node: Node, local: frozenset[str] = frozenset()) -> Fn:
+        method: Callable[[Any, frozenset[str]], Fn] = getattr(self, "_" + type(node).__name__.lower())
+        return method(node, local)
+
+    # ------------------------------------------------------------ leaves
+    def _literal(self, node: Literal, local: frozenset[str]) -> Fn:
+        value = node.value
+        return lambda act: value
+
+    def _ident(self, node: Ident, local: frozenset[str]) -> Fn:
+        name = node.name
+        if name == "now" and name not in local:
+
+            def now(act: Mapping[str, Any]) -> Any:
+                return Timestamp(now_ms(act) * _NS_PER_MS)
+
+            return now
+
+        def ident(act: Mapping[str, Any]) -> Any:
+            try:
+                return act[name]
+            except KeyError:
+                raise CelEvaluationError(f"no value for variable '{name}' in the activation") from None
+
+        return ident
+
+    # ------------------------------------------------------------ members
+    def _select(self, node: Select, local: frozenset[str]) -> Fn:
+        fields: list[str] = []
+        cur: Node = node
+        while isinstance(cur, Select):
+            fields.append(cur.field)
+            cur = cur.operand
+        fields.reverse()
+        base = self.compile(cur, local)
+        walk = tuple(fields)
+
+        def slow(act: Mapping[str, Any]) -> Any:
+            v = base(act)
+            for f in walk:
+                v = select(v, f)
+            return v
+
+        if isinstance(cur, Ident) and cur.name != "now":
+            root = cur.name
+            if len(walk) == 1:
+                (f0,) = walk
+
+                def sel1(act: Mapping[str, Any]) -> Any:
+                    try:
+                        return act[root][f0]
+                    except (KeyError, TypeError, IndexError):
+                        return slow(act)
+
+                return sel1
+            if len(walk) == 2:
+                f0, f1 = walk
+
+                def sel2(act: Mapping[str, Any]) -> Any:
+                    try:
+                        return act[root][f0][f1]
+                    except (KeyError, TypeError, IndexError):
+                        return slow(act)
+
+                return sel2
+        return slow
+
+    def _has(self, node: Has, local: frozenset[str]) -> Fn:
+        operand, field = self.compile(node.operand, local), node.field
+
+        def has(act: Mapping[str, Any]) -> bool:
+            v = operand(act)
+            if isinstance(v, Mapping):
+                return field in v
+            raise CelEvaluationError(f"has() cannot test a field of a {type(v).__name__}")
+
+        return has
+
+    def _index(self, node: Index, local: frozenset[str]) -> Fn:
+        operand, key = self.compile(node.operand, local), self.compile(node.index, local)
+        return lambda act: index(operand(act), key(act))
+
+    # ------------------------------------------------------------ list and map literals
+    def _listlit(self, node: ListLit, local: frozenset[str]) -> Fn:
+        if all(isinstance(i, Literal) for i in node.items):
+            const = [i.value for i in node.items if isinstance(i, Literal)]
+            return lambda act: list(const)
+        items = tuple(self.compile(i, local) for i in node.items)
+        return lambda act: [f(act) for f in items]
+
+    def _maplit(self, node: MapLit, local: frozenset[str]) -> Fn:
+        entries = tuple((self.compile(k, local), self.compile(v, local)) for k, v in node.entries)
+
+        def build(act: Mapping[str, Any]) -> dict[Any, Any]:
+            out: dict[Any, Any] = {}
+            for kf, vf in entries:
+                k = kf(act)
+                if type(k) not in (str, int, bool, UInt):
+                    raise CelEvaluationError(f"unsupported map key type {type(k).__name__}")
+                if k in out:
+                    raise CelEvaluationError(f"repeated map key {k!r} (true/1 and false/0 also collide here)")
+                out[k] = vf(act)
+            return out
+
+        return build
+
+    # ------------------------------------------------------------ logic
+    def _and(self, node: And, local: frozenset[str]) -> Fn:
+        terms = tuple(self.compile(t, local) for t in node.terms)
+
+        def and_(act: Mapping[str, Any]) -> bool:
+            err: CelEvaluationError | None = None
+            for term in terms:
+                try:
+                    v = term(act)
+                except Exception as exc:
+                    err = err or _as_error(exc)
+                    continue
+                if v is False:
+                    return False
+                if v is not True:
+                    err = err or no_overload("&&", v)
+            if err is not None:
+                raise err
+            return True
+
+        return and_
+
+    def _or(self, node: Or, local: frozenset[str]) -> Fn:
+        terms = tuple(self.compile(t, local) for t in node.terms)
+
+        def or_(act: Mapping[str, Any]) -> bool:
+            err: CelEvaluationError | None = None
+            for term in terms:
+                try:
+                    v = term(act)
+                except Exception as exc:
+                    err = err or _as_error(exc)
+                    continue
+                if v is True:
+                    return True
+                if v is not False:
+                    err = err or no_overload("||", v)
+            if err is not None:
+                raise err
+            return False
+
+        return or_
+
+    def _not(self, node: Not, local: frozenset[str]) -> Fn:
+        operand = self.compile(node.operand, local)
+
+        def not_(act: Mapping[str, Any]) -> bool:
+            v = operand(act)
+            if v is True:
+                return False
+            if v is False:
+                return True
+            raise no_overload("!", v)
+
+        return not_
+
+    def _cond(self, node: Cond, local: frozenset[str]) -> Fn:
+        test, then, orelse = (self.compile(n, local) for n in (node.test, node.then, node.orelse))
+
+        def cond(act: Mapping[str, Any]) -> Any:
+            t = test(act)
+            if t is True:
+                return then(act)
+            if t is False:
+                return orelse(act)
+            raise no_overload("?:", t)
+
+        return cond
+
+    # ------------------------------------------------------------ operators
+    def _neg(self, node: Neg, local: frozenset[str]) -> Fn:
+        operand = self.compile(node.operand, local)
+        return lambda act: neg(operand(act))
+
+    def _binary(self, node: Binary, local: frozenset[str]) -> Fn:
+        left = self.compile(node.left, local)
+        op = node.op
+        right_node = node.right
+        if isinstance(right_node, Literal):
+            fast = _const_right(op, left, right_node.value)
+            if fast is not None:
+                return fast
+        if op == "in" and isinstance(right_node, ListLit) and right_node.items:
+            values = [i.value for i in right_node.items if isinstance(i, Literal)]
+            if len(values) == len(right_node.items) and all(type(v) is str for v in values):
+                strings = frozenset(values)
+
+                def in_strings(act: Mapping[str, Any]) -> bool:
+                    v = left(act)
+                    return type(v) is str and v in strings
+
+                return in_strings
+        right = self.compile(right_node, local)
+        fn = BINARY[op]
+        return lambda act: fn(left(act), right(act))
+
+    # ------------------------------------------------------------ calls
+    def _call(self, node: Call, local: frozenset[str]) -> Fn:
+        if node.target is None and node.name in ("seen", "count"):
+            return self._history(node, local)
+        args = ((node.target,) if node.target is not None else ()) + node.args
+        if node.target is None and node.name in ("duration", "timestamp") and len(args) == 1:
+            arg = args[0]
+            if isinstance(arg, Literal) and type(arg.value) is str:
+                value = self._literal_time(node.name, arg.value, node)
+                return lambda act: value
+        if (
+            node.name == "matches"
+            and len(args) == 2
+            and isinstance(args[1], Literal)
+            and type(args[1].value) is str
+        ):
+            try:
+                regex = compile_regex(args[1].value)
+            except CelEvaluationError as exc:
+                raise self.fail(exc.reason, args[1]) from None
+            subject = self.compile(args[0], local)
+
+            def matches(act: Mapping[str, Any]) -> bool:
+                v = subject(act)
+                if type(v) is not str:
+                    raise no_overload("matches", v)
+                return regex.search(v) is not None
+
+            return matches
+        fn = FUNCTIONS[(node.name, node.target is not None)].impl
+        compiled = tuple(self.compile(a, local) for a in args)
+        if len(compiled) == 1:
+            (a0,) = compiled
+            return lambda act: fn(a0(act))
+        if len(compiled) == 2:
+            a0, a1 = compiled
+            return lambda act: fn(a0(act), a1(act))
+        return lambda act: fn(*[a(act) for a in compiled])
+
+    def _literal_time(self, name: str, text: str, node: Node) -> Timestamp | Duration:
+        try:
+            return parse_duration(text) if name == "duration" else parse_timestamp(text)
+        except CelEvaluationError as exc:
+            raise self.fail(exc.reason, node) from None
+
+    def _history(self, node: Call, local: frozenset[str]) -> Fn:
+        within_node = node.args[1]
+        assert isinstance(within_node, Call)
+        assert isinstance(within_node.args[0], Literal)
+        within = self._literal_time("duration", str(within_node.args[0].value), within_node)
+        assert isinstance(within, Duration)
+        if within.ns < 0:
+            raise self.fail(f"{node.name}() needs a positive duration", within_node)
+        window_ms = math.ceil(within.ns / _NS_PER_MS)
+        self.max_lookback_ms = max(self.max_lookback_ms, window_ms)
+        type_fn = self.compile(node.args[0], local)
+        where: tuple[tuple[str, Fn], ...] = ()
+        if len(node.args) == 3:
+            where_node = node.args[2]
+            assert isinstance(where_node, MapLit)
+            where = tuple(
+                (str(k.value), self.compile(v, local))
+                for k, v in where_node.entries
+                if isinstance(k, Literal)
+            )
+        counting = node.name == "count"
+
+        def history(act: Mapping[str, Any]) -> Any:
+            wanted = type_fn(act)
+            if type(wanted) is not str:
+                raise no_overload(node.name, wanted)
+            records = act.get("history")
+            if not isinstance(records, Sequence):
+                raise CelEvaluationError("the activation's 'history' is missing or not a sequence")
+            end = now_ms(act)
+            start = end - window_ms
+            required = [(k, f(act)) for k, f in where]
+            n = 0
+            for rec in reversed(records):
+                at = rec.get("at_ms")
+                if type(at) is not int:
+                    raise CelEvaluationError("a history record has no integer 'at_ms'")
+                if at > end:
+                    continue
+                if at < start:
+                    break
+                if rec.get("type") != wanted:
+                    continue
+                if all(k in rec and cel_eq(rec[k], v) for k, v in required):
+                    if not counting:
+                        return True
+                    n += 1
+            return n if counting else False
+
+        return history
+
+    # ------------------------------------------------------------ macros
+    def _comprehension(self, node: Comprehension, local: frozenset[str]) -> Fn:
+        target = self.compile(node.target, local)
+        inner_local = local | {node.var}
+        pred = self.compile(node.predicate, inner_local) if node.predicate is not None else None
+        transform = self.compile(node.transform, inner_local) if node.transform is not None else None
+        var, macro = node.var, node.macro
+
+        def items(act: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+            coll = target(act)
+            if not isinstance(coll, list | tuple | Mapping):
+                raise no_overload(macro, coll)
+            return coll, dict(act)
+
+        if macro in ("all", "exists"):
+            assert pred is not None
+            decisive = macro == "exists"  # the value that ends the loop early
+
+            def quantifier(act: Mapping[str, Any]) -> bool:
+                coll, scope = items(act)
+                err: CelEvaluationError | None = None
+                for item in coll:
+                    scope[var] = item
+                    try:
+                        v = pred(scope)
+                    except Exception as exc:
+                        err = err or _as_error(exc)
+                        continue
+                    if v is decisive:
+                        return decisive is True
+                    if v is not (not decisive):
+                        err = err or no_overload(macro, v)
+                if err is not None:
+                    raise err
+                return not decisive
+
+            return quantifier
+        if macro == "exists_one":
+            assert pred is not None
+
+            def exists_one(act: Mapping[str, Any]) -> bool:
+                coll, scope = items(act)
+                n = 0
+                for item in coll:
+                    scope[var] = item
+                    v = pred(scope)
+                    if v is True:
+                        n += 1
+                    elif v is not False:
+                        raise no_overload(macro, v)
+                return n == 1
+
+            return exists_one
+
+        def mapper(act: Mapping[str, Any]) -> list[Any]:
+            coll, scope = items(act)
+            out: list[Any] = []
+            for item in coll:
+                scope[var] = item
+                if pred is not None:
+                    keep = pred(scope)
+                    if keep is not True and keep is not False:
+                        raise no_overload(macro, keep)
+                    if not keep:
+                        continue
+                out.append(transform(scope) if transform is not None else item)
+            return out
+
+        return mapper
+
+
+def _const_right(op: str, left: Fn, c: Any) -> Fn | None:
+    """Fast paths for comparing with a literal on the right, the common shape of journey conditions."""
+    tc = type(c)
+    if op == "==" and tc is bool:
+        return (lambda act: left(act) is True) if c else (lambda act: left(act) is False)
+    if op == "!=" and tc is bool:
+        return (lambda act: left(act) is not True) if c else (lambda act: left(act) is not False)
+    if op in ("==", "!=") and tc is str:
+        equal = op == "=="
+
+        def str_eq(act: Mapping[str, Any]) -> bool:
+            v = left(act)
+            return (type(v) is str and v == c) is equal
+
+        return str_eq
+    if op in ("<", "<=", ">", ">=") and (tc is int or tc is float):
+        slow = {"<": lt, "<=": le, ">": gt, ">=": ge}[op]
+        if op == ">":
+
+            def gt_num(act: Mapping[str, Any]) -> bool:
+                v = left(act)
+                tv = type(v)
+                return v > c if tv is float or tv is int else slow(v, c)
+
+            return gt_num
+        if op == "<":
+
+            def lt_num(act: Mapping[str, Any]) -> bool:
+                v = left(act)
+                tv = type(v)
+                return v < c if tv is float or tv is int else slow(v, c)
+
+            return lt_num
+        if op == ">=":
+
+            def ge_num(act: Mapping[str, Any]) -> bool:
+                v = left(act)
+                tv = type(v)
+                return v >= c if tv is float or tv is int else slow(v, c)
+
+            return ge_num
+
+        def le_num(act: Mapping[str, Any]) -> bool:
+            v = left(act)
+            tv = type(v)
+            return v <= c if tv is float or tv is int else slow(v, c)
+
+        return le_num
+    return None
