@@ -62,7 +62,9 @@ class Settings(BaseModel):
     )
     replication_factor: int = Field(1, ge=1)
     topics: TopicNames = Field(default_factory=TopicNames)
-    store: str = Field("rocksdb://", description="Faust table store: rocksdb:// in production, memory:// in tests.")
+    store: str = Field(
+        "rocksdb://", description="Faust table store: rocksdb:// in production, memory:// in tests."
+    )
     data_dir: Path = Field(Path("var/worker"), description="Where the worker keeps RocksDB files.")
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535, description="Worker web port: /healthz, /readyz, /metrics.")

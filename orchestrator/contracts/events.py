@@ -84,7 +84,7 @@ class CustomerEvent(BaseModel):
             min_length=3,
             max_length=100,
             pattern=EVENT_TYPE_PATTERN,
-            description="Dotted lower-case type, e.g. email.opened; custom types like app.installed are allowed.",
+            description="Dotted lower-case type (email.opened); custom types (app.installed) are allowed.",
         ),
     ]
     identifiers: Identifiers

@@ -1,0 +1,61 @@
+"""Ingestion: raw bytes in, a resolved event or a dead letter out.
+
+:func:`route_raw` is the whole decision, free of Faust, so it is unit-tested directly; the Faust
+agent in :mod:`orchestrator.runtime.app` only feeds it messages and sends what it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from orchestrator.config import TopicNames
+from orchestrator.contracts import DeadLetter, ResolvedEvent, parse_event
+from orchestrator.core.resolution import canonical_key
+from orchestrator.exceptions import InvalidEventError
+
+__all__ = ["Routed", "route_raw"]
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """Where one raw message goes: ``topic``, ``key`` and ``value`` bytes, and why (``reason``)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    reason: str  # "resolved" or the dead-letter reason
+
+
+def route_raw(
+    value: bytes | None,
+    key: bytes | None,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    topics: TopicNames,
+    at: datetime,
+) -> Routed:
+    """Resolve one raw message, or turn it into a dead letter naming what is wrong and where.
+
+    ``at`` is only stamped on dead letters (when they were set aside); it never affects resolution.
+    """
+    raw = value if value is not None else b""
+    try:
+        event = parse_event(raw)
+    except InvalidEventError as exc:
+        letter = DeadLetter.of(
+            reason="not_json" if exc.reason == "not_json" else "invalid_event",
+            error=f"{topic}[{partition}]@{offset}: {exc.detail}",
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=key,
+            value=raw,
+            at=at,
+        )
+        return Routed(topics.dead_letter, key, letter.to_json(), letter.reason)
+    customer_key = canonical_key(event.identifiers)
+    resolved = ResolvedEvent(customer_key=customer_key, event=event)
+    return Routed(topics.resolved_events, customer_key.encode(), resolved.to_json(), "resolved")

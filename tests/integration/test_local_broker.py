@@ -1,0 +1,60 @@
+"""The broker that ``orchestrator kafka up`` starts is a real Apache Kafka that clients can talk to."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from orchestrator.kafka.local_broker import LocalBroker, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_cli_up_status_down_is_a_kafka_jvm(tmp_path: Path) -> None:
+    port = free_port()
+    args = ["--port", str(port), "--controller-port", str(free_port()), "--run-dir", str(tmp_path / "k")]
+    cli = [sys.executable, "-m", "orchestrator", "kafka"]
+    try:
+        up = subprocess.run([*cli, "up", *args], capture_output=True, text=True, timeout=150, check=True)
+        assert up.stdout.strip().splitlines()[-1] == f"127.0.0.1:{port}"
+        broker = LocalBroker(port=port, run_dir=tmp_path / "k")
+        info = broker.recorded()
+        assert info is not None
+        cmdline = Path(f"/proc/{info.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"kafka.Kafka" in cmdline
+        assert any(b"java" in part for part in cmdline[:1])
+
+        again = subprocess.run([*cli, "up", *args], capture_output=True, text=True, timeout=60, check=True)
+        assert "already runs" in again.stdout
+        assert again.stdout.strip().splitlines()[-1] == f"127.0.0.1:{port}"
+
+        status = subprocess.run(
+            [*cli, "status", *args], capture_output=True, text=True, timeout=60, check=True
+        )
+        assert f"127.0.0.1:{port}" in status.stdout
+
+        md = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(timeout=10)
+        assert len(md.brokers) == 1
+    finally:
+        subprocess.run([*cli, "down", *args], capture_output=True, text=True, timeout=60, check=False)
+    status = subprocess.run([*cli, "status", *args], capture_output=True, text=True, timeout=60, check=False)
+    assert status.returncode == 1
+    assert "not running" in status.stdout
+
+
+def test_kcat_lists_the_session_broker(kafka_bootstrap: str) -> None:
+    if shutil.which("kcat") is None:
+        if os.environ.get("CI"):
+            pytest.fail("kcat is missing: make test installs it (Debian package kcat)")
+        pytest.skip("kcat not installed (make test installs it)")
+    out = subprocess.run(
+        ["kcat", "-b", kafka_bootstrap, "-L", "-m", "10"], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert "1 brokers:" in out.stdout

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import load_settings
+from orchestrator.exceptions import ConfigError
+
+
+def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
+    cfg = tmp_path / "orch.toml"
+    cfg.write_text('partitions = 12\nbootstrap_servers = "file:9092"\n[topics]\nraw_events = "in"\n')
+    s = load_settings(cfg, environ={"ORCH_BOOTSTRAP_SERVERS": "env:9092", "ORCH_TOPIC_DEAD_LETTER": "dlq"})
+    assert s.partitions == 12
+    assert s.bootstrap_servers == "env:9092"
+    assert s.topics.raw_events == "in"
+    assert s.topics.dead_letter == "dlq"
+    assert load_settings(cfg, environ={}, bootstrap_servers="cli:1").bootstrap_servers == "cli:1"
+
+
+def test_errors_name_the_source_and_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"environment: field 'partitions' \(env ORCH_PARTITIONS\)"):
+        load_settings(environ={"ORCH_PARTITIONS": "zero"})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("partitions = [")
+    with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
+        load_settings(bad, environ={})
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "missing.toml", environ={})
+    with pytest.raises(ConfigError, match="no action topic for channel"):
+        load_settings(environ={}).topics.action_topic("fax")
+
+
+def test_client_options_carry_security() -> None:
+    s = load_settings(
+        environ={
+            "ORCH_SECURITY_PROTOCOL": "SASL_SSL",
+            "ORCH_SASL_MECHANISM": "PLAIN",
+            "ORCH_SASL_USERNAME": "u",
+            "ORCH_SASL_PASSWORD": "p",
+        }
+    )
+    assert s.librdkafka_options()["sasl.username"] == "u"
+    assert s.kafka_client_options()["security_protocol"] == "SASL_SSL"

@@ -1,0 +1,64 @@
+"""Routing of raw messages: resolution and dead letters, without Kafka."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+
+from orchestrator.config import TopicNames
+from orchestrator.contracts import DeadLetter, Identifiers, ResolvedEvent
+from orchestrator.core.resolution import canonical_key
+from orchestrator.runtime.customers import apply_resolved
+from orchestrator.runtime.ingest import route_raw
+
+TOPICS = TopicNames()
+AT = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+def raw(**over: object) -> bytes:
+    base = {
+        "event_id": "e1",
+        "type": "page.viewed",
+        "identifiers": {"email": "Ann@Example.com", "device_id": "d1"},
+        "occurred_at": "2026-11-20T10:00:00Z",
+        "source": "web",
+    }
+    return orjson.dumps({**base, **over})
+
+
+def test_resolved_event_is_keyed_by_canonical_key() -> None:
+    routed = route_raw(raw(), None, topic="in", partition=0, offset=5, topics=TOPICS, at=AT)
+    assert routed.topic == TOPICS.resolved_events
+    assert routed.key == b"email:ann@example.com"
+    assert ResolvedEvent.model_validate_json(routed.value).event.event_id == "e1"
+
+
+def test_bad_message_becomes_a_dead_letter_with_its_place() -> None:
+    routed = route_raw(b"\xffnope", b"k", topic="in", partition=2, offset=9, topics=TOPICS, at=AT)
+    assert routed.topic == TOPICS.dead_letter
+    letter = DeadLetter.model_validate_json(routed.value)
+    assert (letter.reason, letter.topic, letter.partition, letter.offset) == ("not_json", "in", 2, 9)
+    assert letter.original_value() == b"\xffnope"
+    assert letter.error.startswith("in[2]@9: ")
+    empty = route_raw(None, None, topic="in", partition=0, offset=1, topics=TOPICS, at=AT)
+    assert DeadLetter.model_validate_json(empty.value).reason == "not_json"
+
+
+def test_canonical_key_priority() -> None:
+    assert canonical_key(Identifiers(customer_id="C1", email="a@b")) == "C1"
+    assert canonical_key(Identifiers(phone="+1", device_id="d")) == "phone:+1"
+    assert canonical_key(Identifiers(anonymous_id="x")) == "anonymous_id:x"
+
+
+def test_profile_record_counts_and_recognises_duplicates() -> None:
+    first = ResolvedEvent.model_validate_json(route_raw(raw(), None, topic="i", partition=0, offset=0,
+                                                        topics=TOPICS, at=AT).value)  # fmt: skip
+    applied = apply_resolved(None, first, dedupe_window_ms=3_600_000)
+    assert not applied.duplicate
+    again = apply_resolved(applied.record, first, dedupe_window_ms=3_600_000)
+    assert again.duplicate
+    assert again.record == applied.record
+    record = orjson.loads(applied.record)
+    assert record["profile"]["counts_by_type"] == {"page.viewed": 1}
+    assert record["profile"]["identities"]["device_id"] == ["d1"]
