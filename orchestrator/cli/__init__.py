@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "orchestrator.cli.produce",
     "orchestrator.cli.worker",
     "orchestrator.cli.schemas",
+    "orchestrator.cli.demo",
 )
 
 

@@ -1,0 +1,49 @@
+# Two commands on a fresh machine:  make demo   and   make test
+# Everything they need is installed here: the virtualenv, Python packages, Debian tools, Kafka jars.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEB_TOOLS := kcat
+
+.PHONY: demo test check install debs kafka-jars clean
+
+demo: install
+	$(BIN)/orchestrator demo
+
+test: install debs kafka-jars
+	$(BIN)/ruff check orchestrator tests
+	$(BIN)/ruff format --check orchestrator tests
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+check: install
+	$(BIN)/ruff check orchestrator tests
+	$(BIN)/ruff format --check orchestrator tests
+	$(BIN)/mypy
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (aiokafka 0.14)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Debian tools the tests use (kcat talks to the broker; more come with the operations work).
+debs:
+	@missing=""; for t in $(DEB_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The Kafka broker jars, fetched once from Maven Central into ~/.cache/orchestrator/kafka.
+kafka-jars: install
+	$(BIN)/python -c 'from orchestrator.kafka.local_broker import fetch_kafka; print("kafka jars:", fetch_kafka())'
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
