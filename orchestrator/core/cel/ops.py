@@ -194,7 +194,10 @@ def sub(a: Any, b: Any) -> Any:
     if ta is Timestamp and tb is Duration:
         return Timestamp(a.ns - b.ns)
     if ta is Timestamp and tb is Timestamp:
-        return Duration(a.ns - b.ns)
+        diff = a.ns - b.ns
+        if not INT_MIN <= diff <= INT_MAX:  # as cel-go (and the conformance suite): about +-292 years
+            raise CelEvaluationError("duration out of range")
+        return Duration(diff)
     raise no_overload("-", a, b)
 
 

@@ -189,6 +189,10 @@ class _ToAst(Transformer[Token, Node]):
         _check_name(tok)
         return Call(col, name, None, tuple(args))
 
+    def paren(self, c: list[Any]) -> Node:
+        node: Node = c[1]
+        return node
+
     def args(self, c: list[Node]) -> list[Node]:
         return list(c)
 
