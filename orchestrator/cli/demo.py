@@ -15,7 +15,7 @@ __all__ = ["register"]
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "demo",
-        help="start a local Kafka, create topics, run a worker, produce sample events, show the results, stop",
+        help="start a local Kafka, create topics, run a worker, produce sample events, show results, stop",
     )
     parser.add_argument(
         "--events", type=Path, default=Path("journeys/demo/events.jsonl"), help="events to produce"

@@ -6,6 +6,7 @@ import base64
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -55,6 +56,11 @@ def run_demo(events: Path, workdir: Path, *, bootstrap: str | None, say: Callabl
             say("== stopped the worker and the broker")
 
 
+def _customer(worker: WorkerProcess, key: str) -> dict[str, Any] | None:
+    status, body = worker.get_json(f"/customers/{key}/")
+    return body if status == 200 and isinstance(body, dict) else None
+
+
 def _report(settings: Settings, worker: WorkerProcess, sent: int, say: Callable[[str], None]) -> int:
     t = settings.topics
     letters = read_topic(settings.bootstrap_servers, t.dead_letter, timeout=30, idle=2.0)
@@ -66,11 +72,7 @@ def _report(settings: Settings, worker: WorkerProcess, sent: int, say: Callable[
         say(f"   dead letter [{letter['reason']}] {letter['error'][:110]}\n      original: {original!r}")
     keys = Counter((r.key or b"").decode() for r in resolved)
     for key in sorted(keys):
-        status, body = wait_until(
-            lambda key=key: (res := worker.get_json(f"/customers/{key}/"))[0] == 200 and res,
-            timeout=20,
-            what=f"profile of {key}",
-        )
+        body = wait_until(lambda key=key: _customer(worker, key), timeout=20, what=f"profile of {key}")
         profile = body["profile"]
         counts = ", ".join(f"{k}={v}" for k, v in sorted(profile["counts_by_type"].items()))
         say(f"   customer {key}: tz={profile['timezone']} attrs={profile['attributes']} events: {counts}")
