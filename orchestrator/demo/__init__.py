@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -72,7 +73,7 @@ def _report(settings: Settings, worker: WorkerProcess, sent: int, say: Callable[
         say(f"   dead letter [{letter['reason']}] {letter['error'][:110]}\n      original: {original!r}")
     keys = Counter((r.key or b"").decode() for r in resolved)
     for key in sorted(keys):
-        body = wait_until(lambda key=key: _customer(worker, key), timeout=20, what=f"profile of {key}")
+        body = wait_until(functools.partial(_customer, worker, key), timeout=20, what=f"profile of {key}")
         profile = body["profile"]
         counts = ", ".join(f"{k}={v}" for k, v in sorted(profile["counts_by_type"].items()))
         say(f"   customer {key}: tz={profile['timezone']} attrs={profile['attributes']} events: {counts}")
