@@ -2,19 +2,43 @@
 
 The profile is a plain dataclass, serialised to JSON-compatible dicts for the state stores.
 Logical time is epoch milliseconds passed in by the caller; the wall clock is never read here.
+
+What the profile keeps:
+
+- identities seen, attributes (``profile.updated``), time zone;
+- **addresses** per channel: ``email`` (from the email identifier or ``profile.updated`` email),
+  ``sms`` (phone identifier or ``phone``), ``push`` (``profile.updated`` ``push_token``);
+- **consent** per channel and category (``consent.changed``: ``channel``, ``category``, ``granted``);
+- a bounded **event history** (newest last) for CEL's ``seen``/``count``: events within
+  ``history_window_ms`` of the newest one, at most ``history_max`` of them.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.contracts.events import CustomerEvent
 
-__all__ = ["DEFAULT_TIMEZONE", "Profile", "apply_event"]
+__all__ = [
+    "CONSENT_DEFAULTS",
+    "DEFAULT_HISTORY_MAX",
+    "DEFAULT_HISTORY_WINDOW_MS",
+    "DEFAULT_TIMEZONE",
+    "Profile",
+    "apply_event",
+]
 
 DEFAULT_TIMEZONE = "UTC"
 """Time zone assumed when a profile has none (profile.updated with properties.timezone sets it)."""
+DEFAULT_HISTORY_WINDOW_MS = 30 * 86_400_000
+DEFAULT_HISTORY_MAX = 200
+CONSENT_DEFAULTS = {"marketing": False, "transactional": True}
+"""Consent assumed when a customer never said: no marketing, yes to transactional messages."""
+_CHANNELS = ("email", "sms", "push")
+_ADDRESS_FIELDS = {"email": "email", "phone": "sms", "push_token": "push"}
+_HISTORY_FIELDS = ("type", "at_ms", "campaign", "action_id", "journey", "channel")
 
 
 @dataclass(slots=True)
@@ -29,6 +53,31 @@ class Profile:
     first_seen_ms: int | None = None
     last_seen_ms: int | None = None
     counts_by_type: dict[str, int] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)
+    """Where to reach the customer, by channel (email, sms, push)."""
+    consent: dict[str, dict[str, bool]] = field(default_factory=dict)
+    """Explicit consent by channel, then category (marketing, transactional)."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Recent events, oldest first, in the shape CEL's history functions read."""
+
+    def has_consent(self, channel: str, category: str) -> bool:
+        return self.consent.get(channel, {}).get(category, CONSENT_DEFAULTS.get(category, False))
+
+    def cel_view(self) -> dict[str, Any]:
+        """The ``profile`` variable of conditions: attributes at the top, then the reserved fields."""
+        view = dict(self.attributes)
+        view["attributes"] = self.attributes
+        view["key"] = self.customer_key
+        view["timezone"] = self.timezone
+        view["email"] = self.addresses.get("email", "")
+        view["phone"] = self.addresses.get("sms", "")
+        view["push_token"] = self.addresses.get("push", "")
+        view["addresses"] = self.addresses
+        view["consent"] = {ch: {c: self.has_consent(ch, c) for c in CONSENT_DEFAULTS} for ch in _CHANNELS}
+        view["counts"] = self.counts_by_type
+        view["first_seen_ms"] = self.first_seen_ms or 0
+        view["last_seen_ms"] = self.last_seen_ms or 0
+        return view
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +88,9 @@ class Profile:
             "first_seen_ms": self.first_seen_ms,
             "last_seen_ms": self.last_seen_ms,
             "counts_by_type": self.counts_by_type,
+            "addresses": self.addresses,
+            "consent": self.consent,
+            "history": [[h[f] for f in _HISTORY_FIELDS] for h in self.history],
         }
 
     @classmethod
@@ -51,15 +103,28 @@ class Profile:
             first_seen_ms=data.get("first_seen_ms"),
             last_seen_ms=data.get("last_seen_ms"),
             counts_by_type=dict(data.get("counts_by_type", {})),
+            addresses=dict(data.get("addresses", {})),
+            consent={k: dict(v) for k, v in data.get("consent", {}).items()},
+            history=[dict(zip(_HISTORY_FIELDS, row, strict=True)) for row in data.get("history", [])],
         )
 
 
-def apply_event(profile: Profile, event: CustomerEvent) -> Profile:
+def apply_event(
+    profile: Profile,
+    event: CustomerEvent,
+    *,
+    history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS,
+    history_max: int = DEFAULT_HISTORY_MAX,
+) -> Profile:
     """Fold one event into the profile (in place, returned for chaining)."""
     for kind, value in event.identifiers.items():
         seen = profile.identities.setdefault(kind, [])
         if value not in seen:
             seen.append(value)
+        if kind == "email" and "email" not in profile.addresses:
+            profile.addresses["email"] = value
+        elif kind == "phone" and "sms" not in profile.addresses:
+            profile.addresses["sms"] = value
     at = event.occurred_ms
     if profile.first_seen_ms is None or at < profile.first_seen_ms:
         profile.first_seen_ms = at
@@ -67,13 +132,72 @@ def apply_event(profile: Profile, event: CustomerEvent) -> Profile:
         profile.last_seen_ms = at
     profile.counts_by_type[event.type] = profile.counts_by_type.get(event.type, 0) + 1
     if event.type == "profile.updated":
-        attrs = event.properties.get("attributes", event.properties)
-        if isinstance(attrs, dict):
-            for key, value in attrs.items():
-                if key == "timezone" and isinstance(value, str):
-                    profile.timezone = value
-                elif value is None:
-                    profile.attributes.pop(key, None)
-                else:
-                    profile.attributes[key] = value
+        _update_attributes(profile, event.properties)
+    elif event.type == "consent.changed":
+        _update_consent(profile, event.properties)
+    _remember(profile, event, at, history_window_ms, history_max)
     return profile
+
+
+def _update_attributes(profile: Profile, properties: dict[str, Any]) -> None:
+    attrs = properties.get("attributes", properties)
+    if not isinstance(attrs, dict):
+        return
+    for key, value in attrs.items():
+        if key == "timezone" and isinstance(value, str):
+            profile.timezone = value
+        elif key in _ADDRESS_FIELDS:
+            channel = _ADDRESS_FIELDS[key]
+            if isinstance(value, str) and value.strip():
+                profile.addresses[channel] = value.strip()
+            elif value is None:
+                profile.addresses.pop(channel, None)
+        elif value is None:
+            profile.attributes.pop(key, None)
+        else:
+            profile.attributes[key] = value
+
+
+def _update_consent(profile: Profile, properties: dict[str, Any]) -> None:
+    """``{"channel": "sms"|"all", "category": "marketing"|"transactional"|"all", "granted": bool}``.
+
+    ``status: granted|revoked`` is accepted instead of ``granted``; category defaults to marketing.
+    """
+    granted = properties.get("granted")
+    if granted is None:
+        status = str(properties.get("status", "")).lower()
+        granted = {"granted": True, "opted_in": True, "revoked": False, "opted_out": False}.get(status)
+    if not isinstance(granted, bool):
+        return
+    channel = str(properties.get("channel", "all"))
+    category = str(properties.get("category", "marketing"))
+    channels = _CHANNELS if channel == "all" else (channel,) if channel in _CHANNELS else ()
+    categories = tuple(CONSENT_DEFAULTS) if category == "all" else (category,)
+    for ch in channels:
+        for cat in categories:
+            if cat in CONSENT_DEFAULTS:
+                profile.consent.setdefault(ch, {})[cat] = granted
+
+
+def _remember(profile: Profile, event: CustomerEvent, at: int, window_ms: int, max_items: int) -> None:
+    channel = event.type.split(".", 1)[0]
+    entry = {
+        "type": event.type,
+        "at_ms": at,
+        "campaign": event.campaign or "",
+        "action_id": event.action_id or "",
+        "journey": event.journey or "",
+        "channel": channel if channel in _CHANNELS else "",
+    }
+    history = profile.history
+    if not history or history[-1]["at_ms"] <= at:
+        history.append(entry)
+    else:
+        bisect.insort_right(history, entry, key=lambda h: int(h["at_ms"]))
+    horizon = history[-1]["at_ms"] - window_ms
+    drop = 0
+    while drop < len(history) and history[drop]["at_ms"] < horizon:
+        drop += 1
+    drop = max(drop, len(history) - max_items)
+    if drop:
+        del history[:drop]

@@ -1,0 +1,104 @@
+"""``orchestrator simulate --journeys DIR --events FILE.jsonl [--out FILE] [--report FILE] [--until ISO]``.
+
+Replays recorded events through the journeys, offline and with event time as the clock; writes the
+actions as JSONL (the action contract), prints a funnel per journey, and a JSON report with
+``--report``. Invalid event lines are skipped and listed with their line number and reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from orchestrator.core.journey.durations import parse_duration
+from orchestrator.exceptions import JourneyValidationError, SimulationError
+from orchestrator.simulate.runner import simulate_file
+
+__all__ = ["parse_until", "register", "simulate_command"]
+
+_SHOWN_INVALID = 20
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("simulate", help="replay recorded events through journeys, offline")
+    parser.add_argument("--journeys", type=Path, required=True, metavar="DIR", help="folder of journey files")
+    parser.add_argument(
+        "--events", type=Path, required=True, metavar="FILE", help="events, one JSON per line"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="FILE", help="write the actions here (JSONL)"
+    )
+    parser.add_argument("--report", type=Path, default=None, metavar="FILE", help="write the funnel as JSON")
+    parser.add_argument(
+        "--until", default=None, metavar="ISO", help="at the end, fire pending timers due up to this time"
+    )
+    parser.add_argument(
+        "--lateness", default=None, metavar="DURATION", help="events older than this start no journey"
+    )
+    parser.set_defaults(func=simulate_command)
+
+
+def parse_until(text: str) -> int:
+    """An ISO 8601 instant (``Z`` or an offset; UTC when none) as epoch milliseconds."""
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise SimulationError(
+            f"--until: {text!r} is not an ISO 8601 time (e.g. 2025-03-01T00:00:00Z)"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def simulate_command(args: argparse.Namespace) -> int:
+    until = parse_until(args.until) if args.until else None
+    try:
+        lateness = parse_duration(args.lateness) if args.lateness else None
+    except ValueError as exc:
+        raise SimulationError(f"--lateness: {exc}") from None
+    try:
+        result = simulate_file(
+            args.journeys,
+            args.events,
+            out_path=args.out,
+            until_ms=until,
+            progress=sys.stderr.isatty(),
+            lateness_ms=lateness,
+        )
+    except JourneyValidationError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return 1
+    for bad in result.invalid[:_SHOWN_INVALID]:
+        print(f"{args.events}:{bad.line}: skipped ({bad.reason}): {bad.error}", file=sys.stderr)
+    if len(result.invalid) > _SHOWN_INVALID:
+        print(
+            f"... and {len(result.invalid) - _SHOWN_INVALID} more invalid lines (see --report)",
+            file=sys.stderr,
+        )
+    print(result.funnel.table())
+    print(
+        f"{result.events_read} events read, {result.events_applied} applied, {result.duplicates} duplicates, "
+        f"{len(result.invalid)} invalid; {result.customers} customers; {result.actions} actions"
+        + (f" written to {args.out}" if args.out else "")
+    )
+    if args.report is not None:
+        args.report.write_bytes(orjson.dumps(result.report(), option=orjson.OPT_INDENT_2) + b"\n")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m orchestrator.cli.simulate
+    _parser = argparse.ArgumentParser(prog="orchestrator")
+    register(_parser.add_subparsers(dest="command", required=True))
+    _args = _parser.parse_args(["simulate", *sys.argv[1:]])
+    try:
+        sys.exit(_args.func(_args))
+    except SimulationError as _exc:
+        print(f"orchestrator simulate: error: {_exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,102 @@
+"""``orchestrator validate PATH...``: check journey files (schema, graph, CEL) and report every problem.
+
+Exit 0 with a one-line summary per file when all are clean; exit 1 with all problems of all files on
+stderr (each ``file:line: field: message``) when any.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from orchestrator.core.journey.durations import format_duration, parse_duration
+from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
+from orchestrator.core.journey.model import JourneyDefinition
+from orchestrator.exceptions import JourneyValidationError
+
+__all__ = ["journey_files", "register", "summary", "validate_command", "validate_paths"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("validate", help="check journey files and report every problem")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="journey files or directories")
+    parser.add_argument(
+        "--history-window",
+        default=format_duration(DEFAULT_HISTORY_WINDOW_MS),
+        help="event history the engine keeps; conditions may not look further back (default 30d)",
+    )
+    parser.set_defaults(func=validate_command)
+
+
+def journey_files(paths: list[Path]) -> tuple[list[Path], list[str]]:
+    """Files named, plus ``*.yaml``/``*.yml`` in directories named; and problems for missing paths."""
+    files: list[Path] = []
+    problems: list[str] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted([*p.glob("*.yaml"), *p.glob("*.yml")])
+            if not found:
+                problems.append(f"{p}:1: (root): no journey files (*.yaml) in this directory")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            problems.append(f"{p}:1: (root): no such file or directory")
+    return files, problems
+
+
+def summary(d: JourneyDefinition) -> str:
+    kinds: dict[str, int] = {}
+    for s in d.steps.values():
+        kinds[s.kind] = kinds.get(s.kind, 0) + 1
+    steps = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    trigger = ", ".join(sorted(d.entry.events)) or "condition"
+    head = f"{d.source_name}: ok: {d.id} v{d.version} ({d.status})"
+    return f"{head}, entry on {trigger}, {len(d.steps)} steps ({steps})"
+
+
+def validate_paths(
+    paths: list[Path], history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS
+) -> tuple[list[str], list[str]]:
+    """(summaries of clean files, problems of all files)."""
+    files, problems = journey_files(paths)
+    summaries: list[str] = []
+    seen: dict[tuple[str, int], str] = {}
+    for f in files:
+        try:
+            d = load_journey_file(f, history_window_ms=history_window_ms)
+        except JourneyValidationError as exc:
+            problems.extend(exc.problems)
+            continue
+        other = seen.get(d.key)
+        if other is not None:
+            problems.append(f"{f}:1: id: {d.id} version {d.version} is also defined in {other}")
+        seen[d.key] = str(f)
+        summaries.append(summary(d))
+    return summaries, problems
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    try:
+        window = parse_duration(args.history_window)
+    except ValueError as exc:
+        print(f"orchestrator validate: --history-window: {exc}", file=sys.stderr)
+        return 2
+    summaries, problems = validate_paths(list(args.paths), window)
+    if problems:
+        for p in problems:
+            print(p, file=sys.stderr)
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    for line in summaries:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m orchestrator.cli.validate
+    _parser = argparse.ArgumentParser(prog="orchestrator")
+    register(_parser.add_subparsers(dest="command", required=True))
+    _args = _parser.parse_args(["validate", *sys.argv[1:]])
+    sys.exit(_args.func(_args))

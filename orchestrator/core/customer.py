@@ -1,0 +1,269 @@
+"""The per-customer logic both shells call: the streaming runtime and ``orchestrator simulate``.
+
+``CustomerLogic.on_event`` and ``CustomerLogic.on_wakeup`` take one customer's state and an event
+or a logical time, and return an :class:`Outcome`: the new state, the actions to emit, the funnel
+transitions and the next wake-up. Pure: no Kafka, no wall clock; the same inputs give the same
+outputs. The state passed in is updated in place and returned in the Outcome (pass a copy, e.g.
+``CustomerState.from_dict(state.to_dict())``, to keep the old one).
+
+Order of one event (logical time ``t`` = the event's time, never later than ``now_ms``):
+
+1. an event id seen within the dedupe window is a duplicate: nothing changes, nothing is sent;
+2. the customer's timers due strictly before ``t`` fire, each at its own due time, in time order;
+   a timer due exactly at ``t`` fires after the event ("an open at exactly the timeout is in time");
+3. the event is applied to the profile (always, even when late), then to the journeys: archived
+   journeys and migrations, goals, exit rules, waits, and last the entries. An event older than
+   ``lateness_ms`` (relative to ``now_ms``) starts no journey. ``customer.erased`` ends every
+   instance and returns ``state=None`` (delete).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.contracts.actions import ChannelAction
+from orchestrator.contracts.events import CustomerEvent
+from orchestrator.core.engine.records import Transition
+from orchestrator.core.engine.run import Run
+from orchestrator.core.engine.state import CustomerState, Instance
+from orchestrator.core.journey.model import JourneyDefinition, WaitStep
+from orchestrator.core.journey.registry import JourneyRegistry
+from orchestrator.core.profile import DEFAULT_HISTORY_MAX, apply_event
+
+__all__ = ["DAY_MS", "CustomerLogic", "CustomerState", "Outcome", "Transition", "event_view"]
+
+DAY_MS = 86_400_000
+ERASE_EVENT = "customer.erased"
+
+
+@dataclass(slots=True)
+class Outcome:
+    state: CustomerState | None
+    """The new state; None means "delete this customer's state"."""
+    actions: list[ChannelAction] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    next_wakeup_ms: int | None = None
+    """The earliest pending timer of this customer, or None."""
+    duplicate: bool = False
+    """True when the event was a duplicate and ignored."""
+
+
+def event_view(event: CustomerEvent) -> dict[str, Any]:
+    """The ``event`` variable of conditions (also kept as an instance's entry event)."""
+    return {
+        "id": event.event_id,
+        "type": event.type,
+        "at_ms": event.occurred_ms,
+        "source": event.source,
+        "properties": event.properties,
+        "campaign": event.campaign or "",
+        "action_id": event.action_id or "",
+        "journey": event.journey or "",
+    }
+
+
+class CustomerLogic:
+    """Applies events and timers to one customer's state against the deployed journeys."""
+
+    def __init__(
+        self,
+        registry: JourneyRegistry,
+        *,
+        history_window_ms: int = 30 * DAY_MS,
+        lateness_ms: int | None = None,
+        dedupe_window_ms: int = 3 * DAY_MS,
+        history_max: int = DEFAULT_HISTORY_MAX,
+    ) -> None:
+        self.registry = registry
+        self.history_window_ms = history_window_ms
+        self.lateness_ms = lateness_ms
+        self.dedupe_window_ms = dedupe_window_ms
+        self.history_max = history_max
+
+    # -- public ---------------------------------------------------------------------------------
+    def on_event(
+        self, customer_key: str, state: CustomerState | None, event: CustomerEvent, now_ms: int
+    ) -> Outcome:
+        if state is not None and event.event_id in state.seen:
+            return Outcome(state=state, next_wakeup_ms=state.next_wakeup_ms(), duplicate=True)
+        if state is None:
+            state = CustomerState.new(customer_key)
+        at = min(event.occurred_ms, now_ms)
+        run = Run(customer_key, state)
+        self._fire_due(run, at, inclusive=False)
+        apply_event(
+            state.profile, event, history_window_ms=self.history_window_ms, history_max=self.history_max
+        )
+        state.clock_ms = max(state.clock_ms, at)
+        if event.type == ERASE_EVENT:
+            for inst in list(state.instances):
+                run.finish(inst, "exited", "erased", at)
+            return Outcome(state=None, actions=run.actions, transitions=run.transitions)
+        view = event_view(event)
+        self._to_instances(run, event.type, view, at)
+        late = self.lateness_ms is not None and now_ms - event.occurred_ms > self.lateness_ms
+        if not late:
+            self._entries(run, event.type, view, at)
+        self._remember(state, event.event_id, at)
+        return Outcome(
+            state=state,
+            actions=run.actions,
+            transitions=run.transitions,
+            next_wakeup_ms=state.next_wakeup_ms(),
+        )
+
+    def on_wakeup(self, customer_key: str, state: CustomerState | None, now_ms: int) -> Outcome:
+        """Fire every timer due at or before ``now_ms``; a timer that no longer matters does nothing."""
+        if state is None:
+            return Outcome(state=None)
+        run = Run(customer_key, state)
+        self._fire_due(run, now_ms, inclusive=True)
+        state.clock_ms = max(state.clock_ms, now_ms)
+        return Outcome(
+            state=state,
+            actions=run.actions,
+            transitions=run.transitions,
+            next_wakeup_ms=state.next_wakeup_ms(),
+        )
+
+    # -- timers ---------------------------------------------------------------------------------
+    def _fire_due(self, run: Run, until_ms: int, *, inclusive: bool) -> None:
+        state = run.state
+        while True:
+            due: list[Instance] = [
+                i
+                for i in state.instances
+                if i.due_ms is not None and (i.due_ms <= until_ms if inclusive else i.due_ms < until_ms)
+            ]
+            if not due:
+                return
+            inst = min(due, key=lambda i: (i.due_ms, i.journey, i.entry_seq))
+            at = inst.due_ms
+            assert at is not None
+            journey = self._resolve(run, inst, at)
+            if journey is None:
+                continue
+            run.fire(inst, journey)
+
+    def _resolve(self, run: Run, inst: Instance, at_ms: int) -> JourneyDefinition | None:
+        """The definition ``inst`` runs on at ``at_ms``; ends it (and returns None) when archived or gone."""
+        current = self.registry.current(inst.journey, at_ms)
+        if current is None or current.status == "archived":
+            run.finish(inst, "exited", "archived", at_ms)
+            return None
+        if current.version != inst.version and current.migrate:
+            step = current.steps.get(inst.step)
+            old = self.registry.version(inst.journey, inst.version)
+            old_step = old.steps.get(inst.step) if old else None
+            if step is None or (old_step is not None and step.kind != old_step.kind):
+                run.finish(inst, "exited", f"migration_no_step_{inst.step}", at_ms)
+                return None
+            inst.version = current.version
+            return current
+        journey = (
+            current if current.version == inst.version else self.registry.version(inst.journey, inst.version)
+        )
+        if journey is None:
+            run.finish(inst, "exited", "version_missing", at_ms)
+        return journey
+
+    # -- the event on journeys ------------------------------------------------------------------
+    def _to_instances(self, run: Run, event_type: str, view: dict[str, Any], at: int) -> None:
+        for inst in list(run.state.instances):
+            if inst not in run.state.instances:
+                continue
+            journey = self._resolve(run, inst, at)
+            if journey is None:
+                continue
+            if event_type not in journey.event_types and not _has_condition_rules(journey):
+                continue
+            if self._ends(run, inst, journey, event_type, view, at):
+                continue
+            if inst.held:
+                continue
+            step = journey.steps.get(inst.step)
+            if (
+                isinstance(step, WaitStep)
+                and step.mode == "event"
+                and event_type in step.event_types
+                and run.wait_matches(inst, journey, step, view, at)
+            ):
+                run.move(inst, journey, step.next, view, at)
+
+    def _ends(
+        self,
+        run: Run,
+        inst: Instance,
+        journey: JourneyDefinition,
+        event_type: str,
+        view: dict[str, Any],
+        at: int,
+    ) -> bool:
+        for goal in journey.goals:
+            if (not goal.events or event_type in goal.events) and run.test(
+                goal.condition, view, at, inst, journey
+            ):
+                run.finish(inst, "goal", goal.name, at)
+                return True
+        for rule in journey.exits:
+            if (not rule.events or event_type in rule.events) and run.test(
+                rule.condition, view, at, inst, journey
+            ):
+                run.finish(inst, "exited", rule.name, at)
+                return True
+        return False
+
+    def _entries(self, run: Run, event_type: str, view: dict[str, Any], at: int) -> None:
+        by_event = self.registry.entered_by(event_type)
+        by_condition = self.registry.condition_entries()
+        candidates = by_event if not by_condition else tuple(dict.fromkeys((*by_event, *by_condition)))
+        state = run.state
+        for jid in candidates:
+            journey = self.registry.current(jid, at)
+            if journey is None or journey.status != "active":
+                continue
+            entry = journey.entry
+            if entry.becomes_true is not None:
+                if entry.events and event_type not in entry.events:
+                    continue
+                now_true = run.test(entry.becomes_true, view, at, None, journey)
+                was_true = state.conditions.pop(jid, False)
+                if now_true:
+                    state.conditions[jid] = True
+                if not now_true or was_true:
+                    continue
+                reason = "condition"
+            elif event_type in entry.events and run.test(entry.condition, view, at, None, journey):
+                reason = event_type
+            else:
+                continue
+            if self._may_enter(state, journey, at):
+                run.enter(journey, view, at, reason)
+
+    @staticmethod
+    def _may_enter(state: CustomerState, journey: JourneyDefinition, at: int) -> bool:
+        rule = journey.re_entry
+        count, last = state.entries.get(journey.id, (0, 0))
+        if count:
+            if rule.policy == "never":
+                return False
+            if rule.policy == "cooldown" and at - last < rule.cooldown_ms:
+                return False
+        return state.active(journey.id) < rule.max_concurrent
+
+    def _remember(self, state: CustomerState, event_id: str, at: int) -> None:
+        seen = state.seen
+        seen[event_id] = at
+        horizon = state.clock_ms - self.dedupe_window_ms
+        stale = []
+        for key, when in seen.items():
+            if when >= horizon:
+                break
+            stale.append(key)
+        for key in stale:
+            del seen[key]
+
+
+def _has_condition_rules(journey: JourneyDefinition) -> bool:
+    return any(not g.events for g in journey.goals) or any(not x.events for x in journey.exits)

@@ -1,0 +1,330 @@
+"""The step machine: moves one customer's journey instances through their steps at a logical time.
+
+A :class:`Run` lives for one engine call (one event or one wake-up of one customer). It owns the
+outputs of that call (actions, transitions) and the CEL activation, built once per logical time
+and per event, not once per condition. Conditions that fail at run time (a missing key, a wrong
+type) count as false: one customer's odd data must not stop the stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.contracts.actions import ChannelAction
+from orchestrator.core.engine.clock import next_local_time, utc_from_ms
+from orchestrator.core.engine.ids import action_id, split_bucket
+from orchestrator.core.engine.records import Transition, TransitionKind
+from orchestrator.core.engine.state import CustomerState, Instance
+from orchestrator.core.journey.model import (
+    BranchStep,
+    Condition,
+    ExitStep,
+    JourneyDefinition,
+    SendStep,
+    SplitStep,
+    UpdateStep,
+    WaitStep,
+)
+from orchestrator.exceptions import ConditionError
+
+__all__ = ["MAX_STEPS_PER_MOVE", "Run", "to_json_value"]
+
+MAX_STEPS_PER_MOVE = 200
+"""Safety net: an instance taking more steps than this without waiting exits with ``loop_limit``."""
+
+
+def to_json_value(value: Any) -> Any:
+    """A CEL result as a JSON-compatible value (unknown types become their text)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json_value(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+class Run:
+    """One engine call for one customer."""
+
+    def __init__(self, customer_key: str, state: CustomerState) -> None:
+        self.customer_key = customer_key
+        self.state = state
+        self.actions: list[ChannelAction] = []
+        self.transitions: list[Transition] = []
+        self._profile_view: dict[str, Any] | None = None
+
+    # -- conditions -------------------------------------------------------------------------------
+    def profile_changed(self) -> None:
+        self._profile_view = None
+
+    def activation(
+        self, event: dict[str, Any], at_ms: int, inst: Instance | None, journey: JourneyDefinition
+    ) -> dict[str, Any]:
+        if self._profile_view is None:
+            self._profile_view = self.state.profile.cel_view()
+        return {
+            "profile": self._profile_view,
+            "event": event,
+            "history": self.state.profile.history,
+            "now_ms": at_ms,
+            "journey": {
+                "id": journey.id,
+                "version": journey.version,
+                "entry_seq": inst.entry_seq if inst else 0,
+                "entered_at_ms": inst.entered_ms if inst else at_ms,
+                "step": inst.step if inst else "",
+                "splits": inst.splits if inst else {},
+                "visits": inst.visits if inst else {},
+                "entry_event": inst.entry_event if inst else event,
+            },
+        }
+
+    def test(
+        self,
+        cond: Condition | None,
+        event: dict[str, Any],
+        at_ms: int,
+        inst: Instance | None,
+        journey: JourneyDefinition,
+    ) -> bool:
+        """True when ``cond`` is absent or holds; a run-time error counts as false."""
+        if cond is None:
+            return True
+        try:
+            return cond.compiled.test(self.activation(event, at_ms, inst, journey))
+        except ConditionError:
+            return False
+
+    def value(
+        self, cond: Condition, event: dict[str, Any], at_ms: int, inst: Instance, journey: JourneyDefinition
+    ) -> tuple[bool, Any]:
+        try:
+            return True, to_json_value(cond.compiled.evaluate(self.activation(event, at_ms, inst, journey)))
+        except ConditionError:
+            return False, None
+
+    # -- records --------------------------------------------------------------------------------
+    def record(
+        self,
+        kind: TransitionKind,
+        inst: Instance,
+        at_ms: int,
+        *,
+        step: str | None = None,
+        branch: str | None = None,
+        reason: str | None = None,
+        splits: dict[str, str] | None = None,
+    ) -> None:
+        self.transitions.append(
+            Transition(
+                kind=kind,
+                journey_id=inst.journey,
+                version=inst.version,
+                step_id=step,
+                branch=branch,
+                reason=reason,
+                at_ms=at_ms,
+                entry_seq=inst.entry_seq,
+                splits=dict(splits) if splits else {},
+            )
+        )
+
+    def finish(self, inst: Instance, kind: TransitionKind, reason: str, at_ms: int) -> None:
+        """End ``inst`` (goal or exited) and drop it from the state."""
+        self.record(kind, inst, at_ms, step=inst.step, reason=reason, splits=inst.splits)
+        inst.due_ms = None
+        if inst in self.state.instances:
+            self.state.instances.remove(inst)
+
+    # -- moving ---------------------------------------------------------------------------------
+    def enter(self, journey: JourneyDefinition, event: dict[str, Any], at_ms: int, reason: str) -> Instance:
+        counts = self.state.entries.get(journey.id, [0, 0])
+        inst = Instance(
+            journey=journey.id,
+            version=journey.version,
+            entry_seq=counts[0] + 1,
+            step=journey.start,
+            entered_ms=at_ms,
+            entry_event=event,
+        )
+        self.state.entries[journey.id] = [inst.entry_seq, at_ms]
+        self.state.instances.append(inst)
+        self.record("entered", inst, at_ms, reason=reason)
+        self.move(inst, journey, journey.start, event, at_ms)
+        return inst
+
+    def move(
+        self,
+        inst: Instance,
+        journey: JourneyDefinition,
+        step_id: str | None,
+        event: dict[str, Any],
+        at_ms: int,
+        end_reason: str = "completed",
+    ) -> None:
+        """Run steps from ``step_id`` until the instance waits or leaves."""
+        inst.due_ms = None
+        for _ in range(MAX_STEPS_PER_MOVE):
+            if step_id is None:
+                self.finish(inst, "exited", end_reason, at_ms)
+                return
+            step = journey.steps[step_id]
+            inst.step = step_id
+            visit = inst.visits.get(step_id, 0) + 1
+            inst.visits[step_id] = visit
+            if isinstance(step, WaitStep):
+                self.record("step", inst, at_ms, step=step_id)
+                if self._start_wait(inst, step, at_ms):
+                    return
+                step_id = step.next
+            elif isinstance(step, SendStep):
+                self.record(
+                    "step",
+                    inst,
+                    at_ms,
+                    step=step_id,
+                    reason=self._send(inst, journey, step, visit, event, at_ms),
+                )
+                step_id = step.next
+            elif isinstance(step, BranchStep):
+                self.record("step", inst, at_ms, step=step_id)
+                step_id = next(
+                    (nxt for cond, nxt in step.branches if self.test(cond, event, at_ms, inst, journey)),
+                    step.default,
+                )
+            elif isinstance(step, SplitStep):
+                self.record("step", inst, at_ms, step=step_id)
+                branch = self._pick(step, inst)
+                inst.splits[step_id] = branch.name
+                self.record("split", inst, at_ms, step=step_id, branch=branch.name)
+                if branch.next is None:
+                    inst.held = True
+                    inst.due_ms = at_ms + journey.holdout_window_ms
+                    return
+                step_id = branch.next
+            elif isinstance(step, UpdateStep):
+                self.record("step", inst, at_ms, step=step_id)
+                self._update(inst, journey, step, event, at_ms)
+                step_id = step.next
+            else:
+                assert isinstance(step, ExitStep)
+                self.record("step", inst, at_ms, step=step_id)
+                self.finish(inst, "exited", step.reason, at_ms)
+                return
+            end_reason = "completed"
+        self.finish(inst, "exited", "loop_limit", at_ms)
+
+    def _start_wait(self, inst: Instance, step: WaitStep, at_ms: int) -> bool:
+        """Park ``inst`` on ``step``; False when the wait is already over (go on at once)."""
+        if step.mode == "duration":
+            due = at_ms + step.duration_ms
+        elif step.mode == "time_of_day":
+            hour, minute = step.time_of_day
+            due = next_local_time(at_ms, step.timezone or self.state.profile.timezone, hour, minute)
+            if due <= at_ms:
+                return False
+        else:
+            due = at_ms + step.timeout_ms
+        inst.due_ms = due
+        return True
+
+    def _pick(self, step: SplitStep, inst: Instance) -> Any:
+        bucket = split_bucket(self.customer_key, inst.journey, step.id, step.salt)
+        edge = 0
+        for branch in step.branches:
+            edge += branch.basis_points
+            if bucket < edge:
+                return branch
+        return step.branches[-1]
+
+    def _update(
+        self, inst: Instance, journey: JourneyDefinition, step: UpdateStep, event: dict[str, Any], at_ms: int
+    ) -> None:
+        attrs = self.state.profile.attributes
+        for name, expr in step.assignments:
+            ok, value = self.value(expr, event, at_ms, inst, journey)
+            if not ok:
+                continue
+            if value is None:
+                attrs.pop(name, None)
+            else:
+                attrs[name] = value
+        self.profile_changed()
+
+    def _send(
+        self,
+        inst: Instance,
+        journey: JourneyDefinition,
+        step: SendStep,
+        visit: int,
+        event: dict[str, Any],
+        at_ms: int,
+    ) -> str | None:
+        """Build the action of a send step; returns why it was skipped, or None when an action was made."""
+        recipient = self.state.profile.addresses.get(step.channel)
+        aid = action_id(self.customer_key, journey.id, journey.version, inst.entry_seq, step.id, visit)
+        inst.sends[step.id] = aid
+        if not recipient:
+            return "no_address"
+        personalization: dict[str, Any] = {}
+        for name, expr in step.personalization:
+            ok, value = self.value(expr, event, at_ms, inst, journey)
+            if ok:
+                personalization[name] = value
+        self.actions.append(
+            ChannelAction(
+                action_id=aid,
+                channel=step.channel,
+                category=step.category,
+                customer_id=self.customer_key,
+                recipient=recipient,
+                journey_id=journey.id,
+                journey_version=journey.version,
+                step_id=step.id,
+                template_id=step.template,
+                campaign=step.campaign or journey.id,
+                personalization=personalization,
+                created_at=utc_from_ms(at_ms),
+            )
+        )
+        return None
+
+    def fire(self, inst: Instance, journey: JourneyDefinition) -> None:
+        """The instance's timer is due: end the wait (or the holdout window) at its due time."""
+        at_ms = inst.due_ms
+        assert at_ms is not None
+        inst.due_ms = None
+        if inst.held:
+            self.finish(inst, "exited", "holdout_window", at_ms)
+            return
+        step = journey.steps.get(inst.step)
+        if not isinstance(step, WaitStep):
+            self.finish(inst, "exited", "step_missing", at_ms)
+            return
+        if step.mode == "event":
+            self.move(inst, journey, step.timeout_next, inst.entry_event, at_ms, end_reason="timeout")
+        else:
+            self.move(inst, journey, step.next, inst.entry_event, at_ms)
+
+    def wait_matches(
+        self, inst: Instance, journey: JourneyDefinition, step: WaitStep, event: dict[str, Any], at_ms: int
+    ) -> bool:
+        """Does ``event`` end ``inst``'s wait-for-event ``step``?"""
+        if inst.due_ms is not None and at_ms < inst.due_ms - step.timeout_ms:
+            return False  # happened before the wait began (a late event)
+        if step.of_step is not None:
+            sent = inst.sends.get(step.of_step)
+            if sent is None:
+                return False
+            if event.get("action_id"):
+                if event["action_id"] != sent:
+                    return False
+            else:
+                send = journey.steps.get(step.of_step)
+                campaign = (send.campaign or journey.id) if isinstance(send, SendStep) else None
+                if not event.get("campaign") or event["campaign"] != campaign:
+                    return False
+        return self.test(step.condition, event, at_ms, inst, journey)

@@ -1,0 +1,402 @@
+"""Load journey files: YAML text -> validated, compiled :class:`JourneyDefinition`.
+
+``load_journey_text(text, source_name)`` is what the runtime calls for definitions received on the
+journeys topic; ``load_journey_file(path)`` what the CLI and tests call. Both raise
+:class:`~orchestrator.exceptions.JourneyValidationError` listing *every* problem found, each as
+``file:line: field: message``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path as FsPath
+from typing import Any
+
+import orjson
+
+from orchestrator.core.journey.durations import DAY_MS
+from orchestrator.core.journey.graph import check_graph
+from orchestrator.core.journey.model import (
+    CHANNEL_CHOICES,
+    STATUSES,
+    STEP_KINDS,
+    BranchStep,
+    Entry,
+    ExitRule,
+    ExitStep,
+    Goal,
+    JourneyDefinition,
+    ReEntry,
+    SendStep,
+    SplitBranch,
+    SplitStep,
+    Step,
+    UpdateStep,
+    WaitStep,
+)
+from orchestrator.core.journey.reader import NAME_RE, Reader
+from orchestrator.core.journey.yamlsrc import Path, compose_text
+from orchestrator.exceptions import JourneyValidationError
+
+__all__ = ["DEFAULT_HISTORY_WINDOW_MS", "load_journey_file", "load_journey_text"]
+
+DEFAULT_HISTORY_WINDOW_MS = 30 * DAY_MS
+"""How far back event history is kept by default; conditions may not look further."""
+
+_TOP = (
+    "id", "version", "name", "description", "status", "migrate", "entry", "re_entry", "goals",
+    "exit_when", "start", "steps", "holdout_window",
+)  # fmt: skip
+_RESERVED_CHANNELS = {
+    "auto": "'channel: auto' (the system picks the channel) is reserved for a later release"
+}
+_SEND_TIMES = ("immediate",)
+
+
+def load_journey_text(
+    text: str, source_name: str = "<text>", *, history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS
+) -> JourneyDefinition:
+    """Parse, compile and validate one journey; raises JourneyValidationError with all problems."""
+    doc = compose_text(text, source_name)
+    reader = Reader(doc, history_window_ms)
+    if doc.value is None and reader.problems:
+        raise JourneyValidationError(reader.problems)
+    definition = _journey(reader, doc.value)
+    if definition is not None:
+        check_graph(definition, reader)
+    if reader.problems or definition is None:
+        raise JourneyValidationError(reader.problems or [f"{source_name}:1: (root): invalid journey"])
+    return definition
+
+
+def load_journey_file(
+    path: str | FsPath, *, history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS
+) -> JourneyDefinition:
+    """Load one journey file (see :func:`load_journey_text`)."""
+    p = FsPath(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JourneyValidationError([f"{p}:1: (root): cannot read the file: {exc}"]) from None
+    return load_journey_text(text, str(p), history_window_ms=history_window_ms)
+
+
+def _content_hash(data: dict[str, Any]) -> str:
+    meaning = {k: v for k, v in data.items() if k not in ("status", "name", "description")}
+    return hashlib.blake2b(orjson.dumps(meaning, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
+
+
+def _journey(r: Reader, value: Any) -> JourneyDefinition | None:
+    data = r.mapping(value, (), allowed=_TOP, required=("id", "version", "entry", "steps"))
+    if data is None:
+        return None
+    jid = r.name(data, "id", ())
+    version = r.integer(data, "version", (), default=1, minimum=1)
+    status = r.choice(data, "status", (), STATUSES, "active")
+    entry = _entry(r, data.get("entry"), ("entry",)) if "entry" in data else Entry()
+    re_entry = _re_entry(r, data.get("re_entry"), ("re_entry",))
+    goals = _goals(r, data.get("goals"), ("goals",), Goal)
+    exits = _goals(r, data.get("exit_when"), ("exit_when",), ExitRule)
+    steps = _steps(r, data.get("steps"), ("steps",))
+    start = r.string(data, "start", ()) or (next(iter(steps)) if steps else None)
+    holdout_window = r.duration(data, "holdout_window", (), default=14 * DAY_MS) or 14 * DAY_MS
+    if jid is None or start is None:
+        return None
+    event_types: set[str] = set(entry.events)
+    for g in (*goals, *exits):
+        event_types |= g.events
+    for s in steps.values():
+        if isinstance(s, WaitStep):
+            event_types |= s.event_types
+    return JourneyDefinition(
+        id=jid,
+        version=version,
+        name=r.string(data, "name", (), default=jid) or jid,
+        description=r.string(data, "description", (), default="") or "",
+        entry=entry,
+        start=start,
+        steps=steps,
+        re_entry=re_entry,
+        goals=tuple(goals),  # type: ignore[arg-type]
+        exits=tuple(exits),  # type: ignore[arg-type]
+        status=status,  # type: ignore[arg-type]
+        migrate=r.boolean(data, "migrate", (), False),
+        holdout_window_ms=holdout_window,
+        max_lookback_ms=r.max_lookback_ms,
+        source_name=r.doc.source_name,
+        content_hash=_content_hash(data),
+        event_types=frozenset(event_types),
+    )
+
+
+def _entry(r: Reader, value: Any, path: Path) -> Entry:
+    data = r.mapping(value, path, allowed=("event", "events", "condition", "becomes_true"))
+    if data is None:
+        return Entry()
+    if "event" in data and "events" in data:
+        r.error(path, "write either 'event' or 'events', not both")
+    events = r.event_types(data, "event", path) | r.event_types(data, "events", path)
+    condition = r.condition(data, "condition", path)
+    becomes_true = r.condition(data, "becomes_true", path)
+    if not events and "becomes_true" not in data:
+        r.error(path, "needs a trigger: 'event'/'events' (with an optional 'condition') or 'becomes_true'")
+    if "becomes_true" in data and "condition" in data:
+        r.error((*path, "condition"), "with 'becomes_true', put the whole test in 'becomes_true'")
+    return Entry(events=events, condition=condition, becomes_true=becomes_true)
+
+
+def _re_entry(r: Reader, value: Any, path: Path) -> ReEntry:
+    if value is None:
+        return ReEntry()
+    data = r.mapping(value, path, allowed=("policy", "cooldown", "max_concurrent"))
+    if data is None:
+        return ReEntry()
+    policy = r.choice(data, "policy", path, ("never", "cooldown", "always"), "never")
+    cooldown = r.duration(data, "cooldown", path) or 0
+    if policy == "cooldown" and not cooldown:
+        r.error((*path, "cooldown"), "policy 'cooldown' needs a cooldown duration, e.g. 7d")
+    if policy != "cooldown" and "cooldown" in data:
+        r.error((*path, "cooldown"), f"a cooldown only applies with policy 'cooldown', not {policy!r}")
+    max_concurrent = r.integer(data, "max_concurrent", path, default=1, minimum=1)
+    return ReEntry(policy=policy, cooldown_ms=cooldown, max_concurrent=max_concurrent)  # type: ignore[arg-type]
+
+
+def _goals(r: Reader, value: Any, path: Path, cls: type[Goal] | type[ExitRule]) -> list[Goal | ExitRule]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        r.error(path, "expected a list of {name, event(s), condition}")
+        return []
+    out: list[Goal | ExitRule] = []
+    names: set[str] = set()
+    for i, item in enumerate(value):
+        at = (*path, i)
+        data = r.mapping(item, at, allowed=("name", "event", "events", "condition"), required=("name",))
+        if data is None:
+            continue
+        name = r.name(data, "name", at)
+        events = r.event_types(data, "event", at) | r.event_types(data, "events", at)
+        condition = r.condition(data, "condition", at)
+        if not events and "condition" not in data:
+            r.error(at, "needs 'event'/'events', a 'condition', or both")
+        if name is None:
+            continue
+        if name in names:
+            r.error((*at, "name"), f"duplicate name {name!r}")
+        names.add(name)
+        out.append(cls(name=name, events=events, condition=condition))
+    return out
+
+
+def _steps(r: Reader, value: Any, path: Path) -> dict[str, Step]:
+    if not isinstance(value, dict):
+        r.error(path, "expected a mapping of step id: step")
+        return {}
+    if not value:
+        r.error(path, "a journey needs at least one step")
+    steps: dict[str, Step] = {}
+    for sid, body in value.items():
+        at = (*path, sid)
+        if not NAME_RE.match(sid):
+            r.error(at, f"{sid!r} is not a valid step id (lower-case letters, digits, '_' and '-')")
+            continue
+        step = _step(r, sid, body, at)
+        if step is not None:
+            steps[sid] = step
+    return steps
+
+
+_COMMON = ("type", "description")
+_ALLOWED: dict[str, tuple[str, ...]] = {
+    "send": (
+        *_COMMON, "channel", "category", "template", "campaign", "personalization", "send_time", "next",
+    ),
+    "wait": (*_COMMON, "duration", "until_time", "timezone", "until_event", "timeout", "next"),
+    "branch": (*_COMMON, "branches", "default"),
+    "split": (*_COMMON, "branches", "salt"),
+    "update": (*_COMMON, "set", "next"),
+    "exit": (*_COMMON, "reason"),
+}  # fmt: skip
+
+
+def _step(r: Reader, sid: str, body: Any, at: Path) -> Step | None:
+    if not isinstance(body, dict):
+        r.error(at, "expected a mapping with a 'type'")
+        return None
+    kind = r.choice(body, "type", at, STEP_KINDS, "")
+    if "type" not in body:
+        r.error((*at, "type"), f"required field is missing; one of: {', '.join(STEP_KINDS)}")
+    if not kind:
+        return None
+    data = r.mapping(body, at, allowed=_ALLOWED[kind])
+    if data is None:
+        return None
+    nxt = r.string(data, "next", at)
+    if kind == "send":
+        return _send(r, sid, data, at, nxt)
+    if kind == "wait":
+        return _wait(r, sid, data, at, nxt)
+    if kind == "branch":
+        return _branch(r, sid, data, at)
+    if kind == "split":
+        return _split(r, sid, data, at)
+    if kind == "update":
+        if "set" not in data:
+            r.error((*at, "set"), "required field is missing")
+        return UpdateStep(id=sid, assignments=r.expressions(data, "set", at), next=nxt)
+    return ExitStep(id=sid, reason=r.string(data, "reason", at, default="exit_step") or "exit_step")
+
+
+def _send(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) -> SendStep | None:
+    channel = r.string(data, "channel", at)
+    if channel is None:
+        r.error((*at, "channel"), f"required field is missing; one of: {', '.join(CHANNEL_CHOICES)}")
+    elif channel in _RESERVED_CHANNELS:
+        r.error((*at, "channel"), _RESERVED_CHANNELS[channel])
+    elif channel not in CHANNEL_CHOICES:
+        r.choice(data, "channel", at, CHANNEL_CHOICES, "")
+    category = r.choice(data, "category", at, ("marketing", "transactional"), "marketing")
+    template = r.string(data, "template", at)
+    if template is None:
+        r.error((*at, "template"), "required field is missing (the template id the connector renders)")
+    send_time = r.choice(data, "send_time", at, _SEND_TIMES, "immediate")
+    personalization = r.expressions(data, "personalization", at)
+    campaign = r.string(data, "campaign", at) or ""
+    if channel not in CHANNEL_CHOICES or template is None:
+        return None
+    return SendStep(
+        id=sid,
+        channel=channel,
+        category=category,
+        template=template,
+        campaign=campaign,
+        personalization=personalization,
+        send_time=send_time,
+        next=nxt,
+    )
+
+
+def _wait(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) -> WaitStep | None:
+    modes = [m for m in ("duration", "until_time", "until_event") if m in data]
+    if len(modes) != 1:
+        r.error(at, "a wait needs exactly one of 'duration', 'until_time' or 'until_event'")
+        return None
+    mode = modes[0]
+    if "timezone" in data and mode != "until_time":
+        r.error((*at, "timezone"), "'timezone' only applies to 'until_time'")
+    if "timeout" in data and mode != "until_event":
+        r.error((*at, "timeout"), "'timeout' only applies to 'until_event'")
+    if mode == "duration":
+        ms = r.duration(data, "duration", at)
+        return None if ms is None else WaitStep(id=sid, mode="duration", duration_ms=ms, next=nxt)
+    if mode == "until_time":
+        tod = _time_of_day(r, data, at)
+        tz = r.string(data, "timezone", at)
+        if tz is not None and not _zone_exists(tz):
+            r.error((*at, "timezone"), f"unknown time zone {tz!r} (write an IANA name like Europe/Paris)")
+        return (
+            None
+            if tod is None
+            else WaitStep(id=sid, mode="time_of_day", time_of_day=tod, timezone=tz, next=nxt)
+        )
+    ev_at = (*at, "until_event")
+    ev = r.mapping(data["until_event"], ev_at, allowed=("event", "events", "of", "condition"))
+    timeout = r.mapping(data.get("timeout"), (*at, "timeout"), allowed=("after", "next"), required=("after",))
+    if ev is None or timeout is None:
+        return None
+    types = r.event_types(ev, "event", ev_at) | r.event_types(ev, "events", ev_at)
+    if not types:
+        r.error(ev_at, "needs 'event' or 'events': the event type(s) to wait for")
+    after = r.duration(timeout, "after", (*at, "timeout"))
+    return WaitStep(
+        id=sid,
+        mode="event",
+        event_types=types,
+        of_step=r.string(ev, "of", ev_at),
+        condition=r.condition(ev, "condition", ev_at),
+        timeout_ms=after or 0,
+        timeout_next=r.string(timeout, "next", (*at, "timeout")),
+        next=nxt,
+    )
+
+
+def _time_of_day(r: Reader, data: dict[str, Any], at: Path) -> tuple[int, int] | None:
+    value = data.get("until_time")
+    text = str(value) if isinstance(value, str) else ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 09:30 as the sexagesimal number 570.
+        text = f"{value // 60:02d}:{value % 60:02d}"
+    parts = text.split(":")
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        hour, minute = int(parts[0]), int(parts[1])
+        if 0 <= hour < 24 and 0 <= minute < 60:
+            return (hour, minute)
+    r.error((*at, "until_time"), f'{value!r} is not a time of day (write "HH:MM", e.g. "09:30")')
+    return None
+
+
+def _zone_exists(name: str) -> bool:
+    from orchestrator.core.engine.clock import zone
+
+    return zone(name, strict=True) is not None
+
+
+def _branch(r: Reader, sid: str, data: dict[str, Any], at: Path) -> BranchStep | None:
+    default = r.string(data, "default", at)
+    if default is None:
+        r.error((*at, "default"), "a branch needs a 'default' step for when no condition holds")
+    items = data.get("branches")
+    if not isinstance(items, list) or not items:
+        r.error((*at, "branches"), "expected a non-empty list of {when, next}")
+        return None
+    branches = []
+    for i, item in enumerate(items):
+        b_at = (*at, "branches", i)
+        b = r.mapping(item, b_at, allowed=("when", "next"), required=("when", "next"))
+        if b is None:
+            continue
+        cond = r.condition(b, "when", b_at)
+        nxt = r.string(b, "next", b_at)
+        if cond is not None and nxt is not None:
+            branches.append((cond, nxt))
+    if default is None:
+        return None
+    return BranchStep(id=sid, branches=tuple(branches), default=default)
+
+
+def _split(r: Reader, sid: str, data: dict[str, Any], at: Path) -> SplitStep | None:
+    items = data.get("branches")
+    if not isinstance(items, list) or len(items) < 2:
+        r.error((*at, "branches"), "expected a list of at least two {name, percent, next, holdout}")
+        return None
+    out: list[SplitBranch] = []
+    names: set[str] = set()
+    total = 0
+    for i, item in enumerate(items):
+        b_at = (*at, "branches", i)
+        b = r.mapping(
+            item, b_at, allowed=("name", "percent", "next", "holdout"), required=("name", "percent")
+        )
+        if b is None:
+            continue
+        name = r.name(b, "name", b_at)
+        percent = r.number(b, "percent", b_at)
+        holdout = r.boolean(b, "holdout", b_at, False)
+        nxt = r.string(b, "next", b_at)
+        if nxt is None and not holdout and "next" not in b:
+            r.error((*b_at, "next"), "required field is missing (only a holdout branch may omit it)")
+        if percent is not None and not 0 < percent <= 100:
+            r.error((*b_at, "percent"), "must be more than 0 and at most 100")
+            percent = None
+        if name in names:
+            r.error((*b_at, "name"), f"duplicate branch name {name!r}")
+        if name is None or percent is None:
+            continue
+        names.add(name)
+        bp = round(percent * 100)
+        total += bp
+        out.append(SplitBranch(name=name, basis_points=bp, next=nxt, holdout=holdout))
+    if len(out) == len(items) and total != 10_000:
+        r.error((*at, "branches"), f"percentages add up to {total / 100:g}, not 100")
+    salt = r.string(data, "salt", at, default="") or ""
+    return SplitStep(id=sid, branches=tuple(out), salt=salt)

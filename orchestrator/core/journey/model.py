@@ -1,0 +1,192 @@
+"""The journey language as immutable Python objects, ready for the engine.
+
+A :class:`JourneyDefinition` is what a journey file becomes after loading and validation: every
+CEL condition compiled once, every duration in milliseconds, steps by id. The engine reads these
+objects on its hot path; they are plain frozen dataclasses (no validation cost when read).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from orchestrator.core.cel import CompiledCondition
+
+__all__ = [
+    "CHANNEL_CHOICES",
+    "STATUSES",
+    "STEP_KINDS",
+    "BranchStep",
+    "Condition",
+    "Entry",
+    "ExitRule",
+    "ExitStep",
+    "Goal",
+    "JourneyDefinition",
+    "ReEntry",
+    "SendStep",
+    "SplitBranch",
+    "SplitStep",
+    "Status",
+    "Step",
+    "UpdateStep",
+    "WaitStep",
+]
+
+Status = Literal["active", "paused", "archived"]
+STATUSES: tuple[Status, ...] = ("active", "paused", "archived")
+STEP_KINDS = ("send", "wait", "branch", "split", "update", "exit")
+CHANNEL_CHOICES = ("email", "sms", "push")
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A CEL condition (or expression) as written, and compiled."""
+
+    source: str
+    compiled: CompiledCondition
+
+
+@dataclass(frozen=True, slots=True)
+class SendStep:
+    """Send one message. A clean data record: the policy layer, applied after, may hold/drop/redirect it."""
+
+    id: str
+    channel: str
+    category: str
+    template: str
+    campaign: str
+    personalization: tuple[tuple[str, Condition], ...] = ()
+    send_time: str = "immediate"
+    next: str | None = None
+    kind: Literal["send"] = "send"
+
+
+@dataclass(frozen=True, slots=True)
+class WaitStep:
+    """Wait for a duration, until a local time of day, or for an event with a timeout."""
+
+    id: str
+    mode: Literal["duration", "time_of_day", "event"]
+    duration_ms: int = 0
+    time_of_day: tuple[int, int] = (0, 0)
+    timezone: str | None = None
+    event_types: frozenset[str] = frozenset()
+    of_step: str | None = None
+    condition: Condition | None = None
+    timeout_ms: int = 0
+    timeout_next: str | None = None
+    next: str | None = None
+    kind: Literal["wait"] = "wait"
+
+
+@dataclass(frozen=True, slots=True)
+class BranchStep:
+    """Ordered conditions; the first true one wins, else ``default``."""
+
+    id: str
+    branches: tuple[tuple[Condition, str], ...]
+    default: str
+    kind: Literal["branch"] = "branch"
+
+
+@dataclass(frozen=True, slots=True)
+class SplitBranch:
+    name: str
+    basis_points: int
+    """Share of customers in 1/100 of a percent (10000 = 100 %)."""
+    next: str | None
+    holdout: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SplitStep:
+    """Random but deterministic per customer and journey (and ``salt``): a re-run gives the same groups."""
+
+    id: str
+    branches: tuple[SplitBranch, ...]
+    salt: str = ""
+    kind: Literal["split"] = "split"
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateStep:
+    """Set profile attributes to the values of CEL expressions (null removes the attribute)."""
+
+    id: str
+    assignments: tuple[tuple[str, Condition], ...]
+    next: str | None = None
+    kind: Literal["update"] = "update"
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStep:
+    id: str
+    reason: str = "exit_step"
+    kind: Literal["exit"] = "exit"
+
+
+Step = SendStep | WaitStep | BranchStep | SplitStep | UpdateStep | ExitStep
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """How customers get in: on an event (optionally filtered), or when a condition becomes true."""
+
+    events: frozenset[str] = frozenset()
+    condition: Condition | None = None
+    becomes_true: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReEntry:
+    policy: Literal["never", "cooldown", "always"] = "never"
+    cooldown_ms: int = 0
+    max_concurrent: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """A conversion: ends the journey for the customer wherever they are."""
+
+    name: str
+    events: frozenset[str] = frozenset()
+    condition: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRule:
+    """An exit criterion: ends the journey for the customer wherever they are (not a conversion)."""
+
+    name: str
+    events: frozenset[str] = frozenset()
+    condition: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyDefinition:
+    """One version of one journey, loaded, compiled and validated."""
+
+    id: str
+    version: int
+    name: str
+    description: str
+    entry: Entry
+    start: str
+    steps: dict[str, Step]
+    re_entry: ReEntry = ReEntry()
+    goals: tuple[Goal, ...] = ()
+    exits: tuple[ExitRule, ...] = ()
+    status: Status = "active"
+    migrate: bool = False
+    holdout_window_ms: int = 14 * 86_400_000
+    max_lookback_ms: int = 0
+    source_name: str = "<text>"
+    content_hash: str = ""
+    """Hash of the file's meaning (not its status): a version deployed twice must keep its hash."""
+    event_types: frozenset[str] = field(default=frozenset())
+    """Every event type the journey reacts to: entry, goals, exits and waits."""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.id, self.version)

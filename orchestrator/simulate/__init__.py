@@ -1,0 +1,24 @@
+"""The offline simulator: "what would these journeys have done with last week's events?"."""
+
+from orchestrator.simulate.funnel import Funnel, JourneyFunnel
+from orchestrator.simulate.runner import (
+    EARLIEST_MS,
+    InvalidLine,
+    SimulationResult,
+    Simulator,
+    load_registry,
+    read_lines,
+    simulate_file,
+)
+
+__all__ = [
+    "EARLIEST_MS",
+    "Funnel",
+    "InvalidLine",
+    "JourneyFunnel",
+    "SimulationResult",
+    "Simulator",
+    "load_registry",
+    "read_lines",
+    "simulate_file",
+]

@@ -1,0 +1,262 @@
+"""Offline replay of recorded events through the same per-customer logic as the runtime.
+
+Rules: events are read in file order (streamed, never all in memory); each is resolved to its
+customer with :func:`~orchestrator.core.resolution.canonical_key`; the clock is event time (the
+latest event time read so far). Before an event at time ``t`` is applied, every customer's timers
+due strictly before ``t`` fire, in time order; at the end, pending timers due at or before
+``until`` fire. Invalid lines are skipped and reported with their line number and reason, like
+the runtime's dead letters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from orchestrator.contracts.actions import ChannelAction
+from orchestrator.contracts.events import parse_event
+from orchestrator.core.customer import CustomerLogic, Outcome
+from orchestrator.core.engine.state import CustomerState
+from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
+from orchestrator.core.journey.registry import JourneyRegistry
+from orchestrator.core.resolution import canonical_key
+from orchestrator.exceptions import InvalidEventError, JourneyValidationError, SimulationError
+from orchestrator.simulate.funnel import Funnel
+
+__all__ = [
+    "EARLIEST_MS",
+    "InvalidLine",
+    "SimulationResult",
+    "Simulator",
+    "load_registry",
+    "read_lines",
+    "simulate_file",
+]
+
+EARLIEST_MS = -(2**53)
+"""Journeys loaded from a directory are effective from the beginning of time."""
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidLine:
+    line: int
+    reason: str
+    """``not_json`` or ``invalid_event`` (the dead-letter reasons)."""
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "reason": self.reason, "error": self.error}
+
+
+@dataclass(slots=True)
+class SimulationResult:
+    events_read: int = 0
+    events_applied: int = 0
+    duplicates: int = 0
+    actions: int = 0
+    customers: int = 0
+    invalid: list[InvalidLine] = field(default_factory=list)
+    funnel: Funnel = field(default_factory=Funnel)
+    clock_ms: int | None = None
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "events_read": self.events_read,
+            "events_applied": self.events_applied,
+            "duplicates": self.duplicates,
+            "invalid_lines": [i.to_dict() for i in self.invalid],
+            "actions": self.actions,
+            "customers": self.customers,
+            "journeys": self.funnel.to_dict(),
+        }
+
+
+def load_registry(
+    journeys: Path | str | Iterable[Path | str], *, history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS
+) -> JourneyRegistry:
+    """Every ``*.yaml``/``*.yml`` journey under a directory (or the files given), effective from the start.
+
+    Several versions of one journey: all are deployed, the highest version is in effect. Raises
+    JourneyValidationError with the problems of all files.
+    """
+    if isinstance(journeys, str | Path):
+        root = Path(journeys)
+        if not root.is_dir():
+            raise SimulationError(f"{root}: not a directory of journey files")
+        paths = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
+    else:
+        paths = [Path(p) for p in journeys]
+    if not paths:
+        raise SimulationError(f"{journeys}: no journey files (*.yaml) found")
+    problems: list[str] = []
+    definitions = []
+    for path in paths:
+        try:
+            definitions.append(load_journey_file(path, history_window_ms=history_window_ms))
+        except JourneyValidationError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise JourneyValidationError(problems)
+    registry = JourneyRegistry(history_window_ms=history_window_ms)
+    for d in sorted(definitions, key=lambda d: (d.id, d.version)):
+        registry.deploy(d, EARLIEST_MS)
+    return registry
+
+
+class Simulator:
+    """Feeds events and timers to :class:`CustomerLogic`, keeping every customer's state in memory."""
+
+    def __init__(
+        self,
+        registry: JourneyRegistry,
+        *,
+        on_action: Callable[[ChannelAction], None] | None = None,
+        history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS,
+        lateness_ms: int | None = None,
+    ) -> None:
+        self.logic = CustomerLogic(registry, history_window_ms=history_window_ms, lateness_ms=lateness_ms)
+        self.states: dict[str, CustomerState] = {}
+        self.result = SimulationResult()
+        self._on_action = on_action
+        self._timers: list[tuple[int, str]] = []
+        self._wake: dict[str, int] = {}
+        self._clock: int | None = None
+
+    def feed_line(self, line_no: int, raw: bytes | str) -> None:
+        """One JSONL line: parse, resolve, fire earlier timers, apply. Blank lines are skipped."""
+        if not raw.strip():
+            return
+        self.result.events_read += 1
+        try:
+            event = parse_event(raw)
+        except InvalidEventError as exc:
+            self.result.invalid.append(InvalidLine(line_no, exc.reason, exc.detail))
+            return
+        key = canonical_key(event.identifiers)
+        at = event.occurred_ms
+        if self._clock is None or at > self._clock:
+            self._fire_until(at, inclusive=False)
+            self._clock = at
+        outcome = self.logic.on_event(key, self.states.get(key), event, self._clock)
+        if outcome.duplicate:
+            self.result.duplicates += 1
+        else:
+            self.result.events_applied += 1
+        self._take(key, outcome)
+
+    def finish(self, until_ms: int | None = None) -> SimulationResult:
+        """Fire the pending timers due at or before ``until_ms`` (none when None); return the result."""
+        if until_ms is not None:
+            self._fire_until(until_ms, inclusive=True)
+            self._clock = until_ms if self._clock is None else max(self._clock, until_ms)
+        self.result.customers = len(self.states)
+        self.result.clock_ms = self._clock
+        return self.result
+
+    def pending_timers(self) -> int:
+        return len(self._wake)
+
+    def _fire_until(self, until_ms: int, *, inclusive: bool) -> None:
+        timers = self._timers
+        while timers and (timers[0][0] <= until_ms if inclusive else timers[0][0] < until_ms):
+            due, key = heapq.heappop(timers)
+            if self._wake.get(key) != due:
+                continue  # stale: the customer's next wake-up moved
+            del self._wake[key]
+            self._take(key, self.logic.on_wakeup(key, self.states.get(key), due))
+
+    def _take(self, key: str, outcome: Outcome) -> None:
+        if outcome.state is None:
+            self.states.pop(key, None)
+            self._wake.pop(key, None)
+        else:
+            self.states[key] = outcome.state
+        for t in outcome.transitions:
+            self.result.funnel.add(t)
+        for action in outcome.actions:
+            self.result.actions += 1
+            self.result.funnel.add_action(action.journey_id)
+            if self._on_action is not None:
+                self._on_action(action)
+        wake = outcome.next_wakeup_ms
+        if outcome.state is not None and wake is not None and self._wake.get(key) != wake:
+            self._wake[key] = wake
+            heapq.heappush(self._timers, (wake, key))
+        elif wake is None:
+            self._wake.pop(key, None)
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) of a JSONL file, streamed."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise SimulationError(f"{path}: cannot read events: {exc}") from None
+    with handle:
+        yield from enumerate(handle, 1)
+
+
+def simulate_file(
+    journeys: Path | str | Iterable[Path | str],
+    events_path: Path | str,
+    *,
+    out_path: Path | str | None = None,
+    until_ms: int | None = None,
+    progress: bool = False,
+    history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS,
+    lateness_ms: int | None = None,
+) -> SimulationResult:
+    """Replay a JSONL events file through the journeys; write actions as JSONL to ``out_path``."""
+    registry = load_registry(journeys, history_window_ms=history_window_ms)
+    path = Path(events_path)
+    if not path.is_file():
+        raise SimulationError(f"{path}: events file not found")
+    with contextlib.ExitStack() as stack:
+        sink: BinaryIO | None = None
+        if out_path is not None:
+            try:
+                sink = stack.enter_context(Path(out_path).open("wb"))
+            except OSError as exc:
+                raise SimulationError(f"{out_path}: cannot write actions: {exc}") from None
+        on_action = None
+        if sink is not None:
+            out = sink
+
+            def on_action(action: ChannelAction) -> None:
+                out.write(action.to_json() + b"\n")
+
+        sim = Simulator(
+            registry, on_action=on_action, history_window_ms=history_window_ms, lateness_ms=lateness_ms
+        )
+        bar = _progress(path, progress)
+        stack.callback(bar, -1)
+        pending = 0
+        for n, raw in read_lines(path):
+            sim.feed_line(n, raw)
+            pending += len(raw)
+            if pending >= 1 << 20:
+                bar(pending)
+                pending = 0
+        bar(pending)
+        return sim.finish(until_ms)
+
+
+def _progress(path: Path, enabled: bool) -> Callable[[int], None]:
+    """A byte-counting progress callback (tqdm on stderr when enabled); ``-1`` closes it."""
+    if not enabled:
+        return lambda n: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc="events", leave=False)
+
+    def update(n: int) -> None:
+        if n < 0:
+            bar.close()
+        else:
+            bar.update(n)
+
+    return update
