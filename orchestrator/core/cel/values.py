@@ -196,6 +196,7 @@ def parse_duration(text: str) -> Duration:
     return Duration(-ns if text.startswith("-") else ns)
 
 
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*\Z")
 _OFFSET_RE = re.compile(r"([+-]?)(\d{2}):(\d{2})\Z")
 
 
@@ -208,7 +209,9 @@ def zone(name: str) -> tzinfo:
         return timezone(timedelta(minutes=-minutes if m.group(1) == "-" else minutes))
     if name in ("UTC", "Z"):
         return UTC
+    if not _ZONE_NAME.match(name):
+        raise CelEvaluationError(f"unknown timezone {name!r}")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise CelEvaluationError(f"unknown timezone {name!r}") from None
