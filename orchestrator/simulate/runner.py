@@ -78,16 +78,19 @@ class SimulationResult:
 def load_registry(
     journeys: Path | str | Iterable[Path | str], *, history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS
 ) -> JourneyRegistry:
-    """Every ``*.yaml``/``*.yml`` journey under a directory (or the files given), effective from the start.
+    """Every ``*.yaml``/``*.yml`` journey in a directory (or one file, or the files given), effective always.
 
     Several versions of one journey: all are deployed, the highest version is in effect. Raises
     JourneyValidationError with the problems of all files.
     """
     if isinstance(journeys, str | Path):
         root = Path(journeys)
-        if not root.is_dir():
-            raise SimulationError(f"{root}: not a directory of journey files")
-        paths = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
+        if root.is_file():
+            paths = [root]
+        elif root.is_dir():
+            paths = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
+        else:
+            raise SimulationError(f"{root}: no such journey file or directory")
     else:
         paths = [Path(p) for p in journeys]
     if not paths:

@@ -1,0 +1,313 @@
+"""Each step kind, and the edges the issue names: exact timeout, after timeout, goal/exit while waiting,
+re-entry inside and after the cool-down, loops, time zones with a DST change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+from conftest import T0, Driver, H, M
+
+from orchestrator.core.engine.state import CustomerState
+
+WELCOME = """
+id: welcome
+version: 1
+entry: {event: account.created}
+goals:
+  - {name: bought, event: order.completed}
+exit_when:
+  - {name: unsubscribed, event: email.unsubscribed}
+steps:
+  mail:
+    type: send
+    channel: email
+    template: t_mail
+    personalization:
+      name: 'has(profile.first_name) ? profile.first_name : "there"'
+      plan: event.properties.plan
+    next: wait_open
+  wait_open:
+    type: wait
+    until_event: {event: email.opened, of: mail}
+    timeout: {after: 24h, next: sms_ok}
+    next: opened
+  sms_ok:
+    type: branch
+    branches:
+      - when: profile.consent.sms.marketing
+        next: sms
+    default: no_sms
+  sms: {type: send, channel: sms, template: t_sms}
+  opened: {type: exit, reason: opened}
+  no_sms: {type: exit, reason: no_consent}
+"""
+
+Make = Callable[..., Driver]
+
+
+def _signup(d: Driver, at: int = T0, sms: bool = True) -> None:
+    if sms:
+        d.event("consent.changed", at - 1000, {"channel": "sms", "granted": True}, phone="+1555")
+    d.event("account.created", at, {"plan": "pro"}, email="a@x.io")
+
+
+def test_send_builds_the_action_with_personalization_and_address(drive: Make) -> None:
+    d = drive(WELCOME)
+    _signup(d)
+    (a,) = d.actions
+    assert (a.channel, a.recipient, a.template_id, a.campaign) == ("email", "a@x.io", "t_mail", "welcome")
+    assert a.personalization == {"name": "there", "plan": "pro"}
+    assert a.created_at.timestamp() * 1000 == T0
+    assert d.wakeup == T0 + 24 * H
+
+
+def test_send_without_address_is_skipped_and_recorded(drive: Make) -> None:
+    d = drive(WELCOME)
+    d.event("account.created", T0)  # no email known
+    assert d.actions == []
+    assert ("step", "mail", "no_address") in d.kinds()
+
+
+def test_open_at_exactly_the_timeout_counts_as_in_time(drive: Make) -> None:
+    d = drive(WELCOME)
+    _signup(d)
+    d.event("email.opened", T0 + 24 * H, campaign="welcome")
+    assert d.templates() == ["t_mail"]
+    assert ("exited", "opened", "opened") in d.kinds()
+    assert d.state is not None and d.state.instances == []
+
+
+def test_open_after_the_timeout_is_too_late(drive: Make) -> None:
+    d = drive(WELCOME)
+    _signup(d)
+    d.event("email.opened", T0 + 24 * H + 1, campaign="welcome")
+    assert d.templates() == ["t_mail", "t_sms"]
+    sms = d.actions[1]
+    assert sms.created_at.timestamp() * 1000 == T0 + 24 * H  # fired at its due time, not the event's
+
+
+def test_timeout_fires_on_wakeup_and_without_consent_sends_nothing(drive: Make) -> None:
+    d = drive(WELCOME)
+    _signup(d, sms=False)
+    assert d.wake(T0 + 24 * H - 1).transitions == []
+    d.wake(T0 + 24 * H)
+    assert d.templates() == ["t_mail"]
+    assert ("exited", "no_sms", "no_consent") in d.kinds()
+    assert d.wakeup is None
+
+
+def test_wait_is_tied_to_its_own_send_by_action_id(drive: Make) -> None:
+    d = drive(WELCOME)
+    _signup(d)
+    d.event("email.opened", T0 + H, action_id="act_some_other_email")
+    assert d.state is not None and len(d.state.instances) == 1  # still waiting
+    d.event("email.opened", T0 + 2 * H, action_id=d.actions[0].action_id)
+    assert d.state.instances == []
+    assert ("exited", "opened", "opened") in d.kinds()
+
+
+def test_open_of_another_campaign_does_not_count(drive: Make) -> None:
+    d = drive(WELCOME)
+    _signup(d)
+    d.event("email.opened", T0 + H, campaign="newsletter")
+    d.event("email.opened", T0 + 2 * H)  # carries neither action_id nor campaign
+    d.wake(T0 + 24 * H)
+    assert d.templates() == ["t_mail", "t_sms"]
+
+
+def test_goal_while_waiting_ends_the_journey_as_a_conversion(drive: Make) -> None:
+    d = drive(WELCOME)
+    _signup(d)
+    d.event("order.completed", T0 + H)
+    assert ("goal", "wait_open", "bought") in d.kinds()
+    d.wake(T0 + 48 * H)  # the old timer no longer matters
+    assert d.templates() == ["t_mail"]
+
+
+def test_exit_rule_while_waiting(drive: Make) -> None:
+    d = drive(WELCOME)
+    _signup(d)
+    d.event("email.unsubscribed", T0 + H)
+    assert d.kinds()[-1] == ("exited", "wait_open", "unsubscribed")
+    assert d.wakeup is None
+
+
+def test_stale_wakeup_does_nothing(drive: Make) -> None:
+    d = drive(WELCOME)
+    _signup(d)
+    assert d.state is not None
+    before = d.state.to_dict()
+    out = d.wake(T0 + H)  # nothing is due yet
+    assert out.actions == [] and out.transitions == []
+    assert d.wakeup == T0 + 24 * H
+    assert d.state.to_dict()["i"] == before["i"]
+
+
+def test_duplicate_event_is_a_no_op(drive: Make) -> None:
+    d = drive(WELCOME)
+    d.event("account.created", T0, email="a@x.io", event_id="same")
+    out = d.event("account.created", T0 + 1, email="a@x.io", event_id="same")
+    assert out.duplicate and out.actions == [] and out.transitions == []
+    assert len(d.actions) == 1
+
+
+def test_late_event_updates_the_profile_but_starts_nothing(drive: Make) -> None:
+    d = drive(WELCOME, lateness_ms=H)
+    d.event("account.created", T0, {"first_name": "Al"}, email="a@x.io", now_ms=T0 + 2 * H)
+    assert d.actions == []
+    assert d.state is not None and d.state.profile.addresses["email"] == "a@x.io"
+
+
+BRANCHY = """
+id: branchy
+version: 1
+entry: {event: cart.updated}
+re_entry: {policy: always, max_concurrent: 5}
+steps:
+  pick:
+    type: branch
+    branches:
+      - {when: 'event.properties.total > 100', next: big}
+      - {when: 'event.properties.total > 10', next: mid}
+    default: small
+  big: {type: send, channel: email, template: big}
+  mid: {type: send, channel: email, template: mid}
+  small: {type: update, set: {tier: '"small"', gone: 'null'}, next: done}
+  done: {type: exit, reason: small_cart}
+"""
+
+
+def test_branch_takes_the_first_true_condition_else_default(drive: Make) -> None:
+    d = drive(BRANCHY)
+    d.event("profile.updated", T0 - 1, {"gone": 1}, email="a@x.io")
+    for i, total in enumerate((500, 50, 5)):
+        d.event("cart.updated", T0 + i, {"total": total})
+    assert d.templates() == ["big", "mid"]
+    assert d.state is not None and d.state.profile.attributes == {"tier": "small"}
+    assert ("exited", "done", "small_cart") in d.kinds()
+
+
+def test_branch_condition_error_counts_as_false(drive: Make) -> None:
+    d = drive(BRANCHY)
+    d.event("cart.updated", T0, {"no_total": 1}, email="a@x.io")
+    assert d.templates() == []
+    assert ("step", "small", None) in d.kinds()
+
+
+def test_re_entry_always_respects_max_concurrent(drive: Make) -> None:
+    text = WELCOME.replace(
+        "entry: {event: account.created}",
+        "entry: {event: account.created}\nre_entry: {policy: always, max_concurrent: 2}",
+    )
+    d = drive(text)
+    for i in range(3):
+        d.event("account.created", T0 + i * M, email="a@x.io")
+    assert d.state is not None and [i.entry_seq for i in d.state.instances] == [1, 2]
+    ids = [a.action_id for a in d.actions]
+    assert len(set(ids)) == 2  # a re-entry sends again, with another id
+
+
+COOL = WELCOME.replace(
+    "entry: {event: account.created}",
+    "entry: {event: account.created}\nre_entry: {policy: cooldown, cooldown: 2d}",
+)
+
+
+def test_re_entry_inside_the_cooldown_is_refused_and_after_it_allowed(drive: Make) -> None:
+    d = drive(COOL)
+    d.event("account.created", T0, email="a@x.io")
+    d.event("order.completed", T0 + H)
+    d.event("account.created", T0 + 2 * 24 * H - 1)
+    assert len(d.actions) == 1
+    d.event("account.created", T0 + 2 * 24 * H)
+    assert len(d.actions) == 2
+    assert [t.entry_seq for t in d.transitions if t.kind == "entered"] == [1, 2]
+
+
+def test_re_entry_never(drive: Make) -> None:
+    d = drive(WELCOME)
+    d.event("account.created", T0, email="a@x.io")
+    d.event("order.completed", T0 + H)
+    d.event("account.created", T0 + 90 * 24 * H)
+    assert len(d.actions) == 1
+
+
+LOOP = """
+id: looping
+version: 1
+entry: {event: order.completed}
+steps:
+  ask: {type: send, channel: email, template: ask, next: pause}
+  pause: {type: wait, duration: 1d, next: again}
+  again:
+    type: branch
+    branches:
+      - {when: 'journey.visits.ask < 3', next: ask}
+    default: stop
+  stop: {type: exit, reason: asked_enough}
+"""
+
+
+def test_loops_send_again_with_new_action_ids(drive: Make) -> None:
+    d = drive(LOOP)
+    d.event("order.completed", T0, email="a@x.io")
+    d.wake(T0 + 10 * 24 * H)
+    assert d.templates() == ["ask", "ask", "ask"]
+    assert len({a.action_id for a in d.actions}) == 3
+    assert [a.created_at.timestamp() * 1000 for a in d.actions] == [T0, T0 + 24 * H, T0 + 48 * H]
+    assert d.kinds()[-1] == ("exited", "stop", "asked_enough")
+
+
+def test_replay_gives_the_same_action_ids(drive: Make) -> None:
+    runs = []
+    for _ in range(2):
+        d = drive(LOOP)
+        d.event("order.completed", T0, email="a@x.io", event_id="fixed")
+        d.wake(T0 + 10 * 24 * H)
+        runs.append([a.model_dump() for a in d.actions])
+    assert runs[0] == runs[1]
+
+
+TOD = """
+id: morning
+version: 1
+entry: {event: order.completed}
+steps:
+  nine: {type: wait, until_time: "09:00", next: mail}
+  mail: {type: send, channel: email, template: morning}
+"""
+
+
+def test_time_of_day_in_the_customers_zone_across_a_dst_change(drive: Make) -> None:
+    d = drive(TOD)
+    d.event("profile.updated", 0, {"timezone": "America/New_York"}, email="a@x.io")
+    sat = 1741471200000  # 2025-03-08T22:00:00Z, Saturday 17:00 EST; DST starts Sunday 2025-03-09
+    d.event("order.completed", sat)
+    assert d.wakeup == 1741525200000  # 2025-03-09T13:00:00Z = 09:00 EDT (not 14:00Z)
+    d.wake(d.wakeup)
+    assert d.templates() == ["morning"]
+
+
+def test_time_of_day_already_now_goes_on_at_once(drive: Make) -> None:
+    d = drive(TOD)
+    nine = 1741078800000  # 2025-03-04T09:00:00Z
+    d.event("order.completed", nine, email="a@x.io")
+    assert d.templates() == ["morning"]
+
+
+def test_state_survives_serialisation_midway(drive: Make) -> None:
+    d = drive(WELCOME)
+    _signup(d)
+    assert d.state is not None
+    d.state = CustomerState.from_dict(orjson.loads(orjson.dumps(d.state.to_dict())))
+    d.event("email.opened", T0 + H, action_id=d.actions[0].action_id)
+    assert ("exited", "opened", "opened") in d.kinds()
+
+
+def test_erase_ends_everything_and_deletes_the_state(drive: Make) -> None:
+    d = drive(WELCOME)
+    _signup(d)
+    out = d.event("customer.erased", T0 + H)
+    assert out.state is None
+    assert d.kinds()[-1] == ("exited", "wait_open", "erased")
