@@ -75,7 +75,8 @@ def test_open_at_exactly_the_timeout_counts_as_in_time(drive: Make) -> None:
     d.event("email.opened", T0 + 24 * H, campaign="welcome")
     assert d.templates() == ["t_mail"]
     assert ("exited", "opened", "opened") in d.kinds()
-    assert d.state is not None and d.state.instances == []
+    assert d.state is not None
+    assert d.state.instances == []
 
 
 def test_open_after_the_timeout_is_too_late(drive: Make) -> None:
@@ -101,7 +102,8 @@ def test_wait_is_tied_to_its_own_send_by_action_id(drive: Make) -> None:
     d = drive(WELCOME)
     _signup(d)
     d.event("email.opened", T0 + H, action_id="act_some_other_email")
-    assert d.state is not None and len(d.state.instances) == 1  # still waiting
+    assert d.state is not None
+    assert len(d.state.instances) == 1
     d.event("email.opened", T0 + 2 * H, action_id=d.actions[0].action_id)
     assert d.state.instances == []
     assert ("exited", "opened", "opened") in d.kinds()
@@ -139,7 +141,8 @@ def test_stale_wakeup_does_nothing(drive: Make) -> None:
     assert d.state is not None
     before = d.state.to_dict()
     out = d.wake(T0 + H)  # nothing is due yet
-    assert out.actions == [] and out.transitions == []
+    assert out.actions == []
+    assert out.transitions == []
     assert d.wakeup == T0 + 24 * H
     assert d.state.to_dict()["i"] == before["i"]
 
@@ -148,7 +151,9 @@ def test_duplicate_event_is_a_no_op(drive: Make) -> None:
     d = drive(WELCOME)
     d.event("account.created", T0, email="a@x.io", event_id="same")
     out = d.event("account.created", T0 + 1, email="a@x.io", event_id="same")
-    assert out.duplicate and out.actions == [] and out.transitions == []
+    assert out.duplicate
+    assert out.actions == []
+    assert out.transitions == []
     assert len(d.actions) == 1
 
 
@@ -156,7 +161,8 @@ def test_late_event_updates_the_profile_but_starts_nothing(drive: Make) -> None:
     d = drive(WELCOME, lateness_ms=H)
     d.event("account.created", T0, {"first_name": "Al"}, email="a@x.io", now_ms=T0 + 2 * H)
     assert d.actions == []
-    assert d.state is not None and d.state.profile.addresses["email"] == "a@x.io"
+    assert d.state is not None
+    assert d.state.profile.addresses["email"] == "a@x.io"
 
 
 BRANCHY = """
@@ -184,7 +190,8 @@ def test_branch_takes_the_first_true_condition_else_default(drive: Make) -> None
     for i, total in enumerate((500, 50, 5)):
         d.event("cart.updated", T0 + i, {"total": total})
     assert d.templates() == ["big", "mid"]
-    assert d.state is not None and d.state.profile.attributes == {"tier": "small"}
+    assert d.state is not None
+    assert d.state.profile.attributes == {"tier": "small"}
     assert ("exited", "done", "small_cart") in d.kinds()
 
 
@@ -203,7 +210,8 @@ def test_re_entry_always_respects_max_concurrent(drive: Make) -> None:
     d = drive(text)
     for i in range(3):
         d.event("account.created", T0 + i * M, email="a@x.io")
-    assert d.state is not None and [i.entry_seq for i in d.state.instances] == [1, 2]
+    assert d.state is not None
+    assert [i.entry_seq for i in d.state.instances] == [1, 2]
     ids = [a.action_id for a in d.actions]
     assert len(set(ids)) == 2  # a re-entry sends again, with another id
 

@@ -48,7 +48,9 @@ def test_split_is_deterministic_per_customer_and_roughly_proportional() -> None:
             d.event("segment.entered", T0, email=f"{key}@x.io")
         assert _group(first) == _group(second)
         groups[_group(first)] += 1
-    assert 400 <= groups["a"] <= 500 and 400 <= groups["b"] <= 500 and 70 <= groups["control"] <= 130
+    assert 400 <= groups["a"] <= 500
+    assert 400 <= groups["b"] <= 500
+    assert 70 <= groups["control"] <= 130
 
 
 def test_split_bucket_does_not_depend_on_the_version() -> None:
@@ -68,7 +70,8 @@ def _customer_in(group: str, drive: Make) -> Driver:
 
 def test_holdout_gets_nothing_but_its_conversion_counts(drive: Make) -> None:
     d = _customer_in("control", drive)
-    assert d.actions == [] and d.wakeup == T0 + 7 * 24 * H
+    assert d.actions == []
+    assert d.wakeup == T0 + 7 * 24 * H
     d.event("order.completed", T0 + H)
     goal = d.transitions[-1]
     assert (goal.kind, goal.reason, goal.splits) == ("goal", "ordered", {"pick": "control"})
@@ -78,7 +81,8 @@ def test_holdout_leaves_after_its_window(drive: Make) -> None:
     d = _customer_in("control", drive)
     d.wake(T0 + 7 * 24 * H)
     assert d.kinds()[-1] == ("exited", "pick", "holdout_window")
-    assert d.state is not None and d.state.instances == []
+    assert d.state is not None
+    assert d.state.instances == []
 
 
 def test_treated_group_sends_its_variant(drive: Make) -> None:
@@ -148,7 +152,8 @@ def test_same_version_with_other_content_is_refused() -> None:
         reg.deploy(load_journey_text(V1.replace("template: v1", "template: other"), "x.yaml"), T0)
     reg.deploy(load_journey_text(V1.replace("version: 1", "version: 1\nstatus: paused"), "y.yaml"), T0)
     current = reg.current("promo", T0)
-    assert current is not None and current.status == "paused"
+    assert current is not None
+    assert current.status == "paused"
 
 
 def test_registry_indexes_by_entry_event() -> None:
@@ -156,7 +161,8 @@ def test_registry_indexes_by_entry_event() -> None:
     assert reg.entered_by("cart.updated") == ("promo",)
     assert reg.entered_by("segment.entered") == ("ab",)
     assert reg.entered_by("page.viewed") == ()
-    assert reg.current("promo", -1) is None and reg.current("promo", 0) is not None
+    assert reg.current("promo", -1) is None
+    assert reg.current("promo", 0) is not None
     assert reg.current("nope", T0) is None
 
 
