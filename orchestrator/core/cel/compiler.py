@@ -38,6 +38,7 @@ __all__ = ["Compiler", "Fn"]
 
 Fn = Callable[[Mapping[str, Any]], Any]
 _NS_PER_MS = 1_000_000
+_MISSING = object()
 
 
 def _as_error(exc: Exception) -> CelEvaluationError:
@@ -361,7 +362,13 @@ class Compiler:
                     break
                 if rec.get("type") != wanted:
                     continue
-                if all(k in rec and cel_eq(rec[k], v) for k, v in required):
+                for k, v in required:
+                    got = rec.get(k, _MISSING)
+                    if got is _MISSING:
+                        break
+                    if not (got == v if type(got) is str and type(v) is str else cel_eq(got, v)):
+                        break
+                else:
                     if not counting:
                         return True
                     n += 1
