@@ -203,6 +203,8 @@ def _steps(r: Reader, value: Any, path: Path) -> dict[str, Step]:
         step = _step(r, sid, body, at)
         if step is not None:
             steps[sid] = step
+        else:
+            r.broken_steps.add(sid)
     return steps
 
 
@@ -301,7 +303,10 @@ def _wait(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
         )
     ev_at = (*at, "until_event")
     ev = r.mapping(data["until_event"], ev_at, allowed=("event", "events", "of", "condition"))
-    timeout = r.mapping(data.get("timeout"), (*at, "timeout"), allowed=("after", "next"), required=("after",))
+    if "timeout" not in data:
+        r.error((*at, "timeout"), "required field is missing: a wait for an event needs a timeout {after, next}")
+        return None
+    timeout = r.mapping(data["timeout"], (*at, "timeout"), allowed=("after", "next"), required=("after",))
     if ev is None or timeout is None:
         return None
     types = r.event_types(ev, "event", ev_at) | r.event_types(ev, "events", ev_at)

@@ -38,6 +38,8 @@ class Reader:
         self.history_window_ms = history_window_ms
         self.problems: list[str] = list(doc.problems)
         self.max_lookback_ms = 0
+        self.broken_steps: set[str] = set()
+        """Steps with problems of their own: references to them are not reported again."""
 
     # -- reporting --------------------------------------------------------------------------
     def error(self, path: Path, message: str, *, line: int | None = None) -> None:
