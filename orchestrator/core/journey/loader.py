@@ -304,7 +304,7 @@ def _wait(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
     ev_at = (*at, "until_event")
     ev = r.mapping(data["until_event"], ev_at, allowed=("event", "events", "of", "condition"))
     if "timeout" not in data:
-        r.error((*at, "timeout"), "required field is missing: a wait for an event needs a timeout {after, next}")
+        r.error((*at, "timeout"), "required field is missing: a wait for an event needs {after, next}")
         return None
     timeout = r.mapping(data["timeout"], (*at, "timeout"), allowed=("after", "next"), required=("after",))
     if ev is None or timeout is None:
