@@ -69,6 +69,18 @@ class Settings(BaseModel):
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535, description="Worker web port: /healthz, /readyz, /metrics.")
     dedupe_window_hours: int = Field(72, ge=1, description="How long a seen event_id is remembered.")
+    history_window_days: int = Field(
+        30, ge=1, description="How far back event history is kept for conditions."
+    )
+    lateness_hours: int = Field(
+        24,
+        ge=0,
+        description="Events older than this (vs the partition clock) update the profile, start no journey.",
+    )
+    timer_tick_s: float = Field(0.2, gt=0, description="How often a worker looks for due timers.")
+    session_timeout_s: float = Field(
+        30.0, gt=0, description="Kafka consumer session timeout; a dead worker's partitions move after it."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
 

@@ -17,6 +17,9 @@ _COMMAND_MODULES = (
     "orchestrator.cli.topics",
     "orchestrator.cli.produce",
     "orchestrator.cli.worker",
+    "orchestrator.cli.validate",
+    "orchestrator.cli.simulate",
+    "orchestrator.cli.deploy",
     "orchestrator.cli.schemas",
     "orchestrator.cli.demo",
 )

@@ -9,7 +9,7 @@ from orchestrator.contracts.events import (
     Identifiers,
     parse_event,
 )
-from orchestrator.contracts.records import DeadLetter, ResolvedEvent
+from orchestrator.contracts.records import DeadLetter, JourneyDeployment, ResolvedEvent
 
 __all__ = [
     "CHANNELS",
@@ -22,6 +22,7 @@ __all__ = [
     "CustomerEvent",
     "DeadLetter",
     "Identifiers",
+    "JourneyDeployment",
     "ResolvedEvent",
     "make_action_id",
     "parse_event",

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from orchestrator.contracts.events import CustomerEvent
 
-__all__ = ["DeadLetter", "ResolvedEvent"]
+__all__ = ["DeadLetter", "JourneyDeployment", "ResolvedEvent"]
 
 
 class ResolvedEvent(BaseModel):
@@ -69,6 +69,35 @@ class DeadLetter(BaseModel):
 
     def original_value(self) -> bytes:
         return base64.b64decode(self.value_b64)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+class JourneyDeployment(BaseModel):
+    """One deployment of one journey version, as published on the (compacted) journeys topic.
+
+    Keyed ``<journey_id>@<version>@<effective_from_ms>`` so that every deployment (a new version,
+    a pause, an archive) is kept: a worker that starts later rebuilds the same timeline.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    journey_id: str = Field(min_length=1)
+    version: int = Field(ge=1)
+    effective_from: AwareDatetime = Field(description="Logical time from which this deployment applies.")
+    source_name: str = Field(description="The file it came from, for error messages.")
+    text: str = Field(description="The journey file's YAML, exactly as validated.")
+    content_hash: str = ""
+    deployed_by: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.journey_id}@{self.version}@{int(self.effective_from.timestamp() * 1000)}"
+
+    @property
+    def effective_from_ms(self) -> int:
+        return int(self.effective_from.timestamp() * 1000)
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

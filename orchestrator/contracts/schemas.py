@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from orchestrator.contracts.actions import ChannelAction
 from orchestrator.contracts.events import CustomerEvent
-from orchestrator.contracts.records import DeadLetter, ResolvedEvent
+from orchestrator.contracts.records import DeadLetter, JourneyDeployment, ResolvedEvent
 
 __all__ = ["SCHEMA_SOURCES", "render_schemas", "stale_schemas", "write_schemas"]
 
@@ -35,6 +35,7 @@ SCHEMA_SOURCES: dict[str, Callable[[], dict[str, Any]]] = {
     "channel-action.schema.json": _model(ChannelAction, "Channel action"),
     "resolved-event.schema.json": _model(ResolvedEvent, "Resolved event"),
     "dead-letter.schema.json": _model(DeadLetter, "Dead letter"),
+    "journey-deployment.schema.json": _model(JourneyDeployment, "Journey deployment"),
 }
 """File name -> a function building its schema. Other packages add theirs (journey, decision)."""
 

@@ -278,8 +278,9 @@ class LocalBroker:
         if (self.run_dir / "data" / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # "--cluster-id=<id>" in one word: an id may begin with "-", which argparse takes for an option
         cmd = [java, *logging, "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
-               "-t", cluster_id, "-c", str(props)]  # fmt: skip
+               f"--cluster-id={cluster_id}", "-c", str(props)]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise BrokerError(f"formatting {self.run_dir / 'data'} failed:\n{proc.stdout}{proc.stderr}")

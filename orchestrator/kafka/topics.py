@@ -6,6 +6,7 @@ customer lives on one partition, so the count cannot change later without re-key
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from orchestrator.config import Settings
@@ -94,7 +95,14 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[tuple[Topic
                     raise KafkaSetupError(f"creating topic {spec.name!r} failed: {exc}") from None
             results.append((spec, "created"))
     results += [(s, "exists") for s in specs if s.name in existing]
-    _check(specs, {**existing, **{s.name: s.partitions for s in todo}}, settings)
+    # Check what the broker really has now: a topic made by someone else just before us reports
+    # TOPIC_ALREADY_EXISTS above and may have another partition count.
+    deadline = time.monotonic() + timeout
+    actual = describe_topics(settings, [s.name for s in specs], timeout)
+    while len(actual) < len(specs) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        actual = describe_topics(settings, [s.name for s in specs], timeout)
+    _check(specs, actual, settings)
     return results
 
 

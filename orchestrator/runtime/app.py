@@ -1,29 +1,45 @@
 """The Faust application: topics, tables and agents of one worker.
 
-Thin by design: every decision is made by plain functions (:mod:`.ingest`, :mod:`.customers`, the
-pure core); the agents here only move bytes between Kafka and those functions.
+Thin by design: every decision is made by plain code (:mod:`.ingest`, :mod:`.processor`, the pure
+core); the agents only move bytes between Kafka, the tables and that code.
+
+- ``resolve``: raw events -> resolved events (keyed by customer) or dead letters;
+- ``customers``: resolved events and timer wake-ups -> the customer's state (table ``customers``),
+  its next wake-up (table ``wakeups``) and actions on the channel topics;
+- the ticker: per owned partition, advances the partition clock and sends a wake-up message for
+  each customer whose timer is due, to the timers topic, on the customer's own partition, so the
+  customer's agent (the only writer of its state) fires it;
+- the journey feed: every worker loads every deployment, live.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.types import EventT
+import orjson
+from faust.types import TP, EventT
 
 from orchestrator.config import Settings
 from orchestrator.contracts import ResolvedEvent
-from orchestrator.runtime.customers import apply_resolved, decode_record
+from orchestrator.core.customer import CustomerLogic
+from orchestrator.core.journey import JourneyRegistry
+from orchestrator.runtime.clock import PartitionClocks
 from orchestrator.runtime.ingest import route_raw
+from orchestrator.runtime.journey_feed import JourneyBook, JourneyFeed
+from orchestrator.runtime.processor import Processor
+from orchestrator.runtime.timers import TimerIndex
 
 __all__ = ["WorkerApp", "build_app"]
 
 log = logging.getLogger("orchestrator.worker")
 
 CUSTOMERS_TABLE = "customers"
+WAKEUPS_TABLE = "wakeups"
 
 
 @dataclass
@@ -31,10 +47,20 @@ class WorkerApp:
     app: faust.App
     settings: Settings
     customers: Any
+    wakeups: Any
+    book: JourneyBook
+    processor: Processor
+    timers: TimerIndex = field(default_factory=TimerIndex)
+    clocks: PartitionClocks = field(default_factory=PartitionClocks)
+    processed: dict[int, int] = field(default_factory=dict)
+    """Resolved-topic partition -> last offset processed (for lag)."""
+    indexed: frozenset[int] = frozenset()
+    """Partitions the timer index was built for."""
+    feed: JourneyFeed | None = None
 
     @property
     def changelog_topics(self) -> list[str]:
-        return [f"{self.settings.app_id}-{CUSTOMERS_TABLE}-changelog"]
+        return [f"{self.settings.app_id}-{t}-changelog" for t in (CUSTOMERS_TABLE, WAKEUPS_TABLE)]
 
 
 def _broker_credentials(settings: Settings) -> Any:
@@ -45,6 +71,10 @@ def _broker_credentials(settings: Settings) -> Any:
             mechanism=settings.sasl_mechanism,
         )
     return None
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def build_app(settings: Settings) -> WorkerApp:
@@ -65,14 +95,38 @@ def build_app(settings: Settings) -> WorkerApp:
         producer_acks=-1,
         key_serializer="raw",
         value_serializer="raw",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
+        broker_rebalance_timeout=settings.session_timeout_s * 2,
     )
     t = settings.topics
     raw_topic = app.topic(t.raw_events, key_type=bytes, value_type=bytes)
     resolved_topic = app.topic(t.resolved_events, key_type=bytes, value_type=bytes)
+    timers_topic = app.topic(t.timers, key_type=bytes, value_type=bytes)
+    customer_input = app.topic(t.resolved_events, t.timers, key_type=bytes, value_type=bytes)
     dead_letter_topic = app.topic(t.dead_letter, key_type=bytes, value_type=bytes)
+    action_topics = {
+        "email": app.topic(t.action_email, key_type=bytes, value_type=bytes),
+        "sms": app.topic(t.action_sms, key_type=bytes, value_type=bytes),
+        "push": app.topic(t.action_push, key_type=bytes, value_type=bytes),
+    }
     customers = app.Table(CUSTOMERS_TABLE, key_type=str, value_type=bytes, partitions=settings.partitions)
+    wakeups = app.Table(WAKEUPS_TABLE, key_type=str, value_type=bytes, partitions=settings.partitions)
+    registry = JourneyRegistry(history_window_ms=settings.history_window_days * 86_400_000)
+    book = JourneyBook(registry)
+    logic = CustomerLogic(
+        registry,
+        history_window_ms=settings.history_window_days * 86_400_000,
+        lateness_ms=settings.lateness_hours * 3_600_000,
+        dedupe_window_ms=settings.dedupe_window_hours * 3_600_000,
+    )
+    w = WorkerApp(app, settings, customers, wakeups, book, Processor(logic))
+    feed = w.feed = JourneyFeed(settings, book)
     out_topics = {t.resolved_events: resolved_topic, t.dead_letter: dead_letter_topic}
-    dedupe_ms = settings.dedupe_window_hours * 3600 * 1000
+
+    @app.task
+    async def journey_feed() -> None:
+        await feed.run()
 
     @app.agent(raw_topic)
     async def resolve(stream: Any) -> None:
@@ -80,37 +134,118 @@ def build_app(settings: Settings) -> WorkerApp:
         async for event in stream.events():
             msg = event.message
             routed = route_raw(
-                msg.value,
-                msg.key,
-                topic=msg.topic,
-                partition=msg.partition,
-                offset=msg.offset,
-                topics=t,
-                at=datetime.now(UTC),
-            )
+                msg.value, msg.key, topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                topics=t, at=datetime.now(UTC),
+            )  # fmt: skip
             if routed.reason != "resolved":
                 log.warning(
                     "dead-lettered %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, routed.reason
                 )
             await out_topics[routed.topic].send(key=routed.key, value=routed.value)
 
-    @app.agent(resolved_topic)
-    async def apply_events(stream: Any) -> None:
-        async for value in stream:
-            resolved = ResolvedEvent.model_validate_json(value)
-            ckey = resolved.customer_key
-            applied = apply_resolved(customers.get(ckey), resolved, dedupe_ms)
-            if applied.duplicate:
-                log.info("duplicate event_id %s for a customer ignored", resolved.event.event_id)
+    @app.agent(customer_input)
+    async def customer_agent(stream: Any) -> None:
+        await feed.caught_up.wait()
+        event: EventT[Any]
+        async for event in stream.events():
+            msg = event.message
+            p = msg.partition
+            if msg.key is None or msg.value is None:
+                log.error("customer message without key or value at %s[%s]@%s", msg.topic, p, msg.offset)
                 continue
-            customers[ckey] = applied.record
+            key = msg.key.decode()
+            raw = customers.get(key)
+            if msg.topic == t.timers:
+                wake = orjson.loads(msg.value)
+                done = w.processor.on_wakeup(key, raw, msg.offset, int(wake["now"]))
+            else:
+                resolved = ResolvedEvent.model_validate_json(msg.value)
+                at = w.clocks.event_time(resolved.event.occurred_ms, _wall_ms())
+                now = w.clocks.observe(p, at)
+                done = w.processor.on_event(key, raw, resolved.event, msg.offset, now)
+                w.processed[p] = msg.offset
+            if done.changed:
+                if done.record is None:
+                    customers.pop(key, None)
+                else:
+                    customers[key] = done.record
+            if done.changed or done.replayed:
+                due = done.next_wakeup_ms if done.record is not None or done.replayed else None
+                if due is None:
+                    if wakeups.get(key) is not None:
+                        wakeups.pop(key, None)
+                else:
+                    wakeups[key] = f"{p}:{due}".encode()
+                w.timers.set(p, key, due)
+            for channel, action in done.actions:
+                await action_topics[channel].send(key=msg.key, value=action)
 
+    @app.timer(interval=settings.timer_tick_s)
+    async def fire_due_timers() -> None:
+        if app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+            return
+        owned = frozenset(
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == t.resolved_events
+        )
+        if owned != w.indexed:
+            _rebuild_index(w, owned)
+        wall = _wall_ms()
+        for p in owned:
+            tp = TP(t.resolved_events, p)
+            lag = await _lag(app, tp, w.processed.get(p))
+            now = w.clocks.tick(p, wall, lag)
+            for customer, due in w.timers.pop_due(p, now):
+                body = orjson.dumps({"due": due, "now": now})
+                await timers_topic.send(key=customer.encode(), value=body, partition=p)
+
+    _register_pages(app, w)
+    return w
+
+
+async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
+    high = app.consumer.highwater(tp)
+    if high is None or high < 0:
+        return 0
+    if processed is None:
+        pos = await app.consumer.position(tp)
+        return 0 if pos is None else max(0, high - pos)
+    return max(0, high - (processed + 1))
+
+
+def _rebuild_index(w: WorkerApp, owned: frozenset[int]) -> None:
+    """Rebuild the in-memory timer index from the durable wake-up table (after assignment)."""
+    for p in w.timers.partitions():
+        if p not in owned:
+            w.timers.drop_partition(p)
+            w.clocks.forget(p)
+    fresh = owned - w.indexed
+    if fresh:
+        for key, value in w.wakeups.items():
+            p_text, _, due_text = value.decode().partition(":")
+            if int(p_text) in fresh:
+                w.timers.set(int(p_text), key, int(due_text))
+        log.info("timer index rebuilt for partitions %s: %d pending", sorted(fresh), w.timers.pending())
+    w.indexed = owned
+
+
+def _register_pages(app: faust.App, w: WorkerApp) -> None:
     @app.page("/customers/{customer_key}/")
     async def customer_view(web: Any, request: Any, customer_key: str) -> Any:
-        raw = customers.get(customer_key)
-        if raw is None:
+        state = w.processor.state_of(w.customers.get(customer_key))
+        if state is None:
             return web.json({"error": f"no customer {customer_key!r} on this worker"}, status=404)
-        return web.json(decode_record(raw, customer_key))
+        return web.json(
+            {
+                "customer_key": customer_key,
+                "profile": state.profile.to_dict(),
+                "instances": [i.to_dict() for i in state.instances],
+                "next_wakeup_ms": state.next_wakeup_ms(),
+            }
+        )
+
+    @app.page("/journeys/")
+    async def journeys_view(web: Any, request: Any) -> Any:
+        return web.json(w.book.summary())
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -119,8 +254,12 @@ def build_app(settings: Settings) -> WorkerApp:
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
         recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        ready = recovered and not app.rebalancing and not app.in_recovery
-        body = {"ready": ready, "recovered": recovered, "rebalancing": bool(app.rebalancing)}
+        journeys = w.feed is not None and w.feed.caught_up.is_set()
+        ready = recovered and journeys and not app.rebalancing and not app.in_recovery
+        body = {
+            "ready": ready,
+            "recovered": recovered,
+            "journeys_loaded": journeys,
+            "rebalancing": bool(app.rebalancing),
+        }
         return web.json(body, status=200 if ready else 503)
-
-    return WorkerApp(app=app, settings=settings, customers=customers)

@@ -9,7 +9,6 @@ import orjson
 from orchestrator.config import TopicNames
 from orchestrator.contracts import DeadLetter, Identifiers, ResolvedEvent
 from orchestrator.core.resolution import canonical_key
-from orchestrator.runtime.customers import apply_resolved
 from orchestrator.runtime.ingest import route_raw
 
 TOPICS = TopicNames()
@@ -49,16 +48,3 @@ def test_canonical_key_priority() -> None:
     assert canonical_key(Identifiers(customer_id="C1", email="a@b")) == "C1"
     assert canonical_key(Identifiers(phone="+1", device_id="d")) == "phone:+1"
     assert canonical_key(Identifiers(anonymous_id="x")) == "anonymous_id:x"
-
-
-def test_profile_record_counts_and_recognises_duplicates() -> None:
-    first = ResolvedEvent.model_validate_json(route_raw(raw(), None, topic="i", partition=0, offset=0,
-                                                        topics=TOPICS, at=AT).value)  # fmt: skip
-    applied = apply_resolved(None, first, dedupe_window_ms=3_600_000)
-    assert not applied.duplicate
-    again = apply_resolved(applied.record, first, dedupe_window_ms=3_600_000)
-    assert again.duplicate
-    assert again.record == applied.record
-    record = orjson.loads(applied.record)
-    assert record["profile"]["counts_by_type"] == {"page.viewed": 1}
-    assert record["profile"]["identities"]["device_id"] == ["d1"]

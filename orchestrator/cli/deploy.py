@@ -1,0 +1,52 @@
+"""``orchestrator deploy FILE...``: validate journeys, then publish them for every worker to load live."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from orchestrator.cli._common import add_config_option, settings_from
+from orchestrator.exceptions import JourneyValidationError
+from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("deploy", help="validate journey files and publish them to the workers (live)")
+    parser.add_argument("files", nargs="+", type=Path, help="journey YAML files")
+    parser.add_argument(
+        "--at",
+        type=datetime.fromisoformat,
+        default=None,
+        help="logical time from which the deployment applies (ISO 8601 with zone; default: now)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="validate and show, publish nothing")
+    add_config_option(parser)
+    parser.set_defaults(func=_deploy)
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    at: datetime = args.at or datetime.now(UTC)
+    if at.tzinfo is None:
+        raise SystemExit("orchestrator deploy: error: --at needs a time zone, e.g. 2026-11-22T10:00:00+00:00")
+    try:
+        deployments = prepare_deployments(args.files, at)
+    except JourneyValidationError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"refused: {len(exc.problems)} problem(s); nothing was published", file=sys.stderr)
+        return 1
+    for dep in deployments:
+        when = dep.effective_from.isoformat()
+        print(f"{dep.source_name}: {dep.journey_id} v{dep.version} effective from {when}")
+    if args.dry_run:
+        print("dry run: nothing published")
+        return 0
+    settings = settings_from(args)
+    publish_deployments(settings, deployments)
+    print(f"published {len(deployments)} deployment(s) to {settings.topics.journeys}")
+    return 0
