@@ -49,12 +49,12 @@ class Outcome:
     """True when the event was a duplicate and ignored."""
 
 
-def event_view(event: CustomerEvent) -> dict[str, Any]:
+def event_view(event: CustomerEvent, at_ms: int | None = None) -> dict[str, Any]:
     """The ``event`` variable of conditions (also kept as an instance's entry event)."""
     return {
         "id": event.event_id,
         "type": event.type,
-        "at_ms": event.occurred_ms,
+        "at_ms": event.occurred_ms if at_ms is None else at_ms,
         "source": event.source,
         "properties": event.properties,
         "campaign": event.campaign or "",
@@ -89,20 +89,25 @@ class CustomerLogic:
             return Outcome(state=state, next_wakeup_ms=state.next_wakeup_ms(), duplicate=True)
         if state is None:
             state = CustomerState.new(customer_key)
-        at = min(event.occurred_ms, now_ms)
+        occurred = event.occurred_ms
+        at = min(occurred, now_ms)
         run = Run(customer_key, state)
         self._fire_due(run, at, inclusive=False)
         apply_event(
-            state.profile, event, history_window_ms=self.history_window_ms, history_max=self.history_max
+            state.profile,
+            event,
+            history_window_ms=self.history_window_ms,
+            history_max=self.history_max,
+            at_ms=occurred,
         )
         state.clock_ms = max(state.clock_ms, at)
         if event.type == ERASE_EVENT:
             for inst in list(state.instances):
                 run.finish(inst, "exited", "erased", at)
             return Outcome(state=None, actions=run.actions, transitions=run.transitions)
-        view = event_view(event)
+        view = event_view(event, occurred)
         self._to_instances(run, event.type, view, at)
-        late = self.lateness_ms is not None and now_ms - event.occurred_ms > self.lateness_ms
+        late = self.lateness_ms is not None and now_ms - occurred > self.lateness_ms
         if not late:
             self._entries(run, event.type, view, at)
         self._remember(state, event.event_id, at)

@@ -115,8 +115,12 @@ def apply_event(
     *,
     history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS,
     history_max: int = DEFAULT_HISTORY_MAX,
+    at_ms: int | None = None,
 ) -> Profile:
-    """Fold one event into the profile (in place, returned for chaining)."""
+    """Fold one event into the profile (in place, returned for chaining).
+
+    ``at_ms`` is the event's time when the caller already computed it (saves a datetime conversion).
+    """
     for kind, value in event.identifiers.items():
         seen = profile.identities.setdefault(kind, [])
         if value not in seen:
@@ -125,7 +129,7 @@ def apply_event(
             profile.addresses["email"] = value
         elif kind == "phone" and "sms" not in profile.addresses:
             profile.addresses["sms"] = value
-    at = event.occurred_ms
+    at = event.occurred_ms if at_ms is None else at_ms
     if profile.first_seen_ms is None or at < profile.first_seen_ms:
         profile.first_seen_ms = at
     if profile.last_seen_ms is None or at > profile.last_seen_ms:
