@@ -181,7 +181,7 @@ class CustomerLogic:
             journey = self._resolve(run, inst, at)
             if journey is None:
                 continue
-            if event_type not in journey.event_types and not _has_condition_rules(journey):
+            if event_type not in journey.event_types and not journey.condition_rules:
                 continue
             if self._ends(run, inst, journey, event_type, view, at):
                 continue
@@ -268,7 +268,3 @@ class CustomerLogic:
             stale.append(key)
         for key in stale:
             del seen[key]
-
-
-def _has_condition_rules(journey: JourneyDefinition) -> bool:
-    return any(not g.events for g in journey.goals) or any(not x.events for x in journey.exits)

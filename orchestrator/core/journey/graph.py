@@ -42,7 +42,7 @@ def edges(step: Step) -> list[tuple[Path, str]]:
 def check_graph(journey: JourneyDefinition, r: Reader) -> None:
     """Report every graph problem of ``journey`` through ``r``."""
     steps = journey.steps
-    if journey.start not in steps:
+    if journey.start not in steps and journey.start not in r.broken_steps:
         r.error(("start",), f"unknown step {journey.start!r}{did_you_mean(journey.start, steps)}")
     for sid, step in steps.items():
         for path, target in edges(step):
@@ -62,11 +62,12 @@ def check_graph(journey: JourneyDefinition, r: Reader) -> None:
     if journey.start in steps:
         _unreachable(journey, r)
     _loops_without_wait(journey, r)
+    _holdouts_send_nothing(journey, r)
 
 
-def _unreachable(journey: JourneyDefinition, r: Reader) -> None:
-    seen = {journey.start}
-    todo = [journey.start]
+def _reachable(journey: JourneyDefinition, start: str) -> set[str]:
+    seen = {start}
+    todo = [start]
     while todo:
         step = journey.steps.get(todo.pop())
         if step is None:
@@ -75,8 +76,32 @@ def _unreachable(journey: JourneyDefinition, r: Reader) -> None:
             if target not in seen:
                 seen.add(target)
                 todo.append(target)
+    return seen
+
+
+def _holdouts_send_nothing(journey: JourneyDefinition, r: Reader) -> None:
+    """A holdout (control) group must never be sent anything, or it measures nothing."""
+    for sid, step in journey.steps.items():
+        if not isinstance(step, SplitStep):
+            continue
+        for i, branch in enumerate(step.branches):
+            if not branch.holdout or branch.next is None:
+                continue
+            sends = sorted(
+                s for s in _reachable(journey, branch.next) if isinstance(journey.steps.get(s), SendStep)
+            )
+            if sends:
+                r.error(
+                    ("steps", sid, "branches", i, "next"),
+                    f"holdout branch {branch.name!r} leads to send step(s) {', '.join(sends)}; "
+                    "a holdout must receive nothing",
+                )
+
+
+def _unreachable(journey: JourneyDefinition, r: Reader) -> None:
     if r.broken_steps:
         return  # reachability through a broken step is unknown
+    seen = _reachable(journey, journey.start)
     for sid in journey.steps:
         if sid not in seen:
             r.error(("steps", sid), f"unreachable: no path from the start step {journey.start!r} leads here")

@@ -126,6 +126,7 @@ def _journey(r: Reader, value: Any) -> JourneyDefinition | None:
         source_name=r.doc.source_name,
         content_hash=_content_hash(data),
         event_types=frozenset(event_types),
+        condition_rules=any(not g.events for g in (*goals, *exits)),
     )
 
 

@@ -186,6 +186,8 @@ class JourneyDefinition:
     """Hash of the file's meaning (not its status): a version deployed twice must keep its hash."""
     event_types: frozenset[str] = field(default=frozenset())
     """Every event type the journey reacts to: entry, goals, exits and waits."""
+    condition_rules: bool = False
+    """True when a goal or exit rule has no event type: it is checked on every event of the customer."""
 
     @property
     def key(self) -> tuple[str, int]:

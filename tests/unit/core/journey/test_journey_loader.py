@@ -235,3 +235,25 @@ def test_schema_lists_exactly_the_fields_the_loader_accepts() -> None:
     assert set(schema["properties"]) == set(_TOP)
     for kind, allowed in _ALLOWED.items():
         assert set(schema["$defs"][kind]["properties"]) == set(allowed), kind
+
+
+def test_a_holdout_branch_must_not_lead_to_a_send() -> None:
+    text = """\
+id: s
+version: 1
+entry: {event: a.b}
+steps:
+  pick:
+    type: split
+    branches:
+      - {name: a, percent: 90, next: mail}
+      - {name: control, percent: 10, holdout: true, next: linger}
+  mail: {type: send, channel: email, template: t}
+  linger: {type: wait, duration: 1d, next: mail}
+"""
+    (p,) = problems(text, "h.yaml")
+    assert p.startswith(
+        "h.yaml:9: steps.pick.branches[1].next: holdout branch 'control' leads to send step(s) mail"
+    )
+    ok = text.replace("linger: {type: wait, duration: 1d, next: mail}", "linger: {type: wait, duration: 1d}")
+    assert load_journey_text(ok).id == "s"
