@@ -26,5 +26,5 @@ def _worker(args: argparse.Namespace) -> int:
     if args.web_port is not None:
         settings = settings.model_copy(update={"web_port": args.web_port})
     worker_app = build_app(settings)
-    check_layout(settings, extra_customer_keyed=worker_app.changelog_topics)
+    check_layout(settings)
     run_worker(worker_app)

@@ -42,6 +42,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.action_email, n, True, purpose="email actions for the email connector"),
         TopicSpec(t.action_sms, n, True, purpose="SMS actions for the SMS connector"),
         TopicSpec(t.action_push, n, True, purpose="push actions for the push connector"),
+        TopicSpec(f"{settings.app_id}-customers-changelog", n, True, compacted=True,
+                  purpose="changelog of the workers' customer state table"),
+        TopicSpec(f"{settings.app_id}-wakeups-changelog", n, True, compacted=True,
+                  purpose="changelog of the workers' next wake-up per customer"),
     ]  # fmt: skip
     return [
         TopicSpec(
@@ -120,16 +124,8 @@ def _check(specs: list[TopicSpec], actual: dict[str, int], settings: Settings) -
         raise TopicLayoutError("\n".join(problems))
 
 
-def check_layout(
-    settings: Settings, extra_customer_keyed: list[str] | None = None, timeout: float = 10.0
-) -> None:
-    """Refuse to run when the input and state topics disagree on partitions (or are missing).
-
-    ``extra_customer_keyed`` names further topics that must agree, e.g. the tables' changelogs.
-    """
+def check_layout(settings: Settings, timeout: float = 10.0) -> None:
+    """Refuse to run when a topic is missing or the input and state topics (changelogs included)
+    disagree on partitions."""
     specs = topic_specs(settings)
-    specs += [TopicSpec(name, settings.partitions, True) for name in extra_customer_keyed or []]
-    actual = describe_topics(settings, [s.name for s in specs], timeout)
-    _check(
-        [s for s in specs if s.name in actual or s.name not in (extra_customer_keyed or [])], actual, settings
-    )
+    _check(specs, describe_topics(settings, [s.name for s in specs], timeout), settings)

@@ -15,6 +15,7 @@ core); the agents only move bytes between Kafka, the tables and that code.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,13 +26,13 @@ import orjson
 from faust.types import TP, EventT
 
 from orchestrator.config import Settings
-from orchestrator.contracts import ResolvedEvent
+from orchestrator.contracts import DeadLetter, ResolvedEvent
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.runtime.clock import PartitionClocks
 from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyBook, JourneyFeed
-from orchestrator.runtime.processor import Processor
+from orchestrator.runtime.processor import Processed, Processor
 from orchestrator.runtime.timers import TimerIndex
 
 __all__ = ["WorkerApp", "build_app"]
@@ -52,15 +53,13 @@ class WorkerApp:
     processor: Processor
     timers: TimerIndex = field(default_factory=TimerIndex)
     clocks: PartitionClocks = field(default_factory=PartitionClocks)
-    processed: dict[int, int] = field(default_factory=dict)
-    """Resolved-topic partition -> last offset processed (for lag)."""
+    processed: dict[TP, int] = field(default_factory=dict)
+    """Raw and resolved partitions -> last offset processed (for lag)."""
     indexed: frozenset[int] = frozenset()
     """Partitions the timer index was built for."""
     feed: JourneyFeed | None = None
-
-    @property
-    def changelog_topics(self) -> list[str]:
-        return [f"{self.settings.app_id}-{t}-changelog" for t in (CUSTOMERS_TABLE, WAKEUPS_TABLE)]
+    lags: dict[Any, int] = field(default_factory=dict)
+    """Lag seen by the last timer tick, per resolved partition (and "raw": this worker's raw backlog)."""
 
 
 def _broker_credentials(settings: Settings) -> Any:
@@ -117,7 +116,7 @@ def build_app(settings: Settings) -> WorkerApp:
     logic = CustomerLogic(
         registry,
         history_window_ms=settings.history_window_days * 86_400_000,
-        lateness_ms=settings.lateness_hours * 3_600_000,
+        lateness_ms=settings.lateness_hours * 3_600_000 or None,
         dedupe_window_ms=settings.dedupe_window_hours * 3_600_000,
     )
     w = WorkerApp(app, settings, customers, wakeups, book, Processor(logic))
@@ -142,6 +141,7 @@ def build_app(settings: Settings) -> WorkerApp:
                     "dead-lettered %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, routed.reason
                 )
             await out_topics[routed.topic].send(key=routed.key, value=routed.value)
+            w.processed[msg.tp] = msg.offset
 
     @app.agent(customer_input)
     async def customer_agent(stream: Any) -> None:
@@ -155,57 +155,93 @@ def build_app(settings: Settings) -> WorkerApp:
                 continue
             key = msg.key.decode()
             raw = customers.get(key)
-            if msg.topic == t.timers:
-                wake = orjson.loads(msg.value)
-                done = w.processor.on_wakeup(key, raw, msg.offset, int(wake["now"]))
-            else:
-                resolved = ResolvedEvent.model_validate_json(msg.value)
-                at = w.clocks.event_time(resolved.event.occurred_ms, _wall_ms())
-                now = w.clocks.observe(p, at)
-                done = w.processor.on_event(key, raw, resolved.event, msg.offset, now)
-                w.processed[p] = msg.offset
-            if done.changed:
-                if done.record is None:
-                    customers.pop(key, None)
+            try:
+                if msg.topic == t.timers:
+                    wake = orjson.loads(msg.value)
+                    done = w.processor.on_wakeup(key, raw, msg.offset, int(wake["now"]))
                 else:
-                    customers[key] = done.record
-            if done.changed or done.replayed:
-                due = done.next_wakeup_ms if done.record is not None or done.replayed else None
-                if due is None:
-                    if wakeups.get(key) is not None:
-                        wakeups.pop(key, None)
-                else:
-                    wakeups[key] = f"{p}:{due}".encode()
-                w.timers.set(p, key, due)
-            for channel, action in done.actions:
-                await action_topics[channel].send(key=msg.key, value=action)
+                    resolved = ResolvedEvent.model_validate_json(msg.value)
+                    at = w.clocks.event_time(resolved.event.occurred_ms, _wall_ms())
+                    now = w.clocks.observe(p, at)
+                    done = w.processor.on_event(key, raw, resolved.event, msg.offset, now)
+            except Exception as exc:  # a message the logic cannot take: set aside, never lost
+                log.exception("processing %s[%s]@%s failed; dead-lettered", msg.topic, p, msg.offset)
+                letter = DeadLetter.of(
+                    reason="processing_error", error=f"{msg.topic}[{p}]@{msg.offset}: {exc!r}",
+                    topic=msg.topic, partition=p, offset=msg.offset, key=msg.key, value=msg.value,
+                    at=datetime.now(UTC),
+                )  # fmt: skip
+                await dead_letter_topic.send(key=msg.key, value=letter.to_json())
+                continue
+            try:
+                await _apply(w, p, key, msg.key, done, action_topics)
+            except BaseException:
+                # The state store or Kafka failed: stop hard, before this offset can be committed,
+                # so the message is read again after the restart (at-least-once).
+                log.critical("worker failed while writing state or actions; exiting", exc_info=True)
+                os._exit(70)
+            if msg.topic != t.timers:
+                w.processed[msg.tp] = msg.offset
 
     @app.timer(interval=settings.timer_tick_s)
     async def fire_due_timers() -> None:
         if app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
             return
-        owned = frozenset(
-            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == t.resolved_events
-        )
+        actives = app.assignor.assigned_actives()
+        owned = frozenset(tp.partition for tp in actives if tp.topic == t.resolved_events)
         if owned != w.indexed:
             _rebuild_index(w, owned)
         wall = _wall_ms()
+        # Events still waiting in the raw topic would land on some resolved partition: while this
+        # worker has any raw backlog, no partition clock follows the wall clock.
+        raw_lag = 0
+        for tp in actives:
+            if tp.topic == t.raw_events:
+                raw_lag += await _lag(app, tp, w.processed.get(tp))
+        w.lags = {"raw": raw_lag}
         for p in owned:
             tp = TP(t.resolved_events, p)
-            lag = await _lag(app, tp, w.processed.get(p))
+            lag = raw_lag + await _lag(app, tp, w.processed.get(tp))
+            w.lags[p] = lag
             now = w.clocks.tick(p, wall, lag)
-            for customer, due in w.timers.pop_due(p, now):
-                body = orjson.dumps({"due": due, "now": now})
+            # Timers due strictly before the clock: a customer's event at exactly the clock's instant
+            # may still be on its way, and it goes first ("an open at exactly the timeout counts").
+            fire_until = now - 1
+            for customer, due in w.timers.pop_due(p, fire_until):
+                body = orjson.dumps({"due": due, "now": fire_until})
                 await timers_topic.send(key=customer.encode(), value=body, partition=p)
 
     _register_pages(app, w)
     return w
 
 
+async def _apply(
+    w: WorkerApp, p: int, key: str, key_bytes: bytes, done: Processed, topics: dict[str, Any]
+) -> None:
+    """Write the customer's new state and next wake-up, and send its actions (attached to the
+    current message: Faust publishes them before that message's offset is committed)."""
+    if done.changed:
+        if done.record is None:
+            w.customers.pop(key, None)
+        else:
+            w.customers[key] = done.record
+    if done.changed or done.replayed:
+        due = done.next_wakeup_ms if done.record is not None or done.replayed else None
+        if due is None:
+            if w.wakeups.get(key) is not None:
+                w.wakeups.pop(key, None)
+        else:
+            w.wakeups[key] = f"{p}:{due}".encode()
+        w.timers.set(p, key, due)
+    for channel, action in done.actions:
+        await topics[channel].send(key=key_bytes, value=action)
+
+
 async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
+    """Messages of ``tp`` not processed yet; unknown (no fetch answered yet) counts as lagging."""
     high = app.consumer.highwater(tp)
     if high is None or high < 0:
-        return 0
+        return 1
     if processed is None:
         pos = await app.consumer.position(tp)
         return 0 if pos is None else max(0, high - pos)
@@ -242,6 +278,19 @@ def _register_pages(app: faust.App, w: WorkerApp) -> None:
                 "next_wakeup_ms": state.next_wakeup_ms(),
             }
         )
+
+    @app.page("/clock/")
+    async def clock_view(web: Any, request: Any) -> Any:
+        parts = {
+            str(p): {
+                "clock_ms": w.clocks.get(p),
+                "lag": w.lags.get(p),
+                "pending_timers": w.timers.pending(p),
+                "next_due_ms": w.timers.next_due(p),
+            }
+            for p in sorted(w.indexed)
+        }
+        return web.json({"partitions": parts, "raw_lag": w.lags.get("raw")})
 
     @app.page("/journeys/")
     async def journeys_view(web: Any, request: Any) -> Any:

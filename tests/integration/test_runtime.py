@@ -1,0 +1,177 @@
+"""The streaming runtime on the real broker: journeys end to end, parity with simulate, live deploys."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from orchestrator.config import Settings
+from orchestrator.testing import WorkerProcess, wait_until
+from tests.integration.runtime_helpers import (
+    EXAMPLE_NAMES,
+    JOURNEYS,
+    ActionReader,
+    by_id,
+    deploy,
+    example_events,
+    produce,
+    simulate,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def actions(settings: Settings) -> Iterator[ActionReader]:
+    reader = ActionReader(settings)
+    yield reader
+    reader.close()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def test_examples_match_simulate(settings: Settings, tmp_path: Path, actions: ActionReader) -> None:
+    """Replaying recorded example events through the runtime gives simulate's actions: same ids and
+    content. The events are in the past and wait as a backlog when the worker starts, so 24-hour
+    waits resolve by event time (the partition clock follows the events while there is lag), and
+    by the clock reaching the wall clock once caught up, not by waiting."""
+    files = [JOURNEYS / f"{n}.yaml" for n in EXAMPLE_NAMES]
+    deploy(settings, files)
+    events = example_events()
+    produce(settings, events)
+    worker = WorkerProcess(settings, tmp_path / "worker.log", extra_env={"ORCH_LATENESS_HOURS": "0"})
+    worker.start().wait_ready()
+    try:
+        expected = by_id(simulate(files, events, until_ms=_now_ms()))
+        assert len(expected) > 20
+        actions.wait_for_ids(set(expected), describe=expected)
+        actions.settle()
+    finally:
+        worker.stop()
+    assert by_id(actions.records) == expected
+
+
+def _journey(tmp: Path, version: int = 1, template: str = "nudge_v1", wait: str = "4s") -> Path:
+    path = tmp / f"nudge-v{version}.yaml"
+    path.write_text(
+        f"""
+id: nudge
+version: {version}
+name: Nudge
+entry:
+  event: app.opened
+re_entry:
+  policy: always
+steps:
+  hello:
+    type: send
+    channel: email
+    category: transactional
+    template: hello_{template}
+    next: pause
+  pause:
+    type: wait
+    duration: {wait}
+    next: nudge
+  nudge:
+    type: send
+    channel: sms
+    category: transactional
+    template: {template}
+"""
+    )
+    return path
+
+
+def _open_event(customer: str, n: int, at: datetime) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": f"{customer}-open-{n}",
+            "type": "app.opened",
+            "identifiers": {
+                "customer_id": customer,
+                "email": f"{customer}@example.com",
+                "phone": f"+1555{abs(hash(customer)) % 10_000_000:07d}",
+            },
+            "occurred_at": at.isoformat(),
+            "source": "test",
+        }
+    )
+
+
+def test_wait_fires_across_a_restart(settings: Settings, tmp_path: Path, actions: ActionReader) -> None:
+    deploy(settings, [_journey(tmp_path, wait="6s")])
+    first = WorkerProcess(settings, tmp_path / "w1.log").start().wait_ready()
+    try:
+        produce(settings, [_open_event("cust-r", 1, datetime.now(UTC))])
+        wait_until(lambda: (actions.poll(), len(actions.records) >= 1)[1], what="the first email")
+        status, body = first.get_json("/customers/cust-r/")
+        assert status == 200
+        assert body["next_wakeup_ms"] is not None
+    finally:
+        first.stop()
+    assert [r["channel"] for r in actions.records] == ["email"]
+    second = WorkerProcess(settings, tmp_path / "w2.log").start().wait_ready()
+    try:
+        try:
+            wait_until(lambda: (actions.poll(), len(actions.records) >= 2)[1], timeout=30, what="the SMS")
+        except TimeoutError:
+            raise AssertionError(f"no SMS after restart; clock: {second.get_json('/clock/')}") from None
+        assert [r["channel"] for r in actions.records] == ["email", "sms"]
+        assert actions.records[1]["recipient"].startswith("+1555")
+    finally:
+        second.stop()
+
+
+def test_live_deploy_of_a_new_version(settings: Settings, worker: WorkerProcess, tmp_path: Path,
+                                      actions: ActionReader) -> None:  # fmt: skip
+    v1 = _journey(tmp_path, 1, "nudge_v1", wait="8s")
+    deploy(settings, [v1])
+    wait_until(lambda: "nudge" in worker.get_json("/journeys/")[1]["journeys"], what="v1 loaded")
+    now = datetime.now(UTC)
+    produce(settings, [_open_event("early", 1, now)])
+    wait_until(lambda: (actions.poll(), len(actions.records) >= 1)[1], what="v1 email")
+    switch = datetime.now(UTC) + timedelta(milliseconds=200)
+    deploy(settings, [_journey(tmp_path, 2, "nudge_v2", wait="1s")], at=switch)
+    wait_until(lambda: len(worker.get_json("/journeys/")[1]["journeys"]["nudge"]) == 2, what="v2 loaded")
+    produce(settings, [_open_event("late", 1, switch + timedelta(milliseconds=500))])
+    wait_until(lambda: (actions.poll(), len(actions.records) >= 4)[1], timeout=60, what="all four actions")
+    got = {
+        (r["customer_id"], r["channel"]): (r["journey_version"], r["template_id"]) for r in actions.records
+    }
+    assert got == {
+        ("early", "email"): (1, "hello_nudge_v1"),
+        ("early", "sms"): (1, "nudge_v1"),  # in flight: finishes on its version
+        ("late", "email"): (2, "hello_nudge_v2"),
+        ("late", "sms"): (2, "nudge_v2"),
+    }
+
+
+def test_invalid_definition_on_the_topic_keeps_the_last_good(settings: Settings, worker: WorkerProcess,
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    from confluent_kafka import Producer
+
+    deploy(settings, [_journey(tmp_path)])
+    wait_until(lambda: "nudge" in worker.get_json("/journeys/")[1]["journeys"], what="nudge loaded")
+    bad = {
+        "journey_id": "nudge", "version": 2, "effective_from": "2025-01-01T00:00:00Z",
+        "source_name": "sneaky.yaml", "text": "id: nudge\nversion: 2\nsteps: {}\n",
+    }  # fmt: skip
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    producer.produce(settings.topics.journeys, key=b"nudge@2@0", value=orjson.dumps(bad))
+    producer.produce(settings.topics.journeys, key=b"junk", value=b"not json")
+    producer.flush(10)
+    body = wait_until(
+        lambda: (b := worker.get_json("/journeys/")[1]) and len(b["refused"]) >= 2 and b, what="refusals"
+    )
+    assert [d["version"] for d in body["journeys"]["nudge"]] == [1]
+    assert "sneaky.yaml" in body["refused"][0]["error"]
+    assert worker.proc is not None
+    assert worker.proc.poll() is None
