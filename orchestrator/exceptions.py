@@ -9,6 +9,8 @@ Every error the orchestrator raises on purpose derives from :class:`Orchestrator
      ├── JourneyError              journey language problems
      │    ├── JourneyValidationError   one or more problems in journey files (file, line, field)
      │    └── ConditionError           a CEL condition does not parse, compile or type-check
+     ├── PolicyError               cross-channel policy problems
+     │    └── PolicyValidationError    one or more problems in a policy file (file, line, field)
      ├── KafkaSetupError           the Kafka side is not as the orchestrator needs it
      │    ├── BrokerError              the local broker cannot be fetched, formatted or started
      │    ├── ToolMissingError         java or mvn is missing
@@ -30,6 +32,8 @@ __all__ = [
     "JourneyValidationError",
     "KafkaSetupError",
     "OrchestratorError",
+    "PolicyError",
+    "PolicyValidationError",
     "SimulationError",
     "ToolMissingError",
     "TopicLayoutError",
@@ -75,6 +79,18 @@ class JourneyValidationError(JourneyError):
 
 class ConditionError(JourneyError):
     """A CEL condition does not parse, compile or type-check."""
+
+
+class PolicyError(OrchestratorError):
+    """A cross-channel policy file or deployment is wrong."""
+
+
+class PolicyValidationError(PolicyError):
+    """One or more problems found in a policy file; ``problems`` lists them all (file:line: field: ...)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems) if problems else "invalid policy")
+        self.problems = problems
 
 
 class KafkaSetupError(OrchestratorError):

@@ -15,6 +15,14 @@ Order of one event (logical time ``t`` = the event's time, never later than ``no
    journeys and migrations, goals, exit rules, waits, and last the entries. An event older than
    ``lateness_ms`` (relative to ``now_ms``) starts no journey. ``customer.erased`` ends every
    instance and returns ``state=None`` (delete).
+
+Every send a journey step makes passes the cross-channel policy (:mod:`orchestrator.core.policy`)
+before it leaves: the Outcome's ``actions`` are what the policy let through, its ``decisions`` say what
+happened to each send and why. Sends held for quiet hours are kept in the state with their release
+time, count in :meth:`CustomerState.next_wakeup_ms` and are judged again when a wake-up (or a later
+event) reaches that time; held releases and journey timers fire together in time order (a release
+first at equal times). Without a policy, sends go out as the journeys make them (decision reason
+``no_policy``; without an address: ``suppressed``/``no_address``).
 """
 
 from __future__ import annotations
@@ -23,12 +31,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.contracts.actions import ChannelAction
+from orchestrator.contracts.decision import Decision
 from orchestrator.contracts.events import CustomerEvent
 from orchestrator.core.engine.records import Transition
 from orchestrator.core.engine.run import Run
 from orchestrator.core.engine.state import CustomerState, Instance
 from orchestrator.core.journey.model import JourneyDefinition, WaitStep
 from orchestrator.core.journey.registry import JourneyRegistry
+from orchestrator.core.policy.model import Policy
+from orchestrator.core.policy.registry import PolicyRegistry
 from orchestrator.core.profile import DEFAULT_HISTORY_MAX, apply_event
 
 __all__ = ["DAY_MS", "CustomerLogic", "CustomerState", "Outcome", "Transition", "event_view"]
@@ -47,6 +58,8 @@ class Outcome:
     """The earliest pending timer of this customer, or None."""
     duplicate: bool = False
     """True when the event was a duplicate and ignored."""
+    decisions: list[Decision] = field(default_factory=list)
+    """The policy's verdict on every send of this call (sent, redirected, held, dropped, suppressed)."""
 
 
 def event_view(event: CustomerEvent, at_ms: int | None = None) -> dict[str, Any]:
@@ -74,8 +87,11 @@ class CustomerLogic:
         lateness_ms: int | None = None,
         dedupe_window_ms: int = 3 * DAY_MS,
         history_max: int = DEFAULT_HISTORY_MAX,
+        policy: PolicyRegistry | Policy | None = None,
     ) -> None:
         self.registry = registry
+        self.policies = PolicyRegistry(policy) if isinstance(policy, Policy) else policy
+        """The policy timeline (deploy live on it); None: no policy, sends go out as made."""
         self.history_window_ms = history_window_ms
         self.lateness_ms = lateness_ms
         self.dedupe_window_ms = dedupe_window_ms
@@ -91,7 +107,7 @@ class CustomerLogic:
             state = CustomerState.new(customer_key)
         occurred = event.occurred_ms
         at = min(occurred, now_ms)
-        run = Run(customer_key, state)
+        run = Run(customer_key, state, self.policies)
         self._fire_due(run, at, inclusive=False)
         apply_event(
             state.profile,
@@ -104,7 +120,9 @@ class CustomerLogic:
         if event.type == ERASE_EVENT:
             for inst in list(state.instances):
                 run.finish(inst, "exited", "erased", at)
-            return Outcome(state=None, actions=run.actions, transitions=run.transitions)
+            return Outcome(
+                state=None, actions=run.actions, transitions=run.transitions, decisions=run.decisions
+            )
         view = event_view(event, occurred)
         self._to_instances(run, event.type, view, at)
         late = self.lateness_ms is not None and now_ms - occurred > self.lateness_ms
@@ -116,13 +134,14 @@ class CustomerLogic:
             actions=run.actions,
             transitions=run.transitions,
             next_wakeup_ms=state.next_wakeup_ms(),
+            decisions=run.decisions,
         )
 
     def on_wakeup(self, customer_key: str, state: CustomerState | None, now_ms: int) -> Outcome:
         """Fire every timer due at or before ``now_ms``; a timer that no longer matters does nothing."""
         if state is None:
             return Outcome(state=None)
-        run = Run(customer_key, state)
+        run = Run(customer_key, state, self.policies)
         self._fire_due(run, now_ms, inclusive=True)
         state.clock_ms = max(state.clock_ms, now_ms)
         return Outcome(
@@ -130,6 +149,7 @@ class CustomerLogic:
             actions=run.actions,
             transitions=run.transitions,
             next_wakeup_ms=state.next_wakeup_ms(),
+            decisions=run.decisions,
         )
 
     # -- timers ---------------------------------------------------------------------------------
@@ -141,6 +161,15 @@ class CustomerLogic:
                 for i in state.instances
                 if i.due_ms is not None and (i.due_ms <= until_ms if inclusive else i.due_ms < until_ms)
             ]
+            held_due = [
+                h.release_ms
+                for h in state.held
+                if h.release_ms is not None
+                and (h.release_ms <= until_ms if inclusive else h.release_ms < until_ms)
+            ]
+            if held_due and (not due or min(held_due) <= min(i.due_ms or 0 for i in due)):
+                run.gate.release_next(until_ms, inclusive=inclusive)
+                continue
             if not due:
                 return
             inst = min(due, key=lambda i: (i.due_ms, i.journey, i.entry_seq))

@@ -10,7 +10,12 @@ What the profile keeps:
   ``sms`` (phone identifier or ``phone``), ``push`` (``profile.updated`` ``push_token``);
 - **consent** per channel and category (``consent.changed``: ``channel``, ``category``, ``granted``);
 - a bounded **event history** (newest last) for CEL's ``seen``/``count``: events within
-  ``history_window_ms`` of the newest one, at most ``history_max`` of them.
+  ``history_window_ms`` of the newest one, at most ``history_max`` of them;
+- an **engagement summary** from delivery, open and click events (``email.delivered``,
+  ``sms.clicked``, ...): per event type its count and latest time, and per campaign the latest time of
+  each engagement type (the :data:`CAMPAIGNS_KEPT` most recently engaged campaigns). Conditions read it
+  as ``profile.engagement.email.opened`` / ``profile.engagement.email.last_opened_ms``; the policy's
+  engagement suppression reads it too. It is not bounded by the event history's size.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.contracts.events import CustomerEvent
+from orchestrator.contracts.events import ENGAGEMENT_TYPES, CustomerEvent
 
 __all__ = [
+    "CAMPAIGNS_KEPT",
     "CONSENT_DEFAULTS",
     "DEFAULT_HISTORY_MAX",
     "DEFAULT_HISTORY_WINDOW_MS",
@@ -39,6 +45,8 @@ CONSENT_DEFAULTS = {"marketing": False, "transactional": True}
 _CHANNELS = ("email", "sms", "push")
 _ADDRESS_FIELDS = {"email": "email", "phone": "sms", "push_token": "push"}
 _HISTORY_FIELDS = ("type", "at_ms", "campaign", "action_id", "journey", "channel")
+CAMPAIGNS_KEPT = 50
+"""Campaigns whose engagement is remembered per customer (the most recently engaged ones)."""
 
 
 @dataclass(slots=True)
@@ -59,6 +67,27 @@ class Profile:
     """Explicit consent by channel, then category (marketing, transactional)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     """Recent events, oldest first, in the shape CEL's history functions read."""
+    engagement: dict[str, list[int]] = field(default_factory=dict)
+    """Engagement event type (``email.opened``) -> [count, latest time in ms]."""
+    campaign_engagement: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Campaign -> engagement event type -> latest time in ms (bounded to CAMPAIGNS_KEPT campaigns)."""
+
+    def engaged_since(self, event_types: frozenset[str], since_ms: int, campaign: str | None = None) -> bool:
+        """Did one of ``event_types`` happen at or after ``since_ms`` (for ``campaign`` when given)?"""
+        if campaign is not None:
+            latest = self.campaign_engagement.get(campaign, {})
+            return any(latest.get(t, since_ms - 1) >= since_ms for t in event_types)
+        return any(self.engagement.get(t, (0, since_ms - 1))[1] >= since_ms for t in event_types)
+
+    def engagement_view(self) -> dict[str, dict[str, int]]:
+        """``{"email": {"opened": 3, "last_opened_ms": ...}, ...}`` (every channel, zeros when none)."""
+        view: dict[str, dict[str, int]] = {ch: {} for ch in _CHANNELS}
+        for event_type, (count, last) in self.engagement.items():
+            channel, _, kind = event_type.partition(".")
+            if channel in view:
+                view[channel][kind] = count
+                view[channel][f"last_{kind}_ms"] = last
+        return view
 
     def has_consent(self, channel: str, category: str) -> bool:
         return self.consent.get(channel, {}).get(category, CONSENT_DEFAULTS.get(category, False))
@@ -75,6 +104,7 @@ class Profile:
         view["addresses"] = self.addresses
         view["consent"] = {ch: {c: self.has_consent(ch, c) for c in CONSENT_DEFAULTS} for ch in _CHANNELS}
         view["counts"] = self.counts_by_type
+        view["engagement"] = self.engagement_view()
         view["first_seen_ms"] = self.first_seen_ms or 0
         view["last_seen_ms"] = self.last_seen_ms or 0
         return view
@@ -91,6 +121,8 @@ class Profile:
             "addresses": self.addresses,
             "consent": self.consent,
             "history": [[h[f] for f in _HISTORY_FIELDS] for h in self.history],
+            **({"engagement": self.engagement} if self.engagement else {}),
+            **({"campaign_engagement": self.campaign_engagement} if self.campaign_engagement else {}),
         }
 
     @classmethod
@@ -106,6 +138,8 @@ class Profile:
             addresses=dict(data.get("addresses", {})),
             consent={k: dict(v) for k, v in data.get("consent", {}).items()},
             history=[dict(zip(_HISTORY_FIELDS, row, strict=True)) for row in data.get("history", [])],
+            engagement={k: list(v) for k, v in data.get("engagement", {}).items()},
+            campaign_engagement={k: dict(v) for k, v in data.get("campaign_engagement", {}).items()},
         )
 
 
@@ -139,6 +173,8 @@ def apply_event(
         _update_attributes(profile, event.properties)
     elif event.type == "consent.changed":
         _update_consent(profile, event.properties)
+    elif event.type in ENGAGEMENT_TYPES:
+        _update_engagement(profile, event.type, event.campaign, at)
     _remember(profile, event, at, history_window_ms, history_max)
     return profile
 
@@ -160,6 +196,23 @@ def _update_attributes(profile: Profile, properties: dict[str, Any]) -> None:
             profile.attributes.pop(key, None)
         else:
             profile.attributes[key] = value
+
+
+def _update_engagement(profile: Profile, event_type: str, campaign: str | None, at: int) -> None:
+    count, last = profile.engagement.get(event_type, (0, at))
+    profile.engagement[event_type] = [count + 1, max(last, at)]
+    if not campaign:
+        return
+    facts = profile.campaign_engagement.get(campaign)
+    if facts is None:
+        facts = profile.campaign_engagement[campaign] = {}
+        if len(profile.campaign_engagement) > CAMPAIGNS_KEPT:
+            oldest = min(
+                profile.campaign_engagement,
+                key=lambda c: max(profile.campaign_engagement[c].values(), default=at),
+            )
+            del profile.campaign_engagement[oldest]
+    facts[event_type] = max(facts.get(event_type, at), at)
 
 
 def _update_consent(profile: Profile, properties: dict[str, Any]) -> None:

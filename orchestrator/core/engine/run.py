@@ -1,8 +1,8 @@
 """The step machine: moves one customer's journey instances through their steps at a logical time.
 
 A :class:`Run` lives for one engine call (one event or one wake-up of one customer). It owns the
-outputs of that call (actions, transitions) and the CEL activation, built once per logical time
-and per event, not once per condition. Conditions that fail at run time (a missing key, a wrong
+outputs of that call (actions, transitions, policy decisions) and the CEL activation, built once per
+logical time and per event, not once per condition. Conditions that fail at run time (a missing key, a wrong
 type) count as false: one customer's odd data must not stop the stream.
 """
 
@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.contracts.actions import ChannelAction
-from orchestrator.core.engine.clock import next_local_time, utc_from_ms
+from orchestrator.contracts.decision import Decision
+from orchestrator.core.engine.clock import next_local_time
 from orchestrator.core.engine.ids import action_id, split_bucket
 from orchestrator.core.engine.records import Transition, TransitionKind
-from orchestrator.core.engine.state import CustomerState, Instance
+from orchestrator.core.engine.state import CustomerState, Instance, PendingSend
 from orchestrator.core.journey.model import (
     BranchStep,
     Condition,
@@ -25,6 +26,8 @@ from orchestrator.core.journey.model import (
     UpdateStep,
     WaitStep,
 )
+from orchestrator.core.policy.gate import PolicyGate
+from orchestrator.core.policy.registry import PolicyRegistry
 from orchestrator.exceptions import ConditionError
 
 __all__ = ["MAX_STEPS_PER_MOVE", "Run", "to_json_value"]
@@ -49,11 +52,15 @@ def to_json_value(value: Any) -> Any:
 class Run:
     """One engine call for one customer."""
 
-    def __init__(self, customer_key: str, state: CustomerState) -> None:
+    def __init__(
+        self, customer_key: str, state: CustomerState, policies: PolicyRegistry | None = None
+    ) -> None:
         self.customer_key = customer_key
         self.state = state
         self.actions: list[ChannelAction] = []
         self.transitions: list[Transition] = []
+        self.decisions: list[Decision] = []
+        self.gate = PolicyGate(policies, customer_key, state, self.actions, self.decisions)
         self._profile_view: dict[str, Any] | None = None
 
     # -- conditions -------------------------------------------------------------------------------
@@ -263,34 +270,33 @@ class Run:
         event: dict[str, Any],
         at_ms: int,
     ) -> str | None:
-        """Build the action of a send step; returns why it was skipped, or None when an action was made."""
-        recipient = self.state.profile.addresses.get(step.channel)
+        """Make the send of a step and pass it to the policy; returns why it did not go out, or None.
+
+        The policy (:mod:`orchestrator.core.policy.gate`) emits the action, holds it for quiet hours,
+        moves it to a fallback channel or suppresses it, and records a decision in every case.
+        """
         aid = action_id(self.customer_key, journey.id, journey.version, inst.entry_seq, step.id, visit)
-        inst.sends[step.id] = aid
-        if not recipient:
-            return "no_address"
         personalization: dict[str, Any] = {}
         for name, expr in step.personalization:
             ok, value = self.value(expr, event, at_ms, inst, journey)
             if ok:
                 personalization[name] = value
-        self.actions.append(
-            ChannelAction(
-                action_id=aid,
-                channel=step.channel,
-                category=step.category,
-                customer_id=self.customer_key,
-                recipient=recipient,
-                journey_id=journey.id,
-                journey_version=journey.version,
-                step_id=step.id,
-                template_id=step.template,
-                campaign=step.campaign or journey.id,
-                personalization=personalization,
-                created_at=utc_from_ms(at_ms),
-            )
+        send = PendingSend(
+            action_id=aid,
+            channel=step.channel,
+            category=step.category,
+            journey_id=journey.id,
+            journey_version=journey.version,
+            entry_seq=inst.entry_seq,
+            step_id=step.id,
+            template_id=step.template,
+            campaign=step.campaign or journey.id,
+            personalization=personalization,
+            created_ms=at_ms,
         )
-        return None
+        final_id, skipped = self.gate.submit(send, at_ms)
+        inst.sends[step.id] = final_id
+        return skipped
 
     def fire(self, inst: Instance, journey: JourneyDefinition) -> None:
         """The instance's timer is due: end the wait (or the holdout window) at its due time."""

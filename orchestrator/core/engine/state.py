@@ -1,4 +1,6 @@
-"""One customer's engine state: profile, journey instances, timers, entry history, seen event ids.
+"""One customer's engine state: profile, journey instances, timers, entry history, seen event ids,
+and what the cross-channel policy keeps: sends held for quiet hours and the log of marketing sends
+that frequency caps count.
 
 Serialised with :meth:`CustomerState.to_dict` to compact JSON-compatible dicts (short keys, no
 ``None`` values) for the state stores; :meth:`CustomerState.from_dict` reads them back.
@@ -12,7 +14,7 @@ from typing import Any
 
 from orchestrator.core.profile import Profile
 
-__all__ = ["CustomerState", "Instance"]
+__all__ = ["CustomerState", "Instance", "PendingSend"]
 
 
 @dataclass(slots=True)
@@ -77,6 +79,59 @@ class Instance:
 
 
 @dataclass(slots=True)
+class PendingSend:
+    """A send as a journey step made it, before the policy's verdict; stored while held (quiet hours)."""
+
+    action_id: str
+    channel: str
+    category: str
+    journey_id: str
+    journey_version: int
+    entry_seq: int
+    step_id: str
+    template_id: str
+    campaign: str
+    personalization: dict[str, Any] = field(default_factory=dict)
+    created_ms: int = 0
+    """When the journey made it."""
+    release_ms: int | None = None
+    """While held: when the policy looks at it again."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.action_id,
+            "ch": self.channel,
+            "cat": self.category,
+            "j": self.journey_id,
+            "v": self.journey_version,
+            "e": self.entry_seq,
+            "s": self.step_id,
+            "tpl": self.template_id,
+            "cmp": self.campaign,
+            "p": self.personalization,
+            "at": self.created_ms,
+            "rel": self.release_ms,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PendingSend:
+        return cls(
+            action_id=d["a"],
+            channel=d["ch"],
+            category=d["cat"],
+            journey_id=d["j"],
+            journey_version=d["v"],
+            entry_seq=d["e"],
+            step_id=d["s"],
+            template_id=d["tpl"],
+            campaign=d["cmp"],
+            personalization=dict(d.get("p", {})),
+            created_ms=d.get("at", 0),
+            release_ms=d.get("rel"),
+        )
+
+
+@dataclass(slots=True)
 class CustomerState:
     """Everything the engine keeps about one customer."""
 
@@ -90,6 +145,10 @@ class CustomerState:
     """Event id -> event time, for dropping duplicates within the dedupe window."""
     clock_ms: int = 0
     """Latest logical time this customer's state was moved to."""
+    held: list[PendingSend] = field(default_factory=list)
+    """Sends held by quiet hours, each with its ``release_ms`` (a timer like an instance's)."""
+    sent_log: list[tuple[int, str]] = field(default_factory=list)
+    """(time, channel) of marketing sends, oldest first, as long as a frequency cap counts them."""
 
     @classmethod
     def new(cls, customer_key: str) -> CustomerState:
@@ -101,6 +160,7 @@ class CustomerState:
 
     def next_wakeup_ms(self) -> int | None:
         dues = [i.due_ms for i in self.instances if i.due_ms is not None]
+        dues += [h.release_ms for h in self.held if h.release_ms is not None]
         return min(dues) if dues else None
 
     def active(self, journey_id: str) -> int:
@@ -116,6 +176,10 @@ class CustomerState:
             out["c"] = self.conditions
         if self.seen:
             out["d"] = self.seen
+        if self.held:
+            out["hs"] = [h.to_dict() for h in self.held]
+        if self.sent_log:
+            out["sl"] = [[at, ch] for at, ch in self.sent_log]
         return out
 
     @classmethod
@@ -127,4 +191,6 @@ class CustomerState:
             conditions=dict(d.get("c", {})),
             seen=dict(d.get("d", {})),
             clock_ms=d.get("t", 0),
+            held=[PendingSend.from_dict(h) for h in d.get("hs", [])],
+            sent_log=[(int(at), str(ch)) for at, ch in d.get("sl", [])],
         )
