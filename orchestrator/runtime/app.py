@@ -32,6 +32,7 @@ from orchestrator.core.journey import JourneyRegistry
 from orchestrator.runtime.clock import PartitionClocks
 from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyBook, JourneyFeed
+from orchestrator.runtime.metrics import CONTENT_TYPE, WorkerMetrics
 from orchestrator.runtime.processor import Processed, Processor
 from orchestrator.runtime.timers import TimerIndex
 
@@ -60,6 +61,7 @@ class WorkerApp:
     feed: JourneyFeed | None = None
     lags: dict[Any, int] = field(default_factory=dict)
     """Lag seen by the last timer tick, per resolved partition (and "raw": this worker's raw backlog)."""
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
 
 def _broker_credentials(settings: Settings) -> Any:
@@ -119,7 +121,9 @@ def build_app(settings: Settings) -> WorkerApp:
         lateness_ms=settings.lateness_hours * 3_600_000 or None,
         dedupe_window_ms=settings.dedupe_window_hours * 3_600_000,
     )
-    w = WorkerApp(app, settings, customers, wakeups, book, Processor(logic))
+    w = WorkerApp(
+        app, settings, customers, wakeups, book, Processor(logic), metrics=WorkerMetrics(journeys=registry)
+    )
     feed = w.feed = JourneyFeed(settings, book)
     out_topics = {t.resolved_events: resolved_topic, t.dead_letter: dead_letter_topic}
 
@@ -136,6 +140,7 @@ def build_app(settings: Settings) -> WorkerApp:
                 msg.value, msg.key, topic=msg.topic, partition=msg.partition, offset=msg.offset,
                 topics=t, at=datetime.now(UTC),
             )  # fmt: skip
+            w.metrics.routed(routed.reason)
             if routed.reason != "resolved":
                 log.warning(
                     "dead-lettered %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, routed.reason
@@ -159,13 +164,16 @@ def build_app(settings: Settings) -> WorkerApp:
                 if msg.topic == t.timers:
                     wake = orjson.loads(msg.value)
                     done = w.processor.on_wakeup(key, raw, msg.offset, int(wake["now"]))
+                    w.metrics.timer_fired(int(wake["due"]), w.clocks.get(p), _wall_ms())
                 else:
                     resolved = ResolvedEvent.model_validate_json(msg.value)
+                    w.metrics.event_consumed(resolved.event.type)
                     at = w.clocks.event_time(resolved.event.occurred_ms, _wall_ms())
                     now = w.clocks.observe(p, at)
                     done = w.processor.on_event(key, raw, resolved.event, msg.offset, now)
             except Exception as exc:  # a message the logic cannot take: set aside, never lost
                 log.exception("processing %s[%s]@%s failed; dead-lettered", msg.topic, p, msg.offset)
+                w.metrics.invalid("processing_error")
                 letter = DeadLetter.of(
                     reason="processing_error", error=f"{msg.topic}[{p}]@{msg.offset}: {exc!r}",
                     topic=msg.topic, partition=p, offset=msg.offset, key=msg.key, value=msg.value,
@@ -180,6 +188,7 @@ def build_app(settings: Settings) -> WorkerApp:
                 # so the message is read again after the restart (at-least-once).
                 log.critical("worker failed while writing state or actions; exiting", exc_info=True)
                 os._exit(70)
+            w.metrics.processed(done, None if msg.topic == t.timers else msg.timestamp)
             if msg.topic != t.timers:
                 w.processed[msg.tp] = msg.offset
 
@@ -295,6 +304,11 @@ def _register_pages(app: faust.App, w: WorkerApp) -> None:
     @app.page("/journeys/")
     async def journeys_view(web: Any, request: Any) -> Any:
         return web.json(w.book.summary())
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        await w.metrics.refresh(w)
+        return web.bytes(w.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

@@ -6,6 +6,7 @@ import logging
 from typing import NoReturn
 
 from orchestrator.runtime.app import WorkerApp
+from orchestrator.runtime.logs import logging_config
 
 __all__ = ["run_worker"]
 
@@ -14,6 +15,11 @@ def run_worker(worker_app: WorkerApp) -> NoReturn:
     from faust.worker import Worker
 
     settings = worker_app.settings
-    worker = Worker(worker_app.app, loglevel=settings.log_level.lower(), quiet=True)
+    worker = Worker(
+        worker_app.app,
+        loglevel=settings.log_level.lower(),
+        quiet=True,
+        logging_config=logging_config(settings.log_level, json=settings.log_json),
+    )
     logging.getLogger("orchestrator").setLevel(settings.log_level)
     worker.execute_from_commandline()  # leaves only through SystemExit on shutdown
