@@ -252,8 +252,10 @@ async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
     if high is None or high < 0:
         return 1
     if processed is None:
-        pos = await app.consumer.position(tp)
-        return 0 if pos is None else max(0, high - pos)
+        # Nothing processed yet in this process: count from the committed offset (what will be
+        # read next), not from the fetch position, which runs ahead of processing.
+        committed = app.consumer._committed_offset.get(tp)
+        return max(0, high - (committed or 0))
     return max(0, high - (processed + 1))
 
 
