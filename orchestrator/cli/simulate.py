@@ -1,8 +1,12 @@
-"""``orchestrator simulate --journeys DIR --events FILE.jsonl [--out FILE] [--report FILE] [--until ISO]``.
+"""``orchestrator simulate --journeys DIR --events FILE.jsonl [--policy FILE] [--out FILE] [--report FILE]``.
+
+(Also ``--decisions FILE``, ``--until ISO``, ``--lateness DURATION``.)
 
 Replays recorded events through the journeys, offline and with event time as the clock; writes the
 actions as JSONL (the action contract), prints a funnel per journey, and a JSON report with
-``--report``. Invalid event lines are skipped and listed with their line number and reason.
+``--report``. With ``--policy`` every send passes the cross-channel policy (docs/policy.md) exactly as
+in the runtime; the funnel then shows the decisions by kind and reason, and ``--decisions`` writes
+each decision as JSONL. Invalid event lines are skipped and listed with their line number and reason.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 import orjson
 
 from orchestrator.core.journey.durations import parse_duration
-from orchestrator.exceptions import JourneyValidationError, SimulationError
+from orchestrator.exceptions import JourneyValidationError, PolicyValidationError, SimulationError
 from orchestrator.simulate.runner import simulate_file
 
 __all__ = ["parse_until", "register", "simulate_command"]
@@ -32,6 +36,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--out", type=Path, default=None, metavar="FILE", help="write the actions here (JSONL)"
+    )
+    parser.add_argument(
+        "--policy", type=Path, default=None, metavar="FILE", help="apply this cross-channel policy file"
+    )
+    parser.add_argument(
+        "--decisions", type=Path, default=None, metavar="FILE", help="write the policy's decisions (JSONL)"
     )
     parser.add_argument("--report", type=Path, default=None, metavar="FILE", help="write the funnel as JSON")
     parser.add_argument(
@@ -70,8 +80,10 @@ def simulate_command(args: argparse.Namespace) -> int:
             until_ms=until,
             progress=sys.stderr.isatty(),
             lateness_ms=lateness,
+            policy_path=args.policy,
+            decisions_path=args.decisions,
         )
-    except JourneyValidationError as exc:
+    except (JourneyValidationError, PolicyValidationError) as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
         return 1
@@ -83,6 +95,8 @@ def simulate_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(result.funnel.table())
+    if result.decisions:
+        print("decisions: " + ", ".join(f"{k} {n}" for k, n in sorted(result.decisions.items())))
     print(
         f"{result.events_read} events read, {result.events_applied} applied, {result.duplicates} duplicates, "
         f"{len(result.invalid)} invalid; {result.customers} customers; {result.actions} actions"

@@ -1,4 +1,7 @@
-"""``orchestrator validate PATH...``: check journey files (schema, graph, CEL) and report every problem.
+"""``orchestrator validate PATH...``: check journey and policy files and report every problem.
+
+A file with ``kind: policy`` at its top level is a cross-channel policy (docs/policy.md); every other
+YAML file is a journey (schema, graph, CEL).
 
 Exit 0 with a one-line summary per file when all are clean; exit 1 with all problems of all files on
 stderr (each ``file:line: field: message``) when any.
@@ -14,13 +17,21 @@ from typing import Any
 from orchestrator.core.journey.durations import format_duration, parse_duration
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
 from orchestrator.core.journey.model import JourneyDefinition
-from orchestrator.exceptions import JourneyValidationError
+from orchestrator.core.policy import Policy, is_policy_file, load_policy_file
+from orchestrator.exceptions import JourneyValidationError, PolicyValidationError
 
-__all__ = ["journey_files", "register", "summary", "validate_command", "validate_paths"]
+__all__ = [
+    "journey_files",
+    "policy_summary",
+    "register",
+    "summary",
+    "validate_command",
+    "validate_paths",
+]
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("validate", help="check journey files and report every problem")
+    parser = subparsers.add_parser("validate", help="check journey and policy files and report every problem")
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="journey files or directories")
     parser.add_argument(
         "--history-window",
@@ -57,6 +68,17 @@ def summary(d: JourneyDefinition) -> str:
     return f"{head}, entry on {trigger}, {len(d.steps)} steps ({steps})"
 
 
+def policy_summary(p: Policy) -> str:
+    parts = [
+        f"{len(p.caps)} cap(s)",
+        "quiet hours " + (f"{p.quiet_hours.action}" if p.quiet_hours else "none"),
+        f"{len(p.engagement)} suppression rule(s)",
+        f"fallback for {', '.join(sorted(p.fallback)) or 'no channel'}",
+        f"rate limits for {', '.join(sorted(p.rate_limits)) or 'no channel'}",
+    ]
+    return f"{p.source_name}: ok: policy {p.id} v{p.version}, " + ", ".join(parts)
+
+
 def validate_paths(
     paths: list[Path], history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS
 ) -> tuple[list[str], list[str]]:
@@ -64,7 +86,19 @@ def validate_paths(
     files, problems = journey_files(paths)
     summaries: list[str] = []
     seen: dict[tuple[str, int], str] = {}
+    policies: dict[str, str] = {}
     for f in files:
+        if is_policy_file(f):
+            try:
+                policy = load_policy_file(f)
+            except PolicyValidationError as exc:
+                problems.extend(exc.problems)
+                continue
+            if policy.key in policies:
+                problems.append(f"{f}:1: id: policy {policy.key} is also defined in {policies[policy.key]}")
+            policies[policy.key] = str(f)
+            summaries.append(policy_summary(policy))
+            continue
         try:
             d = load_journey_file(f, history_window_ms=history_window_ms)
         except JourneyValidationError as exc:

@@ -1,6 +1,7 @@
 """Message contracts: pydantic models, exported as JSON Schema files in schemas/."""
 
 from orchestrator.contracts.actions import CHANNELS, Category, Channel, ChannelAction, make_action_id
+from orchestrator.contracts.decision import DECISION_KINDS, DECISION_REASONS, Decision, DecisionKind
 from orchestrator.contracts.events import (
     ENGAGEMENT_TYPES,
     IDENTIFIER_PRIORITY,
@@ -13,6 +14,8 @@ from orchestrator.contracts.records import DeadLetter, JourneyDeployment, Resolv
 
 __all__ = [
     "CHANNELS",
+    "DECISION_KINDS",
+    "DECISION_REASONS",
     "ENGAGEMENT_TYPES",
     "IDENTIFIER_PRIORITY",
     "KNOWN_EVENT_TYPES",
@@ -21,6 +24,8 @@ __all__ = [
     "ChannelAction",
     "CustomerEvent",
     "DeadLetter",
+    "Decision",
+    "DecisionKind",
     "Identifiers",
     "JourneyDeployment",
     "ResolvedEvent",

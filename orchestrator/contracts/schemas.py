@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from orchestrator.contracts.actions import ChannelAction
+from orchestrator.contracts.decision import Decision
 from orchestrator.contracts.events import CustomerEvent
 from orchestrator.contracts.records import DeadLetter, JourneyDeployment, ResolvedEvent
 
@@ -36,8 +37,18 @@ SCHEMA_SOURCES: dict[str, Callable[[], dict[str, Any]]] = {
     "resolved-event.schema.json": _model(ResolvedEvent, "Resolved event"),
     "dead-letter.schema.json": _model(DeadLetter, "Dead letter"),
     "journey-deployment.schema.json": _model(JourneyDeployment, "Journey deployment"),
+    "decision.schema.json": _model(Decision, "Policy decision"),
 }
 """File name -> a function building its schema. Other packages add theirs (journey, decision)."""
+
+
+def _policy_schema() -> dict[str, Any]:
+    from orchestrator.core.policy.schema import policy_schema  # the core imports the contracts
+
+    return policy_schema()
+
+
+SCHEMA_SOURCES["policy.schema.json"] = _policy_schema
 
 
 def render_schemas() -> dict[str, str]:

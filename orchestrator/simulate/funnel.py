@@ -20,6 +20,8 @@ class JourneyFunnel:
     skipped: dict[str, int] = field(default_factory=dict)
     """Send steps that made no action, by ``step: reason`` (e.g. ``welcome_sms: no_address``)."""
     actions: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)
+    """The policy's decisions on this journey's sends, by ``kind: reason``."""
     splits: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     """split step -> branch -> {"entered": n, "converted": n}."""
 
@@ -37,6 +39,7 @@ class JourneyFunnel:
             "converted": self.converted,
             "exits": self.exits,
             "skipped_sends": self.skipped,
+            "decisions": dict(sorted(self.decisions.items())),
             "splits": {
                 step: {
                     name: {**counts, "conversion_rate": _rate(counts["converted"], counts["entered"])}
@@ -62,6 +65,10 @@ class Funnel:
         if found is None:
             found = self.journeys[journey_id] = JourneyFunnel(journey_id)
         return found
+
+    def add_decision(self, journey_id: str, kind_reason: str) -> None:
+        d = self._of(journey_id).decisions
+        d[kind_reason] = d.get(kind_reason, 0) + 1
 
     def add_action(self, journey_id: str) -> None:
         self._of(journey_id).actions += 1
@@ -101,6 +108,7 @@ class Funnel:
             rows += [(f"  step {s}", str(n)) for s, n in f.steps.items()]
             rows += [(f"  skipped {k}", str(n)) for k, n in sorted(f.skipped.items())]
             rows.append(("actions", str(f.actions)))
+            rows += [(f"  decision {k}", str(n)) for k, n in sorted(f.decisions.items())]
             rows += [(f"goal {g}", str(n)) for g, n in sorted(f.goals.items())]
             rows += [(f"exit {r}", str(n)) for r, n in sorted(f.exits.items())]
             for step, branches in f.splits.items():

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from orchestrator.contracts.actions import ChannelAction
+from orchestrator.contracts.decision import Decision
 from orchestrator.contracts.events import parse_event
 from orchestrator.core.customer import CustomerLogic, Outcome
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
 from orchestrator.core.journey.registry import JourneyRegistry
+from orchestrator.core.policy import Policy, PolicyRegistry, is_policy_file, load_policy_file
 from orchestrator.core.resolution import canonical_key
 from orchestrator.exceptions import InvalidEventError, JourneyValidationError, SimulationError
 from orchestrator.simulate.funnel import Funnel
@@ -58,6 +60,8 @@ class SimulationResult:
     events_applied: int = 0
     duplicates: int = 0
     actions: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)
+    """``kind: reason`` -> count, over all journeys (``sent: allowed``, ``suppressed: frequency_cap``)."""
     customers: int = 0
     invalid: list[InvalidLine] = field(default_factory=list)
     funnel: Funnel = field(default_factory=Funnel)
@@ -70,6 +74,7 @@ class SimulationResult:
             "duplicates": self.duplicates,
             "invalid_lines": [i.to_dict() for i in self.invalid],
             "actions": self.actions,
+            "decisions": dict(sorted(self.decisions.items())),
             "customers": self.customers,
             "journeys": self.funnel.to_dict(),
         }
@@ -80,15 +85,17 @@ def load_registry(
 ) -> JourneyRegistry:
     """Every ``*.yaml``/``*.yml`` journey in a directory (or one file, or the files given), effective always.
 
-    Several versions of one journey: all are deployed, the highest version is in effect. Raises
-    JourneyValidationError with the problems of all files.
+    Policy files (``kind: policy``) in a directory are not journeys and are left out. Several versions
+    of one journey: all are deployed, the highest version is in effect. Raises JourneyValidationError
+    with the problems of all files.
     """
     if isinstance(journeys, str | Path):
         root = Path(journeys)
         if root.is_file():
             paths = [root]
         elif root.is_dir():
-            paths = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
+            found = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
+            paths = [p for p in found if not is_policy_file(p)]
         else:
             raise SimulationError(f"{root}: no such journey file or directory")
     else:
@@ -120,8 +127,13 @@ class Simulator:
         on_action: Callable[[ChannelAction], None] | None = None,
         history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS,
         lateness_ms: int | None = None,
+        policy: Policy | PolicyRegistry | None = None,
+        on_decision: Callable[[Decision], None] | None = None,
     ) -> None:
-        self.logic = CustomerLogic(registry, history_window_ms=history_window_ms, lateness_ms=lateness_ms)
+        self.logic = CustomerLogic(
+            registry, history_window_ms=history_window_ms, lateness_ms=lateness_ms, policy=policy
+        )
+        self._on_decision = on_decision
         self.states: dict[str, CustomerState] = {}
         self.result = SimulationResult()
         self._on_action = on_action
@@ -180,6 +192,12 @@ class Simulator:
             self.states[key] = outcome.state
         for t in outcome.transitions:
             self.result.funnel.add(t)
+        for d in outcome.decisions:
+            verdict = f"{d.kind}: {d.reason}"
+            self.result.decisions[verdict] = self.result.decisions.get(verdict, 0) + 1
+            self.result.funnel.add_decision(d.journey_id, verdict)
+            if self._on_decision is not None:
+                self._on_decision(d)
         for action in outcome.actions:
             self.result.actions += 1
             self.result.funnel.add_action(action.journey_id)
@@ -212,9 +230,16 @@ def simulate_file(
     progress: bool = False,
     history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS,
     lateness_ms: int | None = None,
+    policy_path: Path | str | None = None,
+    decisions_path: Path | str | None = None,
 ) -> SimulationResult:
-    """Replay a JSONL events file through the journeys; write actions as JSONL to ``out_path``."""
+    """Replay a JSONL events file through the journeys; write actions as JSONL to ``out_path``.
+
+    ``policy_path``: a policy file applied to every send (docs/policy.md); ``decisions_path``: write
+    the policy's decisions there as JSONL (the decision contract).
+    """
     registry = load_registry(journeys, history_window_ms=history_window_ms)
+    policy = load_policy_file(policy_path) if policy_path is not None else None
     path = Path(events_path)
     if not path.is_file():
         raise SimulationError(f"{path}: events file not found")
@@ -232,8 +257,23 @@ def simulate_file(
             def on_action(action: ChannelAction) -> None:
                 out.write(action.to_json() + b"\n")
 
+        on_decision = None
+        if decisions_path is not None:
+            try:
+                decision_sink = stack.enter_context(Path(decisions_path).open("wb"))
+            except OSError as exc:
+                raise SimulationError(f"{decisions_path}: cannot write decisions: {exc}") from None
+
+            def on_decision(decision: Decision) -> None:
+                decision_sink.write(decision.to_json() + b"\n")
+
         sim = Simulator(
-            registry, on_action=on_action, history_window_ms=history_window_ms, lateness_ms=lateness_ms
+            registry,
+            on_action=on_action,
+            history_window_ms=history_window_ms,
+            lateness_ms=lateness_ms,
+            policy=policy,
+            on_decision=on_decision,
         )
         bar = _progress(path, progress)
         stack.callback(bar, -1)

@@ -122,8 +122,9 @@ def test_simulate_report_has_split_conversions_including_holdout(tmp_path: Path)
 def test_validate_command_clean_and_broken(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli(validate_cli, ["validate", str(JOURNEYS)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 4
+    assert len(out) == 5  # four journeys and journeys/policy.yaml
     assert all(": ok: " in line for line in out)
+    assert any(": ok: policy default v1" in line for line in out)
     bad1 = tmp_path / "one.yaml"
     bad1.write_text(
         "id: one\nversion: 1\nentry: {event: a.b}\nsteps:\n  s: {type: send, channel: fax, template: t}\n"
