@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEB_TOOLS := kcat
+# Debian tools the tests use, as command:package (kcat talks to the broker; promtool checks and
+# prometheus runs the monitoring files of deploy/prometheus).
+DEB_TOOLS := kcat:kcat promtool:prometheus prometheus:prometheus
 
 .PHONY: demo test check install debs kafka-jars clean
 
@@ -32,9 +34,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Debian tools the tests use (kcat talks to the broker; more come with the operations work).
+# Installs the package of every DEB_TOOLS command that is missing (each package once).
 debs:
-	@missing=""; for t in $(DEB_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(DEB_TOOLS); do cmd=$${t%%:*}; pkg=$${t#*:}; \
+	  command -v $$cmd >/dev/null || case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
