@@ -289,7 +289,10 @@ class CustomerLogic:
     def _remember(self, state: CustomerState, event_id: str, at: int) -> None:
         seen = state.seen
         seen[event_id] = at
-        horizon = state.clock_ms - self.dedupe_window_ms
+        # Relative to event time, not to the state's clock: a wake-up can move the clock far ahead
+        # (a worker catching up fires timers at the wall clock), and a duplicate delivered after
+        # that must still be recognised.
+        horizon = at - self.dedupe_window_ms
         stale = []
         for key, when in seen.items():
             if when >= horizon:
