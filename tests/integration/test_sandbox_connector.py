@@ -1,4 +1,4 @@
-"""The sandbox connector on a real broker: actions in, sent/delivered (and scripted opens) out, no duplicates."""
+"""The sandbox connector on a real broker: actions in, sent/delivered (and opens) out, no duplicates."""
 
 from __future__ import annotations
 
