@@ -28,6 +28,7 @@ from orchestrator.contracts.actions import ChannelAction, make_action_id
 from orchestrator.contracts.decision import Decision, DecisionKind, make_decision_id
 from orchestrator.core.engine.clock import next_local_time, utc_from_ms, zone
 from orchestrator.core.engine.state import CustomerState, PendingSend
+from orchestrator.core.journey.durations import format_duration
 from orchestrator.core.policy.model import Policy
 from orchestrator.core.policy.registry import PolicyRegistry
 from orchestrator.core.profile import Profile
@@ -100,14 +101,17 @@ def evaluate(
             rule.events, at_ms - rule.within_ms, send.campaign if rule.same_campaign else None
         ):
             scope = f"campaign {send.campaign}" if rule.same_campaign else "any campaign"
-            detail = f"{', '.join(sorted(rule.events))} ({scope}) within the last {rule.within_ms} ms"
+            detail = f"{', '.join(sorted(rule.events))} ({scope}) within {format_duration(rule.within_ms)}"
             return Verdict("suppressed", "engaged", chosen, rule=rule.name, detail=detail)
     for cap in policy.caps:
         if chosen in cap.channels:
             since = at_ms - cap.window_ms
             count = sum(1 for t, ch in sent_log if t > since and ch in cap.channels)
             if count >= cap.max:
-                detail = f"{count} of at most {cap.max} sends on {', '.join(sorted(cap.channels))}"
+                channels = ", ".join(sorted(cap.channels))
+                detail = (
+                    f"{count} of at most {cap.max} sends on {channels} in {format_duration(cap.window_ms)}"
+                )
                 return Verdict("suppressed", "frequency_cap", chosen, rule=cap.name, detail=detail)
     quiet = policy.quiet_hours
     if quiet is not None and chosen in quiet.channels:
