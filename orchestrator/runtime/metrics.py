@@ -45,6 +45,7 @@ __all__ = [
     "CONTENT_TYPE",
     "CUSTOM_EVENT_TYPE",
     "DECISION_KINDS",
+    "INVALID_REASONS",
     "LATENCY_BUCKETS",
     "LATENESS_BUCKETS",
     "MAX_SERIES",
@@ -62,6 +63,8 @@ CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 """The classic text exposition format, which every Prometheus version reads."""
 CUSTOM_EVENT_TYPE: Final = "custom"
 OTHER: Final = "other"
+INVALID_REASONS: Final = ("not_json", "invalid_event", "processing_error")
+"""Why a message is dead-lettered (DeadLetter.reason)."""
 MAX_SERIES: Final = 2000
 """Series per labelled metric before new label combinations are counted under ``other``."""
 DECISION_KINDS: Final = frozenset({"sent", "suppressed", "held", "dropped", "redirected"})
@@ -127,6 +130,7 @@ class WorkerMetrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._journeys = journeys
         self._journey_gen = -1
+        self._series_gen = -1
         self._journey_types: frozenset[str] = frozenset()
         r = self.registry
         p = PREFIX
@@ -266,6 +270,8 @@ class WorkerMetrics:
         self._consumed: dict[str, Any] = {t: self.events_consumed.labels(t) for t in KNOWN_EVENT_TYPES}
         self._custom = self.events_consumed.labels(CUSTOM_EVENT_TYPE)
         self._invalid = _Children(self.invalid_events, limit=64)
+        for reason in INVALID_REASONS:  # present at 0 from the start, so rate() sees the first one
+            self._invalid.get(reason)
         self._entries = _Children(self.entries)
         self._steps = _Children(self.steps)
         self._splits = _Children(self.splits)
@@ -324,6 +330,8 @@ class WorkerMetrics:
         ``record_ts`` (seconds) is the resolved record's timestamp for events, None for timers: the
         event-to-action latency is observed for events that produced actions.
         """
+        if self._journeys is not None and self._journeys.generation != self._series_gen:
+            self.journey_series()
         if done.duplicate:
             self.duplicate_events.inc()
             return
@@ -350,6 +358,26 @@ class WorkerMetrics:
                 self._actions.get(channel, orjson.loads(body)["journey_id"]).inc()
             if record_ts is not None:
                 self.latency.observe(max(0.0, time.time() - record_ts))
+
+    def journey_series(self) -> None:
+        """Create the series of every deployed journey at 0 (entries, each step, actions of each send
+        step's channel, each goal), so that Prometheus sees each counter before its first increment
+        and ``increase()``/``rate()`` count that one too. Runs when the registry changes."""
+        journeys = self._journeys
+        if journeys is None:
+            return
+        self._series_gen = journeys.generation
+        for jid in journeys.journey_ids():
+            self._entries.get(jid)
+            for dep in journeys.deployments(jid):
+                definition = dep.definition
+                for step_id, step in definition.steps.items():
+                    self._steps.get(jid, step_id)
+                    channel = getattr(step, "channel", None)
+                    if isinstance(channel, str):
+                        self._actions.get(channel, jid)
+                for goal in definition.goals:
+                    self._goals.get(jid, goal.name)
 
     def timer_fired(self, due_ms: int, clock_ms: int, wall_ms: int) -> None:
         """A wake-up reached its customer: how late, by the partition clock and by the wall clock."""
@@ -380,6 +408,8 @@ class WorkerMetrics:
             except Exception:  # a store being reopened during a rebalance: keep the last value
                 log.debug("table %s size unavailable", name, exc_info=True)
         registry = w.book.registry
+        if registry.generation != self._series_gen:
+            self.journey_series()
         self.journey_info.clear()
         self.journey_version.clear()
         for jid in registry.journey_ids():

@@ -14,7 +14,7 @@ from orchestrator.config import Settings
 from orchestrator.testing import WorkerProcess
 from tests.integration.runtime_helpers import deploy, produce
 
-__all__ = ["PROBE_JOURNEY", "Scrape", "run_probe", "scrape"]
+__all__ = ["PROBE_JOURNEY", "Scrape", "deploy_probe", "produce_probe", "run_probe", "scrape"]
 
 PROBE_JOURNEY = """
 id: probe
@@ -74,12 +74,20 @@ def _event(customer: str, n: int, event_type: str) -> bytes:
 
 
 def run_probe(settings: Settings, tmp: Path) -> None:
-    """Deploy the probe journey and produce its events: 3 customers open the app (each gets an
-    email at once and an SMS 2 s later), one views a page, one sends a custom event type, and one
-    message is not JSON."""
+    """Deploy the probe journey and produce its events."""
+    deploy_probe(settings, tmp)
+    produce_probe(settings)
+
+
+def deploy_probe(settings: Settings, tmp: Path) -> None:
     path = tmp / "probe.yaml"
     path.write_text(PROBE_JOURNEY)
     deploy(settings, [path])
+
+
+def produce_probe(settings: Settings) -> None:
+    """3 customers open the app (each gets an email at once and an SMS 2 s later), one views a page,
+    one sends a custom event type, and one message is not JSON."""
     lines = [_event(f"m-cust-{i}", 1, "app.opened") for i in range(3)]
     lines += [_event("m-viewer", 1, "page.viewed"), _event("m-other", 1, "x.custom_thing")]
     produce(settings, lines)

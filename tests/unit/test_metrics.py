@@ -90,6 +90,20 @@ def test_event_types_are_bounded_known_journey_or_custom() -> None:
     assert b"cust-123" not in m.render()
 
 
+def test_deployed_journeys_have_their_series_at_zero_before_any_event() -> None:
+    registry = JourneyRegistry()
+    m = WorkerMetrics(journeys=registry, process_metrics=False)
+    registry.deploy(load_journey_text(JOURNEY), 0)
+    m.processed(Processed(record=b"{}"))  # any message after the deployment
+    assert m.registry.get_sample_value("orchestrator_journey_entries_total", {"journey": "hello"}) == 0
+    steps = m.registry.get_sample_value(
+        "orchestrator_step_transitions_total", {"journey": "hello", "step": "greet"}
+    )
+    assert steps == 0
+    sent = m.registry.get_sample_value("orchestrator_actions_total", {"channel": "email", "journey": "hello"})
+    assert sent == 0
+
+
 def test_without_a_registry_unknown_types_are_custom() -> None:
     m = WorkerMetrics(process_metrics=False)
     m.event_consumed("app.installed")
