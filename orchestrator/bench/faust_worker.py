@@ -195,11 +195,11 @@ def build_app(spec: dict[str, Any]) -> faust.App:
             batches = 0
             producer = app.producer
             out_name = out.get_topic_name()
-            async for events in stream.take_events(size, within=within):
-                latest: dict[bytes, tuple[EventT, int]] = {}  # customer -> (last event, new count)
+            async for events in stream.take_events(size, within=within):  # type: ignore[attr-defined]
+                latest: dict[bytes, tuple[EventT[Any], int]] = {}  # customer -> (last event, new count)
                 futures = []
                 for event in events:
-                    key: bytes = event.key  # type: ignore[assignment]
+                    key: bytes = event.key
                     doc = orjson.loads(event.value)
                     prev = latest.get(key)
                     latest[key] = (event, (prev[1] if prev is not None else counts[key]) + 1)
@@ -223,7 +223,7 @@ def build_app(spec: dict[str, Any]) -> faust.App:
                 _check(event)
                 tick()
 
-        def _check(event: EventT) -> None:
+        def _check(event: EventT[Any]) -> None:
             total = sum(v for _k, v in counts.data.items())
             state["extra"].update(
                 {
@@ -231,6 +231,7 @@ def build_app(spec: dict[str, Any]) -> faust.App:
                     "table_keys": len(list(counts.data.keys())),
                     "probe_key": event.key.decode() if isinstance(event.key, bytes) else None,
                     "probe_count": counts.data.get(event.key, 0),
+                    "probe_partition_offset": [event.message.partition, event.message.offset],
                 }
             )
 
