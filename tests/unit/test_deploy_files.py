@@ -195,7 +195,7 @@ def _compose() -> dict[str, Any]:
 
 def test_compose_has_the_whole_stack() -> None:
     services = _compose()["services"]
-    assert set(services) == {"kafka", "init", "worker", "demo-producer", "prometheus", "grafana"}
+    assert set(services) == {"kafka", "init", "worker", "demo-producer", "connector", "prometheus", "grafana"}
     kafka = services["kafka"]
     image, _, tag = kafka["image"].partition(":")
     assert image == "apache/kafka"
@@ -204,7 +204,7 @@ def test_compose_has_the_whole_stack() -> None:
     assert "9092:9092" in kafka["ports"]
     assert "9090:9090" in services["prometheus"]["ports"]
     assert "3000:3000" in services["grafana"]["ports"]
-    for name in ("init", "worker", "demo-producer"):
+    for name in ("init", "worker", "demo-producer", "connector"):
         assert services[name]["build"] == "."
         assert services[name]["depends_on"]
     assert services["init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
@@ -218,7 +218,7 @@ def test_compose_environment_names_are_settings_and_reach_the_broker() -> None:
     internal = next(
         a for a in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",") if a.startswith("INTERNAL://")
     )
-    for name in ("init", "worker", "demo-producer"):
+    for name in ("init", "worker", "demo-producer", "connector"):
         env = services[name]["environment"]
         _env_names_are_settings(env, f"docker-compose.yml service {name}")
         assert env["ORCH_BOOTSTRAP_SERVERS"] == internal.removeprefix("INTERNAL://")
@@ -262,6 +262,15 @@ def test_compose_init_deploys_journeys_that_exist_and_validate() -> None:
     assert len(files) == 4
     for f in files:
         assert load_journey_file(ROOT / f).id
+
+
+def test_compose_commands_exist_in_the_cli() -> None:
+    from orchestrator.cli import build_parser
+
+    parser = build_parser()
+    connector = _compose()["services"]["connector"]["command"]
+    assert parser.parse_args(connector).command == "connector"
+    assert parser.parse_args(_compose()["services"]["worker"]["command"]).command == "worker"
 
 
 def test_dockerfile_runs_the_worker_on_the_exposed_port() -> None:
