@@ -188,11 +188,12 @@ def run_faust(
     timeout: float,
 ) -> RunResult:
     """Run one Faust variant in a subprocess and read its result file."""
-    result = workdir / f"{spec['app_id']}.result.json"
+    result = workdir / f"{spec['app_id']}.{variant}.result.json"
+    result.unlink(missing_ok=True)  # never read a previous run's result
     spec = {**spec, "result": str(result)}
     spec.setdefault("data_dir", str(workdir / spec["app_id"]))
     cmd = [sys.executable, "-m", "orchestrator.bench.faust_worker", json.dumps(spec)]
-    log = workdir / f"{spec['app_id']}.log"
+    log = workdir / f"{spec['app_id']}.{variant}.log"
     with _spawned(cmd, log) as proc, contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=timeout)
     if not result.exists():
