@@ -75,7 +75,7 @@ class Settings(BaseModel):
     lateness_hours: int = Field(
         24,
         ge=0,
-        description="Events older than this (vs the partition clock) update the profile but start no journey; 0: off.",
+        description="Older events (vs the partition clock) update the profile but start no journey; 0: off.",
     )
     timer_tick_s: float = Field(0.2, gt=0, description="How often a worker looks for due timers.")
     session_timeout_s: float = Field(

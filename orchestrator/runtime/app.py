@@ -29,7 +29,7 @@ from orchestrator.config import Settings
 from orchestrator.contracts import DeadLetter, ResolvedEvent
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.journey import JourneyRegistry
-from orchestrator.runtime.clock import PartitionClocks
+from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
 from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyBook, JourneyFeed
 from orchestrator.runtime.metrics import CONTENT_TYPE, WorkerMetrics
@@ -39,6 +39,9 @@ from orchestrator.runtime.timers import TimerIndex
 __all__ = ["WorkerApp", "build_app"]
 
 log = logging.getLogger("orchestrator.worker")
+
+WATERMARK_KEY = b"\x00watermark"
+"""Key of the watermark messages on the resolved topic (no customer key starts with a NUL byte)."""
 
 CUSTOMERS_TABLE = "customers"
 WAKEUPS_TABLE = "wakeups"
@@ -53,7 +56,9 @@ class WorkerApp:
     book: JourneyBook
     processor: Processor
     timers: TimerIndex = field(default_factory=TimerIndex)
-    clocks: PartitionClocks = field(default_factory=PartitionClocks)
+    clocks: PartitionClocks = field(default_factory=lambda: PartitionClocks(1))
+    sources: SourceWatermarks = field(default_factory=SourceWatermarks)
+    last_heartbeat: int = 0
     processed: dict[TP, int] = field(default_factory=dict)
     """Raw and resolved partitions -> last offset processed (for lag)."""
     indexed: frozenset[int] = frozenset()
@@ -124,6 +129,7 @@ def build_app(settings: Settings) -> WorkerApp:
     w = WorkerApp(
         app, settings, customers, wakeups, book, Processor(logic), metrics=WorkerMetrics(journeys=registry)
     )
+    w.clocks = PartitionClocks(settings.partitions)
     feed = w.feed = JourneyFeed(settings, book)
     out_topics = {t.resolved_events: resolved_topic, t.dead_letter: dead_letter_topic}
 
@@ -145,7 +151,11 @@ def build_app(settings: Settings) -> WorkerApp:
                 log.warning(
                     "dead-lettered %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, routed.reason
                 )
-            await out_topics[routed.topic].send(key=routed.key, value=routed.value)
+            else:
+                w.sources.observe(msg.partition, event_time(routed.event_ms, _wall_ms()))
+            # force=True: hand over to the producer now, in order (Faust would otherwise hold it
+            # until the next commit); the producer is flushed before any offset is committed.
+            await out_topics[routed.topic].send(key=routed.key, value=routed.value, force=True)
             w.processed[msg.tp] = msg.offset
 
     @app.agent(customer_input)
@@ -158,6 +168,10 @@ def build_app(settings: Settings) -> WorkerApp:
             if msg.key is None or msg.value is None:
                 log.error("customer message without key or value at %s[%s]@%s", msg.topic, p, msg.offset)
                 continue
+            if msg.key == WATERMARK_KEY:
+                mark = orjson.loads(msg.value)
+                w.clocks.watermark(p, int(mark["r"]), int(mark["t"]))
+                continue
             key = msg.key.decode()
             raw = customers.get(key)
             try:
@@ -168,8 +182,8 @@ def build_app(settings: Settings) -> WorkerApp:
                 else:
                     resolved = ResolvedEvent.model_validate_json(msg.value)
                     w.metrics.event_consumed(resolved.event.type)
-                    at = w.clocks.event_time(resolved.event.occurred_ms, _wall_ms())
-                    now = w.clocks.observe(p, at)
+                    at = event_time(resolved.event.occurred_ms, _wall_ms())
+                    now = max(at, w.clocks.get(p))
                     done = w.processor.on_event(key, raw, resolved.event, msg.offset, now)
             except Exception as exc:  # a message the logic cannot take: set aside, never lost
                 log.exception("processing %s[%s]@%s failed; dead-lettered", msg.topic, p, msg.offset)
@@ -179,7 +193,7 @@ def build_app(settings: Settings) -> WorkerApp:
                     topic=msg.topic, partition=p, offset=msg.offset, key=msg.key, value=msg.value,
                     at=datetime.now(UTC),
                 )  # fmt: skip
-                await dead_letter_topic.send(key=msg.key, value=letter.to_json())
+                await dead_letter_topic.send(key=msg.key, value=letter.to_json(), force=True)
                 continue
             try:
                 await _apply(w, p, key, msg.key, done, action_topics)
@@ -194,31 +208,41 @@ def build_app(settings: Settings) -> WorkerApp:
 
     @app.timer(interval=settings.timer_tick_s)
     async def fire_due_timers() -> None:
-        if app.rebalancing or not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
+        # Not while partitions move or tables are restored from their changelogs: the timer index of
+        # a newly assigned partition is rebuilt from the wake-up table, which must be complete.
+        recovery = app.tables.recovery  # type: ignore[attr-defined]
+        if app.rebalancing or app.in_recovery or recovery.in_recovery or not recovery.completed.is_set():
             return
         actives = app.assignor.assigned_actives()
         owned = frozenset(tp.partition for tp in actives if tp.topic == t.resolved_events)
         if owned != w.indexed:
             _rebuild_index(w, owned)
         wall = _wall_ms()
-        # Events still waiting in the raw topic would land on some resolved partition: while this
-        # worker has any raw backlog, no partition clock follows the wall clock.
-        raw_lag = 0
+        # Resolution side: a watermark per owned raw partition, to every resolved partition.
         for tp in actives:
-            if tp.topic == t.raw_events:
-                raw_lag += await _lag(app, tp, w.processed.get(tp))
-        w.lags = {"raw": raw_lag}
+            if tp.topic != t.raw_events:
+                continue
+            lag = await _lag(app, tp, w.processed.get(tp))
+            w.lags[f"raw-{tp.partition}"] = lag
+            mark = w.sources.watermark(tp.partition, lag, wall)
+            if mark > w.sources.sent.get(tp.partition, 0) or wall - w.last_heartbeat >= 1000:
+                body = orjson.dumps({"r": tp.partition, "t": mark})
+                for p in range(settings.partitions):
+                    await resolved_topic.send(key=WATERMARK_KEY, value=body, partition=p, force=True)
+                w.sources.sent[tp.partition] = mark
+        if wall - w.last_heartbeat >= 1000:
+            w.last_heartbeat = wall
+        # Customer side: fire what is due on the partitions this worker owns.
         for p in owned:
-            tp = TP(t.resolved_events, p)
-            lag = raw_lag + await _lag(app, tp, w.processed.get(tp))
-            w.lags[p] = lag
-            now = w.clocks.tick(p, wall, lag)
+            now = w.clocks.get(p)
+            if now <= 0:
+                continue
             # Timers due strictly before the clock: a customer's event at exactly the clock's instant
             # may still be on its way, and it goes first ("an open at exactly the timeout counts").
             fire_until = now - 1
             for customer, due in w.timers.pop_due(p, fire_until):
                 body = orjson.dumps({"due": due, "now": fire_until})
-                await timers_topic.send(key=customer.encode(), value=body, partition=p)
+                await timers_topic.send(key=customer.encode(), value=body, partition=p, force=True)
 
     _register_pages(app, w)
     return w
@@ -243,7 +267,7 @@ async def _apply(
             w.wakeups[key] = f"{p}:{due}".encode()
         w.timers.set(p, key, due)
     for channel, action in done.actions:
-        await topics[channel].send(key=key_bytes, value=action)
+        await topics[channel].send(key=key_bytes, value=action, force=True)
 
 
 async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
@@ -254,7 +278,7 @@ async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
     if processed is None:
         # Nothing processed yet in this process: count from the committed offset (what will be
         # read next), not from the fetch position, which runs ahead of processing.
-        committed = app.consumer._committed_offset.get(tp)
+        committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
         return max(0, high - (committed or 0))
     return max(0, high - (processed + 1))
 
@@ -286,6 +310,9 @@ def _register_pages(app: faust.App, w: WorkerApp) -> None:
                 "customer_key": customer_key,
                 "profile": state.profile.to_dict(),
                 "instances": [i.to_dict() for i in state.instances],
+                "entries": state.entries,
+                "seen_events": len(state.seen),
+                "clock_ms": state.clock_ms,
                 "next_wakeup_ms": state.next_wakeup_ms(),
             }
         )
@@ -295,13 +322,16 @@ def _register_pages(app: faust.App, w: WorkerApp) -> None:
         parts = {
             str(p): {
                 "clock_ms": w.clocks.get(p),
-                "lag": w.lags.get(p),
+                "watermarks": w.clocks.marks.get(p, {}),
                 "pending_timers": w.timers.pending(p),
                 "next_due_ms": w.timers.next_due(p),
             }
             for p in sorted(w.indexed)
         }
-        return web.json({"partitions": parts, "raw_lag": w.lags.get("raw")})
+        sources = {
+            str(r): {"latest_ms": v, "lag": w.lags.get(f"raw-{r}")} for r, v in w.sources.latest.items()
+        }
+        return web.json({"partitions": parts, "raw_partitions": sources})
 
     @app.page("/journeys/")
     async def journeys_view(web: Any, request: Any) -> Any:

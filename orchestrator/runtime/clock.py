@@ -1,45 +1,73 @@
-"""Logical time of the streaming runtime: one clock per partition.
+"""Logical time of the streaming runtime: watermarks carried through the resolved topic.
 
 - An event's logical time is its ``occurred_at``, clamped to no later than the wall clock plus a
   small skew (a producer with a clock in the future cannot push time ahead).
-- A partition's clock is the latest event time read on it. It moves with the wall clock only while
-  the partition has no lag (the worker has read all there is), so a backlog is caught up by event
-  time and gives the same result as live processing.
-- Timers fire when their due time is at or before their partition's clock.
+- The resolution stage knows, per raw partition ``r``, the latest event time it resolved; when it
+  has read everything there is in ``r`` (no lag), the wall clock too. It publishes that value as a
+  *watermark* to every resolved partition, after the events it resolved from ``r`` (one producer,
+  so they stay in order).
+- A resolved partition's clock is the smallest watermark over all raw partitions: no event older
+  than it can still be on its way from any raw partition (given each raw partition is in time
+  order; an event that is not is "late"). So the clock is the latest event time read while there is
+  a backlog, and moves with the wall clock only once every raw partition is caught up. A crashed
+  worker's raw partitions send no watermark until another worker takes them over: clocks wait.
+- Timers fire when their due time is before their partition's clock. Catching up on a backlog
+  thus gives the same result as live processing, and a replay gives what simulate gives.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["PartitionClocks"]
+__all__ = ["PartitionClocks", "SourceWatermarks", "event_time"]
+
+
+def event_time(occurred_ms: int, wall_ms: int, skew_ms: int = 5_000) -> int:
+    """The logical time of an event: its occurred time, never later than wall + skew."""
+    return min(occurred_ms, wall_ms + skew_ms)
+
+
+@dataclass
+class SourceWatermarks:
+    """Resolution side: per raw partition, how far event time has been read."""
+
+    latest: dict[int, int] = field(default_factory=dict)
+    sent: dict[int, int] = field(default_factory=dict)
+
+    def observe(self, raw_partition: int, event_ms: int) -> None:
+        if event_ms > self.latest.get(raw_partition, 0):
+            self.latest[raw_partition] = event_ms
+
+    def watermark(self, raw_partition: int, lag: int, wall_ms: int) -> int:
+        """The latest event time read; the wall clock as well when nothing is left to read."""
+        latest = self.latest.get(raw_partition, 0)
+        return max(latest, wall_ms) if lag <= 0 else latest
+
+    def forget(self, raw_partition: int) -> None:
+        self.latest.pop(raw_partition, None)
+        self.sent.pop(raw_partition, None)
 
 
 @dataclass
 class PartitionClocks:
-    skew_ms: int = 5_000
-    clocks: dict[int, int] = field(default_factory=dict)
+    """Customer side: per resolved partition, the watermark of every raw partition."""
 
-    def event_time(self, occurred_ms: int, wall_ms: int) -> int:
-        """The logical time of an event: its occurred time, never later than wall + skew."""
-        return min(occurred_ms, wall_ms + self.skew_ms)
+    sources: int
+    """How many raw partitions feed the resolved topic (all of them must report)."""
+    marks: dict[int, dict[int, int]] = field(default_factory=dict)
 
-    def observe(self, partition: int, event_ms: int) -> int:
-        """A read event moves its partition's clock forward (never back); returns the clock."""
-        now = max(self.clocks.get(partition, 0), event_ms)
-        self.clocks[partition] = now
-        return now
-
-    def tick(self, partition: int, wall_ms: int, lag: int) -> int:
-        """With no lag, the partition's clock follows the wall clock; returns the clock."""
-        now = self.clocks.get(partition, 0)
-        if lag <= 0 and wall_ms > now:
-            now = wall_ms
-            self.clocks[partition] = now
-        return now
+    def watermark(self, partition: int, raw_partition: int, value: int) -> int:
+        """A watermark read on ``partition``; returns the partition's clock."""
+        marks = self.marks.setdefault(partition, {})
+        if value > marks.get(raw_partition, 0):
+            marks[raw_partition] = value
+        return self.get(partition)
 
     def get(self, partition: int) -> int:
-        return self.clocks.get(partition, 0)
+        marks = self.marks.get(partition)
+        if not marks or len(marks) < self.sources:
+            return 0
+        return min(marks.values())
 
     def forget(self, partition: int) -> None:
-        self.clocks.pop(partition, None)
+        self.marks.pop(partition, None)

@@ -25,6 +25,8 @@ class Routed:
     key: bytes | None
     value: bytes
     reason: str  # "resolved" or the dead-letter reason
+    event_ms: int = 0
+    """The resolved event's occurred time (0 for dead letters)."""
 
 
 def route_raw(
@@ -58,4 +60,6 @@ def route_raw(
         return Routed(topics.dead_letter, key, letter.to_json(), letter.reason)
     customer_key = canonical_key(event.identifiers)
     resolved = ResolvedEvent(customer_key=customer_key, event=event)
-    return Routed(topics.resolved_events, customer_key.encode(), resolved.to_json(), "resolved")
+    return Routed(
+        topics.resolved_events, customer_key.encode(), resolved.to_json(), "resolved", event.occurred_ms
+    )
