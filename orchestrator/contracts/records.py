@@ -83,7 +83,8 @@ class JourneyDeployment(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    journey_id: str = Field(min_length=1)
+    kind: Literal["journey", "policy"] = Field("journey", description="A journey file or the policy file.")
+    journey_id: str = Field(min_length=1, description="The journey's id (for a policy: the policy's id).")
     version: int = Field(ge=1)
     effective_from: AwareDatetime = Field(description="Logical time from which this deployment applies.")
     source_name: str = Field(description="The file it came from, for error messages.")
@@ -93,7 +94,8 @@ class JourneyDeployment(BaseModel):
 
     @property
     def key(self) -> str:
-        return f"{self.journey_id}@{self.version}@{int(self.effective_from.timestamp() * 1000)}"
+        prefix = "policy:" if self.kind == "policy" else ""
+        return f"{prefix}{self.journey_id}@{self.version}@{int(self.effective_from.timestamp() * 1000)}"
 
     @property
     def effective_from_ms(self) -> int:

@@ -10,11 +10,13 @@ import getpass
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from orchestrator.config import Settings
 from orchestrator.contracts import JourneyDeployment
 from orchestrator.core.journey import load_journey_text
-from orchestrator.exceptions import JourneyValidationError, KafkaSetupError
+from orchestrator.core.policy import is_policy_text, load_policy_text
+from orchestrator.exceptions import JourneyValidationError, KafkaSetupError, PolicyValidationError
 
 __all__ = ["prepare_deployments", "publish_deployments"]
 
@@ -23,6 +25,7 @@ def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list
     """Validate every file and build its deployment record; raise with all problems of all files."""
     problems: list[str] = []
     out: list[JourneyDeployment] = []
+    kind: Literal["journey", "policy"]
     for path in files:
         try:
             text = path.read_text(encoding="utf-8")
@@ -30,18 +33,25 @@ def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list
             problems.append(f"{path}:1: (file): cannot read: {exc.strerror}")
             continue
         try:
-            definition = load_journey_text(text, str(path))
-        except JourneyValidationError as exc:
+            if is_policy_text(text):
+                policy = load_policy_text(text, str(path))
+                kind, ident, version, digest = "policy", policy.id, policy.version, policy.content_hash
+            else:
+                definition = load_journey_text(text, str(path))
+                kind, ident = "journey", definition.id
+                version, digest = definition.version, definition.content_hash
+        except (JourneyValidationError, PolicyValidationError) as exc:
             problems.extend(exc.problems)
             continue
         out.append(
             JourneyDeployment(
-                journey_id=definition.id,
-                version=definition.version,
+                kind=kind,
+                journey_id=ident,
+                version=version,
                 effective_from=effective_from,
                 source_name=str(path),
                 text=text,
-                content_hash=definition.content_hash,
+                content_hash=digest,
                 deployed_by=_who(),
             )
         )

@@ -115,6 +115,7 @@ def build_app(settings: Settings) -> WorkerApp:
         "email": app.topic(t.action_email, key_type=bytes, value_type=bytes),
         "sms": app.topic(t.action_sms, key_type=bytes, value_type=bytes),
         "push": app.topic(t.action_push, key_type=bytes, value_type=bytes),
+        "decisions": app.topic(t.decisions, key_type=bytes, value_type=bytes),
     }
     customers = app.Table(CUSTOMERS_TABLE, key_type=str, value_type=bytes, partitions=settings.partitions)
     wakeups = app.Table(WAKEUPS_TABLE, key_type=str, value_type=bytes, partitions=settings.partitions)
@@ -122,6 +123,7 @@ def build_app(settings: Settings) -> WorkerApp:
     book = JourneyBook(registry)
     logic = CustomerLogic(
         registry,
+        policy=book.policies,
         history_window_ms=settings.history_window_days * 86_400_000,
         lateness_ms=settings.lateness_hours * 3_600_000 or None,
         dedupe_window_ms=settings.dedupe_window_hours * 3_600_000,
@@ -203,6 +205,7 @@ def build_app(settings: Settings) -> WorkerApp:
                 log.critical("worker failed while writing state or actions; exiting", exc_info=True)
                 os._exit(70)
             w.metrics.processed(done, None if msg.topic == t.timers else msg.timestamp)
+            w.metrics.record_decisions(done.decision_models)
             if msg.topic != t.timers:
                 w.processed[msg.tp] = msg.offset
 
@@ -268,6 +271,8 @@ async def _apply(
         w.timers.set(p, key, due)
     for channel, action in done.actions:
         await topics[channel].send(key=key_bytes, value=action, force=True)
+    for decision in done.decisions:
+        await topics["decisions"].send(key=key_bytes, value=decision, force=True)
 
 
 async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 from orchestrator.config import Settings
 from orchestrator.contracts import JourneyDeployment
 from orchestrator.core.journey import JourneyRegistry, load_journey_text
-from orchestrator.exceptions import JourneyValidationError
+from orchestrator.core.policy import PolicyRegistry, load_policy_text
+from orchestrator.exceptions import JourneyValidationError, PolicyValidationError
 
 __all__ = ["JourneyBook", "JourneyFeed"]
 
@@ -30,6 +31,7 @@ class JourneyBook:
     """The registry plus what the feed refused."""
 
     registry: JourneyRegistry
+    policies: PolicyRegistry = field(default_factory=PolicyRegistry)
     problems: list[dict[str, Any]] = field(default_factory=list)
     applied: int = 0
 
@@ -40,6 +42,18 @@ class JourneyBook:
             return True  # a tombstone: deployments are never removed from the timeline
         try:
             dep = JourneyDeployment.model_validate_json(value)
+            if dep.kind == "policy":
+                policy = load_policy_text(dep.text, dep.source_name)
+                if policy.id != dep.journey_id or policy.version != dep.version:
+                    raise PolicyValidationError(
+                        [f"{dep.source_name}:1: id: the record and the file disagree"]
+                    )
+                self.policies.deploy(policy, dep.effective_from_ms)
+                self.applied += 1
+                log.info(
+                    "loaded policy %s v%s effective from %s", dep.journey_id, dep.version, dep.effective_from
+                )
+                return True
             definition = load_journey_text(dep.text, dep.source_name)
             if definition.id != dep.journey_id or definition.version != dep.version:
                 mismatch = (
@@ -48,8 +62,8 @@ class JourneyBook:
                 )
                 raise JourneyValidationError([mismatch])
             self.registry.deploy(definition, dep.effective_from_ms)
-        except (ValidationError, JourneyValidationError) as exc:
-            text = "; ".join(exc.problems) if isinstance(exc, JourneyValidationError) else str(exc)
+        except (ValidationError, JourneyValidationError, PolicyValidationError) as exc:
+            text = str(exc) if isinstance(exc, ValidationError) else "; ".join(exc.problems)
             self.problems.append(
                 {"where": where, "key": (key or b"").decode(errors="replace"), "error": text}
             )
@@ -71,7 +85,14 @@ class JourneyBook:
                 }
                 for d in self.registry.deployments(jid)
             ]
-        return {"journeys": journeys, "refused": self.problems, "applied": self.applied}
+        policies = [
+            {
+                "policy": f"{d.policy.id}@{d.policy.version}" if d.policy else None,
+                "effective_from_ms": d.effective_from_ms,
+            }
+            for d in self.policies.deployments()
+        ]
+        return {"journeys": journeys, "policies": policies, "refused": self.problems, "applied": self.applied}
 
 
 class JourneyFeed:

@@ -10,7 +10,8 @@ messages are read again that the state already contains. Such a message (offset 
 last one applied for this customer) must not be applied twice, nor swallowed: its actions may never
 have reached Kafka. So the actions each message produced are kept in a small per-customer outbox,
 and a replayed message re-sends exactly those (same action_ids; connectors drop duplicates).
-The outbox keeps the last :data:`OUTBOX_KEEP` messages that produced actions.
+The outbox keeps the last :data:`OUTBOX_KEEP` messages that produced actions or policy decisions
+(decisions are re-sent too, with their deterministic ids).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Literal
 import orjson
 
 from orchestrator.contracts import ChannelAction, CustomerEvent
+from orchestrator.contracts.decision import Decision
 from orchestrator.core.customer import CustomerLogic, CustomerState, Outcome, Transition
 
 __all__ = ["OUTBOX_KEEP", "Processed", "Processor"]
@@ -38,6 +40,10 @@ class Processed:
     """The new stored record; None deletes the customer (erasure)."""
     actions: list[tuple[str, bytes]] = field(default_factory=list)
     """(channel, action json) to send, in order."""
+    decisions: list[bytes] = field(default_factory=list)
+    """The policy's decisions (json) for the decisions topic."""
+    decision_models: list[Decision] = field(default_factory=list)
+    """The same decisions as models (for metrics); empty on a replay."""
     transitions: list[Transition] = field(default_factory=list)
     next_wakeup_ms: int | None = None
     replayed: bool = False
@@ -85,21 +91,28 @@ class Processor:
         outcome: Outcome = step(state)
         if outcome.duplicate:
             return Processed(record=raw, duplicate=True, changed=False, next_wakeup_ms=outcome.next_wakeup_ms)
+        decisions = [d.to_json() for d in outcome.decisions]
         if outcome.state is None:
             return Processed(
-                record=None, actions=_encode_actions(outcome.actions), transitions=outcome.transitions
+                record=None,
+                actions=_encode_actions(outcome.actions),
+                decisions=decisions,
+                decision_models=list(outcome.decisions),
+                transitions=outcome.transitions,
             )
         actions = _encode_actions(outcome.actions)
         offsets = dict(record["off"]) if record is not None else {}
         offsets[source] = offset
         outbox: list[Any] = list(record["out"]) if record is not None else []
-        if actions:
-            outbox.append([source, offset, [a.decode() for _, a in actions]])
+        if actions or decisions:
+            outbox.append([source, offset, [a.decode() for _, a in actions], [d.decode() for d in decisions]])
             del outbox[:-OUTBOX_KEEP]
         new = {"s": outcome.state.to_dict(), "off": offsets, "out": outbox}
         return Processed(
             record=orjson.dumps(new),
             actions=actions,
+            decisions=decisions,
+            decision_models=list(outcome.decisions),
             transitions=outcome.transitions,
             next_wakeup_ms=outcome.next_wakeup_ms,
         )
@@ -107,12 +120,19 @@ class Processor:
     @staticmethod
     def _replay(record: dict[str, Any], source: Source, offset: int) -> Processed:
         actions: list[tuple[str, bytes]] = []
-        for src, off, sent in record["out"]:
-            if src == source and off == offset:
-                for text in sent:
+        decisions: list[bytes] = []
+        for entry in record["out"]:
+            if entry[0] == source and entry[1] == offset:
+                for text in entry[2]:
                     data = text.encode()
                     actions.append((orjson.loads(data)["channel"], data))
+                decisions += [text.encode() for text in (entry[3] if len(entry) > 3 else [])]
         state = CustomerState.from_dict(record["s"])
         return Processed(
-            record=None, actions=actions, replayed=True, changed=False, next_wakeup_ms=state.next_wakeup_ms()
+            record=None,
+            actions=actions,
+            decisions=decisions,
+            replayed=True,
+            changed=False,
+            next_wakeup_ms=state.next_wakeup_ms(),
         )

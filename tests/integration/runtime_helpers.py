@@ -13,10 +13,13 @@ from confluent_kafka import Consumer, Producer
 
 from orchestrator.config import Settings
 from orchestrator.contracts import ChannelAction, parse_event
+from orchestrator.contracts.decision import Decision
 from orchestrator.core.journey import JourneyRegistry, load_journey_file
+from orchestrator.core.policy import PolicyRegistry, load_policy_file
 from orchestrator.core.resolution import canonical_key
 from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
 from orchestrator.simulate.runner import Simulator
+from orchestrator.testing import read_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 JOURNEYS = ROOT / "journeys"
@@ -53,17 +56,37 @@ def example_events(names: Iterable[str] = EXAMPLE_NAMES) -> list[bytes]:
     return [line for _, _, line in sorted(rows)]
 
 
-def simulate(journey_files: Iterable[Path], events: Iterable[bytes], until_ms: int) -> list[dict[str, Any]]:
-    """What `orchestrator simulate` gives for these events (the parity reference)."""
+def simulate(
+    journey_files: Iterable[Path],
+    events: Iterable[bytes],
+    until_ms: int,
+    policy_file: Path | None = None,
+    decisions: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """What `orchestrator simulate` gives for these events (the parity reference); with
+    ``decisions`` the policy's decisions are appended to it."""
     registry = JourneyRegistry()
     for path in journey_files:
         registry.deploy(load_journey_file(path), int(PAST.timestamp() * 1000))
+    policies = PolicyRegistry()
+    if policy_file is not None:
+        policies.deploy(load_policy_file(policy_file), int(PAST.timestamp() * 1000))
     out: list[ChannelAction] = []
-    sim = Simulator(registry, on_action=out.append)
+    made: list[Decision] = []
+    sim = Simulator(registry, on_action=out.append, policy=policies, on_decision=made.append)
     for n, line in enumerate(events, 1):
         sim.feed_line(n, line)
     sim.finish(until_ms)
+    if decisions is not None:
+        decisions.extend(orjson.loads(d.to_json()) for d in made)
     return [orjson.loads(a.to_json()) for a in out]
+
+
+def read_decisions(settings: Settings, expect: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+    records = read_topic(
+        settings.bootstrap_servers, settings.topics.decisions, expect=expect, timeout=timeout
+    )
+    return [orjson.loads(r.value or b"{}") for r in records]
 
 
 class ActionReader:

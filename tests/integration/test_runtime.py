@@ -20,6 +20,7 @@ from tests.integration.runtime_helpers import (
     deploy,
     example_events,
     produce,
+    read_decisions,
     simulate,
 )
 
@@ -56,6 +57,32 @@ def test_examples_match_simulate(settings: Settings, tmp_path: Path, actions: Ac
     finally:
         worker.stop()
     assert by_id(actions.records) == expected
+
+
+def test_policy_decisions_match_simulate(settings: Settings, tmp_path: Path, actions: ActionReader) -> None:
+    """With the example policy deployed live next to the journeys, the runtime's actions and its
+    decisions log (sent, suppressed, held, redirected, with reasons) are simulate's."""
+    policy = JOURNEYS / "policy.yaml"
+    files = [JOURNEYS / f"{n}.yaml" for n in EXAMPLE_NAMES]
+    deploy(settings, [*files, policy])
+    events = example_events()
+    produce(settings, events)
+    decisions: list[dict[str, object]] = []
+    expected = by_id(simulate(files, events, until_ms=_now_ms(), policy_file=policy, decisions=decisions))
+    kinds = {d["kind"] for d in decisions}
+    assert {"sent", "suppressed"} <= kinds, kinds
+    worker = WorkerProcess(settings, tmp_path / "worker.log", extra_env={"ORCH_LATENESS_HOURS": "0"})
+    worker.start().wait_ready()
+    try:
+        assert worker.get_json("/journeys/")[1]["policies"][0]["policy"] == "default@1"
+        actions.wait_for_ids(set(expected), describe=expected)
+        got = read_decisions(settings, expect=len(decisions))
+        actions.settle()
+    finally:
+        worker.stop()
+    assert by_id(actions.records) == expected
+    by_decision = {d["decision_id"]: d for d in got}
+    assert by_decision == {d["decision_id"]: d for d in decisions}
 
 
 def _journey(tmp: Path, version: int = 1, template: str = "nudge_v1", wait: str = "4s") -> Path:
