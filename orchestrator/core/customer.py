@@ -16,6 +16,10 @@ Order of one event (logical time ``t`` = the event's time, never later than ``no
    ``lateness_ms`` (relative to ``now_ms``) starts no journey. ``customer.erased`` ends every
    instance and returns ``state=None`` (delete).
 
+``CustomerLogic.on_merge`` folds a customer the identity graph merged away into the canonical one
+(:func:`orchestrator.core.identity.merge_states`): the shells call it before the event that caused
+the merge, with the canonical key.
+
 Every send a journey step makes passes the cross-channel policy (:mod:`orchestrator.core.policy`)
 before it leaves: the Outcome's ``actions`` are what the policy let through, its ``decisions`` say what
 happened to each send and why. Sends held for quiet hours are kept in the state with their release
@@ -36,13 +40,14 @@ from orchestrator.contracts.events import CustomerEvent
 from orchestrator.core.engine.records import Transition
 from orchestrator.core.engine.run import Run
 from orchestrator.core.engine.state import CustomerState, Instance
+from orchestrator.core.identity.merge import merge_states
 from orchestrator.core.journey.model import JourneyDefinition, WaitStep
 from orchestrator.core.journey.registry import JourneyRegistry
 from orchestrator.core.policy.model import Policy
 from orchestrator.core.policy.registry import PolicyRegistry
 from orchestrator.core.profile import DEFAULT_HISTORY_MAX, apply_event
 
-__all__ = ["DAY_MS", "CustomerLogic", "CustomerState", "Outcome", "Transition", "event_view"]
+__all__ = ["DAY_MS", "ERASE_EVENT", "CustomerLogic", "CustomerState", "Outcome", "Transition", "event_view"]
 
 DAY_MS = 86_400_000
 ERASE_EVENT = "customer.erased"
@@ -150,6 +155,33 @@ class CustomerLogic:
             transitions=run.transitions,
             next_wakeup_ms=state.next_wakeup_ms(),
             decisions=run.decisions,
+        )
+
+    def on_merge(
+        self,
+        customer_key: str,
+        canonical: CustomerState | None,
+        other: CustomerState | None,
+        at_ms: int,
+    ) -> Outcome:
+        """Fold ``other`` (the state of a key merged away) into ``canonical`` (of ``customer_key``).
+
+        No journey step runs: instances that move keep their step and timer; an instance of a journey
+        the canonical side also runs exits with reason ``merged``. Nothing is sent.
+        """
+        if canonical is None:
+            canonical = CustomerState.new(customer_key)
+        if other is None:
+            return Outcome(state=canonical, next_wakeup_ms=canonical.next_wakeup_ms())
+        merged = merge_states(
+            canonical,
+            other,
+            at_ms,
+            history_window_ms=self.history_window_ms,
+            history_max=self.history_max,
+        )
+        return Outcome(
+            state=merged.state, transitions=merged.transitions, next_wakeup_ms=merged.state.next_wakeup_ms()
         )
 
     # -- timers ---------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """Offline replay of recorded events through the same per-customer logic as the runtime.
 
 Rules: events are read in file order (streamed, never all in memory); each is resolved to its
-customer with :func:`~orchestrator.core.resolution.canonical_key`; the clock is event time (the
-latest event time read so far). Before an event at time ``t`` is applied, every customer's timers
-due strictly before ``t`` fire, in time order; at the end, pending timers due at or before
-``until`` fire. Invalid lines are skipped and reported with their line number and reason, like
+customer by the identity graph (:class:`~orchestrator.core.identity.IdentityGraph`, docs/identity.md):
+merges it reports are applied first (:meth:`CustomerLogic.on_merge`), an event of a recently erased
+identifier is dropped, and a ``customer.erased`` event erases the customer from the graph too. The
+clock is event time (the latest event time read so far). Before an event at time ``t`` is applied,
+every customer's timers due strictly before ``t`` fire, in time order; at the end, pending timers due
+at or before ``until`` fire. Invalid lines are skipped and reported with their line number and reason, like
 the runtime's dead letters.
 """
 
@@ -20,12 +22,12 @@ from typing import Any, BinaryIO
 from orchestrator.contracts.actions import ChannelAction
 from orchestrator.contracts.decision import Decision
 from orchestrator.contracts.events import parse_event
-from orchestrator.core.customer import CustomerLogic, Outcome
+from orchestrator.core.customer import ERASE_EVENT, CustomerLogic, Outcome
 from orchestrator.core.engine.state import CustomerState
+from orchestrator.core.identity import IdentityGraph
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
 from orchestrator.core.journey.registry import JourneyRegistry
 from orchestrator.core.policy import Policy, PolicyRegistry, is_policy_file, load_policy_file
-from orchestrator.core.resolution import canonical_key
 from orchestrator.exceptions import InvalidEventError, JourneyValidationError, SimulationError
 from orchestrator.simulate.funnel import Funnel
 
@@ -63,6 +65,12 @@ class SimulationResult:
     decisions: dict[str, int] = field(default_factory=dict)
     """``kind: reason`` -> count, over all journeys (``sent: allowed``, ``suppressed: frequency_cap``)."""
     customers: int = 0
+    merges: int = 0
+    """Customers merged into another by identity stitching."""
+    erased: int = 0
+    """customer.erased events applied."""
+    dropped_erased: int = 0
+    """Events dropped because they carried an identifier erased shortly before."""
     invalid: list[InvalidLine] = field(default_factory=list)
     funnel: Funnel = field(default_factory=Funnel)
     clock_ms: int | None = None
@@ -76,6 +84,7 @@ class SimulationResult:
             "actions": self.actions,
             "decisions": dict(sorted(self.decisions.items())),
             "customers": self.customers,
+            "identity": {"merges": self.merges, "erased": self.erased, "dropped_erased": self.dropped_erased},
             "journeys": self.funnel.to_dict(),
         }
 
@@ -135,6 +144,7 @@ class Simulator:
         )
         self._on_decision = on_decision
         self.states: dict[str, CustomerState] = {}
+        self.graph = IdentityGraph()
         self.result = SimulationResult()
         self._on_action = on_action
         self._timers: list[tuple[int, str]] = []
@@ -151,17 +161,30 @@ class Simulator:
         except InvalidEventError as exc:
             self.result.invalid.append(InvalidLine(line_no, exc.reason, exc.detail))
             return
-        key = canonical_key(event.identifiers)
         at = event.occurred_ms
+        resolution = self.graph.resolve(event.identifiers, at)
+        if resolution.erased:
+            self.result.dropped_erased += 1
+            return
+        key = resolution.customer_key
         if self._clock is None or at > self._clock:
             self._fire_until(at, inclusive=False)
             self._clock = at
+        for merge in resolution.merges:
+            other = self.states.pop(merge.from_key, None)
+            self._wake.pop(merge.from_key, None)
+            self.result.merges += 1
+            into = merge.into_key
+            self._take(into, self.logic.on_merge(into, self.states.get(into), other, self._clock))
         outcome = self.logic.on_event(key, self.states.get(key), event, self._clock)
         if outcome.duplicate:
             self.result.duplicates += 1
         else:
             self.result.events_applied += 1
         self._take(key, outcome)
+        if event.type == ERASE_EVENT and outcome.state is None:
+            self.graph.erase(key, at)
+            self.result.erased += 1
 
     def finish(self, until_ms: int | None = None) -> SimulationResult:
         """Fire the pending timers due at or before ``until_ms`` (none when None); return the result."""

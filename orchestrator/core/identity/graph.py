@@ -1,0 +1,277 @@
+"""The identity graph: which canonical customer an event's identifiers belong to (pure).
+
+Rules (docs/identity.md):
+
+- **customer_id is authoritative.** An event with a ``customer_id`` resolves to it, always. Two
+  different customer_ids never merge.
+- **Weak identifiers** (email, phone, device_id, anonymous_id) attach to the customer they are first
+  seen with and stay there: a device or household email later seen with another customer_id is not
+  moved and does not fuse the two customers (an event of the second customer_id still resolves to it).
+- An event without a customer_id resolves to the owner of its identifiers: the first known customer
+  (one that has a customer_id) in identifier priority order, else the first anonymous one; when none
+  is known, a new anonymous customer keyed ``kind:value`` by its first identifier (the foundation's
+  rule, so single-identifier events resolve exactly as before).
+- **Merges**: when an event links an anonymous customer to another customer (a sign-in carrying the
+  visitor's anonymous_id, two anonymous ids seen together), the anonymous one is merged into the
+  other: its identifiers move and a **forwarding alias** (old key -> canonical key) remains. Known
+  customers are never merged away.
+- **Erasure**: :meth:`IdentityGraph.erase` forgets the customer's identifiers and aliases and keeps a
+  marker per identifier (a SHA-256 digest, not the identifier) for :data:`ERASED_TTL_MS` after the
+  erasure, at most :data:`ERASED_KEPT` markers (oldest dropped first). An event carrying a marked
+  identifier within that time resolves with ``erased=True`` and must be dropped.
+
+Deterministic: the result depends only on the identifiers and times passed in, in order.
+Bounded: at most :data:`MAX_IDENTIFIERS` identifiers per customer (more are not attached; the event
+still resolves) and :data:`MAX_ALIASES` aliases per customer (the oldest is forgotten).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.contracts.events import IDENTIFIER_PRIORITY, Identifiers
+
+__all__ = [
+    "ERASED_KEPT",
+    "ERASED_TTL_MS",
+    "MAX_ALIASES",
+    "MAX_IDENTIFIERS",
+    "Erasure",
+    "IdentityGraph",
+    "Merge",
+    "Resolution",
+    "identifier_token",
+]
+
+MAX_IDENTIFIERS = 64
+"""Weak identifiers kept per customer; further ones are not attached (the event still resolves)."""
+MAX_ALIASES = 64
+"""Forwarding aliases kept per canonical customer (the oldest is forgotten first)."""
+ERASED_TTL_MS = 30 * 86_400_000
+"""How long after an erasure an event with one of the erased identifiers is dropped (30 days)."""
+ERASED_KEPT = 1_000_000
+"""Erased-identifier markers kept at most (about 100 MB in memory at the worst; oldest dropped first)."""
+
+_WEAK = IDENTIFIER_PRIORITY[1:]
+
+
+def identifier_token(kind: str, value: str) -> str:
+    """``kind:value`` with the value normalised (emails lower-cased, all stripped); a customer_id as is."""
+    if kind == "customer_id":
+        return value
+    return f"{kind}:{value.strip().lower() if kind == 'email' else value.strip()}"
+
+
+def _digest(kind: str, value: str) -> str:
+    return hashlib.sha256(f"{kind}\x00{value}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """Customer ``from_key`` was merged into ``into_key`` (move its state, leave an alias)."""
+
+    from_key: str
+    into_key: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"from": self.from_key, "into": self.into_key}
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Where an event goes: its canonical customer key, and the merges to apply first (in order)."""
+
+    customer_key: str
+    merges: tuple[Merge, ...] = ()
+    erased: bool = False
+    """True: an identifier of the event was erased recently; drop the event (``customer_key`` is a hint)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What :meth:`IdentityGraph.erase` forgot: the customer and the aliases that forwarded to it."""
+
+    customer_key: str
+    aliases: tuple[str, ...]
+    identifiers: int
+
+
+@dataclass(slots=True)
+class _Node:
+    known: bool
+    tokens: list[str] = field(default_factory=list)
+    """Weak identifier tokens owned, in the order they were attached."""
+    aliases: list[str] = field(default_factory=list)
+    """Old keys forwarding here, oldest first."""
+
+
+class IdentityGraph:
+    """Identifier -> canonical customer, with aliases and erased markers; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, _Node] = {}
+        self._owner: dict[str, str] = {}
+        """Weak identifier token -> customer key."""
+        self._alias: dict[str, str] = {}
+        """Old (merged) key -> canonical key."""
+        self._erased: dict[str, int] = {}
+        """Digest of an erased identifier -> erasure time (ms), in insertion order."""
+
+    # -- queries --------------------------------------------------------------------------------
+    def forward(self, key: str) -> str:
+        """The canonical key of ``key`` (itself unless it was merged away)."""
+        return self._alias.get(key, key)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._nodes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def identities(self, key: str) -> dict[str, list[str]]:
+        """The weak identifiers attached to ``key``, by kind (plus its customer_id when known)."""
+        node = self._nodes.get(self.forward(key))
+        if node is None:
+            return {}
+        out: dict[str, list[str]] = {}
+        if node.known:
+            out["customer_id"] = [self.forward(key)]
+        for token in node.tokens:
+            kind, _, value = token.partition(":")
+            out.setdefault(kind, []).append(value)
+        return out
+
+    def aliases(self, key: str) -> list[str]:
+        node = self._nodes.get(self.forward(key))
+        return list(node.aliases) if node else []
+
+    def is_erased(self, kind: str, value: str, at_ms: int) -> bool:
+        when = self._erased.get(_digest(kind, identifier_token(kind, value)))
+        return when is not None and at_ms < when + ERASED_TTL_MS
+
+    # -- resolution -----------------------------------------------------------------------------
+    def resolve(self, identifiers: Identifiers | Iterable[tuple[str, str]], at_ms: int) -> Resolution:
+        """The canonical customer of an event with these identifiers at event time ``at_ms``."""
+        pairs = identifiers.items() if isinstance(identifiers, Identifiers) else list(identifiers)
+        cid = next((v for k, v in pairs if k == "customer_id"), None)
+        weak = [(k, identifier_token(k, v)) for k, v in pairs if k in _WEAK]
+        weak.sort(key=lambda kv: _WEAK.index(kv[0]))
+        if cid is not None:
+            if self.is_erased("customer_id", cid, at_ms):
+                return Resolution(cid, erased=True)
+            live = [(k, t) for k, t in weak if not self._marked(k, t, at_ms)]
+            return self._resolve_known(cid, [t for _, t in live])
+        if not weak:
+            raise ValueError("at least one identifier is required")
+        if any(self._marked(k, t, at_ms) for k, t in weak):
+            owner = self._owner.get(weak[0][1], weak[0][1])
+            return Resolution(owner, erased=True)
+        return self._resolve_anonymous([t for _, t in weak])
+
+    def _marked(self, kind: str, token: str, at_ms: int) -> bool:
+        when = self._erased.get(_digest(kind, token))
+        return when is not None and at_ms < when + ERASED_TTL_MS
+
+    def _resolve_known(self, cid: str, tokens: list[str]) -> Resolution:
+        node = self._nodes.get(cid)
+        if node is None:
+            node = self._nodes[cid] = _Node(known=True)
+        elif not node.known:  # an anonymous key spelled like this customer_id (never in practice)
+            node.known = True
+        merges: list[Merge] = []
+        for token in tokens:
+            owner = self._owner.get(token)
+            if owner is None:
+                self._attach(cid, node, token)
+            elif owner != cid and not self._nodes[owner].known:
+                merges.append(self._merge(owner, cid))
+        return Resolution(cid, tuple(merges))
+
+    def _resolve_anonymous(self, tokens: list[str]) -> Resolution:
+        owners = list(dict.fromkeys(o for t in tokens if (o := self._owner.get(t)) is not None))
+        if not owners:
+            key = tokens[0]
+            node = self._nodes[key] = _Node(known=False)
+            for token in tokens:
+                self._attach(key, node, token)
+            return Resolution(key)
+        known = [o for o in owners if self._nodes[o].known]
+        key = known[0] if known else owners[0]
+        merges = [self._merge(o, key) for o in owners if o != key and not self._nodes[o].known]
+        node = self._nodes[key]
+        for token in tokens:
+            if token not in self._owner:
+                self._attach(key, node, token)
+        return Resolution(key, tuple(merges))
+
+    def _attach(self, key: str, node: _Node, token: str) -> None:
+        if len(node.tokens) < MAX_IDENTIFIERS:
+            node.tokens.append(token)
+            self._owner[token] = key
+
+    def _merge(self, from_key: str, into_key: str) -> Merge:
+        gone = self._nodes.pop(from_key)
+        into = self._nodes[into_key]
+        for token in gone.tokens:
+            del self._owner[token]
+            self._attach(into_key, into, token)
+        for old in [*gone.aliases, from_key]:
+            self._alias[old] = into_key
+            into.aliases.append(old)
+        while len(into.aliases) > MAX_ALIASES:
+            self._alias.pop(into.aliases.pop(0), None)
+        return Merge(from_key, into_key)
+
+    # -- erasure --------------------------------------------------------------------------------
+    def erase(self, key: str, at_ms: int) -> Erasure:
+        """Forget ``key`` (and what forwards to it); mark its identifiers erased as of ``at_ms``."""
+        key = self.forward(key)
+        node = self._nodes.pop(key, None)
+        if node is None:
+            self._mark("customer_id", key, at_ms)
+            return Erasure(key, (), 0)
+        if node.known:
+            self._mark("customer_id", key, at_ms)
+        for token in node.tokens:
+            self._owner.pop(token, None)
+            self._mark(token.partition(":")[0], token, at_ms)
+        for old in node.aliases:
+            self._alias.pop(old, None)
+        self._sweep(at_ms)
+        return Erasure(key, tuple(node.aliases), len(node.tokens) + int(node.known))
+
+    def _mark(self, kind: str, token: str, at_ms: int) -> None:
+        digest = _digest(kind, token)
+        self._erased.pop(digest, None)
+        self._erased[digest] = at_ms
+
+    def _sweep(self, now_ms: int) -> None:
+        horizon = now_ms - ERASED_TTL_MS
+        stale = [d for d, when in self._erased.items() if when < horizon]
+        for d in stale:
+            del self._erased[d]
+        while len(self._erased) > ERASED_KEPT:
+            del self._erased[next(iter(self._erased))]
+
+    # -- storage --------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible; :meth:`from_dict` reads it back (owners are rebuilt from the nodes)."""
+        return {
+            "n": {k: [int(n.known), n.tokens, n.aliases] for k, n in self._nodes.items()},
+            "x": self._erased,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IdentityGraph:
+        graph = cls()
+        for key, (known, tokens, aliases) in data.get("n", {}).items():
+            graph._nodes[key] = _Node(bool(known), list(tokens), list(aliases))
+            for token in tokens:
+                graph._owner[token] = key
+            for old in aliases:
+                graph._alias[old] = key
+        graph._erased = {str(d): int(t) for d, t in data.get("x", {}).items()}
+        return graph

@@ -1,0 +1,150 @@
+"""Merging one customer's state into another's when the identity graph links them (pure).
+
+Rules (docs/identity.md):
+
+- **profile**: identities are united; on attributes, addresses and time zone the canonical side wins
+  and the other fills what it lacks (a time zone only replaces the default); first/last seen, counts,
+  history and engagement are combined (history re-bounded like the profile's own);
+- **consent**: per channel and category, an explicit answer is kept; when both sides answered
+  differently the **stricter wins** (not granted);
+- **journeys**: when both sides are in the same journey, the canonical side's instance goes on and
+  the other's exits with reason ``merged`` (a funnel transition); instances only on the other side move
+  over with their timers and held sends, renumbered after the canonical side's entries of that journey
+  so action ids stay unique; entry counts add up; the dedupe memory and the send log are united.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.core.engine.records import Transition
+from orchestrator.core.engine.state import CustomerState
+from orchestrator.core.profile import (
+    CAMPAIGNS_KEPT,
+    DEFAULT_HISTORY_MAX,
+    DEFAULT_HISTORY_WINDOW_MS,
+    DEFAULT_TIMEZONE,
+    Profile,
+)
+
+__all__ = ["MERGED_REASON", "MergeResult", "merge_profiles", "merge_states"]
+
+MERGED_REASON = "merged"
+
+
+@dataclass(slots=True)
+class MergeResult:
+    state: CustomerState
+    transitions: list[Transition] = field(default_factory=list)
+
+
+def merge_profiles(
+    canonical: Profile,
+    other: Profile,
+    *,
+    history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS,
+    history_max: int = DEFAULT_HISTORY_MAX,
+) -> Profile:
+    """Fold ``other`` into ``canonical`` (in place, returned)."""
+    for kind, values in other.identities.items():
+        seen = canonical.identities.setdefault(kind, [])
+        seen.extend(v for v in values if v not in seen)
+    for key, value in other.attributes.items():
+        canonical.attributes.setdefault(key, value)
+    for channel, address in other.addresses.items():
+        canonical.addresses.setdefault(channel, address)
+    if canonical.timezone == DEFAULT_TIMEZONE:
+        canonical.timezone = other.timezone
+    firsts = [t for t in (canonical.first_seen_ms, other.first_seen_ms) if t is not None]
+    lasts = [t for t in (canonical.last_seen_ms, other.last_seen_ms) if t is not None]
+    canonical.first_seen_ms = min(firsts) if firsts else None
+    canonical.last_seen_ms = max(lasts) if lasts else None
+    for event_type, n in other.counts_by_type.items():
+        canonical.counts_by_type[event_type] = canonical.counts_by_type.get(event_type, 0) + n
+    for channel, answers in other.consent.items():
+        mine = canonical.consent.setdefault(channel, {})
+        for category, granted in answers.items():
+            mine[category] = granted and mine.get(category, True)
+    _merge_history(canonical, other, history_window_ms, history_max)
+    _merge_engagement(canonical, other)
+    return canonical
+
+
+def _merge_history(canonical: Profile, other: Profile, window_ms: int, max_items: int) -> None:
+    history = sorted([*canonical.history, *other.history], key=lambda h: int(h["at_ms"]))
+    if history:
+        horizon = int(history[-1]["at_ms"]) - window_ms
+        history = [h for h in history if int(h["at_ms"]) >= horizon][-max_items:]
+    canonical.history = history
+
+
+def _merge_engagement(canonical: Profile, other: Profile) -> None:
+    for event_type, (count, last) in other.engagement.items():
+        mine = canonical.engagement.get(event_type)
+        canonical.engagement[event_type] = (
+            [count, last] if mine is None else [mine[0] + count, max(mine[1], last)]
+        )
+    for campaign, facts in other.campaign_engagement.items():
+        mine_facts = canonical.campaign_engagement.setdefault(campaign, {})
+        for event_type, at in facts.items():
+            mine_facts[event_type] = max(mine_facts.get(event_type, at), at)
+    if len(canonical.campaign_engagement) > CAMPAIGNS_KEPT:
+        ranked = sorted(
+            canonical.campaign_engagement,
+            key=lambda c: (max(canonical.campaign_engagement[c].values(), default=0), c),
+            reverse=True,
+        )
+        for campaign in ranked[CAMPAIGNS_KEPT:]:
+            del canonical.campaign_engagement[campaign]
+
+
+def merge_states(
+    canonical: CustomerState,
+    other: CustomerState,
+    at_ms: int,
+    *,
+    history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS,
+    history_max: int = DEFAULT_HISTORY_MAX,
+) -> MergeResult:
+    """Fold ``other`` (merged away) into ``canonical`` at logical time ``at_ms`` (in place)."""
+    transitions: list[Transition] = []
+    merge_profiles(
+        canonical.profile, other.profile, history_window_ms=history_window_ms, history_max=history_max
+    )
+    running = {i.journey for i in canonical.instances}
+    renumber: dict[tuple[str, int], int] = {}
+    for inst in other.instances:
+        if inst.journey in running:
+            transitions.append(
+                Transition(
+                    kind="exited",
+                    journey_id=inst.journey,
+                    version=inst.version,
+                    step_id=inst.step,
+                    branch=None,
+                    reason=MERGED_REASON,
+                    at_ms=at_ms,
+                    entry_seq=inst.entry_seq,
+                    splits=dict(inst.splits),
+                )
+            )
+            continue
+        offset = canonical.entries.get(inst.journey, [0, 0])[0]
+        renumber[(inst.journey, inst.entry_seq)] = inst.entry_seq + offset
+        inst.entry_seq += offset
+        canonical.instances.append(inst)
+    for journey, (count, last) in other.entries.items():
+        mine = canonical.entries.get(journey)
+        canonical.entries[journey] = [count, last] if mine is None else [mine[0] + count, max(mine[1], last)]
+    for journey, value in other.conditions.items():
+        canonical.conditions[journey] = canonical.conditions.get(journey, False) or value
+    for send in other.held:
+        seq = renumber.get((send.journey_id, send.entry_seq))
+        if seq is not None:
+            send.entry_seq = seq
+            canonical.held.append(send)
+    seen = {**other.seen, **canonical.seen}
+    canonical.seen = dict(sorted(seen.items(), key=lambda kv: (kv[1], kv[0])))
+    canonical.sent_log = sorted([*canonical.sent_log, *other.sent_log])
+    canonical.clock_ms = max(canonical.clock_ms, other.clock_ms, at_ms)
+    return MergeResult(canonical, transitions)
