@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "orchestrator.cli.connector",
     "orchestrator.cli.schemas",
     "orchestrator.cli.demo",
+    "orchestrator.cli.bench",
 )
 
 

@@ -1,0 +1,298 @@
+"""End-to-end on a real broker (issue 8): one ``orchestrator worker`` catching up on a backlog, against a
+raw aiokafka passthrough on the same broker and messages; then event -> action latency at a fixed rate.
+
+Throughput: N generated events (the simulate mix, many customers) are produced to the raw topic
+before the worker starts; the clock runs from the worker's first resolved event taken by the
+customer stage to the last one (its ``orchestrator_events_consumed_total`` counter, polled on
+``/metrics`` every 0.1 s). Both stages (resolve and customer) run in that one worker.
+
+Latency: events are produced at a fixed rate to the running worker, each with a fresh customer whose
+first event is ``account.created`` (the welcome journey sends an email at once). Latency = the action
+record's timestamp (CreateTime, stamped by the worker's producer when it sends) minus the raw
+record's timestamp (CreateTime, stamped by our producer at produce time). Both clocks are this host's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from confluent_kafka import Consumer, Producer
+
+from orchestrator.bench.common import RunResult, Stopwatch, new_name
+from orchestrator.bench.common import create_topics as create_plain_topics
+from orchestrator.bench.micro import JOURNEYS_DIR, nomatch_journey_yaml
+from orchestrator.config import Settings
+from orchestrator.core.engine.clock import iso_from_ms
+from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
+from orchestrator.kafka.local_broker import LocalBroker, free_port
+from orchestrator.kafka.topics import create_topics
+from orchestrator.simulate.generate import generate_events
+from orchestrator.testing import WorkerProcess, unique_settings
+
+__all__ = ["bench_e2e", "broker"]
+
+PAST = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+@contextlib.contextmanager
+def broker(bootstrap: str | None, workdir: Path) -> Iterator[str]:
+    """The given broker, or a local Apache Kafka on free ports in ``workdir`` (stopped afterwards)."""
+    if bootstrap:
+        yield bootstrap
+        return
+    local = LocalBroker(port=free_port(), controller_port=free_port(), run_dir=workdir / "kafka")
+    info = local.up(timeout=120)
+    try:
+        yield info.bootstrap
+    finally:
+        local.down()
+
+
+def _events(n: int, customers: int, start_ms: int, span_ms: int, prefix: str) -> list[tuple[bytes, bytes]]:
+    """(key, value) of ``n`` generated events, re-timed into [start_ms, start_ms + span_ms)."""
+    out = []
+    step = span_ms / max(n, 1)
+    for i, ev in enumerate(generate_events(n, customers, seed=5)):
+        cid = f"{prefix}{ev['identifiers']['customer_id']}"
+        ev["identifiers"] = {"customer_id": cid, "email": f"{cid}@example.com"}
+        ev["event_id"] = f"{prefix}{ev['event_id']}"
+        ev["occurred_at"] = iso_from_ms(start_ms + int(i * step))
+        out.append((cid.encode(), orjson.dumps(ev)))
+    return out
+
+
+def _key_rule_check(key: bytes, value: bytes) -> None:
+    from orchestrator.contracts import parse_event
+    from orchestrator.core.resolution import canonical_key
+
+    expected = canonical_key(parse_event(value).identifiers).encode()
+    if expected != key:
+        raise AssertionError(f"bench key {key!r} is not the canonical key {expected!r}")
+
+
+def _produce(bootstrap: str, topic: str, events: list[tuple[bytes, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10_000})
+    for key, value in events:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(60):
+        raise RuntimeError("pre-produced events not delivered")
+
+
+async def _raw_passthrough(bootstrap: str, topic: str, out_topic: str, n: int, limit_s: float) -> RunResult:
+    """aiokafka (Faust's client): getmany -> send each value unchanged (not awaited) -> gather + commit
+    per batch; as ``raw_aiokafka`` of :mod:`orchestrator.bench.baseline`, without the JSON step."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=new_name("g-pass"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    await consumer.start()
+    clock = Stopwatch()
+    seen = 0
+    deadline = time.monotonic() + limit_s
+    try:
+        while seen < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"passthrough: {seen}/{n} after {limit_s}s")
+            batches = await consumer.getmany(timeout_ms=1000)
+            if not batches:
+                continue
+            if seen == 0:
+                clock.start()
+            futs = []
+            for records in batches.values():
+                for rec in records:
+                    futs.append(await producer.send(out_topic, rec.value, key=rec.key))
+                    seen += 1
+            await asyncio.gather(*futs)
+            await consumer.commit()
+        clock.stop()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return RunResult("raw_passthrough_aiokafka", 0, seen, clock.wall, clock.cpu)
+
+
+def _consumed(worker: WorkerProcess) -> int:
+    try:
+        with urllib.request.urlopen(worker.url + "/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return -1
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("orchestrator_events_consumed_total"):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def _deploy(settings: Settings, workdir: Path, nomatch: int) -> int:
+    files = sorted(p for p in JOURNEYS_DIR.glob("*.yaml") if "kind: policy" not in p.read_text())
+    for i in range(nomatch):
+        path = workdir / f"bench_nomatch_{i}.yaml"
+        path.write_text(nomatch_journey_yaml(i, same_type=i % 10 == 0))
+        files.append(path)
+    publish_deployments(settings, prepare_deployments(files, PAST))
+    return len(files)
+
+
+def _throughput(settings: Settings, worker: WorkerProcess, n: int, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    first = last = 0.0
+    seen = first_count = 0
+    while seen < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"worker caught up {seen}/{n} events in {timeout:.0f}s:\n{worker.log_tail()}")
+        now_seen = _consumed(worker)
+        now = time.perf_counter()
+        if now_seen > 0 and first == 0.0:
+            first = now
+            first_count = now_seen
+        if now_seen > seen:
+            seen, last = now_seen, now
+        time.sleep(0.1)
+    seconds = last - first
+    return {
+        "events": n,
+        "seconds": round(seconds, 3),
+        "events_per_s": round((n - first_count) / seconds, 1) if seconds > 0 else 0.0,
+    }
+
+
+def _latency(settings: Settings, rate: float, seconds: float) -> dict[str, Any]:
+    """Offer ``rate`` events/s for ``seconds``: each a new customer's account.created."""
+    n = max(20, int(rate * seconds))
+    t = settings.topics
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"bench-lat-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "latest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([t.action_email])
+    deadline = time.monotonic() + 15
+    while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.poll(0.2)
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 0})
+    tag = uuid.uuid4().hex[:6]
+    sent: dict[str, int] = {}
+
+    def on_delivery(err: Any, msg: Any) -> None:
+        if err is None:
+            sent[msg.key().decode()] = msg.timestamp()[1]
+
+    t0 = time.perf_counter()
+    for i in range(n):
+        cid = f"lat-{tag}-{i}"
+        now_ms = int(time.time() * 1000)
+        ev = {
+            "event_id": f"lat-{tag}-{i}",
+            "type": "account.created",
+            "identifiers": {"customer_id": cid, "email": f"{cid}@example.com"},
+            "occurred_at": iso_from_ms(now_ms),
+            "source": "bench",
+        }
+        producer.produce(t.raw_events, key=cid.encode(), value=orjson.dumps(ev), on_delivery=on_delivery)
+        producer.poll(0)
+        target = t0 + (i + 1) / rate
+        while time.perf_counter() < target:
+            producer.poll(max(0.0, min(0.001, target - time.perf_counter())))
+    producer.flush(30)
+    got: dict[str, int] = {}
+    deadline = time.monotonic() + 60
+    while len(got) < n and time.monotonic() < deadline:
+        for msg in consumer.consume(num_messages=1000, timeout=0.5):
+            key = msg.key()
+            if msg.error() is None and key is not None:
+                got[key.decode()] = msg.timestamp()[1]
+    consumer.close()
+    lat = sorted(got[c] - sent[c] for c in got if c in sent)
+    if not lat:
+        raise RuntimeError("latency run: no actions matched")
+    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0]] * 99
+    return {
+        "offered_events_per_s": round(rate, 1),
+        "events": n,
+        "actions_matched": len(lat),
+        "p50_ms": round(q[49], 1),
+        "p99_ms": round(q[98], 1),
+        "max_ms": lat[-1],
+    }
+
+
+def bench_e2e(
+    bootstrap: str | None,
+    *,
+    quick: bool = False,
+    events: int | None = None,
+    partitions: int = 1,
+    store: str = "rocksdb://",
+    nomatch: int = 20,
+    latency_seconds: float | None = None,
+    timeout: float = 600.0,
+) -> dict[str, Any]:
+    n = events or (3_000 if quick else 50_000)
+    lat_s = latency_seconds or (5.0 if quick else 30.0)
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp, broker(bootstrap, Path(tmp)) as boot:
+        work = Path(tmp)
+        settings = unique_settings(
+            boot, work / "worker", partitions=partitions, store=store, lateness_hours=0
+        )
+        create_topics(settings)
+        journeys = _deploy(settings, work, nomatch)
+        now_ms = int(time.time() * 1000)
+        backlog = _events(n, max(100, n // 10), now_ms - 3_600_000, 3_600_000, "b-")
+        _key_rule_check(*backlog[0])
+        _produce(boot, settings.topics.raw_events, backlog)
+        # raw passthrough: same client family as Faust (aiokafka), same broker, same messages
+        out_topic = f"{settings.topics.raw_events}.passthrough"
+        create_plain_topics(boot, [out_topic], partitions)
+        raw = asyncio.run(_raw_passthrough(boot, settings.topics.raw_events, out_topic, n, timeout))
+        worker = WorkerProcess(settings, work / "worker.log").start()
+        try:
+            worker.wait_ready(timeout=120)
+            tput = _throughput(settings, worker, n, timeout)
+            rate = max(5.0, tput["events_per_s"] / 2)
+            latency = _latency(settings, rate, lat_s)
+        finally:
+            worker.stop()
+        return {
+            "what": __doc__,
+            "bootstrap": "given" if bootstrap else "local Apache Kafka (LocalBroker)",
+            "partitions": partitions,
+            "store": store,
+            "journeys_deployed": journeys,
+            "worker": tput,
+            "raw_passthrough_aiokafka": {
+                "events": raw.events,
+                "seconds": round(raw.seconds, 3),
+                "events_per_s": round(raw.events_per_s, 1),
+            },
+            "ratio_worker_vs_raw": round(tput["events_per_s"] / raw.events_per_s, 4)
+            if raw.events_per_s
+            else 0.0,
+            "latency": latency,
+        }

@@ -1,0 +1,146 @@
+"""``orchestrator bench [--quick] [--only e2e,engine,...] [--bootstrap HOST:PORT] [--json FILE]``.
+
+Measures the orchestrator (issue 8; docs/performance.md): end-to-end throughput of one worker on a real
+broker against a raw passthrough, event -> action latency, the pure engine with 10/100/1,000 journeys,
+the timer index, bytes of state per customer, and ``orchestrator simulate``. Without ``--bootstrap``
+the e2e part starts a local Apache Kafka on free ports (and stops it). ``--quick``: small sizes, for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = ["SECTIONS", "bench_command", "register", "summary_table"]
+
+SECTIONS = ("engine", "timers", "state", "simulate", "e2e")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks: e2e on Kafka, engine, timers, state, simulate")
+    parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run, < 2 minutes)")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), metavar="LIST", help=f"comma-separated of {','.join(SECTIONS)}"
+    )
+    parser.add_argument("--bootstrap", default=None, help="broker for e2e (default: start a local one)")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results as JSON")
+    parser.add_argument(
+        "--events", type=int, default=None, help="e2e backlog size (default 50,000; quick 3,000)"
+    )
+    parser.add_argument("--sim-events", type=int, default=None, help="simulate file size (default 200,000)")
+    parser.add_argument("--partitions", type=int, default=1, help="e2e: partitions of the worker's topics")
+    parser.add_argument("--store", default="rocksdb://", help="e2e: the worker's table store")
+    parser.set_defaults(func=bench_command)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("faust-streaming", "aiokafka", "confluent-kafka", "orjson", "rocksdict", "pydantic"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "-"
+    return out
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """The headline figures of a report, one per line."""
+    lines: list[str] = []
+    add = lines.append
+    s = report.get("sections", {})
+    if "e2e" in s:
+        e = s["e2e"]
+        add(f"e2e      worker {e['worker']['events_per_s']:>12,.0f} ev/s  ({e['worker']['events']:,} events)")
+        add(f"e2e      raw passthrough {e['raw_passthrough_aiokafka']['events_per_s']:>9,.0f} ev/s aiokafka")
+        add(f"e2e      ratio worker/raw {e['ratio_worker_vs_raw']:>18.4f}")
+        lat = e["latency"]
+        add(
+            f"e2e      latency at {lat['offered_events_per_s']:,.0f} ev/s: p50 {lat['p50_ms']:,.1f} ms, "
+            f"p99 {lat['p99_ms']:,.1f} ms ({lat['actions_matched']} actions)"
+        )
+    if "engine" in s:
+        for r in s["engine"]["rows"]:
+            if "journeys" in r:
+                add(
+                    f"engine   {r['variant']:<26} {r['journeys']:>5} jrn {r['events_per_s']:>9,.0f} ev/s "
+                    f"({r['us_per_event']:.1f} us, x{r['cost_vs_10']})"
+                )
+    if "timers" in s:
+        for r in s["timers"]["rows"]:
+            add(
+                f"timers   {r['pending']:>9,} pending {r['bytes_per_pending']:>7.0f} B each, fire 1,000 due: "
+                f"{r['fire_batch_ms_median']:.2f} ms"
+            )
+    if "state" in s:
+        st = s["state"]
+        for r in st["rows"]:
+            add(
+                f"state    {r['customers']:>9,} customers: memory {r['memory_bytes_per_customer']:,.0f} B, "
+                f"rocksdb {r['rocksdb_bytes_per_customer']:,.0f} B per customer"
+            )
+        add(f"state    decoded engine state {st['decoded_state_bytes_per_customer']:,.0f} B per customer")
+    if "simulate" in s:
+        sim = s["simulate"]
+        add(f"simulate {sim['events_per_s']:>12,.0f} ev/s  ({sim['events']:,} events, {sim['seconds']} s)")
+    for name, err in report.get("errors", {}).items():
+        add(f"{name:<8} FAILED: {err}")
+    return "\n".join(lines)
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    from orchestrator.bench import e2e, micro
+
+    wanted = [x.strip() for x in args.only.split(",") if x.strip()]
+    unknown = sorted(set(wanted) - set(SECTIONS))
+    if unknown:
+        print(f"orchestrator bench: unknown sections {unknown}; choose from {list(SECTIONS)}")
+        return 2
+    runs: dict[str, Callable[[], dict[str, Any]]] = {
+        "engine": lambda: micro.bench_engine(args.quick),
+        "timers": lambda: micro.bench_timers(args.quick),
+        "state": lambda: micro.bench_state(args.quick),
+        "simulate": lambda: micro.bench_simulate(args.quick, args.sim_events),
+        "e2e": lambda: e2e.bench_e2e(
+            args.bootstrap, quick=args.quick, events=args.events, partitions=args.partitions, store=args.store
+        ),
+    }
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "quick": args.quick,
+        "machine": {"cpus": _cpu_count(), "platform": platform.platform()},
+        "versions": _versions(),
+        "sections": {},
+        "seconds": {},
+        "errors": {},
+    }
+    t_all = time.perf_counter()
+    for name in SECTIONS:
+        if name not in wanted:
+            continue
+        print(f"bench {name} ...", flush=True)
+        t0 = time.perf_counter()
+        try:
+            report["sections"][name] = runs[name]()
+        except Exception as exc:  # report and go on: one failed part must not hide the others
+            report["errors"][name] = repr(exc)[:2000]
+        report["seconds"][name] = round(time.perf_counter() - t0, 1)
+    report["seconds"]["total"] = round(time.perf_counter() - t_all, 1)
+    print(summary_table(report))
+    print(f"total {report['seconds']['total']} s")
+    if args.json is not None:
+        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    return 1 if report["errors"] else 0
+
+
+def _cpu_count() -> int:
+    import os
+
+    return os.cpu_count() or 0

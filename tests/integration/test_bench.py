@@ -1,0 +1,46 @@
+"""Smoke test of ``orchestrator bench --quick`` on the session broker: it runs and reports every part.
+
+No threshold is asserted: shared CI machines are too noisy for that (docs/performance.md has the figures).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+
+@pytest.mark.timeout(600)
+def test_bench_quick_reports_every_section(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "bench", "--quick", "--bootstrap", kafka_bootstrap,
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=540,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = orjson.loads(out.read_bytes())
+    assert report["errors"] == {}
+    s = report["sections"]
+    assert set(s) == {"e2e", "engine", "timers", "state", "simulate"}
+    e2e = s["e2e"]
+    assert e2e["worker"]["events_per_s"] > 0
+    assert e2e["raw_passthrough_aiokafka"]["events_per_s"] > 0
+    assert e2e["ratio_worker_vs_raw"] > 0
+    assert e2e["latency"]["actions_matched"] > 0
+    assert e2e["latency"]["p99_ms"] >= e2e["latency"]["p50_ms"] >= 0
+    journeys = {r["journeys"] for r in s["engine"]["rows"] if "journeys" in r}
+    assert journeys == {10, 100, 1000}
+    assert all(r["events_per_s"] > 0 for r in s["engine"]["rows"] if "journeys" in r)
+    assert all(r["memory_bytes"] > 0 and r["fire_batch_ms_median"] > 0 for r in s["timers"]["rows"])
+    assert len(s["timers"]["rows"]) >= 2
+    assert all(
+        r["memory_bytes_per_customer"] > 0 and r["rocksdb_bytes_per_customer"] > 0 for r in s["state"]["rows"]
+    )
+    assert s["simulate"]["events_per_s"] > 0
+    assert s["simulate"]["actions"] > 0
+    assert "e2e" in proc.stdout
+    assert "simulate" in proc.stdout
