@@ -1,0 +1,169 @@
+"""The identity graph: customer_id authoritative, anonymous visitors merge, aliases forward, determinism."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orchestrator.contracts.events import Identifiers
+from orchestrator.core.identity import (
+    ERASED_TTL_MS,
+    MAX_IDENTIFIERS,
+    IdentityGraph,
+    Merge,
+)
+from orchestrator.core.resolution import canonical_key
+
+T = 1_000_000
+
+
+def ids(**kw: str) -> Identifiers:
+    return Identifiers(**kw)
+
+
+def test_customer_id_alone_resolves_to_itself() -> None:
+    g = IdentityGraph()
+    r = g.resolve(ids(customer_id="C1"), T)
+    assert (r.customer_key, r.merges, r.erased) == ("C1", (), False)
+
+
+def test_weak_identifiers_attach_to_the_customer_id_they_come_with() -> None:
+    g = IdentityGraph()
+    g.resolve(ids(customer_id="C1", email="Ann@Example.com", phone="+1"), T)
+    assert g.resolve(ids(email="ann@example.com"), T + 1).customer_key == "C1"
+    assert g.resolve(ids(phone="+1"), T + 2).customer_key == "C1"
+    assert g.identities("C1") == {"customer_id": ["C1"], "email": ["ann@example.com"], "phone": ["+1"]}
+
+
+def test_anonymous_visitor_who_signs_in_is_merged_and_forwarded() -> None:
+    g = IdentityGraph()
+    assert g.resolve(ids(anonymous_id="a1"), T).customer_key == "anonymous_id:a1"
+    assert g.resolve(ids(anonymous_id="a1", device_id="d1"), T + 1).customer_key == "anonymous_id:a1"
+    r = g.resolve(ids(customer_id="C1", anonymous_id="a1"), T + 2)
+    assert r.customer_key == "C1"
+    assert r.merges == (Merge("anonymous_id:a1", "C1"),)
+    assert g.forward("anonymous_id:a1") == "C1"
+    assert g.aliases("C1") == ["anonymous_id:a1"]
+    assert g.resolve(ids(device_id="d1"), T + 3).customer_key == "C1"
+    assert g.resolve(ids(anonymous_id="a1"), T + 4) == g.resolve(ids(customer_id="C1"), T + 5)
+    assert "anonymous_id:a1" not in g
+
+
+def test_two_customer_ids_sharing_a_device_or_household_email_stay_apart() -> None:
+    g = IdentityGraph()
+    g.resolve(ids(customer_id="C1", device_id="tablet", email="family@example.com"), T)
+    r = g.resolve(ids(customer_id="C2", device_id="tablet", email="family@example.com"), T + 1)
+    assert (r.customer_key, r.merges) == ("C2", ())
+    assert g.resolve(ids(customer_id="C2"), T + 2).customer_key == "C2"
+    assert g.resolve(ids(customer_id="C1"), T + 2).customer_key == "C1"
+    # the shared identifiers stay with their first owner: an anonymous event on the device goes there
+    assert g.resolve(ids(device_id="tablet"), T + 3).customer_key == "C1"
+    assert "device_id" not in g.identities("C2")
+
+
+def test_anonymous_event_linking_a_known_and_an_anonymous_customer_merges_the_anonymous_one() -> None:
+    g = IdentityGraph()
+    g.resolve(ids(customer_id="C1", email="a@x.io"), T)
+    g.resolve(ids(device_id="d9"), T + 1)
+    r = g.resolve(ids(email="a@x.io", device_id="d9"), T + 2)
+    assert (r.customer_key, r.merges) == ("C1", (Merge("device_id:d9", "C1"),))
+
+
+def test_two_anonymous_customers_seen_together_become_one() -> None:
+    g = IdentityGraph()
+    g.resolve(ids(device_id="d1"), T)
+    g.resolve(ids(anonymous_id="a1"), T + 1)
+    r = g.resolve(ids(device_id="d1", anonymous_id="a1"), T + 2)
+    assert (r.customer_key, r.merges) == ("device_id:d1", (Merge("anonymous_id:a1", "device_id:d1"),))
+    # later merged into a known customer: both old keys forward to it
+    g.resolve(ids(customer_id="C", device_id="d1"), T + 3)
+    assert g.forward("anonymous_id:a1") == g.forward("device_id:d1") == "C"
+
+
+def test_identifiers_per_customer_are_bounded() -> None:
+    g = IdentityGraph()
+    for i in range(MAX_IDENTIFIERS + 10):
+        assert g.resolve(ids(customer_id="C", device_id=f"d{i}"), T + i).customer_key == "C"
+    assert len(g.identities("C")["device_id"]) == MAX_IDENTIFIERS
+
+
+def test_erasure_forgets_and_blocks_late_events_for_a_bounded_time() -> None:
+    g = IdentityGraph()
+    g.resolve(ids(anonymous_id="a1"), T)
+    g.resolve(ids(customer_id="C1", anonymous_id="a1", email="ann@example.com"), T + 1)
+    erased = g.erase("C1", T + 10)
+    assert (erased.customer_key, erased.aliases, erased.identifiers) == ("C1", ("anonymous_id:a1",), 3)
+    assert "C1" not in g
+    assert g.identities("C1") == {}
+    assert g.forward("anonymous_id:a1") == "anonymous_id:a1"
+    stored = orjson.dumps(g.to_dict())
+    assert b"ann@example.com" not in stored
+    assert b"C1" not in stored
+    assert g.to_dict()["n"] == {}
+    assert all(len(d) == 32 and int(d, 16) >= 0 for d in g.to_dict()["x"])  # only digests remain
+    assert g.resolve(ids(email="ANN@example.com"), T + 5).erased  # late (before the erasure)
+    assert g.resolve(ids(customer_id="C1"), T + 20).erased
+    assert g.resolve(ids(anonymous_id="a1", device_id="new"), T + 20).erased
+    # another customer carrying an erased weak identifier is not dropped, but it is not attached
+    r = g.resolve(ids(customer_id="C2", email="ann@example.com"), T + 20)
+    assert (r.customer_key, r.erased) == ("C2", False)
+    assert "email" not in g.identities("C2")
+    # after the marker's time the identifiers are free again
+    assert not g.resolve(ids(customer_id="C1"), T + 10 + ERASED_TTL_MS).erased
+
+
+def test_graph_round_trips_through_its_dict() -> None:
+    g = IdentityGraph()
+    g.resolve(ids(anonymous_id="a1"), T)
+    g.resolve(ids(customer_id="C1", anonymous_id="a1", email="e@x"), T + 1)
+    g.resolve(ids(customer_id="C9"), T + 1)
+    g.erase("C9", T + 2)
+    again = IdentityGraph.from_dict(orjson.loads(orjson.dumps(g.to_dict())))
+    assert again.to_dict() == g.to_dict()
+    assert again.forward("anonymous_id:a1") == "C1"
+    assert again.resolve(ids(email="e@x"), T + 3).customer_key == "C1"
+    assert again.resolve(ids(customer_id="C9"), T + 3).erased
+
+
+_KINDS = ("customer_id", "email", "phone", "device_id", "anonymous_id")
+_identifier_sets = st.dictionaries(
+    st.sampled_from(_KINDS), st.sampled_from(["1", "2", "3"]), min_size=1, max_size=3
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_identifier_sets, min_size=1, max_size=25), st.integers(0, 24))
+def test_resolution_is_deterministic_and_survives_a_restart(events: list[dict[str, str]], cut: int) -> None:
+    a, b = IdentityGraph(), IdentityGraph()
+    results_a = [a.resolve(Identifiers(**e), T + i) for i, e in enumerate(events)]
+    results_b = []
+    for i, e in enumerate(events):
+        if i == cut:
+            b = IdentityGraph.from_dict(orjson.loads(orjson.dumps(b.to_dict())))
+        results_b.append(b.resolve(Identifiers(**e), T + i))
+    assert results_a == results_b
+    assert a.to_dict() == b.to_dict()
+    for e, r in zip(events, results_a, strict=True):
+        if "customer_id" in e:
+            assert r.customer_key == e["customer_id"]  # authoritative, exactly as before
+        assert all(
+            m.into_key == a.forward(m.into_key) or m.into_key in a.aliases(a.forward(m.into_key))
+            for m in r.merges
+        )
+    # two customer_ids never merge: no known key is ever merged away
+    known = {e["customer_id"] for e in events if "customer_id" in e}
+    merged_away = {m.from_key for r in results_a for m in r.merges}
+    assert not known & merged_away
+
+
+@given(_identifier_sets)
+def test_first_sighting_resolves_like_the_foundation_rule(identifiers: dict[str, str]) -> None:
+    value = Identifiers(**identifiers)
+    assert IdentityGraph().resolve(value, T).customer_key == canonical_key(value)
+
+
+def test_resolve_needs_an_identifier() -> None:
+    with pytest.raises(ValueError, match="identifier"):
+        IdentityGraph().resolve([], T)
