@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "orchestrator.cli.worker",
     "orchestrator.cli.validate",
     "orchestrator.cli.simulate",
+    "orchestrator.cli.inspect",
     "orchestrator.cli.deploy",
     "orchestrator.cli.connector",
     "orchestrator.cli.schemas",

@@ -1,6 +1,7 @@
 """``orchestrator simulate --journeys DIR --events FILE.jsonl [--policy FILE] [--out FILE] [--report FILE]``.
 
-(Also ``--decisions FILE``, ``--until ISO``, ``--lateness DURATION``.)
+(Also ``--decisions FILE``, ``--until ISO``, ``--lateness DURATION``, ``--state-out FILE``: the final
+customer states and identity graph, for ``orchestrator inspect CUSTOMER --from-simulate FILE``.)
 
 Replays recorded events through the journeys, offline and with event time as the clock; writes the
 actions as JSONL (the action contract), prints a funnel per journey, and a JSON report with
@@ -43,6 +44,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--decisions", type=Path, default=None, metavar="FILE", help="write the policy's decisions (JSONL)"
     )
+    parser.add_argument(
+        "--state-out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the final customer states and identity graph (for orchestrator inspect)",
+    )
     parser.add_argument("--report", type=Path, default=None, metavar="FILE", help="write the funnel as JSON")
     parser.add_argument(
         "--until", default=None, metavar="ISO", help="at the end, fire pending timers due up to this time"
@@ -82,6 +90,7 @@ def simulate_command(args: argparse.Namespace) -> int:
             lateness_ms=lateness,
             policy_path=args.policy,
             decisions_path=args.decisions,
+            state_out=args.state_out,
         )
     except (JourneyValidationError, PolicyValidationError) as exc:
         for p in exc.problems:
@@ -97,6 +106,11 @@ def simulate_command(args: argparse.Namespace) -> int:
     print(result.funnel.table())
     if result.decisions:
         print("decisions: " + ", ".join(f"{k} {n}" for k, n in sorted(result.decisions.items())))
+    if result.merges or result.erased or result.dropped_erased:
+        print(
+            f"identity: {result.merges} merges, {result.erased} erased, "
+            f"{result.dropped_erased} events of erased identifiers dropped"
+        )
     print(
         f"{result.events_read} events read, {result.events_applied} applied, {result.duplicates} duplicates, "
         f"{len(result.invalid)} invalid; {result.customers} customers; {result.actions} actions"

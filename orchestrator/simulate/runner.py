@@ -30,6 +30,7 @@ from orchestrator.core.journey.registry import JourneyRegistry
 from orchestrator.core.policy import Policy, PolicyRegistry, is_policy_file, load_policy_file
 from orchestrator.exceptions import InvalidEventError, JourneyValidationError, SimulationError
 from orchestrator.simulate.funnel import Funnel
+from orchestrator.simulate.state_file import SimulatedState, write_state_file
 
 __all__ = [
     "EARLIEST_MS",
@@ -255,11 +256,13 @@ def simulate_file(
     lateness_ms: int | None = None,
     policy_path: Path | str | None = None,
     decisions_path: Path | str | None = None,
+    state_out: Path | str | None = None,
 ) -> SimulationResult:
     """Replay a JSONL events file through the journeys; write actions as JSONL to ``out_path``.
 
     ``policy_path``: a policy file applied to every send (docs/policy.md); ``decisions_path``: write
-    the policy's decisions there as JSONL (the decision contract).
+    the policy's decisions there as JSONL (the decision contract); ``state_out``: write every
+    customer's final state and the identity graph there (:mod:`orchestrator.simulate.state_file`).
     """
     registry = load_registry(journeys, history_window_ms=history_window_ms)
     policy = load_policy_file(policy_path) if policy_path is not None else None
@@ -308,7 +311,10 @@ def simulate_file(
                 bar(pending)
                 pending = 0
         bar(pending)
-        return sim.finish(until_ms)
+        result = sim.finish(until_ms)
+        if state_out is not None:
+            write_state_file(state_out, SimulatedState(result.clock_ms, sim.states, sim.graph))
+        return result
 
 
 def _progress(path: Path, enabled: bool) -> Callable[[int], None]:

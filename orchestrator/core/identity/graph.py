@@ -144,6 +144,18 @@ class IdentityGraph:
             out.setdefault(kind, []).append(value)
         return out
 
+    def lookup(self, name: str) -> str | None:
+        """The canonical key ``name`` stands for: a customer key, an old (merged) key or a ``kind:value``
+        identifier (``email:Ann@x.io``); None when the graph does not know it."""
+        if name in self._alias:
+            return self._alias[name]
+        if name in self._nodes:
+            return name
+        kind, sep, value = name.partition(":")
+        if sep and kind in _WEAK:
+            return self._owner.get(identifier_token(kind, value))
+        return None
+
     def aliases(self, key: str) -> list[str]:
         node = self._nodes.get(self.forward(key))
         return list(node.aliases) if node else []

@@ -1,0 +1,174 @@
+"""``orchestrator inspect CUSTOMER --from-simulate STATE.json [--json]``: one customer, resolved.
+
+Shows the resolved profile (attributes, addresses, consent, time zone, engagement), the identities and
+forwarding aliases, and the journey instances with their step and next wake-up. ``CUSTOMER`` is a
+customer key, an old key that was merged away, or an identifier written ``kind:value``
+(``email:ann@example.com``).
+
+The document is built by :func:`customer_document` from a :class:`CustomerState` and what the identity
+graph knows; :func:`render` prints it. A live variant (the worker's ``/customers/<key>/`` page and the
+decisions topic) only has to build the same document from the worker's answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from orchestrator.core.engine.state import CustomerState
+from orchestrator.core.profile import CONSENT_DEFAULTS
+from orchestrator.exceptions import OrchestratorError
+from orchestrator.simulate.state_file import read_state_file
+
+__all__ = ["InspectError", "customer_document", "inspect_command", "register", "render"]
+
+_CHANNELS = ("email", "sms", "push")
+
+
+class InspectError(OrchestratorError):
+    """The customer cannot be found or the source cannot be read."""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "inspect", help="one customer: resolved profile, identities, journey instances and wake-ups"
+    )
+    parser.add_argument(
+        "customer", metavar="CUSTOMER", help="customer key, old key, or kind:value identifier"
+    )
+    parser.add_argument(
+        "--from-simulate",
+        type=Path,
+        required=True,
+        metavar="STATE.json",
+        help="the file `orchestrator simulate --state-out` wrote",
+    )
+    parser.add_argument("--json", action="store_true", help="print the document as JSON")
+    parser.set_defaults(func=inspect_command)
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def customer_document(
+    state: CustomerState,
+    *,
+    identities: dict[str, list[str]] | None = None,
+    aliases: list[str] | None = None,
+    asked: str | None = None,
+    source: str = "simulate",
+) -> dict[str, Any]:
+    """The JSON-compatible view of one customer (shared by the offline and the live inspect)."""
+    p = state.profile
+    ids = {k: list(v) for k, v in p.identities.items()}
+    for kind, values in (identities or {}).items():
+        ids.setdefault(kind, []).extend(v for v in values if v not in ids[kind])
+    return {
+        "source": source,
+        "asked": asked or p.customer_key,
+        "customer_key": p.customer_key,
+        "aliases": list(aliases or []),
+        "identities": ids,
+        "profile": {
+            "timezone": p.timezone,
+            "attributes": p.attributes,
+            "addresses": p.addresses,
+            "consent": {ch: {c: p.has_consent(ch, c) for c in CONSENT_DEFAULTS} for ch in _CHANNELS},
+            "consent_explicit": p.consent,
+            "engagement": p.engagement_view(),
+            "campaigns": p.campaign_engagement,
+            "counts": p.counts_by_type,
+            "first_seen": _iso(p.first_seen_ms),
+            "last_seen": _iso(p.last_seen_ms),
+        },
+        "instances": [
+            {
+                "journey": i.journey,
+                "version": i.version,
+                "entry_seq": i.entry_seq,
+                "step": i.step,
+                "entered_at": _iso(i.entered_ms),
+                "next_wakeup": _iso(i.due_ms),
+                "held_out": i.held,
+                "splits": i.splits,
+            }
+            for i in sorted(state.instances, key=lambda i: (i.journey, i.entry_seq))
+        ],
+        "held_sends": [
+            {
+                "action_id": h.action_id,
+                "journey": h.journey_id,
+                "channel": h.channel,
+                "release": _iso(h.release_ms),
+            }
+            for h in state.held
+        ],
+        "entries": {j: {"count": n, "last": _iso(at)} for j, (n, at) in sorted(state.entries.items())},
+        "clock": _iso(state.clock_ms),
+        "next_wakeup": _iso(state.next_wakeup_ms()),
+    }
+
+
+def render(doc: dict[str, Any]) -> str:
+    """A readable text of :func:`customer_document`."""
+    prof = doc["profile"]
+    lines = [
+        f"customer {doc['customer_key']}"
+        + (f" (asked: {doc['asked']})" if doc["asked"] != doc["customer_key"] else "")
+    ]
+    if doc["aliases"]:
+        lines.append(f"  aliases: {', '.join(doc['aliases'])}")
+    lines.append("identities:")
+    lines += [f"  {kind}: {', '.join(values)}" for kind, values in sorted(doc["identities"].items())]
+    lines.append(f"profile (time zone {prof['timezone']}, seen {prof['first_seen']} .. {prof['last_seen']}):")
+    lines += [f"  {k} = {orjson.dumps(v).decode()}" for k, v in sorted(prof["attributes"].items())]
+    lines.append(
+        "addresses: " + (", ".join(f"{ch} {a}" for ch, a in sorted(prof["addresses"].items())) or "none")
+    )
+    lines.append(
+        "consent: "
+        + "; ".join(
+            f"{ch} " + ", ".join(f"{c} {'yes' if ok else 'no'}" for c, ok in cats.items())
+            for ch, cats in prof["consent"].items()
+        )
+    )
+    engaged = [
+        f"{ch} {k} {v}"
+        for ch, facts in prof["engagement"].items()
+        for k, v in facts.items()
+        if not k.startswith("last_")
+    ]
+    lines.append("engagement: " + (", ".join(engaged) or "none"))
+    lines.append(f"journeys ({len(doc['instances'])} running):")
+    for i in doc["instances"]:
+        wake = f", wakes {i['next_wakeup']}" if i["next_wakeup"] else ", waiting for an event"
+        held = " [holdout]" if i["held_out"] else ""
+        where = f"  {i['journey']} v{i['version']} #{i['entry_seq']}: at {i['step']}"
+        lines.append(f"{where} since {i['entered_at']}{wake}{held}")
+    for h in doc["held_sends"]:
+        lines.append(f"  held send {h['action_id']} ({h['journey']}, {h['channel']}) until {h['release']}")
+    lines.append(f"next wake-up: {doc['next_wakeup'] or 'none'}")
+    return "\n".join(lines)
+
+
+def inspect_command(args: argparse.Namespace) -> int:
+    sim = read_state_file(args.from_simulate)
+    key = sim.graph.lookup(args.customer) or args.customer
+    state = sim.customers.get(key)
+    if state is None:
+        raise InspectError(f"no customer {args.customer!r} in {args.from_simulate}")
+    doc = customer_document(
+        state, identities=sim.graph.identities(key), aliases=sim.graph.aliases(key), asked=args.customer
+    )
+    if args.json:
+        print(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+    else:
+        print(render(doc))
+    return 0

@@ -1,0 +1,67 @@
+"""The final states of a simulation as one JSON file (``orchestrator simulate --state-out FILE``).
+
+Format (``"format": 1``)::
+
+    {"format": 1, "clock_ms": <simulation clock>,
+     "customers": {<canonical key>: <CustomerState.to_dict()>, ...},
+     "identity": <IdentityGraph.to_dict()>}
+
+``orchestrator inspect CUSTOMER --from-simulate FILE`` reads it back. The file holds personal data
+(profiles, addresses) exactly like the runtime's tables: treat it like them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from orchestrator.core.engine.state import CustomerState
+from orchestrator.core.identity import IdentityGraph
+from orchestrator.exceptions import SimulationError
+
+__all__ = ["STATE_FORMAT", "SimulatedState", "read_state_file", "write_state_file"]
+
+STATE_FORMAT = 1
+
+
+@dataclass(slots=True)
+class SimulatedState:
+    clock_ms: int | None
+    customers: dict[str, CustomerState] = field(default_factory=dict)
+    graph: IdentityGraph = field(default_factory=IdentityGraph)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "clock_ms": self.clock_ms,
+            "customers": {k: s.to_dict() for k, s in sorted(self.customers.items())},
+            "identity": self.graph.to_dict(),
+        }
+
+
+def write_state_file(path: Path | str, state: SimulatedState) -> None:
+    try:
+        Path(path).write_bytes(orjson.dumps(state.to_dict()) + b"\n")
+    except OSError as exc:
+        raise SimulationError(f"{path}: cannot write states: {exc}") from None
+
+
+def read_state_file(path: Path | str) -> SimulatedState:
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise SimulationError(f"{path}: cannot read states: {exc}") from None
+    except orjson.JSONDecodeError as exc:
+        raise SimulationError(f"{path}: not a state file (not JSON: {exc})") from None
+    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+        raise SimulationError(
+            f"{path}: not a state file of format {STATE_FORMAT} (orchestrator simulate --state-out)"
+        )
+    return SimulatedState(
+        clock_ms=data.get("clock_ms"),
+        customers={k: CustomerState.from_dict(v) for k, v in data.get("customers", {}).items()},
+        graph=IdentityGraph.from_dict(data.get("identity", {})),
+    )
