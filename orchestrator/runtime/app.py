@@ -173,6 +173,7 @@ def build_app(settings: Settings) -> WorkerApp:
             if msg.key == WATERMARK_KEY:
                 mark = orjson.loads(msg.value)
                 w.clocks.watermark(p, int(mark["r"]), int(mark["t"]))
+                w.processed[msg.tp] = msg.offset
                 continue
             key = msg.key.decode()
             raw = customers.get(key)
