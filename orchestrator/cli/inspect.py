@@ -141,9 +141,9 @@ def render(doc: dict[str, Any]) -> str:
     )
     engaged = [
         f"{ch} {k} {v}"
-        for ch, facts in prof["engagement"].items()
-        for k, v in facts.items()
-        if not k.startswith("last_")
+        for ch in _CHANNELS
+        for k, v in prof["engagement"][ch].items()
+        if isinstance(v, int) and v and not k.startswith("last_")
     ]
     lines.append("engagement: " + (", ".join(engaged) or "none"))
     lines.append(f"journeys ({len(doc['instances'])} running):")

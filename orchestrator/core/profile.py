@@ -15,7 +15,15 @@ What the profile keeps:
   ``sms.clicked``, ...): per event type its count and latest time, and per campaign the latest time of
   each engagement type (the :data:`CAMPAIGNS_KEPT` most recently engaged campaigns). Conditions read it
   as ``profile.engagement.email.opened`` / ``profile.engagement.email.last_opened_ms``; the policy's
-  engagement suppression reads it too. It is not bounded by the event history's size.
+  engagement suppression reads it too. It is not bounded by the event history's size. Also:
+
+  - **sliding windows**: per engagement type, counts per UTC day for the last :data:`ACTIVITY_DAYS`
+    days; conditions read ``profile.engagement.email.opened_7d`` (also ``_1d``, ``_30d``): the days
+    ending with the day of the customer's latest event (``last_seen_ms``);
+  - **hour of week** per channel: opens and clicks counted by UTC hour of the week (0 = Monday
+    00:00-01:00 UTC, 167 = Sunday 23:00) for the run stage's send-time choice; conditions read
+    ``profile.engagement.email.hour_of_week[h]`` (a list of 168 counts);
+  - per campaign ``profile.engagement.campaigns.<campaign>.last_opened_ms`` (``last_clicked_ms``, ...).
 """
 
 from __future__ import annotations
@@ -27,13 +35,16 @@ from typing import Any
 from orchestrator.contracts.events import ENGAGEMENT_TYPES, CustomerEvent
 
 __all__ = [
+    "ACTIVITY_DAYS",
     "CAMPAIGNS_KEPT",
     "CONSENT_DEFAULTS",
     "DEFAULT_HISTORY_MAX",
     "DEFAULT_HISTORY_WINDOW_MS",
     "DEFAULT_TIMEZONE",
+    "WINDOWS_DAYS",
     "Profile",
     "apply_event",
+    "hour_of_week",
 ]
 
 DEFAULT_TIMEZONE = "UTC"
@@ -46,6 +57,12 @@ _CHANNELS = ("email", "sms", "push")
 _ADDRESS_FIELDS = {"email": "email", "phone": "sms", "push_token": "push"}
 _HISTORY_FIELDS = ("type", "at_ms", "campaign", "action_id", "journey", "channel")
 CAMPAIGNS_KEPT = 50
+ACTIVITY_DAYS = 30
+"""Days of per-day engagement counts kept (the longest sliding window)."""
+WINDOWS_DAYS = (1, 7, 30)
+"""Sliding windows conditions can read: ``opened_1d``, ``opened_7d``, ``opened_30d``."""
+_DAY_MS = 86_400_000
+_HOUR_MS = 3_600_000
 """Campaigns whose engagement is remembered per customer (the most recently engaged ones)."""
 
 
@@ -71,6 +88,10 @@ class Profile:
     """Engagement event type (``email.opened``) -> [count, latest time in ms]."""
     campaign_engagement: dict[str, dict[str, int]] = field(default_factory=dict)
     """Campaign -> engagement event type -> latest time in ms (bounded to CAMPAIGNS_KEPT campaigns)."""
+    activity: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Engagement event type -> UTC day number (epoch days, as text) -> count; ACTIVITY_DAYS days kept."""
+    hours: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Channel -> hour of week (0..167, as text) -> opens and clicks."""
 
     def engaged_since(self, event_types: frozenset[str], since_ms: int, campaign: str | None = None) -> bool:
         """Did one of ``event_types`` happen at or after ``since_ms`` (for ``campaign`` when given)?"""
@@ -79,14 +100,30 @@ class Profile:
             return any(latest.get(t, since_ms - 1) >= since_ms for t in event_types)
         return any(self.engagement.get(t, (0, since_ms - 1))[1] >= since_ms for t in event_types)
 
-    def engagement_view(self) -> dict[str, dict[str, int]]:
-        """``{"email": {"opened": 3, "last_opened_ms": ...}, ...}`` (every channel, zeros when none)."""
-        view: dict[str, dict[str, int]] = {ch: {} for ch in _CHANNELS}
+    def engagement_view(self) -> dict[str, dict[str, Any]]:
+        """``{"email": {"opened": 3, "last_opened_ms": ..., "opened_7d": 1, "hour_of_week": [...]}, ...,
+        "campaigns": {"welcome": {"last_opened_ms": ...}}}`` (every channel)."""
+        view: dict[str, dict[str, Any]] = {ch: {} for ch in _CHANNELS}
+        today = (self.last_seen_ms or 0) // _DAY_MS
         for event_type, (count, last) in self.engagement.items():
             channel, _, kind = event_type.partition(".")
             if channel in view:
                 view[channel][kind] = count
                 view[channel][f"last_{kind}_ms"] = last
+                days = self.activity.get(event_type, {})
+                for window in WINDOWS_DAYS:
+                    view[channel][f"{kind}_{window}d"] = sum(
+                        n for d, n in days.items() if today - window < int(d) <= today
+                    )
+        for channel in _CHANNELS:
+            counts = [0] * 168
+            for how, n in self.hours.get(channel, {}).items():
+                counts[int(how)] = n
+            view[channel]["hour_of_week"] = counts
+        view["campaigns"] = {
+            c: {f"last_{t.partition('.')[2]}_ms": at for t, at in facts.items()}
+            for c, facts in self.campaign_engagement.items()
+        }
         return view
 
     def has_consent(self, channel: str, category: str) -> bool:
@@ -123,6 +160,8 @@ class Profile:
             "history": [[h[f] for f in _HISTORY_FIELDS] for h in self.history],
             **({"engagement": self.engagement} if self.engagement else {}),
             **({"campaign_engagement": self.campaign_engagement} if self.campaign_engagement else {}),
+            **({"activity": self.activity} if self.activity else {}),
+            **({"hours": self.hours} if self.hours else {}),
         }
 
     @classmethod
@@ -140,6 +179,8 @@ class Profile:
             history=[dict(zip(_HISTORY_FIELDS, row, strict=True)) for row in data.get("history", [])],
             engagement={k: list(v) for k, v in data.get("engagement", {}).items()},
             campaign_engagement={k: dict(v) for k, v in data.get("campaign_engagement", {}).items()},
+            activity={k: dict(v) for k, v in data.get("activity", {}).items()},
+            hours={k: dict(v) for k, v in data.get("hours", {}).items()},
         )
 
 
@@ -175,6 +216,7 @@ def apply_event(
         _update_consent(profile, event.properties)
     elif event.type in ENGAGEMENT_TYPES:
         _update_engagement(profile, event.type, event.campaign, at)
+        _count_activity(profile, event.type, at)
     _remember(profile, event, at, history_window_ms, history_max)
     return profile
 
@@ -213,6 +255,28 @@ def _update_engagement(profile: Profile, event_type: str, campaign: str | None, 
             )
             del profile.campaign_engagement[oldest]
     facts[event_type] = max(facts.get(event_type, at), at)
+
+
+def hour_of_week(at_ms: int) -> int:
+    """0 for Monday 00:00-01:00 UTC ... 167 for Sunday 23:00-24:00 UTC (epoch day 0 is a Thursday)."""
+    return (at_ms // _HOUR_MS + 72) % 168
+
+
+def _count_activity(profile: Profile, event_type: str, at: int) -> None:
+    channel, _, kind = event_type.partition(".")
+    if kind in ("opened", "clicked"):
+        hours = profile.hours.setdefault(channel, {})
+        how = str(hour_of_week(at))
+        hours[how] = hours.get(how, 0) + 1
+    days = profile.activity.setdefault(event_type, {})
+    day = at // _DAY_MS
+    newest = max((int(d) for d in days), default=day)
+    if day <= newest - ACTIVITY_DAYS:
+        return
+    days[str(day)] = days.get(str(day), 0) + 1
+    if day > newest:
+        for d in [d for d in days if int(d) <= day - ACTIVITY_DAYS]:
+            del days[d]
 
 
 def _update_consent(profile: Profile, properties: dict[str, Any]) -> None:

@@ -161,6 +161,8 @@ class IdentityGraph:
         return list(node.aliases) if node else []
 
     def is_erased(self, kind: str, value: str, at_ms: int) -> bool:
+        if not self._erased:  # nothing erased: skip the hashing (hot path of every event)
+            return False
         when = self._erased.get(_digest(kind, identifier_token(kind, value)))
         return when is not None and at_ms < when + ERASED_TTL_MS
 
@@ -184,6 +186,8 @@ class IdentityGraph:
         return self._resolve_anonymous([t for _, t in weak])
 
     def _marked(self, kind: str, token: str, at_ms: int) -> bool:
+        if not self._erased:
+            return False
         when = self._erased.get(_digest(kind, token))
         return when is not None and at_ms < when + ERASED_TTL_MS
 

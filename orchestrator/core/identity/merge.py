@@ -4,7 +4,8 @@ Rules (docs/identity.md):
 
 - **profile**: identities are united; on attributes, addresses and time zone the canonical side wins
   and the other fills what it lacks (a time zone only replaces the default); first/last seen, counts,
-  history and engagement are combined (history re-bounded like the profile's own);
+  history and engagement (summary, per-day counts, hour of week) are combined, re-bounded like the
+  profile's own;
 - **consent**: per channel and category, an explicit answer is kept; when both sides answered
   differently the **stricter wins** (not granted);
 - **journeys**: when both sides are in the same journey, the canonical side's instance goes on and
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from orchestrator.core.engine.records import Transition
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.profile import (
+    ACTIVITY_DAYS,
     CAMPAIGNS_KEPT,
     DEFAULT_HISTORY_MAX,
     DEFAULT_HISTORY_WINDOW_MS,
@@ -88,6 +90,17 @@ def _merge_engagement(canonical: Profile, other: Profile) -> None:
         mine_facts = canonical.campaign_engagement.setdefault(campaign, {})
         for event_type, at in facts.items():
             mine_facts[event_type] = max(mine_facts.get(event_type, at), at)
+    for event_type, days in other.activity.items():
+        mine_days = canonical.activity.setdefault(event_type, {})
+        for day, n in days.items():
+            mine_days[day] = mine_days.get(day, 0) + n
+        newest = max(int(d) for d in mine_days) if mine_days else 0
+        for day in [d for d in mine_days if int(d) <= newest - ACTIVITY_DAYS]:
+            del mine_days[day]
+    for channel, hours in other.hours.items():
+        mine_hours = canonical.hours.setdefault(channel, {})
+        for how, n in hours.items():
+            mine_hours[how] = mine_hours.get(how, 0) + n
     if len(canonical.campaign_engagement) > CAMPAIGNS_KEPT:
         ranked = sorted(
             canonical.campaign_engagement,

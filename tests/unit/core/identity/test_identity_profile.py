@@ -1,0 +1,72 @@
+"""The profile's engagement summary (windows, hour of week, campaigns) and the profile merge rules."""
+
+from __future__ import annotations
+
+from identity_helpers import T0, D, H, event
+
+from orchestrator.core.identity import merge_profiles
+from orchestrator.core.profile import ACTIVITY_DAYS, Profile, apply_event, hour_of_week
+
+C = {"customer_id": "C"}
+
+
+def opened(p: Profile, at: int, campaign: str = "spring") -> None:
+    e = event("email.opened", at, C).model_copy(update={"campaign": campaign})
+    apply_event(p, e)
+
+
+def test_hour_of_week_starts_monday_utc() -> None:
+    assert hour_of_week(T0) == 9  # 2025-03-03 was a Monday; T0 is 09:00 UTC
+    assert hour_of_week(T0 + 6 * D + 14 * H) == 167
+
+
+def test_engagement_windows_hour_of_week_and_campaigns() -> None:
+    p = Profile("C")
+    opened(p, T0 - 21 * D)
+    opened(p, T0 - 7 * D, "autumn")
+    opened(p, T0)
+    apply_event(p, event("email.clicked", T0 + H, C))
+    view = p.cel_view()["engagement"]
+    assert (view["email"]["opened_1d"], view["email"]["opened_7d"], view["email"]["opened_30d"]) == (1, 1, 3)
+    assert view["email"]["clicked_1d"] == 1
+    assert view["email"]["hour_of_week"][9] == 3  # every open at 09:00 on a Monday
+    assert view["email"]["hour_of_week"][10] == 1
+    assert sum(view["sms"]["hour_of_week"]) == 0
+    assert view["campaigns"]["autumn"] == {"last_opened_ms": T0 - 7 * D}
+    again = Profile.from_dict(p.to_dict())
+    assert again.cel_view() == p.cel_view()
+
+
+def test_per_day_counts_are_bounded() -> None:
+    p = Profile("C")
+    for day in range(3 * ACTIVITY_DAYS):
+        opened(p, T0 + day * D)
+    assert len(p.activity["email.opened"]) == ACTIVITY_DAYS
+    opened(p, T0)  # far too old for the windows: not counted per day
+    assert len(p.activity["email.opened"]) == ACTIVITY_DAYS
+    assert p.cel_view()["engagement"]["email"]["opened_30d"] == ACTIVITY_DAYS
+
+
+def test_merge_profiles_rules() -> None:
+    known = Profile("C", attributes={"tier": "gold"}, addresses={"email": "known@x.io"})
+    known.consent = {"email": {"marketing": True}, "sms": {"marketing": True}}
+    anon = Profile(
+        "anonymous_id:a", attributes={"tier": "silver", "cart": 2}, addresses={"email": "a@x.io", "sms": "+1"}
+    )
+    anon.timezone = "Europe/Paris"
+    anon.consent = {"email": {"marketing": False}, "push": {"marketing": True}}
+    opened(anon, T0)
+    opened(known, T0 + H)
+    merged = merge_profiles(known, anon)
+    assert merged.attributes == {"tier": "gold", "cart": 2}
+    assert merged.addresses == {"email": "known@x.io", "sms": "+1"}
+    assert merged.timezone == "Europe/Paris"
+    assert merged.consent == {
+        "email": {"marketing": False},  # both answered, differently: the stricter wins
+        "sms": {"marketing": True},
+        "push": {"marketing": True},
+    }
+    assert merged.engagement["email.opened"] == [2, T0 + H]
+    assert merged.cel_view()["engagement"]["email"]["opened_1d"] == 2
+    assert merged.cel_view()["engagement"]["email"]["hour_of_week"][9:11] == [1, 1]
+    assert [h["at_ms"] for h in merged.history] == [T0, T0 + H]
