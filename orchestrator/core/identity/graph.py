@@ -56,6 +56,8 @@ ERASED_KEPT = 1_000_000
 """Erased-identifier markers kept at most (about 100 MB in memory at the worst; oldest dropped first)."""
 
 _WEAK = IDENTIFIER_PRIORITY[1:]
+_NODE = "n:"
+_MARK = "x:"
 
 
 def identifier_token(kind: str, value: str) -> str:
@@ -119,6 +121,8 @@ class IdentityGraph:
         """Old (merged) key -> canonical key."""
         self._erased: dict[str, int] = {}
         """Digest of an erased identifier -> erasure time (ms), in insertion order."""
+        self._dirty: set[str] = set()
+        """Row keys (see :meth:`changes`) changed since the last call of :meth:`changes`."""
 
     # -- queries --------------------------------------------------------------------------------
     def forward(self, key: str) -> str:
@@ -193,10 +197,11 @@ class IdentityGraph:
 
     def _resolve_known(self, cid: str, tokens: list[str]) -> Resolution:
         node = self._nodes.get(cid)
-        if node is None:
-            node = self._nodes[cid] = _Node(known=True)
-        elif not node.known:  # an anonymous key spelled like this customer_id (never in practice)
+        if node is None or not node.known:  # (an anonymous key spelled like a customer_id: never in practice)
+            if node is None:
+                node = self._nodes[cid] = _Node(known=True)
             node.known = True
+            self._dirty.add(_NODE + cid)
         merges: list[Merge] = []
         for token in tokens:
             owner = self._owner.get(token)
@@ -211,6 +216,7 @@ class IdentityGraph:
         if not owners:
             key = tokens[0]
             node = self._nodes[key] = _Node(known=False)
+            self._dirty.add(_NODE + key)
             for token in tokens:
                 self._attach(key, node, token)
             return Resolution(key)
@@ -227,10 +233,12 @@ class IdentityGraph:
         if len(node.tokens) < MAX_IDENTIFIERS:
             node.tokens.append(token)
             self._owner[token] = key
+            self._dirty.add(_NODE + key)
 
     def _merge(self, from_key: str, into_key: str) -> Merge:
         gone = self._nodes.pop(from_key)
         into = self._nodes[into_key]
+        self._dirty.update((_NODE + from_key, _NODE + into_key))
         for token in gone.tokens:
             del self._owner[token]
             self._attach(into_key, into, token)
@@ -246,6 +254,7 @@ class IdentityGraph:
         """Forget ``key`` (and what forwards to it); mark its identifiers erased as of ``at_ms``."""
         key = self.forward(key)
         node = self._nodes.pop(key, None)
+        self._dirty.add(_NODE + key)
         if node is None:
             self._mark("customer_id", key, at_ms)
             return Erasure(key, (), 0)
@@ -263,14 +272,18 @@ class IdentityGraph:
         digest = _digest(kind, token)
         self._erased.pop(digest, None)
         self._erased[digest] = at_ms
+        self._dirty.add(_MARK + digest)
 
     def _sweep(self, now_ms: int) -> None:
         horizon = now_ms - ERASED_TTL_MS
         stale = [d for d, when in self._erased.items() if when < horizon]
         for d in stale:
             del self._erased[d]
+            self._dirty.add(_MARK + d)
         while len(self._erased) > ERASED_KEPT:
-            del self._erased[next(iter(self._erased))]
+            d = next(iter(self._erased))
+            del self._erased[d]
+            self._dirty.add(_MARK + d)
 
     # -- storage --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -279,6 +292,41 @@ class IdentityGraph:
             "n": {k: [int(n.known), n.tokens, n.aliases] for k, n in self._nodes.items()},
             "x": self._erased,
         }
+
+    def changes(self) -> dict[str, Any]:
+        """Rows changed since the last call, for a key-value table with a compacted changelog.
+
+        ``"n:<customer key>"`` -> ``[known, identifiers, aliases]`` and ``"x:<digest>"`` -> erasure time;
+        ``None`` means delete the row (a tombstone: erasure leaves no row naming the customer).
+        :meth:`from_rows` rebuilds the graph from the stored rows. Keys come sorted (deterministic).
+        """
+        out: dict[str, Any] = {}
+        for row in sorted(self._dirty):
+            name = row[2:]
+            if row.startswith(_NODE):
+                node = self._nodes.get(name)
+                out[row] = None if node is None else [int(node.known), list(node.tokens), list(node.aliases)]
+            else:
+                out[row] = self._erased.get(name)
+        self._dirty.clear()
+        return out
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, Any]]) -> IdentityGraph:
+        """The graph whose rows (as :meth:`changes` gave them, ``None`` rows left out) are ``rows``.
+
+        Marker order (which one is dropped first at :data:`ERASED_KEPT`) follows erasure time.
+        """
+        nodes: dict[str, Any] = {}
+        marks: list[tuple[int, str]] = []
+        for row, value in rows:
+            if value is None:
+                continue
+            if row.startswith(_NODE):
+                nodes[row[2:]] = value
+            elif row.startswith(_MARK):
+                marks.append((int(value), row[2:]))
+        return cls.from_dict({"n": nodes, "x": {d: t for t, d in sorted(marks)}})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IdentityGraph:

@@ -167,3 +167,46 @@ def test_first_sighting_resolves_like_the_foundation_rule(identifiers: dict[str,
 def test_resolve_needs_an_identifier() -> None:
     with pytest.raises(ValueError, match="identifier"):
         IdentityGraph().resolve([], T)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(_identifier_sets, st.sampled_from(["erase:1", "erase:2", "erase:email:1"])),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_row_changes_rebuild_the_same_graph(steps: list[dict[str, str] | str]) -> None:
+    g = IdentityGraph()
+    table: dict[str, object] = {}
+    for i, step in enumerate(steps):
+        if isinstance(step, str):
+            g.erase(step.removeprefix("erase:"), T + i)
+        else:
+            g.resolve(Identifiers(**step), T + i)
+        for row, value in g.changes().items():
+            if value is None:
+                table.pop(row, None)
+            else:
+                table[row] = value
+        again = IdentityGraph.from_rows(table.items())
+        assert again.to_dict() == g.to_dict()
+    assert g.changes() == {}
+    probe = Identifiers(email="1", device_id="2")
+    assert IdentityGraph.from_rows(table.items()).resolve(probe, T + 99) == g.resolve(probe, T + 99)
+
+
+def test_erasure_leaves_only_tombstones_and_digests_in_the_rows() -> None:
+    g = IdentityGraph()
+    g.resolve(ids(anonymous_id="a1"), T)
+    g.resolve(ids(customer_id="C1", anonymous_id="a1", email="ann@example.com"), T + 1)
+    assert g.changes() == {
+        "n:C1": [1, ["email:ann@example.com", "anonymous_id:a1"], ["anonymous_id:a1"]],
+        "n:anonymous_id:a1": None,
+    }
+    g.erase("C1", T + 2)
+    rows = g.changes()
+    assert rows.pop("n:C1") is None
+    assert len(rows) == 3
+    assert all(row.startswith("x:") and value == T + 2 for row, value in rows.items())
