@@ -173,11 +173,18 @@ class IdentityGraph:
     # -- resolution -----------------------------------------------------------------------------
     def resolve(self, identifiers: Identifiers | Iterable[tuple[str, str]], at_ms: int) -> Resolution:
         """The canonical customer of an event with these identifiers at event time ``at_ms``."""
-        pairs = identifiers.items() if isinstance(identifiers, Identifiers) else list(identifiers)
-        cid = next((v for k, v in pairs if k == "customer_id"), None)
-        weak = [(k, identifier_token(k, v)) for k, v in pairs if k in _WEAK]
-        weak.sort(key=lambda kv: _WEAK.index(kv[0]))
+        if isinstance(identifiers, Identifiers):
+            pairs = identifiers.items()  # already in priority order
+        else:
+            pairs = sorted(identifiers, key=lambda kv: IDENTIFIER_PRIORITY.index(kv[0]))
+        cid = pairs[0][1] if pairs and pairs[0][0] == "customer_id" else None
+        weak = [(k, identifier_token(k, v)) for k, v in pairs if k != "customer_id"]
         if cid is not None:
+            node = self._nodes.get(cid)
+            if not self._erased and node is not None and node.known:  # the common case, fast
+                owner = self._owner
+                if all(owner.get(t) == cid for _, t in weak):
+                    return Resolution(cid)
             if self.is_erased("customer_id", cid, at_ms):
                 return Resolution(cid, erased=True)
             live = [(k, t) for k, t in weak if not self._marked(k, t, at_ms)]
