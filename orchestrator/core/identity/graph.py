@@ -182,8 +182,8 @@ class IdentityGraph:
         if cid is not None:
             node = self._nodes.get(cid)
             if not self._erased and node is not None and node.known:  # the common case, fast
-                owner = self._owner
-                if all(owner.get(t) == cid for _, t in weak):
+                owners = self._owner
+                if all(owners.get(t) == cid for _, t in weak):
                     return Resolution(cid)
             if self.is_erased("customer_id", cid, at_ms):
                 return Resolution(cid, erased=True)
