@@ -15,17 +15,19 @@ __all__ = ["register"]
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "demo",
-        help="start a local Kafka, create topics, run a worker, produce sample events, show results, stop",
+        help="local Kafka, journeys deployed, a worker and a connector, sample events, results; then stop",
     )
+    parser.add_argument("--journeys", type=Path, default=Path("journeys"), help="journeys and policy folder")
     parser.add_argument(
-        "--events", type=Path, default=Path("journeys/demo/events.jsonl"), help="events to produce"
+        "--events",
+        type=Path,
+        default=Path("journeys/demo/events.jsonl"),
+        help="extra events produced after the examples' (bad lines included)",
     )
-    parser.add_argument(
-        "--bootstrap-servers", default=None, help="use this broker instead of starting a local one"
-    )
+    parser.add_argument("--bootstrap-servers", default=None, help="use this broker instead of starting one")
     parser.set_defaults(func=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="orchestrator-demo-") as tmp:
-        return run_demo(args.events, Path(tmp), bootstrap=args.bootstrap_servers, say=print)
+        return run_demo(args.journeys, args.events, Path(tmp), bootstrap=args.bootstrap_servers, say=print)
