@@ -13,12 +13,17 @@ decisions topic) only has to build the same document from the worker's answer.
 from __future__ import annotations
 
 import argparse
+import urllib.error
+import urllib.parse
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from orchestrator.cli._common import add_config_option, settings_from
+from orchestrator.config import Settings
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.profile import CONSENT_DEFAULTS
 from orchestrator.exceptions import OrchestratorError
@@ -40,14 +45,24 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "customer", metavar="CUSTOMER", help="customer key, old key, or kind:value identifier"
     )
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--from-simulate",
         type=Path,
-        required=True,
         metavar="STATE.json",
         help="the file `orchestrator simulate --state-out` wrote",
     )
+    source.add_argument(
+        "--worker",
+        action="append",
+        metavar="URL",
+        help="live: a worker's web address (repeat for several; the owner of the customer answers)",
+    )
+    parser.add_argument(
+        "--decisions", type=int, default=20, metavar="N", help="live: the last N policy decisions (0: none)"
+    )
     parser.add_argument("--json", action="store_true", help="print the document as JSON")
+    add_config_option(parser)
     parser.set_defaults(func=inspect_command)
 
 
@@ -158,14 +173,89 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _live_state(urls: list[str], key: str) -> CustomerState:
+    for url in urls:
+        try:
+            with urllib.request.urlopen(
+                f"{url.rstrip('/')}/customers/{urllib.parse.quote(key)}/", timeout=5
+            ) as r:
+                body = orjson.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                continue
+            raise InspectError(f"{url}: HTTP {exc.code}") from None
+        except OSError as exc:
+            raise InspectError(f"{url}: cannot reach the worker: {exc}") from None
+        return CustomerState.from_dict(body["state"])
+    raise InspectError(f"no worker of {', '.join(urls)} holds customer {key!r}")
+
+
+def recent_decisions(settings: Settings, key: str, last: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The customer's last ``last`` decisions from the decisions topic (its partition only)."""
+    from aiokafka.partitioner import DefaultPartitioner
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = settings.topics.decisions
+    consumer = Consumer(
+        {**settings.librdkafka_options(), "group.id": "orchestrator-inspect", "enable.auto.commit": False}
+    )
+    try:
+        md = consumer.list_topics(topic, timeout=timeout)
+        if topic not in md.topics or not md.topics[topic].partitions:
+            raise InspectError(f"topic {topic!r} not found")
+        parts = sorted(md.topics[topic].partitions)
+        partition = DefaultPartitioner()(key.encode(), parts, parts)
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+        consumer.assign([TopicPartition(topic, partition, low)])
+        found: list[dict[str, Any]] = []
+        position = low
+        while position < high:
+            batch = consumer.consume(num_messages=1000, timeout=1.0)
+            if not batch:
+                break
+            for msg in batch:
+                position = max(position, (msg.offset() or 0) + 1)
+                if msg.error() is None and msg.key() == key.encode():
+                    found.append(orjson.loads(msg.value() or b"{}"))
+        return found[-last:] if last else []
+    finally:
+        consumer.close()
+
+
+def _render_decisions(decisions: list[dict[str, Any]]) -> str:
+    lines = [f"policy decisions (last {len(decisions)}):"]
+    for d in decisions:
+        where = f"{d.get('journey_id')}/{d.get('step_id')}"
+        channel = d.get("channel")
+        if d.get("original_channel") and d.get("original_channel") != channel:
+            channel = f"{d['original_channel']}->{channel}"
+        lines.append(
+            f"  {d.get('at')} {d.get('kind'):10} {d.get('reason'):20} {where} {channel} {d.get('detail', '')}"
+        )
+    return "\n".join(lines)
+
+
 def inspect_command(args: argparse.Namespace) -> int:
+    if args.worker:
+        live = _live_state(args.worker, args.customer)
+        doc = customer_document(live, asked=args.customer, source="live")
+        decisions = (
+            recent_decisions(settings_from(args), live.customer_key, args.decisions) if args.decisions else []
+        )
+        doc["decisions"] = decisions
+        if args.json:
+            print(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+        else:
+            print(render(doc))
+            print(_render_decisions(decisions))
+        return 0
     sim = read_state_file(args.from_simulate)
     key = sim.graph.lookup(args.customer) or args.customer
-    state = sim.customers.get(key)
-    if state is None:
+    found = sim.customers.get(key)
+    if found is None:
         raise InspectError(f"no customer {args.customer!r} in {args.from_simulate}")
     doc = customer_document(
-        state, identities=sim.graph.identities(key), aliases=sim.graph.aliases(key), asked=args.customer
+        found, identities=sim.graph.identities(key), aliases=sim.graph.aliases(key), asked=args.customer
     )
     if args.json:
         print(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())

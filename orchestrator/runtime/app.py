@@ -318,6 +318,7 @@ def _register_pages(app: faust.App, w: WorkerApp) -> None:
                 "instances": [i.to_dict() for i in state.instances],
                 "entries": state.entries,
                 "seen_events": len(state.seen),
+                "state": state.to_dict(),
                 "clock_ms": state.clock_ms,
                 "next_wakeup_ms": state.next_wakeup_ms(),
             }

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from orchestrator.config import Settings
 from orchestrator.testing import WorkerProcess, wait_until
+from orchestrator.testing.worker import settings_env
 from tests.integration.runtime_helpers import (
     EXAMPLE_NAMES,
     JOURNEYS,
@@ -78,11 +83,25 @@ def test_policy_decisions_match_simulate(settings: Settings, tmp_path: Path, act
         actions.wait_for_ids(set(expected), describe=expected)
         got = read_decisions(settings, expect=len(decisions))
         actions.settle()
+        inspected = _inspect(settings, worker, "w-ann")
     finally:
         worker.stop()
+    mine = [d for d in decisions if d["customer_id"] == "w-ann"]
+    assert [d["decision_id"] for d in inspected["decisions"]] == [d["decision_id"] for d in mine]
+    assert inspected["source"] == "live"
+    assert inspected["profile"]["addresses"]["email"] == "ann@example.com"
     assert by_id(actions.records) == expected
     by_decision = {d["decision_id"]: d for d in got}
     assert by_decision == {d["decision_id"]: d for d in decisions}
+
+
+def _inspect(settings: Settings, worker: WorkerProcess, customer: str) -> dict[str, Any]:
+    """`orchestrator inspect CUSTOMER --worker URL --json`, as an operator runs it."""
+    env = {**os.environ, **settings_env(settings)}
+    cmd = [sys.executable, "-m", "orchestrator", "inspect", customer, "--worker", worker.url, "--json"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=True)
+    body: dict[str, Any] = orjson.loads(out.stdout)
+    return body
 
 
 def _journey(tmp: Path, version: int = 1, template: str = "nudge_v1", wait: str = "4s") -> Path:
