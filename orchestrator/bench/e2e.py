@@ -6,10 +6,12 @@ before the worker starts; the clock runs from the worker's first resolved event 
 customer stage to the last one (its ``orchestrator_events_consumed_total`` counter, polled on
 ``/metrics`` every 0.1 s). Both stages (resolve and customer) run in that one worker.
 
-Latency: events are produced at a fixed rate to the running worker, each with a fresh customer whose
-first event is ``account.created`` (the welcome journey sends an email at once). Latency = the action
-record's timestamp (CreateTime, stamped by the worker's producer when it sends) minus the raw
-record's timestamp (CreateTime, stamped by our producer at produce time). Both clocks are this host's.
+Latency: the generated mix is produced at a fixed rate to the running worker; one event in ten is a
+probe, a fresh customer's ``account.created`` (the welcome journey sends an email at once).
+Latency = the action record's timestamp (CreateTime, stamped by the worker's producer when it sends)
+minus the raw record's timestamp (CreateTime, stamped by our producer at produce time); one host clock.
+``worker_histogram``: the same window seen by the worker's own ``orchestrator_event_to_action_seconds``
+(resolved record -> action handed to the producer, docs/metrics.md), as upper bucket bounds.
 """
 
 from __future__ import annotations
@@ -134,11 +136,37 @@ async def _raw_passthrough(bootstrap: str, topic: str, out_topic: str, n: int, l
     return RunResult("raw_passthrough_aiokafka", 0, seen, clock.wall, clock.cpu)
 
 
-def _consumed(worker: WorkerProcess) -> int:
+def _metrics(worker: WorkerProcess) -> str:
     try:
         with urllib.request.urlopen(worker.url + "/metrics", timeout=2) as resp:
-            text = resp.read().decode()
+            return str(resp.read().decode())
     except OSError:
+        return ""
+
+
+def _buckets(text: str) -> dict[float, float]:
+    """Cumulative buckets of the worker's orchestrator_event_to_action_seconds histogram."""
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("orchestrator_event_to_action_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def _bucket_quantiles(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """p50/p99 upper bucket bounds (seconds) of the observations between two scrapes."""
+    delta = sorted((le, after.get(le, 0.0) - before.get(le, 0.0)) for le in after)
+    total = delta[-1][1] if delta else 0.0
+    res: dict[str, Any] = {"observations": int(total)}
+    for name, q in (("p50_le_ms", 0.5), ("p99_le_ms", 0.99)):
+        res[name] = next((le * 1000 for le, c in delta if total and c >= q * total), None)
+    return res
+
+
+def _consumed(worker: WorkerProcess) -> int:
+    text = _metrics(worker)
+    if not text:
         return -1
     total = 0.0
     for line in text.splitlines():
@@ -181,7 +209,8 @@ def _throughput(settings: Settings, worker: WorkerProcess, n: int, timeout: floa
 
 
 def _latency(settings: Settings, rate: float, seconds: float) -> dict[str, Any]:
-    """Offer ``rate`` events/s for ``seconds``: each a new customer's account.created."""
+    """Offer ``rate`` events/s for ``seconds``: the generated mix (as the backlog), one event in ten
+    replaced by a probe, a new customer's ``account.created`` (whose welcome email is timed)."""
     n = max(20, int(rate * seconds))
     t = settings.topics
     consumer = Consumer(
@@ -199,35 +228,41 @@ def _latency(settings: Settings, rate: float, seconds: float) -> dict[str, Any]:
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 0})
     tag = uuid.uuid4().hex[:6]
     sent: dict[str, int] = {}
+    probes = 0
 
     def on_delivery(err: Any, msg: Any) -> None:
         if err is None:
             sent[msg.key().decode()] = msg.timestamp()[1]
 
+    mix = generate_events(n, max(100, n // 10), seed=9)
     t0 = time.perf_counter()
-    for i in range(n):
-        cid = f"lat-{tag}-{i}"
-        now_ms = int(time.time() * 1000)
-        ev = {
-            "event_id": f"lat-{tag}-{i}",
-            "type": "account.created",
-            "identifiers": {"customer_id": cid, "email": f"{cid}@example.com"},
-            "occurred_at": iso_from_ms(now_ms),
-            "source": "bench",
-        }
-        producer.produce(t.raw_events, key=cid.encode(), value=orjson.dumps(ev), on_delivery=on_delivery)
+    for i, ev in enumerate(mix):
+        now_iso = iso_from_ms(int(time.time() * 1000))
+        if i % 10 == 0:
+            cid = f"lat-{tag}-{i}"
+            ev = {"event_id": cid, "type": "account.created", "source": "bench"}
+            probes += 1
+        else:
+            cid = f"l-{tag}-{ev['identifiers']['customer_id']}"
+            ev["event_id"] = f"l-{tag}-{ev['event_id']}"
+        ev["identifiers"] = {"customer_id": cid, "email": f"{cid}@example.com"}
+        ev["occurred_at"] = now_iso
+        if i % 10 == 0:
+            producer.produce(t.raw_events, key=cid.encode(), value=orjson.dumps(ev), on_delivery=on_delivery)
+        else:
+            producer.produce(t.raw_events, key=cid.encode(), value=orjson.dumps(ev))
         producer.poll(0)
         target = t0 + (i + 1) / rate
         while time.perf_counter() < target:
             producer.poll(max(0.0, min(0.001, target - time.perf_counter())))
     producer.flush(30)
     got: dict[str, int] = {}
-    deadline = time.monotonic() + 60
-    while len(got) < n and time.monotonic() < deadline:
+    deadline = time.monotonic() + 90
+    while not set(sent) <= set(got) and time.monotonic() < deadline:
         for msg in consumer.consume(num_messages=1000, timeout=0.5):
             key = msg.key()
             if msg.error() is None and key is not None:
-                got[key.decode()] = msg.timestamp()[1]
+                got.setdefault(key.decode(), msg.timestamp()[1])
     consumer.close()
     lat = sorted(got[c] - sent[c] for c in got if c in sent)
     if not lat:
@@ -236,6 +271,7 @@ def _latency(settings: Settings, rate: float, seconds: float) -> dict[str, Any]:
     return {
         "offered_events_per_s": round(rate, 1),
         "events": n,
+        "probes": probes,
         "actions_matched": len(lat),
         "p50_ms": round(q[49], 1),
         "p99_ms": round(q[98], 1),
@@ -252,6 +288,7 @@ def bench_e2e(
     store: str = "rocksdb://",
     nomatch: int = 20,
     latency_seconds: float | None = None,
+    latency_rate: float | None = None,
     timeout: float = 600.0,
 ) -> dict[str, Any]:
     n = events or (3_000 if quick else 50_000)
@@ -275,8 +312,10 @@ def bench_e2e(
         try:
             worker.wait_ready(timeout=120)
             tput = _throughput(settings, worker, n, timeout)
-            rate = max(5.0, tput["events_per_s"] / 2)
+            rate = latency_rate or max(5.0, tput["events_per_s"] / 2)
+            before = _buckets(_metrics(worker))
             latency = _latency(settings, rate, lat_s)
+            latency["worker_histogram"] = _bucket_quantiles(before, _buckets(_metrics(worker)))
         finally:
             worker.stop()
         return {

@@ -35,6 +35,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--sim-events", type=int, default=None, help="simulate file size (default 200,000)")
     parser.add_argument("--partitions", type=int, default=1, help="e2e: partitions of the worker's topics")
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        default=None,
+        help="e2e: offered events/s (default: half the measured max)",
+    )
     parser.add_argument("--store", default="rocksdb://", help="e2e: the worker's table store")
     parser.set_defaults(func=bench_command)
 
@@ -66,6 +72,9 @@ def summary_table(report: dict[str, Any]) -> str:
             f"e2e      latency at {lat['offered_events_per_s']:,.0f} ev/s: p50 {lat['p50_ms']:,.1f} ms, "
             f"p99 {lat['p99_ms']:,.1f} ms ({lat['actions_matched']} actions)"
         )
+        h = lat.get("worker_histogram")
+        if h:
+            add(f"e2e      worker's own histogram: p50 <= {h['p50_le_ms']} ms, p99 <= {h['p99_le_ms']} ms")
     if "engine" in s:
         for r in s["engine"]["rows"]:
             if "journeys" in r:
@@ -109,7 +118,12 @@ def bench_command(args: argparse.Namespace) -> int:
         "state": lambda: micro.bench_state(args.quick),
         "simulate": lambda: micro.bench_simulate(args.quick, args.sim_events),
         "e2e": lambda: e2e.bench_e2e(
-            args.bootstrap, quick=args.quick, events=args.events, partitions=args.partitions, store=args.store
+            args.bootstrap,
+            quick=args.quick,
+            events=args.events,
+            partitions=args.partitions,
+            store=args.store,
+            latency_rate=args.latency_rate,
         ),
     }
     report: dict[str, Any] = {
