@@ -1,0 +1,40 @@
+"""The pure parts of ``orchestrator bench``: generated journeys, histogram quantiles, the summary table."""
+
+from __future__ import annotations
+
+from orchestrator.bench.e2e import _bucket_quantiles, _buckets
+from orchestrator.bench.micro import bench_timers, build_registry, nomatch_journey_yaml
+from orchestrator.cli.bench import SECTIONS, summary_table
+from orchestrator.core.journey import load_journey_text
+
+
+def test_nomatch_journeys_load_and_never_enter_on_the_generated_types() -> None:
+    other = load_journey_text(nomatch_journey_yaml(3), "a.yaml")
+    same = load_journey_text(nomatch_journey_yaml(4, same_type=True), "b.yaml")
+    assert other.entry.events == {"bench.never_3"}
+    assert same.entry.events == {"page.viewed"}
+    assert same.entry.condition is not None
+
+
+def test_build_registry_counts_the_examples_in() -> None:
+    registry = build_registry(10, same_type_share=0.5)
+    assert len(registry) == 10
+    assert "welcome" in registry.journey_ids()
+
+
+def test_bucket_quantiles_of_the_window_between_two_scrapes() -> None:
+    text_before = 'orchestrator_event_to_action_seconds_bucket{le="0.01"} 5.0\n'
+    text_before += 'orchestrator_event_to_action_seconds_bucket{le="0.1"} 5.0\n'
+    text_before += 'orchestrator_event_to_action_seconds_bucket{le="+Inf"} 5.0\n'
+    after = {0.01: 95.0, 0.1: 104.0, float("inf"): 105.0}
+    q = _bucket_quantiles(_buckets(text_before), after)
+    assert q == {"observations": 100, "p50_le_ms": 10.0, "p99_le_ms": 100.0}
+
+
+def test_timers_quick_and_summary_table() -> None:
+    timers = bench_timers(quick=True)
+    assert [r["pending"] for r in timers["rows"]] == [10_000, 100_000]
+    table = summary_table({"sections": {"timers": timers}, "errors": {"e2e": "boom"}})
+    assert "10,000 pending" in table
+    assert "e2e      FAILED: boom" in table
+    assert SECTIONS == ("engine", "timers", "state", "simulate", "e2e")
