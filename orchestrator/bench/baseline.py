@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +86,18 @@ def _output(value: bytes) -> bytes:
     return orjson.dumps({"customer": doc["customer"], "action": "noop", "src": doc["id"]})
 
 
-async def run_raw_aiokafka(bootstrap: str, topic: str, out_topic: str, n: int, limit_s: float) -> RunResult:
-    """getmany -> orjson -> send (not awaited per message) -> flush + commit per batch."""
+async def run_raw_aiokafka(
+    bootstrap: str,
+    topic: str,
+    out_topic: str,
+    n: int,
+    limit_s: float,
+    *,
+    transform: Callable[[bytes], bytes] | None = _output,
+    name: str = "raw_aiokafka",
+) -> RunResult:
+    """getmany -> ``transform`` (orjson decode/encode; None: the value unchanged) -> send (not awaited
+    per message) -> gather + commit per batch."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -113,7 +123,8 @@ async def run_raw_aiokafka(bootstrap: str, topic: str, out_topic: str, n: int, l
             futs = []
             for records in batches.values():
                 for rec in records:
-                    futs.append(await producer.send(out_topic, _output(rec.value), key=rec.key))
+                    value = rec.value if transform is None else transform(rec.value)
+                    futs.append(await producer.send(out_topic, value, key=rec.key))
                     seen += 1
             await asyncio.gather(*futs)
             await consumer.commit()
@@ -121,7 +132,7 @@ async def run_raw_aiokafka(bootstrap: str, topic: str, out_topic: str, n: int, l
     finally:
         await consumer.stop()
         await producer.stop()
-    return RunResult("raw_aiokafka", 0, seen, clock.wall, clock.cpu)
+    return RunResult(name, 0, seen, clock.wall, clock.cpu)
 
 
 def run_raw_confluent(bootstrap: str, topic: str, out_topic: str, n: int, timeout: float) -> RunResult:

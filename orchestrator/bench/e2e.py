@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 
-from orchestrator.bench.common import RunResult, Stopwatch, new_name
+from orchestrator.bench.baseline import run_raw_aiokafka
 from orchestrator.bench.common import create_topics as create_plain_topics
 from orchestrator.bench.micro import JOURNEYS_DIR, nomatch_journey_yaml
 from orchestrator.config import Settings
@@ -95,45 +94,6 @@ def _produce(bootstrap: str, topic: str, events: list[tuple[bytes, bytes]]) -> N
                 producer.poll(0.05)
     if producer.flush(60):
         raise RuntimeError("pre-produced events not delivered")
-
-
-async def _raw_passthrough(bootstrap: str, topic: str, out_topic: str, n: int, limit_s: float) -> RunResult:
-    """aiokafka (Faust's client): getmany -> send each value unchanged (not awaited) -> gather + commit
-    per batch; as ``raw_aiokafka`` of :mod:`orchestrator.bench.baseline`, without the JSON step."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=new_name("g-pass"),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
-    await producer.start()
-    await consumer.start()
-    clock = Stopwatch()
-    seen = 0
-    deadline = time.monotonic() + limit_s
-    try:
-        while seen < n:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"passthrough: {seen}/{n} after {limit_s}s")
-            batches = await consumer.getmany(timeout_ms=1000)
-            if not batches:
-                continue
-            if seen == 0:
-                clock.start()
-            futs = []
-            for records in batches.values():
-                for rec in records:
-                    futs.append(await producer.send(out_topic, rec.value, key=rec.key))
-                    seen += 1
-            await asyncio.gather(*futs)
-            await consumer.commit()
-        clock.stop()
-    finally:
-        await consumer.stop()
-        await producer.stop()
-    return RunResult("raw_passthrough_aiokafka", 0, seen, clock.wall, clock.cpu)
 
 
 def _metrics(worker: WorkerProcess) -> str:
@@ -307,7 +267,17 @@ def bench_e2e(
         # raw passthrough: same client family as Faust (aiokafka), same broker, same messages
         out_topic = f"{settings.topics.raw_events}.passthrough"
         create_plain_topics(boot, [out_topic], partitions)
-        raw = asyncio.run(_raw_passthrough(boot, settings.topics.raw_events, out_topic, n, timeout))
+        raw = asyncio.run(
+            run_raw_aiokafka(
+                boot,
+                settings.topics.raw_events,
+                out_topic,
+                n,
+                timeout,
+                transform=None,
+                name="raw_passthrough_aiokafka",
+            )
+        )
         worker = WorkerProcess(settings, work / "worker.log").start()
         try:
             worker.wait_ready(timeout=120)
