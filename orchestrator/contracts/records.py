@@ -24,6 +24,10 @@ class ResolvedEvent(BaseModel):
 
     customer_key: str = Field(min_length=1)
     event: CustomerEvent
+    source_partition: int | None = Field(None, description="Raw-topic partition the event was read from.")
+    source_offset: int | None = Field(
+        None, description="Its raw-topic offset: a re-resolved copy (after a crash) is recognised by it."
+    )
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))

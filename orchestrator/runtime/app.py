@@ -99,8 +99,6 @@ def build_app(settings: Settings) -> WorkerApp:
         web_port=settings.web_port,
         web_in_thread=False,
         producer_acks=-1,
-        # 5 ms of linger batches the per-event sends (measured: twice the send rate, docs/performance.md)
-        producer_linger=0.005,
         key_serializer="raw",
         value_serializer="raw",
         broker_session_timeout=settings.session_timeout_s,
@@ -189,7 +187,12 @@ def build_app(settings: Settings) -> WorkerApp:
                     w.metrics.event_consumed(resolved.event.type)
                     at = event_time(resolved.event.occurred_ms, _wall_ms())
                     now = max(at, w.clocks.get(p))
-                    done = w.processor.on_event(key, raw, resolved.event, msg.offset, now)
+                    origin = (
+                        (resolved.source_partition, resolved.source_offset)
+                        if resolved.source_partition is not None and resolved.source_offset is not None
+                        else None
+                    )
+                    done = w.processor.on_event(key, raw, resolved.event, msg.offset, now, origin)
             except Exception as exc:  # a message the logic cannot take: set aside, never lost
                 log.exception("processing %s[%s]@%s failed; dead-lettered", msg.topic, p, msg.offset)
                 w.metrics.invalid("processing_error")

@@ -59,7 +59,9 @@ def route_raw(
         )
         return Routed(topics.dead_letter, key, letter.to_json(), letter.reason)
     customer_key = canonical_key(event.identifiers)
-    resolved = ResolvedEvent(customer_key=customer_key, event=event)
+    resolved = ResolvedEvent(
+        customer_key=customer_key, event=event, source_partition=partition, source_offset=offset
+    )
     return Routed(
         topics.resolved_events, customer_key.encode(), resolved.to_json(), "resolved", event.occurred_ms
     )

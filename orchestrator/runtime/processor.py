@@ -70,16 +70,39 @@ class Processor:
         return None if record is None else CustomerState.from_dict(record["s"])
 
     def on_event(
-        self, customer: str, raw: bytes | None, event: CustomerEvent, offset: int, now_ms: int
+        self,
+        customer: str,
+        raw: bytes | None,
+        event: CustomerEvent,
+        offset: int,
+        now_ms: int,
+        source: tuple[int, int] | None = None,
     ) -> Processed:
+        """Apply one resolved event. ``source`` is its (raw partition, raw offset): after a crash the
+        resolution stage reads raw events again and republishes them at new offsets; such a copy is
+        recognised here, whatever its event time, and changes nothing."""
+        record = self.decode(raw)
+        read: dict[str, int] = record.get("raw", {}) if record is not None else {}
+        if source is not None and read.get(str(source[0]), -1) >= source[1]:
+            state = self.state_of(raw)
+            wake = state.next_wakeup_ms() if state is not None else None
+            return Processed(record=raw, duplicate=True, changed=False, next_wakeup_ms=wake)
         return self._run(
-            "e", customer, raw, offset, lambda s: self.logic.on_event(customer, s, event, now_ms)
+            "e", customer, raw, offset, lambda s: self.logic.on_event(customer, s, event, now_ms), source
         )
 
     def on_wakeup(self, customer: str, raw: bytes | None, offset: int, now_ms: int) -> Processed:
         return self._run("t", customer, raw, offset, lambda s: self.logic.on_wakeup(customer, s, now_ms))
 
-    def _run(self, source: Source, customer: str, raw: bytes | None, offset: int, step: Any) -> Processed:
+    def _run(
+        self,
+        source: Source,
+        customer: str,
+        raw: bytes | None,
+        offset: int,
+        step: Any,
+        raw_source: tuple[int, int] | None = None,
+    ) -> Processed:
         record = self.decode(raw)
         if record is not None:
             last = record["off"].get(source, -1)
@@ -108,6 +131,11 @@ class Processor:
             outbox.append([source, offset, [a.decode() for _, a in actions], [d.decode() for d in decisions]])
             del outbox[:-OUTBOX_KEEP]
         new = {"s": outcome.state.to_dict(), "off": offsets, "out": outbox}
+        read = dict(record.get("raw", {})) if record is not None else {}
+        if raw_source is not None:
+            read[str(raw_source[0])] = max(read.get(str(raw_source[0]), -1), raw_source[1])
+        if read:
+            new["raw"] = read
         return Processed(
             record=orjson.dumps(new),
             actions=actions,
