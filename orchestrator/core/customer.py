@@ -134,13 +134,7 @@ class CustomerLogic:
         if not late:
             self._entries(run, event.type, view, at)
         self._remember(state, event.event_id, at)
-        return Outcome(
-            state=state,
-            actions=run.actions,
-            transitions=run.transitions,
-            next_wakeup_ms=state.next_wakeup_ms(),
-            decisions=run.decisions,
-        )
+        return _outcome(state, run)
 
     def on_wakeup(self, customer_key: str, state: CustomerState | None, now_ms: int) -> Outcome:
         """Fire every timer due at or before ``now_ms``; a timer that no longer matters does nothing."""
@@ -149,13 +143,7 @@ class CustomerLogic:
         run = Run(customer_key, state, self.policies)
         self._fire_due(run, now_ms, inclusive=True)
         state.clock_ms = max(state.clock_ms, now_ms)
-        return Outcome(
-            state=state,
-            actions=run.actions,
-            transitions=run.transitions,
-            next_wakeup_ms=state.next_wakeup_ms(),
-            decisions=run.decisions,
-        )
+        return _outcome(state, run)
 
     def on_merge(
         self,
@@ -332,3 +320,14 @@ class CustomerLogic:
             stale.append(key)
         for key in stale:
             del seen[key]
+
+
+def _outcome(state: CustomerState, run: Run) -> Outcome:
+    """What one call made: the state, the run's actions, transitions and decisions, the next wake-up."""
+    return Outcome(
+        state=state,
+        actions=run.actions,
+        transitions=run.transitions,
+        next_wakeup_ms=state.next_wakeup_ms(),
+        decisions=run.decisions,
+    )

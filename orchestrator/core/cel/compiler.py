@@ -180,46 +180,10 @@ class Compiler:
 
     # ------------------------------------------------------------ logic
     def _and(self, node: And, local: frozenset[str]) -> Fn:
-        terms = tuple(self.compile(t, local) for t in node.terms)
-
-        def and_(act: Mapping[str, Any]) -> bool:
-            err: CelEvaluationError | None = None
-            for term in terms:
-                try:
-                    v = term(act)
-                except Exception as exc:
-                    err = err or _as_error(exc)
-                    continue
-                if v is False:
-                    return False
-                if v is not True:
-                    err = err or no_overload("&&", v)
-            if err is not None:
-                raise err
-            return True
-
-        return and_
+        return _logic(tuple(self.compile(t, local) for t in node.terms), decisive=False, op="&&")
 
     def _or(self, node: Or, local: frozenset[str]) -> Fn:
-        terms = tuple(self.compile(t, local) for t in node.terms)
-
-        def or_(act: Mapping[str, Any]) -> bool:
-            err: CelEvaluationError | None = None
-            for term in terms:
-                try:
-                    v = term(act)
-                except Exception as exc:
-                    err = err or _as_error(exc)
-                    continue
-                if v is True:
-                    return True
-                if v is not False:
-                    err = err or no_overload("||", v)
-            if err is not None:
-                raise err
-            return False
-
-        return or_
+        return _logic(tuple(self.compile(t, local) for t in node.terms), decisive=True, op="||")
 
     def _not(self, node: Not, local: frozenset[str]) -> Fn:
         operand = self.compile(node.operand, local)
@@ -496,3 +460,29 @@ def _const_right(op: str, left: Fn, c: Any) -> Fn | None:
 
         return le_num
     return None
+
+
+def _logic(terms: tuple[Fn, ...], *, decisive: bool, op: str) -> Fn:
+    """CEL's ``&&`` (decisive False) and ``||`` (decisive True): commutative with respect to errors —
+    a decisive term wins over an error or a non-bool in any other term."""
+
+    win: bool = decisive
+    other: bool = not decisive
+
+    def logic(act: Mapping[str, Any]) -> bool:
+        err: CelEvaluationError | None = None
+        for term in terms:
+            try:
+                v = term(act)
+            except Exception as exc:
+                err = err or _as_error(exc)
+                continue
+            if v is win:
+                return not other
+            if v is not other:
+                err = err or no_overload(op, v)
+        if err is not None:
+            raise err
+        return other
+
+    return logic
