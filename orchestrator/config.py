@@ -29,6 +29,7 @@ class TopicNames(BaseModel):
 
     raw_events: str = "orch.events.raw"
     resolved_events: str = "orch.events.resolved"
+    identify: str = "orch.events.identify"
     dead_letter: str = "orch.events.dead-letter"
     journeys: str = "orch.journeys"
     timers: str = "orch.timers"

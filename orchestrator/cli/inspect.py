@@ -173,20 +173,43 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _live_state(urls: list[str], key: str) -> CustomerState:
+def _get(url: str, path: str) -> dict[str, Any] | None:
+    """The worker's JSON answer; None for a 404 (this worker does not hold it)."""
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}{path}", timeout=5) as r:
+            body: dict[str, Any] = orjson.loads(r.read())
+            return body
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            answer: dict[str, Any] = orjson.loads(exc.read() or b"{}")
+            return {"_missing": True, **answer}
+        raise InspectError(f"{url}: HTTP {exc.code}") from None
+    except OSError as exc:
+        raise InspectError(f"{url}: cannot reach the worker: {exc}") from None
+
+
+def _live_identity(urls: list[str], name: str) -> dict[str, Any] | None:
+    """Canonical key, identifiers and aliases from the worker that holds the identity graph."""
     for url in urls:
-        try:
-            with urllib.request.urlopen(
-                f"{url.rstrip('/')}/customers/{urllib.parse.quote(key)}/", timeout=5
-            ) as r:
-                body = orjson.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
+        body = _get(url, f"/identities/{urllib.parse.quote(name, safe='')}/")
+        if body is not None and not body.get("_missing"):
+            return body
+    return None
+
+
+def _live_state(urls: list[str], key: str) -> CustomerState:
+    for _hop in range(3):
+        moved = None
+        for url in urls:
+            body = _get(url, f"/customers/{urllib.parse.quote(key, safe='')}/")
+            if body is None:
                 continue
-            raise InspectError(f"{url}: HTTP {exc.code}") from None
-        except OSError as exc:
-            raise InspectError(f"{url}: cannot reach the worker: {exc}") from None
-        return CustomerState.from_dict(body["state"])
+            if not body.get("_missing"):
+                return CustomerState.from_dict(body["state"])
+            moved = body.get("moved_to") or moved
+        if moved is None:
+            break
+        key = str(moved)  # merged into another customer: ask for that one
     raise InspectError(f"no worker of {', '.join(urls)} holds customer {key!r}")
 
 
@@ -237,8 +260,15 @@ def _render_decisions(decisions: list[dict[str, Any]]) -> str:
 
 def inspect_command(args: argparse.Namespace) -> int:
     if args.worker:
-        live = _live_state(args.worker, args.customer)
-        doc = customer_document(live, asked=args.customer, source="live")
+        ident = _live_identity(args.worker, args.customer)
+        live = _live_state(args.worker, ident["customer_key"] if ident else args.customer)
+        doc = customer_document(
+            live,
+            identities=ident["identities"] if ident else None,
+            aliases=ident["aliases"] if ident else None,
+            asked=args.customer,
+            source="live",
+        )
         decisions = (
             recent_decisions(settings_from(args), live.customer_key, args.decisions) if args.decisions else []
         )

@@ -28,6 +28,13 @@ class ResolvedEvent(BaseModel):
     source_offset: int | None = Field(
         None, description="Its raw-topic offset: a re-resolved copy (after a crash) is recognised by it."
     )
+    merged_from: list[str] | None = Field(
+        None,
+        description=(
+            "Customer keys merged into customer_key by this event: it is applied once their state "
+            "has arrived (docs/identity.md)."
+        ),
+    )
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))

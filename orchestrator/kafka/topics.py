@@ -32,6 +32,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     week = str(7 * 24 * 3600 * 1000)
     specs = [
         TopicSpec(t.raw_events, n, True, purpose="events as producers publish them"),
+        TopicSpec(t.identify, 1, False,
+                  purpose="valid events in one order for the identity graph (one writer: docs/identity.md)"),
         TopicSpec(t.resolved_events, n, True, purpose="valid events keyed by canonical customer"),
         TopicSpec(t.dead_letter, 1, False, config={"retention.ms": str(14 * 24 * 3600 * 1000)},
                   purpose="messages that could not be taken, with the reason"),
@@ -46,6 +48,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
                   purpose="changelog of the workers' customer state table"),
         TopicSpec(f"{settings.app_id}-wakeups-changelog", n, True, compacted=True,
                   purpose="changelog of the workers' next wake-up per customer"),
+        TopicSpec(f"{settings.app_id}-identities-changelog", 1, False, compacted=True,
+                  purpose="changelog of the identity graph (identifiers, aliases, erased markers)"),
     ]  # fmt: skip
     return [
         TopicSpec(

@@ -3,9 +3,11 @@
 Thin by design: every decision is made by plain code (:mod:`.ingest`, :mod:`.processor`, the pure
 core); the agents only move bytes between Kafka, the tables and that code.
 
-- ``resolve``: raw events -> resolved events (keyed by customer) or dead letters;
-- ``customers``: resolved events and timer wake-ups -> the customer's state (table ``customers``),
-  its next wake-up (table ``wakeups``) and actions on the channel topics;
+- ``resolve``: raw events -> valid events on the single-partition identify topic, or dead letters;
+- ``identify``: the one writer of the identity graph (table ``identities``): valid events -> resolved
+  events keyed by canonical customer, and the merge and erasure hand-overs (:mod:`.identify`);
+- ``customers``: resolved events, hand-overs and timer wake-ups -> the customer's state (table
+  ``customers``), its next wake-up (table ``wakeups``) and actions on the channel topics;
 - the ticker: per owned partition, advances the partition clock and sends a wake-up message for
   each customer whose timer is due, to the timers topic, on the customer's own partition, so the
   customer's agent (the only writer of its state) fires it;
@@ -30,6 +32,7 @@ from orchestrator.contracts import DeadLetter, ResolvedEvent
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
+from orchestrator.runtime.identify import CONTROL_PREFIX, IdentifyStage
 from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyBook, JourneyFeed
 from orchestrator.runtime.metrics import CONTENT_TYPE, WorkerMetrics
@@ -44,6 +47,7 @@ WATERMARK_KEY = b"\x00watermark"
 """Key of the watermark messages on the resolved topic (no customer key starts with a NUL byte)."""
 
 CUSTOMERS_TABLE = "customers"
+IDENTITIES_TABLE = "identities"
 WAKEUPS_TABLE = "wakeups"
 
 
@@ -67,6 +71,8 @@ class WorkerApp:
     lags: dict[Any, int] = field(default_factory=dict)
     """Lag seen by the last timer tick, per resolved partition (and "raw": this worker's raw backlog)."""
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    identify: IdentifyStage = field(default_factory=IdentifyStage)
+    identities: Any = None
 
 
 def _broker_credentials(settings: Settings) -> Any:
@@ -108,6 +114,7 @@ def build_app(settings: Settings) -> WorkerApp:
     t = settings.topics
     raw_topic = app.topic(t.raw_events, key_type=bytes, value_type=bytes)
     resolved_topic = app.topic(t.resolved_events, key_type=bytes, value_type=bytes)
+    identify_topic = app.topic(t.identify, key_type=bytes, value_type=bytes)
     timers_topic = app.topic(t.timers, key_type=bytes, value_type=bytes)
     customer_input = app.topic(t.resolved_events, t.timers, key_type=bytes, value_type=bytes)
     dead_letter_topic = app.topic(t.dead_letter, key_type=bytes, value_type=bytes)
@@ -119,6 +126,7 @@ def build_app(settings: Settings) -> WorkerApp:
     }
     customers = app.Table(CUSTOMERS_TABLE, key_type=str, value_type=bytes, partitions=settings.partitions)
     wakeups = app.Table(WAKEUPS_TABLE, key_type=str, value_type=bytes, partitions=settings.partitions)
+    identities = app.Table(IDENTITIES_TABLE, key_type=str, value_type=bytes, partitions=1)
     registry = JourneyRegistry(history_window_ms=settings.history_window_days * 86_400_000)
     book = JourneyBook(registry)
     logic = CustomerLogic(
@@ -132,8 +140,14 @@ def build_app(settings: Settings) -> WorkerApp:
         app, settings, customers, wakeups, book, Processor(logic), metrics=WorkerMetrics(journeys=registry)
     )
     w.clocks = PartitionClocks(settings.partitions)
+    w.identities = identities
     feed = w.feed = JourneyFeed(settings, book)
-    out_topics = {t.resolved_events: resolved_topic, t.dead_letter: dead_letter_topic}
+    out_topics = {t.identify: identify_topic, t.dead_letter: dead_letter_topic}
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        if any(tp.topic == t.identify for tp in revoked):
+            w.identify.unload()  # another worker may write the graph now: read it again when back
 
     @app.task
     async def journey_feed() -> None:
@@ -157,7 +171,52 @@ def build_app(settings: Settings) -> WorkerApp:
                 w.sources.observe(msg.partition, event_time(routed.event_ms, _wall_ms()))
             # force=True: hand over to the producer now, in order (Faust would otherwise hold it
             # until the next commit); the producer is flushed before any offset is committed.
-            await out_topics[routed.topic].send(key=routed.key, value=routed.value, force=True)
+            await out_topics[routed.topic].send(
+                key=routed.key, value=routed.value, partition=0 if routed.topic == t.identify else None,
+                force=True,
+            )  # fmt: skip
+            w.processed[msg.tp] = msg.offset
+
+    @app.agent(identify_topic)
+    async def identify(stream: Any) -> None:
+        event: EventT[Any]
+        async for event in stream.events():
+            msg = event.message
+            committed = app.consumer._committed_offset.get(msg.tp)  # type: ignore[attr-defined]
+            for name in w.identify.prune(committed):
+                identities.pop(name, None)
+            if msg.key == WATERMARK_KEY:  # a raw partition's watermark: on to every customer partition
+                for p in range(settings.partitions):
+                    await resolved_topic.send(key=WATERMARK_KEY, value=msg.value, partition=p, force=True)
+                w.processed[msg.tp] = msg.offset
+                continue
+            if msg.value is None:
+                log.error("identify message without a value at %s@%s", msg.topic, msg.offset)
+                continue
+            stage = w.identify
+            if not stage.loaded:
+                stage.load((k, orjson.loads(v)) for k, v in identities.items())
+                log.info(
+                    "identity graph loaded: %d customers, at offset %d", len(stage.graph or ()), stage.last
+                )
+            try:
+                resolved = ResolvedEvent.model_validate_json(msg.value)
+                stored = None
+                if stage.needs_stored(msg.offset):
+                    row = identities.get(stage.outbox_row(msg.offset))
+                    stored = None if row is None else orjson.loads(row)
+                done = stage.on_event(msg.offset, resolved, stored)
+                for name, value in done.rows.items():
+                    if value is None:
+                        identities.pop(name, None)
+                    else:
+                        identities[name] = orjson.dumps(value)
+                for key, value in done.messages:
+                    await resolved_topic.send(key=key, value=value, force=True)
+            except BaseException:
+                log.critical("identify stage failed at %s@%s; exiting", msg.topic, msg.offset, exc_info=True)
+                os._exit(70)
+            w.metrics.identified(done.merges, done.erased, done.dropped)
             w.processed[msg.tp] = msg.offset
 
     @app.agent(customer_input)
@@ -178,7 +237,9 @@ def build_app(settings: Settings) -> WorkerApp:
             key = msg.key.decode()
             raw = customers.get(key)
             try:
-                if msg.topic == t.timers:
+                if msg.topic != t.timers and msg.value.startswith(CONTROL_PREFIX):
+                    done = _hand_over(w, key, raw, msg.offset, orjson.loads(msg.value))
+                elif msg.topic == t.timers:
                     wake = orjson.loads(msg.value)
                     done = w.processor.on_wakeup(key, raw, msg.offset, int(wake["now"]))
                     w.metrics.timer_fired(int(wake["due"]), w.clocks.get(p), _wall_ms())
@@ -192,7 +253,9 @@ def build_app(settings: Settings) -> WorkerApp:
                         if resolved.source_partition is not None and resolved.source_offset is not None
                         else None
                     )
-                    done = w.processor.on_event(key, raw, resolved.event, msg.offset, now, origin)
+                    done = w.processor.on_event(
+                        key, raw, resolved.event, msg.offset, now, origin, resolved.merged_from
+                    )
             except Exception as exc:  # a message the logic cannot take: set aside, never lost
                 log.exception("processing %s[%s]@%s failed; dead-lettered", msg.topic, p, msg.offset)
                 w.metrics.invalid("processing_error")
@@ -204,13 +267,15 @@ def build_app(settings: Settings) -> WorkerApp:
                 await dead_letter_topic.send(key=msg.key, value=letter.to_json(), force=True)
                 continue
             try:
-                await _apply(w, p, key, msg.key, done, action_topics)
+                await _apply(w, p, key, msg.key, done, action_topics, resolved_topic)
             except BaseException:
                 # The state store or Kafka failed: stop hard, before this offset can be committed,
                 # so the message is read again after the restart (at-least-once).
                 log.critical("worker failed while writing state or actions; exiting", exc_info=True)
                 os._exit(70)
             w.metrics.processed(done, None if msg.topic == t.timers else msg.timestamp)
+            if done.merged:
+                log.info("merge into %s done (%d)", key, done.merged)
             w.metrics.record_decisions(done.decision_models)
             if msg.topic != t.timers:
                 w.processed[msg.tp] = msg.offset
@@ -236,8 +301,8 @@ def build_app(settings: Settings) -> WorkerApp:
             mark = w.sources.watermark(tp.partition, lag, wall)
             if mark > w.sources.sent.get(tp.partition, 0) or wall - w.last_heartbeat >= 1000:
                 body = orjson.dumps({"r": tp.partition, "t": mark})
-                for p in range(settings.partitions):
-                    await resolved_topic.send(key=WATERMARK_KEY, value=body, partition=p, force=True)
+                # through the identify stage, after the events it resolved before (one order)
+                await identify_topic.send(key=WATERMARK_KEY, value=body, partition=0, force=True)
                 w.sources.sent[tp.partition] = mark
         if wall - w.last_heartbeat >= 1000:
             w.last_heartbeat = wall
@@ -257,8 +322,26 @@ def build_app(settings: Settings) -> WorkerApp:
     return w
 
 
+def _hand_over(w: WorkerApp, key: str, raw: bytes | None, offset: int, body: dict[str, Any]) -> Processed:
+    """A control message of the identify stage or of another customer's agent (docs/identity.md)."""
+    kind = body["ctl"]
+    if kind == "merge_out":
+        return w.processor.on_merge_out(key, raw, offset, str(body["into"]), int(body["at"]))
+    if kind == "merge_in":
+        return w.processor.on_merge_in(key, raw, offset, str(body["key"]), body["s"])
+    if kind == "erase":
+        return w.processor.on_erase(raw, offset)
+    raise ValueError(f"unknown control message {kind!r}")
+
+
 async def _apply(
-    w: WorkerApp, p: int, key: str, key_bytes: bytes, done: Processed, topics: dict[str, Any]
+    w: WorkerApp,
+    p: int,
+    key: str,
+    key_bytes: bytes,
+    done: Processed,
+    topics: dict[str, Any],
+    resolved_topic: Any,
 ) -> None:
     """Write the customer's new state and next wake-up, and send its actions (attached to the
     current message: Faust publishes them before that message's offset is committed)."""
@@ -267,18 +350,23 @@ async def _apply(
             w.customers.pop(key, None)
         else:
             w.customers[key] = done.record
-    if done.changed or done.replayed:
-        due = done.next_wakeup_ms if done.record is not None or done.replayed else None
-        if due is None:
-            if w.wakeups.get(key) is not None:
+    if done.changed or done.replayed or done.duplicate:
+        # A replay or a duplicate re-asserts the wake-up too: the wake-up table has its own
+        # changelog, and a crash may have kept the customer's new state but lost this write.
+        due = done.next_wakeup_ms if done.record is not None or not done.changed else None
+        entry = None if due is None else f"{p}:{due}".encode()
+        if w.wakeups.get(key) != entry:
+            if entry is None:
                 w.wakeups.pop(key, None)
-        else:
-            w.wakeups[key] = f"{p}:{due}".encode()
+            else:
+                w.wakeups[key] = entry
         w.timers.set(p, key, due)
     for channel, action in done.actions:
         await topics[channel].send(key=key_bytes, value=action, force=True)
     for decision in done.decisions:
         await topics["decisions"].send(key=key_bytes, value=decision, force=True)
+    for to_key, message in done.forwards:
+        await resolved_topic.send(key=to_key, value=message, force=True)
 
 
 async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
@@ -313,7 +401,12 @@ def _rebuild_index(w: WorkerApp, owned: frozenset[int]) -> None:
 def _register_pages(app: faust.App, w: WorkerApp) -> None:
     @app.page("/customers/{customer_key}/")
     async def customer_view(web: Any, request: Any, customer_key: str) -> Any:
-        state = w.processor.state_of(w.customers.get(customer_key))
+        raw = w.customers.get(customer_key)
+        record = w.processor.decode(raw)
+        if record is not None and "moved" in record:
+            moved = {"error": f"customer {customer_key!r} was merged", "moved_to": record["moved"]}
+            return web.json(moved, status=404)
+        state = w.processor.state_of(raw)
         if state is None:
             return web.json({"error": f"no customer {customer_key!r} on this worker"}, status=404)
         return web.json(
@@ -328,6 +421,22 @@ def _register_pages(app: faust.App, w: WorkerApp) -> None:
                 "next_wakeup_ms": state.next_wakeup_ms(),
             }
         )
+
+    @app.page("/identities/{name}/")
+    async def identity_view(web: Any, request: Any, name: str) -> Any:
+        graph = w.identify.graph
+        if graph is None:
+            return web.json({"error": "the identity graph is not on this worker"}, status=404)
+        key = graph.lookup(name)
+        if key is None:
+            return web.json({"error": f"no customer known by {name!r}"}, status=404)
+        body = {
+            "asked": name,
+            "customer_key": key,
+            "identities": graph.identities(key),
+            "aliases": graph.aliases(key),
+        }
+        return web.json(body)
 
     @app.page("/clock/")
     async def clock_view(web: Any, request: Any) -> Any:

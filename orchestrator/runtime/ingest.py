@@ -1,4 +1,4 @@
-"""Ingestion: raw bytes in, a resolved event or a dead letter out.
+"""Ingestion: raw bytes in, a valid event for the identify stage or a dead letter out.
 
 :func:`route_raw` is the whole decision, free of Faust, so it is unit-tested directly; the Faust
 agent in :mod:`orchestrator.runtime.app` only feeds it messages and sends what it returns.
@@ -62,6 +62,5 @@ def route_raw(
     resolved = ResolvedEvent(
         customer_key=customer_key, event=event, source_partition=partition, source_offset=offset
     )
-    return Routed(
-        topics.resolved_events, customer_key.encode(), resolved.to_json(), "resolved", event.occurred_ms
-    )
+    # On to the identify stage, which resolves the canonical customer (the key here is a hint).
+    return Routed(topics.identify, customer_key.encode(), resolved.to_json(), "resolved", event.occurred_ms)

@@ -154,6 +154,13 @@ class WorkerMetrics:
         self.duplicate_events = Counter(
             f"{p}_duplicate_events", "Events ignored because their event_id was seen before.", registry=r
         )
+        self.identity = Counter(
+            f"{p}_identity_operations",
+            "Identity stitching: merge (a customer merged into another), erase (customer.erased applied "
+            "to the identity graph), dropped_erased (an event of a recently erased identifier dropped).",
+            ["kind"],
+            registry=r,
+        )
         # -- journeys ---------------------------------------------------------------------------------
         self.entries = Counter(
             f"{p}_journey_entries", "Customers entering a journey.", ["journey"], registry=r
@@ -291,6 +298,15 @@ class WorkerMetrics:
         if reason != "resolved":
             self._invalid.get(reason).inc()
 
+    def identified(self, merges: int, erased: int, dropped: bool) -> None:
+        """The identify stage resolved one event."""
+        if merges:
+            self.identity.labels("merge").inc(merges)
+        if erased:
+            self.identity.labels("erase").inc(erased)
+        if dropped:
+            self.identity.labels("dropped_erased").inc()
+
     def invalid(self, reason: str) -> None:
         """A message was dead-lettered outside the resolve stage (``processing_error``)."""
         self._invalid.get(reason).inc()
@@ -424,7 +440,8 @@ class WorkerMetrics:
         self.ready.set(1 if _ready(w) else 0)
 
     async def _refresh_lag(self, w: WorkerApp) -> None:
-        topics = {w.settings.topics.raw_events, w.settings.topics.resolved_events}
+        t = w.settings.topics
+        topics = {t.raw_events, t.identify, t.resolved_events}
         lags: list[tuple[str, str, int]] = []
         try:
             consumer = w.app.consumer

@@ -1,17 +1,30 @@
 """One customer's message in, stored record and outputs out: the runtime's step, free of Faust.
 
-The stored record wraps the engine's :class:`CustomerState` with what at-least-once delivery needs::
+The stored record wraps the engine's :class:`CustomerState` with what at-least-once delivery and
+identity merges need::
 
-    {"s": <state dict>, "off": {"e": <last event offset>, "t": <last timer offset>},
-     "out": [[<source>, <offset>, [<action json>, ...]], ...]}
+    {"s": <state dict or null>, "off": {"e": <last resolved-topic offset>, "t": <last timer offset>},
+     "out": [[<source>, <offset>, [<action json>...], [<decision json>...], [[<key>, <message>]...]]...],
+     "raw": {<raw partition>: <last raw offset applied>},
+     "await": [<key>...], "early": {<key>: <state dict or null>}, "pend": [[<offset>, <now>, <event>]...],
+     "merged": [<key>...]}
 
-Why: after a crash Faust's changelog (the state) can be ahead of the committed input offsets, so
-messages are read again that the state already contains. Such a message (offset at or below the
-last one applied for this customer) must not be applied twice, nor swallowed: its actions may never
-have reached Kafka. So the actions each message produced are kept in a small per-customer outbox,
-and a replayed message re-sends exactly those (same action_ids; connectors drop duplicates).
-The outbox keeps the last :data:`OUTBOX_KEEP` messages that produced actions or policy decisions
-(decisions are re-sent too, with their deterministic ids).
+Why the offsets and the outbox: after a crash Faust's changelog (the state) can be ahead of the
+committed input offsets, so messages are read again that the state already contains. Such a message
+(offset at or below the last one applied for this customer) must not be applied twice, nor
+swallowed: what it produced may never have reached Kafka. So the actions, decisions and forwarded
+messages of each message are kept in a small per-customer outbox, and a replayed message re-sends
+exactly those (same action_ids; connectors drop duplicates). The outbox keeps the last
+:data:`OUTBOX_KEEP` messages that produced something. A copy of a raw event resolved again after a
+crash (a new resolved offset) is recognised by its raw partition and offset and changes nothing.
+
+Merges (docs/identity.md): the identify stage sends ``merge_out`` to the key merged away, then the
+event with ``merged_from`` to the canonical key. The old key's record becomes a *moved* record
+(``{"moved": <canonical key>, "exp": <ms>, ...}``) whose outbox holds the ``merge_in`` message with
+its state, so a crash can send it again; it is deleted :data:`MOVED_KEEP_MS` later (by its wake-up)
+or when the customer is erased. The canonical key holds (``await``/``pend``) the event and every
+later message until each awaited ``merge_in`` has arrived (one that comes first waits in
+``early``), then merges and applies what it held, in order; wake-ups meanwhile wait too.
 """
 
 from __future__ import annotations
@@ -21,15 +34,21 @@ from typing import Any, Literal
 
 import orjson
 
-from orchestrator.contracts import ChannelAction, CustomerEvent
+from orchestrator.contracts import ChannelAction, CustomerEvent, ResolvedEvent
 from orchestrator.contracts.decision import Decision
 from orchestrator.core.customer import CustomerLogic, CustomerState, Outcome, Transition
+from orchestrator.runtime.identify import control
 
-__all__ = ["OUTBOX_KEEP", "Processed", "Processor"]
+__all__ = ["MOVED_KEEP_MS", "OUTBOX_KEEP", "Processed", "Processor"]
 
 OUTBOX_KEEP = 16
+MOVED_KEEP_MS = 86_400_000
+"""How long the record of a key merged away is kept (for re-sending its state after a crash)."""
+MERGED_KEEP = 64
+"""Keys merged in that a customer remembers (a merge_in read twice is recognised)."""
 
 Source = Literal["e", "t"]
+Record = dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -49,26 +68,48 @@ class Processed:
     replayed: bool = False
     duplicate: bool = False
     changed: bool = True
+    forwards: list[tuple[bytes, bytes]] = field(default_factory=list)
+    """(key, message) for the resolved topic: a merge's hand-over, an event for a key merged away."""
+    merged: int = 0
+    """Merges completed by this message."""
 
 
-def _encode_actions(actions: list[ChannelAction]) -> list[tuple[str, bytes]]:
-    return [(a.channel, a.to_json()) for a in actions]
+@dataclass(slots=True)
+class _Step:
+    """What running the logic on a record produced, before it is stored."""
+
+    state: CustomerState | None
+    actions: list[ChannelAction] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    forwards: list[tuple[bytes, bytes]] = field(default_factory=list)
+    merged: int = 0
+
+    def take(self, outcome: Outcome) -> None:
+        self.state = outcome.state
+        self.actions += outcome.actions
+        self.decisions += outcome.decisions
+        self.transitions += outcome.transitions
 
 
 class Processor:
-    """Applies resolved events and timer wake-ups to stored records through :class:`CustomerLogic`."""
+    """Applies resolved events, timer wake-ups and merge hand-overs to stored records through
+    :class:`CustomerLogic`."""
 
     def __init__(self, logic: CustomerLogic) -> None:
         self.logic = logic
 
     @staticmethod
-    def decode(raw: bytes | None) -> dict[str, Any] | None:
+    def decode(raw: bytes | None) -> Record | None:
         return None if raw is None else orjson.loads(raw)
 
     def state_of(self, raw: bytes | None) -> CustomerState | None:
         record = self.decode(raw)
-        return None if record is None else CustomerState.from_dict(record["s"])
+        if record is None or record.get("s") is None:
+            return None
+        return CustomerState.from_dict(record["s"])
 
+    # -- messages -------------------------------------------------------------------------------
     def on_event(
         self,
         customer: str,
@@ -77,90 +118,240 @@ class Processor:
         offset: int,
         now_ms: int,
         source: tuple[int, int] | None = None,
+        merged_from: list[str] | None = None,
     ) -> Processed:
         """Apply one resolved event. ``source`` is its (raw partition, raw offset): after a crash the
         resolution stage reads raw events again and republishes them at new offsets; such a copy is
-        recognised here, whatever its event time, and changes nothing."""
+        recognised here, whatever its event time, and changes nothing. ``merged_from``: the keys whose
+        state must arrive (merge_in) before this event is applied."""
         record = self.decode(raw)
+        if record is not None and offset <= record["off"].get("e", -1):
+            # This very message read again (its offset was not committed before a crash): re-send
+            # what it produced. Checked before the raw offset below, which it also matches.
+            return self._replay(record, "e", offset)
+        if record is not None and "moved" in record:
+            # A key merged away (an event already on its way when the merge happened): on to the
+            # canonical key, which recognises it by its raw offset if it was there already.
+            into = str(record["moved"])
+            copy = ResolvedEvent(
+                customer_key=into,
+                event=event,
+                source_partition=None if source is None else source[0],
+                source_offset=None if source is None else source[1],
+            )
+            forward = [(into.encode(), copy.to_json())]
+            return Processed(record=raw, changed=False, next_wakeup_ms=record["exp"], forwards=forward)
         read: dict[str, int] = record.get("raw", {}) if record is not None else {}
         if source is not None and read.get(str(source[0]), -1) >= source[1]:
             state = self.state_of(raw)
             wake = state.next_wakeup_ms() if state is not None else None
             return Processed(record=raw, duplicate=True, changed=False, next_wakeup_ms=wake)
-        return self._run(
-            "e", customer, raw, offset, lambda s: self.logic.on_event(customer, s, event, now_ms), source
-        )
+        record = record if record is not None else {"s": None, "off": {}, "out": []}
+        waiting = list(record.get("await", []))
+        for key in merged_from or ():
+            if key not in record.get("merged", []) and key not in waiting:
+                waiting.append(key)
+        if waiting:
+            record["await"] = waiting
+            pend = record.setdefault("pend", [])
+            pend.append([offset, now_ms, orjson.loads(event.to_json())])
+            step = self._settle(customer, record)
+        else:
+            step = _Step(self._state(record))
+            outcome = self.logic.on_event(customer, step.state, event, now_ms)
+            if outcome.duplicate:
+                return Processed(
+                    record=raw, duplicate=True, changed=False, next_wakeup_ms=outcome.next_wakeup_ms
+                )
+            step.take(outcome)
+        return self._store(record, "e", offset, step, source)
 
     def on_wakeup(self, customer: str, raw: bytes | None, offset: int, now_ms: int) -> Processed:
-        return self._run("t", customer, raw, offset, lambda s: self.logic.on_wakeup(customer, s, now_ms))
-
-    def _run(
-        self,
-        source: Source,
-        customer: str,
-        raw: bytes | None,
-        offset: int,
-        step: Any,
-        raw_source: tuple[int, int] | None = None,
-    ) -> Processed:
         record = self.decode(raw)
-        if record is not None:
-            last = record["off"].get(source, -1)
-            if offset <= last:
-                return self._replay(record, source, offset)
-        state = None if record is None else CustomerState.from_dict(record["s"])
-        if state is None and source == "t":
+        if record is None:
+            return Processed(record=None, changed=False)
+        if offset <= record["off"].get("t", -1):
+            return self._replay(record, "t", offset)
+        if "moved" in record:
+            if now_ms >= record["exp"]:
+                return Processed(record=None)
+            return Processed(record=raw, changed=False, next_wakeup_ms=record["exp"])
+        if record.get("await") or record.get("s") is None:
+            # Held for a merge: its timers fire once the merge is done (the next wake-up is set then).
             return Processed(record=raw, changed=False)
-        outcome: Outcome = step(state)
-        if outcome.duplicate:
-            return Processed(record=raw, duplicate=True, changed=False, next_wakeup_ms=outcome.next_wakeup_ms)
-        decisions = [d.to_json() for d in outcome.decisions]
-        if outcome.state is None:
+        step = _Step(self._state(record))
+        step.take(self.logic.on_wakeup(customer, step.state, now_ms))
+        return self._store(record, "t", offset, step)
+
+    def on_merge_out(self, customer: str, raw: bytes | None, offset: int, into: str, at_ms: int) -> Processed:
+        """``customer`` was merged into ``into``: fire its timers due before the merge's time (as
+        simulate does), then send its state over and keep a moved record. Held, like an event, while
+        the customer itself waits for a merge."""
+        record = self.decode(raw)
+        if record is not None and offset <= record["off"].get("e", -1):
+            return self._replay(record, "e", offset)
+        record = record if record is not None else {"s": None, "off": {}, "out": []}
+        step = _Step(None if "moved" in record else self._state(record))
+        if record.get("await"):
+            record["pend"].append([offset, "out", into, at_ms])
+        else:
+            self._move_out(customer, record, step, into, at_ms)
+        return self._store(record, "e", offset, step)
+
+    def on_merge_in(
+        self, customer: str, raw: bytes | None, offset: int, key: str, state: dict[str, Any] | None
+    ) -> Processed:
+        """The state of ``key``, merged into ``customer``, has arrived."""
+        record = self.decode(raw)
+        if record is not None and offset <= record["off"].get("e", -1):
+            return self._replay(record, "e", offset)
+        record = record if record is not None else {"s": None, "off": {}, "out": []}
+        if "moved" in record:  # (not expected: a merge is held until the states it awaits arrived)
+            body = control("merge_in", key=key, s=state)
             return Processed(
-                record=None,
-                actions=_encode_actions(outcome.actions),
-                decisions=decisions,
-                decision_models=list(outcome.decisions),
-                transitions=outcome.transitions,
+                record=raw,
+                changed=False,
+                next_wakeup_ms=record["exp"],
+                forwards=[(str(record["moved"]).encode(), body)],
             )
-        actions = _encode_actions(outcome.actions)
-        offsets = dict(record["off"]) if record is not None else {}
-        offsets[source] = offset
-        outbox: list[Any] = list(record["out"]) if record is not None else []
-        if actions or decisions:
-            outbox.append([source, offset, [a.decode() for _, a in actions], [d.decode() for d in decisions]])
-            del outbox[:-OUTBOX_KEEP]
-        new = {"s": outcome.state.to_dict(), "off": offsets, "out": outbox}
-        read = dict(record.get("raw", {})) if record is not None else {}
-        if raw_source is not None:
-            read[str(raw_source[0])] = max(read.get(str(raw_source[0]), -1), raw_source[1])
-        if read:
-            new["raw"] = read
-        return Processed(
-            record=orjson.dumps(new),
-            actions=actions,
-            decisions=decisions,
-            decision_models=list(outcome.decisions),
-            transitions=outcome.transitions,
-            next_wakeup_ms=outcome.next_wakeup_ms,
-        )
+        if key in record.get("merged", []) or key in record.get("early", {}):
+            return Processed(record=raw, duplicate=True, changed=False, next_wakeup_ms=self._wake(record))
+        record.setdefault("early", {})[key] = state
+        step = self._settle(customer, record)
+        return self._store(record, "e", offset, step)
+
+    def on_erase(self, raw: bytes | None, offset: int) -> Processed:
+        """The customer this key was merged into was erased: the moved record goes too."""
+        if raw is None:
+            return Processed(record=None, changed=False)
+        return Processed(record=None)
+
+    # -- internals ------------------------------------------------------------------------------
+    @staticmethod
+    def _state(record: Record) -> CustomerState | None:
+        data = record.get("s")
+        return None if data is None else CustomerState.from_dict(data)
 
     @staticmethod
-    def _replay(record: dict[str, Any], source: Source, offset: int) -> Processed:
+    def _wake(record: Record) -> int | None:
+        if "moved" in record:
+            return int(record["exp"])
+        data = record.get("s")
+        return None if data is None or record.get("await") else CustomerState.from_dict(data).next_wakeup_ms()
+
+    def _settle(self, customer: str, record: Record) -> _Step:
+        """Once every awaited state is there: fire the customer's timers due before the merge, merge
+        in order, then apply the events held, in order."""
+        state = self._state(record)
+        step = _Step(state)
+        waiting: list[str] = record.get("await", [])
+        early: dict[str, Any] = record.get("early", {})
+        if not waiting or any(k not in early for k in waiting):
+            return step
+        pend: list[Any] = record.pop("pend", [])
+        now = pend[0][1] if pend else (state.clock_ms if state is not None else 0)
+        at = min(now, CustomerEvent.model_validate(pend[0][2]).occurred_ms) if pend else now
+        if step.state is not None:
+            step.take(self.logic.on_wakeup(customer, step.state, at - 1))
+        merged: list[str] = record.setdefault("merged", [])
+        for key in waiting:
+            other = early.pop(key)
+            step.take(
+                self.logic.on_merge(
+                    customer, step.state, None if other is None else CustomerState.from_dict(other), now
+                )
+            )
+            merged.append(key)
+            step.merged += 1
+        del merged[:-MERGED_KEEP]
+        record.pop("await", None)
+        if not early:
+            record.pop("early", None)
+        for entry in pend:
+            if entry[1] == "out":  # this customer was merged away in the meantime
+                self._move_out(customer, record, step, str(entry[2]), int(entry[3]))
+                break  # nothing comes after a merge-out: later messages go to the canonical key
+            step.take(
+                self.logic.on_event(
+                    customer, step.state, CustomerEvent.model_validate(entry[2]), int(entry[1])
+                )
+            )
+        return step
+
+    def _move_out(self, customer: str, record: Record, step: _Step, into: str, at_ms: int) -> None:
+        if step.state is not None:
+            step.take(self.logic.on_wakeup(customer, step.state, at_ms - 1))
+        body = control("merge_in", key=customer, s=None if step.state is None else step.state.to_dict())
+        step.forwards.append((into.encode(), body))
+        step.state = None
+        for name in ("s", "await", "early", "pend", "merged", "raw"):
+            record.pop(name, None)
+        record["moved"] = into
+        record["exp"] = at_ms + MOVED_KEEP_MS
+
+    def _store(
+        self,
+        record: Record,
+        source: Source,
+        offset: int,
+        step: _Step,
+        raw_source: tuple[int, int] | None = None,
+    ) -> Processed:
+        actions: list[tuple[str, bytes]] = [(a.channel, a.to_json()) for a in step.actions]
+        decisions = [d.to_json() for d in step.decisions]
+        out = Processed(
+            record=None,
+            actions=actions,
+            decisions=decisions,
+            decision_models=list(step.decisions),
+            transitions=step.transitions,
+            forwards=step.forwards,
+            merged=step.merged,
+        )
+        held = bool(record.get("await") or record.get("early") or record.get("pend"))
+        if step.state is None and "moved" not in record and not held:
+            return out  # erased
+        if "moved" not in record:
+            record["s"] = None if step.state is None else step.state.to_dict()
+        offsets = record["off"] = dict(record["off"])
+        offsets[source] = offset
+        outbox: list[Any] = list(record["out"])
+        record["out"] = outbox
+        if actions or decisions or step.forwards:
+            outbox.append(
+                [
+                    source,
+                    offset,
+                    [a.decode() for _, a in actions],
+                    [d.decode() for d in decisions],
+                    [[k.decode(), v.decode()] for k, v in step.forwards],
+                ]
+            )
+            del outbox[:-OUTBOX_KEEP]
+        if raw_source is not None:
+            read = record["raw"] = dict(record.get("raw", {}))
+            read[str(raw_source[0])] = max(read.get(str(raw_source[0]), -1), raw_source[1])
+        out.record = orjson.dumps(record)
+        out.next_wakeup_ms = self._wake(record)
+        return out
+
+    def _replay(self, record: Record, source: Source, offset: int) -> Processed:
         actions: list[tuple[str, bytes]] = []
         decisions: list[bytes] = []
+        forwards: list[tuple[bytes, bytes]] = []
         for entry in record["out"]:
             if entry[0] == source and entry[1] == offset:
                 for text in entry[2]:
                     data = text.encode()
                     actions.append((orjson.loads(data)["channel"], data))
                 decisions += [text.encode() for text in (entry[3] if len(entry) > 3 else [])]
-        state = CustomerState.from_dict(record["s"])
+                forwards += [(k.encode(), v.encode()) for k, v in (entry[4] if len(entry) > 4 else [])]
         return Processed(
             record=None,
             actions=actions,
             decisions=decisions,
+            forwards=forwards,
             replayed=True,
             changed=False,
-            next_wakeup_ms=state.next_wakeup_ms(),
+            next_wakeup_ms=self._wake(record),
         )

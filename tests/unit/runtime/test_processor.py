@@ -11,7 +11,7 @@ from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.journey import JourneyRegistry, load_journey_file
 from orchestrator.runtime.processor import Processor
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _processor() -> Processor:
@@ -58,3 +58,14 @@ def test_a_re_resolved_copy_is_recognised_by_its_raw_offset() -> None:
     later = proc.on_event("c1", first.record, parse_event(_signup("s2")), 10, 1741000000000, source=(2, 41))
     assert not later.duplicate
     assert orjson.loads(later.record or b"{}")["raw"] == {"2": 41}
+
+
+def test_a_replayed_message_that_carries_its_raw_offset_still_resends_its_actions() -> None:
+    # Read again after a crash (same resolved offset, same raw offset): a replay, not a copy.
+    # Taking it for a re-resolved copy would swallow actions that may never have reached Kafka.
+    proc = _processor()
+    first = proc.on_event("c1", None, parse_event(_signup()), offset=7, now_ms=1741000000000, source=(2, 40))
+    again = proc.on_event("c1", first.record, parse_event(_signup()), 7, 1741000000000, source=(2, 40))
+    assert again.replayed
+    assert again.actions == first.actions
+    assert again.next_wakeup_ms == first.next_wakeup_ms

@@ -28,7 +28,7 @@ def raw(**over: object) -> bytes:
 
 def test_resolved_event_is_keyed_by_canonical_key() -> None:
     routed = route_raw(raw(), None, topic="in", partition=0, offset=5, topics=TOPICS, at=AT)
-    assert routed.topic == TOPICS.resolved_events
+    assert routed.topic == TOPICS.identify
     assert routed.key == b"email:ann@example.com"
     assert ResolvedEvent.model_validate_json(routed.value).event.event_id == "e1"
 

@@ -1,0 +1,236 @@
+"""Merges and erasure across partitions, without Kafka: the identify stage and the customers'
+processors joined by in-memory partition queues, delivered in random interleavings (each partition
+in order, as Kafka does). Whatever the interleaving, the actions are the ones simulate gives, and a
+merge's messages read again after a crash change nothing."""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orchestrator.contracts import ResolvedEvent, parse_event
+from orchestrator.core.customer import CustomerLogic
+from orchestrator.core.journey import JourneyRegistry, load_journey_file
+from orchestrator.runtime.identify import CONTROL_PREFIX, IdentifyStage
+from orchestrator.runtime.processor import MOVED_KEEP_MS, Processed, Processor
+from orchestrator.simulate.runner import Simulator
+
+ROOT = Path(__file__).resolve().parents[3]
+START = datetime(2025, 3, 10, 10, 0, tzinfo=UTC)
+JOURNEYS = ["welcome.yaml", "abandoned_cart.yaml"]
+
+
+def _registry() -> JourneyRegistry:
+    registry = JourneyRegistry()
+    for name in JOURNEYS:
+        registry.deploy(load_journey_file(ROOT / "journeys" / name), 0)
+    return registry
+
+
+def _event(eid: str, etype: str, ids: dict[str, str], second: int, **props: Any) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": eid,
+            "type": etype,
+            "source": "t",
+            "occurred_at": (START + timedelta(seconds=second)).isoformat(),
+            "identifiers": ids,
+            "properties": props,
+        }
+    )
+
+
+class Runtime:
+    """The identify stage and one processor per customer partition, joined by queues."""
+
+    def __init__(self, partitions: int = 3) -> None:
+        self.stage = IdentifyStage()
+        self.proc = Processor(CustomerLogic(_registry()))
+        self.records: dict[str, bytes] = {}
+        self.queues: list[deque[tuple[int, str, bytes]]] = [deque() for _ in range(partitions)]
+        self.next_offset = [0] * partitions
+        self.log: list[list[tuple[int, str, bytes]]] = [[] for _ in range(partitions)]
+        self.actions: list[bytes] = []
+        self.fed = 0
+
+    def partition(self, key: str) -> int:
+        return zlib.crc32(key.encode()) % len(self.queues)
+
+    def publish(self, key: bytes, value: bytes) -> None:
+        p = self.partition(key.decode())
+        message = (self.next_offset[p], key.decode(), value)
+        self.next_offset[p] += 1
+        self.queues[p].append(message)
+        self.log[p].append(message)
+
+    def identify(self, raw: bytes) -> None:
+        resolved = ResolvedEvent(
+            customer_key="hint", event=parse_event(raw), source_partition=0, source_offset=self.fed
+        )
+        for key, value in self.stage.on_event(self.fed, resolved).messages:
+            self.publish(key, value)
+        self.fed += 1
+
+    def deliver(self, p: int, message: tuple[int, str, bytes] | None = None) -> Processed:
+        offset, key, value = message if message is not None else self.queues[p].popleft()
+        raw = self.records.get(key)
+        if value.startswith(CONTROL_PREFIX):
+            body = orjson.loads(value)
+            if body["ctl"] == "merge_out":
+                done = self.proc.on_merge_out(key, raw, offset, body["into"], body["at"])
+            elif body["ctl"] == "merge_in":
+                done = self.proc.on_merge_in(key, raw, offset, body["key"], body["s"])
+            else:
+                done = self.proc.on_erase(raw, offset)
+        else:
+            resolved = ResolvedEvent.model_validate_json(value)
+            event = resolved.event
+            source = (resolved.source_partition or 0, resolved.source_offset or 0)
+            done = self.proc.on_event(
+                key, raw, event, offset, event.occurred_ms, source, resolved.merged_from
+            )
+        if done.changed:
+            if done.record is None:
+                self.records.pop(key, None)
+            else:
+                self.records[key] = done.record
+        self.actions += [a for _, a in done.actions]
+        for to_key, message_value in done.forwards:
+            self.publish(to_key, message_value)
+        return done
+
+    def drain(self, rng: random.Random, steps: int | None = None) -> None:
+        done = 0
+        while any(self.queues) and (steps is None or done < steps):
+            p = rng.choice([i for i, q in enumerate(self.queues) if q])
+            self.deliver(p)
+            done += 1
+
+
+def _simulate(events: list[bytes]) -> list[bytes]:
+    out: list[bytes] = []
+    sim = Simulator(_registry(), on_action=lambda a: out.append(a.to_json()))
+    for n, line in enumerate(events, 1):
+        sim.feed_line(n, line)
+    return out
+
+
+def _ids(actions: list[bytes]) -> dict[str, dict[str, Any]]:
+    return {a["action_id"]: a for a in map(orjson.loads, actions)}
+
+
+def _story() -> list[bytes]:
+    return [
+        _event("a1", "page.viewed", {"anonymous_id": "v1"}, 0),
+        _event("a2", "cart.updated", {"anonymous_id": "v1"}, 10, item_count=2, total=50),
+        _event("a3", "page.viewed", {"device_id": "d1", "anonymous_id": "v2"}, 15),
+        _event("a4", "page.viewed", {"anonymous_id": "v2", "device_id": "d1"}, 20),
+        _event(
+            "a5",
+            "account.created",
+            {"customer_id": "c1", "email": "c1@example.com", "anonymous_id": "v1"},
+            30,
+        ),
+        _event("a6", "page.viewed", {"anonymous_id": "v1"}, 40),  # the old key forwards
+        _event(
+            "a7", "account.created", {"customer_id": "c2", "email": "c2@example.com", "device_id": "d1"}, 50
+        ),
+        _event("a8", "page.viewed", {"customer_id": "c3", "device_id": "d1"}, 55),
+        _event("a9", "cart.updated", {"device_id": "d1"}, 60, item_count=1, total=5),
+        # an hour later: the visitor's cart reminder goes to the address the customer signed in with
+        _event("a10", "page.viewed", {"anonymous_id": "v1"}, 3700),
+        _event("a11", "page.viewed", {"customer_id": "c2"}, 3720),
+        _event("a12", "customer.erased", {"customer_id": "c1"}, 3800),
+        _event("a13", "page.viewed", {"email": "c1@example.com"}, 3900),  # dropped: erased
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), partitions=st.integers(1, 4), pace=st.integers(0, 4))
+def test_any_interleaving_gives_the_actions_simulate_gives(seed: int, partitions: int, pace: int) -> None:
+    events = _story()
+    rng = random.Random(seed)
+    rt = Runtime(partitions)
+    for raw in events:
+        rt.identify(raw)
+        rt.drain(rng, steps=rng.randint(0, pace))
+    rt.drain(rng)
+    assert _ids(rt.actions) == _ids(_simulate(events))
+    # the erased customer and every key merged into it left nothing; the others are whole
+    assert not any(k in rt.records for k in ("c1", "anonymous_id:v1"))
+    assert {"c2", "c3"} <= rt.records.keys()
+    state = rt.proc.state_of(rt.records["c2"])
+    assert state is not None
+    assert state.profile.identities.get("anonymous_id") == ["v2"], "the visitor's history moved to c2"
+
+
+def test_the_moved_record_resends_the_state_when_the_merge_out_is_read_again() -> None:
+    rt = Runtime(2)
+    rt.identify(_event("b1", "cart.updated", {"anonymous_id": "v1"}, 0, item_count=1, total=9))
+    rt.identify(
+        _event("b2", "account.created", {"customer_id": "c1", "email": "c1@x.io", "anonymous_id": "v1"}, 30)
+    )
+    p = rt.partition("anonymous_id:v1")
+    rt.deliver(p)  # the cart event
+    merge_out = rt.queues[p][0]
+    first = rt.deliver(p)
+    again = rt.deliver(p, merge_out)  # read again after a crash: offset not committed
+    assert again.replayed
+    assert again.forwards == first.forwards
+    rt.drain(random.Random(1))
+    state = rt.proc.state_of(rt.records["c1"])
+    assert state is not None
+    assert state.entries["abandoned_cart"][0] == 1, "merged once"
+
+
+def test_the_moved_record_forwards_a_late_event_and_expires() -> None:
+    rt = Runtime(2)
+    rt.identify(_event("b1", "page.viewed", {"anonymous_id": "v1"}, 0))
+    rt.identify(
+        _event("b2", "account.created", {"customer_id": "c1", "email": "c1@x.io", "anonymous_id": "v1"}, 30)
+    )
+    rt.drain(random.Random(3))
+    moved = orjson.loads(rt.records["anonymous_id:v1"])
+    assert moved["moved"] == "c1"
+    late = parse_event(_event("b3", "page.viewed", {"anonymous_id": "v1"}, 40))
+    done = rt.proc.on_event(
+        "anonymous_id:v1", rt.records["anonymous_id:v1"], late, 99, late.occurred_ms, (0, 7)
+    )
+    assert [k for k, _ in done.forwards] == [b"c1"]
+    assert ResolvedEvent.model_validate_json(done.forwards[0][1]).customer_key == "c1"
+    expiry = rt.proc.on_wakeup("anonymous_id:v1", rt.records["anonymous_id:v1"], 0, moved["exp"])
+    assert expiry.changed
+    assert expiry.record is None
+    assert moved["exp"] - late.occurred_ms < MOVED_KEEP_MS
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_wake_ups_wait_while_a_merge_is_held(seed: int) -> None:
+    rt = Runtime(3)
+    rt.identify(
+        _event("c1", "cart.updated", {"customer_id": "k1", "email": "k1@x.io"}, 0, item_count=1, total=3)
+    )
+    rt.identify(_event("c2", "page.viewed", {"anonymous_id": "v7"}, 1))
+    rt.identify(_event("c3", "page.viewed", {"customer_id": "k1", "anonymous_id": "v7"}, 2))
+    p_into = rt.partition("k1")
+    while rt.queues[p_into]:
+        rt.deliver(p_into)  # k1 now holds c3 until v7's state arrives
+    record = orjson.loads(rt.records["k1"])
+    if record.get("await"):
+        held = rt.proc.on_wakeup("k1", rt.records["k1"], 0, 10**13)
+        assert not held.changed
+        assert held.actions == []
+    rt.drain(random.Random(seed))
+    record = orjson.loads(rt.records["k1"])
+    assert "await" not in record
+    assert "pend" not in record
+    assert rt.proc.on_wakeup("k1", rt.records["k1"], 0, 10**13).actions, "the cart reminder fires after"
