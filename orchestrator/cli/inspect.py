@@ -191,7 +191,7 @@ def _get(url: str, path: str) -> dict[str, Any] | None:
 def _live_identity(urls: list[str], name: str) -> dict[str, Any] | None:
     """Canonical key, identifiers and aliases from the worker that holds the identity graph."""
     for url in urls:
-        body = _get(url, f"/identities/{urllib.parse.quote(name, safe='')}/")
+        body = _get(url, f"/identities/{urllib.parse.quote(name, safe=':@+')}/")
         if body is not None and not body.get("_missing"):
             return body
     return None
@@ -201,7 +201,7 @@ def _live_state(urls: list[str], key: str) -> CustomerState:
     for _hop in range(3):
         moved = None
         for url in urls:
-            body = _get(url, f"/customers/{urllib.parse.quote(key, safe='')}/")
+            body = _get(url, f"/customers/{urllib.parse.quote(key, safe=':@+')}/")
             if body is None:
                 continue
             if not body.get("_missing"):

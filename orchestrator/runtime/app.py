@@ -32,7 +32,7 @@ from orchestrator.contracts import DeadLetter, ResolvedEvent
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
-from orchestrator.runtime.identify import CONTROL_PREFIX, IdentifyStage
+from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, IdentifyStage
 from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyBook, JourneyFeed
 from orchestrator.runtime.metrics import CONTENT_TYPE, WorkerMetrics
@@ -42,9 +42,6 @@ from orchestrator.runtime.timers import TimerIndex
 __all__ = ["WorkerApp", "build_app"]
 
 log = logging.getLogger("orchestrator.worker")
-
-WATERMARK_KEY = b"\x00watermark"
-"""Key of the watermark messages on the resolved topic (no customer key starts with a NUL byte)."""
 
 CUSTOMERS_TABLE = "customers"
 IDENTITIES_TABLE = "identities"
@@ -71,7 +68,7 @@ class WorkerApp:
     lags: dict[Any, int] = field(default_factory=dict)
     """Lag seen by the last timer tick, per resolved partition (and "raw": this worker's raw backlog)."""
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
-    identify: IdentifyStage = field(default_factory=IdentifyStage)
+    identify: IdentifyStage = field(default_factory=lambda: IdentifyStage(1, 1))
     identities: Any = None
 
 
@@ -139,7 +136,8 @@ def build_app(settings: Settings) -> WorkerApp:
     w = WorkerApp(
         app, settings, customers, wakeups, book, Processor(logic), metrics=WorkerMetrics(journeys=registry)
     )
-    w.clocks = PartitionClocks(settings.partitions)
+    w.clocks = PartitionClocks(1)  # one watermark per customer partition: the identify stage's
+    w.identify = IdentifyStage(sources=settings.partitions, partitions=settings.partitions)
     w.identities = identities
     feed = w.feed = JourneyFeed(settings, book)
     out_topics = {t.identify: identify_topic, t.dead_letter: dead_letter_topic}
@@ -180,40 +178,43 @@ def build_app(settings: Settings) -> WorkerApp:
     @app.agent(identify_topic)
     async def identify(stream: Any) -> None:
         event: EventT[Any]
+        stage = w.identify
         async for event in stream.events():
             msg = event.message
-            committed = app.consumer._committed_offset.get(msg.tp)  # type: ignore[attr-defined]
-            for name in w.identify.prune(committed):
-                identities.pop(name, None)
-            if msg.key == WATERMARK_KEY:  # a raw partition's watermark: on to every customer partition
-                for p in range(settings.partitions):
-                    await resolved_topic.send(key=WATERMARK_KEY, value=msg.value, partition=p, force=True)
-                w.processed[msg.tp] = msg.offset
-                continue
             if msg.value is None:
                 log.error("identify message without a value at %s@%s", msg.topic, msg.offset)
                 continue
-            stage = w.identify
             if not stage.loaded:
                 stage.load((k, orjson.loads(v)) for k, v in identities.items())
                 log.info(
-                    "identity graph loaded: %d customers, at offset %d", len(stage.graph or ()), stage.last
-                )
+                    "identity graph loaded: %d customers, %d events held, at offset %d",
+                    len(stage.graph or ()), stage.held(), stage.last,
+                )  # fmt: skip
             try:
-                resolved = ResolvedEvent.model_validate_json(msg.value)
+                committed = app.consumer._committed_offset.get(msg.tp)  # type: ignore[attr-defined]
+                for name in stage.prune(committed):
+                    identities.pop(name, None)
                 stored = None
                 if stage.needs_stored(msg.offset):
                     row = identities.get(stage.outbox_row(msg.offset))
                     stored = None if row is None else orjson.loads(row)
-                done = stage.on_event(msg.offset, resolved, stored)
+                if msg.key == WATERMARK_KEY:
+                    mark = orjson.loads(msg.value)
+                    done = stage.on_watermark(msg.offset, int(mark["r"]), int(mark["t"]), stored)
+                else:
+                    resolved = ResolvedEvent.model_validate_json(msg.value)
+                    at = event_time(resolved.event.occurred_ms, _wall_ms())
+                    done = stage.on_event(msg.offset, resolved, at, stored)
                 for name, value in done.rows.items():
                     if value is None:
                         identities.pop(name, None)
                     else:
                         identities[name] = orjson.dumps(value)
-                for key, value in done.messages:
-                    await resolved_topic.send(key=key, value=value, force=True)
+                for key, value, partition in done.messages:
+                    await resolved_topic.send(key=key, value=value, partition=partition, force=True)
             except BaseException:
+                # (its input comes from the resolve stage, valid by construction): the table or Kafka
+                # failed; stop before this offset can be committed, so it is read again after restart
                 log.critical("identify stage failed at %s@%s; exiting", msg.topic, msg.offset, exc_info=True)
                 os._exit(70)
             w.metrics.identified(done.merges, done.erased, done.dropped)

@@ -1,9 +1,15 @@
 """The identify stage: the one writer of the identity graph, between ingestion and the customers.
 
-Valid events of every raw partition meet on one single-partition topic, so the identity graph
-(:class:`~orchestrator.core.identity.IdentityGraph`, docs/identity.md) sees them in one order and
-answers as ``orchestrator simulate`` does. For each event :class:`IdentifyStage` says what to
-publish on the resolved topic, keyed by customer (the customer agents do the rest):
+Valid events of every raw partition meet on one single-partition topic, and the stage applies them
+to the identity graph (:class:`~orchestrator.core.identity.IdentityGraph`, docs/identity.md) **in
+event-time order**: an event is held until every raw partition's watermark has passed its time,
+then released in (time, raw partition, raw offset) order. So the graph sees the events in the order
+``orchestrator simulate`` sees a time-ordered file, whichever raw partition each came from, and
+gives the same customers, merges and aliases. (An event older than what was already released is
+late: released at once.) The price is latency: an event waits for the next watermark of every raw
+partition (``timer_tick_s``), and not at all when they are all caught up.
+
+For each released event the stage publishes on the resolved topic, keyed by customer:
 
 - the event, keyed by its canonical customer;
 - when the event merges customers (a visitor signs in): first a ``merge_out`` control message per
@@ -15,20 +21,21 @@ publish on the resolved topic, keyed by customer (the customer agents do the res
 - nothing for an event carrying a recently erased identifier (dropped, not dead-lettered: the
   dead-letter topic would keep the personal data).
 
-Watermarks of the raw partitions pass through unchanged, after the events before them.
+After them, the released time goes to every customer partition as its watermark.
 
-At-least-once: the graph's rows and the stage's offset are stored in the ``identities`` table; its
-changelog can be ahead of the committed offset after a crash, so a message read again is resolved
-again (the graph gives the same key; nothing new is written), and the messages of a merge or an
-erasure, which the graph would not give twice, are kept per offset (``o:<offset>`` rows) and re-sent
-as they were. Such a row is deleted once its offset is committed (:meth:`IdentifyStage.prune`; it
-names the customer), and at the latest :data:`OUTBOX_SPAN` offsets later.
+At-least-once: the graph's rows, the held events (``b:<offset>``), the raw watermarks (``w:<raw
+partition>``) and the last offset read are stored in the ``identities`` table. Its changelog can be
+ahead of the committed offset after a crash: a message read again (offset at or below the last one
+read) is then already in the table, and what its reading published is re-sent from its ``o:<offset>``
+row. Such a row is deleted once its offset is committed (:meth:`IdentifyStage.prune`; it names
+customers), and at the latest :data:`OUTBOX_SPAN` offsets later.
 
 Free of Faust: the agent in :mod:`.app` feeds it and writes :attr:`Identified.rows`.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,16 +46,24 @@ from orchestrator.contracts import ResolvedEvent
 from orchestrator.core.customer import ERASE_EVENT
 from orchestrator.core.identity import IdentityGraph
 
-__all__ = ["CONTROL_PREFIX", "OUTBOX_SPAN", "Identified", "IdentifyStage", "control"]
+__all__ = ["CONTROL_PREFIX", "OUTBOX_SPAN", "WATERMARK_KEY", "Identified", "IdentifyStage", "control"]
 
 OUTBOX_SPAN = 100_000
-"""Offsets of the identify topic for which a merge's or erasure's messages are kept for re-sending."""
+"""Offsets of the identify topic for which what a message published is kept for re-sending."""
 
 CONTROL_PREFIX = b'{"ctl":'
 """Control messages on the resolved topic start with this (a resolved event never does)."""
 
+WATERMARK_KEY = b"\x00watermark"
+"""Key of watermark messages (no customer key starts with a NUL byte)."""
+
 _LAST = "last"
 _OUT = "o:"
+_HELD = "b:"
+_MARK = "w:"
+
+Message = tuple[bytes, bytes, int | None]
+"""(key, value, partition) for the resolved topic; partition None: by key."""
 
 
 def control(kind: str, **fields: Any) -> bytes:
@@ -60,91 +75,112 @@ def control(kind: str, **fields: Any) -> bytes:
 class Identified:
     """What one identify message gives."""
 
-    messages: list[tuple[bytes, bytes]] = field(default_factory=list)
-    """(key, value) for the resolved topic, in order."""
+    messages: list[Message] = field(default_factory=list)
+    """For the resolved topic, in order."""
     rows: dict[str, Any] = field(default_factory=dict)
     """Rows of the identities table to write (None: delete)."""
-    dropped: bool = False
-    """The event carried a recently erased identifier."""
+    dropped: int = 0
+    """Events dropped: they carried a recently erased identifier."""
     merges: int = 0
     erased: int = 0
+    released: int = 0
     replayed: bool = False
 
 
 class IdentifyStage:
-    def __init__(self) -> None:
+    def __init__(self, sources: int, partitions: int) -> None:
+        self.sources = sources
+        """Raw partitions: each must report a watermark before anything is released."""
+        self.partitions = partitions
+        """Customer partitions, each sent the released time as its watermark."""
         self.graph: IdentityGraph | None = None
         self.last = -1
+        self.marks: dict[int, int] = {}
+        self.released_ms = 0
+        self._held: list[tuple[int, int, int, int, bytes]] = []
+        """Heap of (event time, raw partition, raw offset, identify offset, resolved event json)."""
         self._outbox: list[int] = []
 
     @property
     def loaded(self) -> bool:
         return self.graph is not None
 
+    def held(self) -> int:
+        return len(self._held)
+
     def load(self, rows: Iterable[tuple[str, Any]]) -> None:
         """Rebuild from the stored rows (at start, and when the partition comes back to this worker)."""
         graph_rows: list[tuple[str, Any]] = []
         self.last = -1
+        self.marks = {}
+        self._held = []
         self._outbox = []
         for name, value in rows:
             if name == _LAST:
                 self.last = int(value)
             elif name.startswith(_OUT):
                 self._outbox.append(int(name[len(_OUT) :]))
+            elif name.startswith(_HELD):
+                at, rp, ro, text = value
+                self._held.append((int(at), int(rp), int(ro), int(name[len(_HELD) :]), text.encode()))
+            elif name.startswith(_MARK):
+                self.marks[int(name[len(_MARK) :])] = int(value)
             else:
                 graph_rows.append((name, value))
         self._outbox.sort()
+        heapq.heapify(self._held)
+        low = self._low()
+        self.released_ms = 0 if low is None else low
         self.graph = IdentityGraph.from_rows(graph_rows)
         self.graph.changes()  # what was loaded is not a change
 
     def unload(self) -> None:
         self.graph = None
 
-    def on_event(self, offset: int, resolved: ResolvedEvent, stored: Any = None) -> Identified:
-        """Resolve the event read at ``offset`` of the identify topic. ``stored`` is the ``o:<offset>``
-        row when the table has one (the caller looks it up only for ``offset <= last``)."""
-        if self.graph is None:
-            self.graph = IdentityGraph()
-        if offset <= self.last and stored is not None:
-            messages = [(k.encode(), v.encode()) for k, v in stored]
-            return Identified(messages=messages, replayed=True)
-        graph = self.graph
-        event = resolved.event
-        at = event.occurred_ms
-        resolution = graph.resolve(event.identifiers, at)
+    # -- messages -------------------------------------------------------------------------------
+    def on_event(self, offset: int, resolved: ResolvedEvent, at_ms: int, stored: Any = None) -> Identified:
+        """An event read at ``offset`` of the identify topic; ``at_ms`` its logical time.
+        ``stored``: the ``o:<offset>`` row, which the caller looks up when :meth:`needs_stored`."""
+        if offset <= self.last:
+            return self._replay(stored)
         out = Identified()
-        if resolution.erased:
-            out.dropped = True
+        entry = (
+            at_ms,
+            resolved.source_partition or 0,
+            resolved.source_offset or 0,
+            offset,
+            resolved.to_json(),
+        )
+        if at_ms < self.released_ms:  # late: its time was released already
+            self._release_one(entry, out)
         else:
-            key = resolution.customer_key
-            merged = [m.from_key for m in resolution.merges]
-            for m in resolution.merges:
-                out.messages.append((m.from_key.encode(), control("merge_out", into=key, at=at)))
-            copy = resolved.model_copy(update={"customer_key": key, "merged_from": merged or None})
-            out.messages.append((key.encode(), copy.to_json()))
-            out.merges = len(merged)
-            if event.type == ERASE_EVENT:
-                erasure = graph.erase(key, at)
-                out.erased = 1
-                for alias in erasure.aliases:
-                    out.messages.append((alias.encode(), control("erase", into=key)))
-        if offset > self.last:
-            out.rows = graph.changes()
-            if out.merges or out.erased:
-                out.rows[f"{_OUT}{offset}"] = [[k.decode(), v.decode()] for k, v in out.messages]
-                self._outbox.append(offset)
-                while self._outbox and self._outbox[0] < offset - OUTBOX_SPAN:
-                    out.rows[f"{_OUT}{self._outbox.pop(0)}"] = None
-            out.rows[_LAST] = offset
-            self.last = offset
-        else:
-            graph.changes()  # read again: the stored rows have it already
-        return out
+            heapq.heappush(self._held, entry)
+            out.rows[f"{_HELD}{offset}"] = [entry[0], entry[1], entry[2], entry[4].decode()]
+        return self._finish(offset, out)
+
+    def on_watermark(self, offset: int, raw_partition: int, value_ms: int, stored: Any = None) -> Identified:
+        """A raw partition's watermark: release what every raw partition has passed."""
+        if offset <= self.last:
+            return self._replay(stored)
+        out = Identified()
+        if value_ms > self.marks.get(raw_partition, 0):
+            self.marks[raw_partition] = value_ms
+            out.rows[f"{_MARK}{raw_partition}"] = value_ms
+        low = self._low()
+        if low is not None:
+            while self._held and self._held[0][0] < low:
+                entry = heapq.heappop(self._held)
+                out.rows[f"{_HELD}{entry[3]}"] = None
+                self._release_one(entry, out)
+            if low > self.released_ms:
+                self.released_ms = low
+                body = orjson.dumps({"r": 0, "t": low})
+                out.messages += [(WATERMARK_KEY, body, p) for p in range(self.partitions)]
+        return self._finish(offset, out)
 
     def prune(self, committed: int | None) -> dict[str, Any]:
         """Rows of kept messages no longer needed: every offset before ``committed`` (the next offset
-        the group will read) can no longer be read again. Pruned early because an erasure's and a
-        merge's messages name the customer."""
+        the group will read) can no longer be read again."""
         rows: dict[str, Any] = {}
         while committed is not None and self._outbox and self._outbox[0] < committed:
             rows[f"{_OUT}{self._outbox.pop(0)}"] = None
@@ -157,3 +193,53 @@ class IdentifyStage:
     @staticmethod
     def outbox_row(offset: int) -> str:
         return f"{_OUT}{offset}"
+
+    # -- internals ------------------------------------------------------------------------------
+    def _low(self) -> int | None:
+        if len(self.marks) < self.sources:
+            return None
+        return min(self.marks.values())
+
+    def _replay(self, stored: Any) -> Identified:
+        if stored is None:
+            return Identified(replayed=True)
+        messages = [(k.encode(), v.encode(), p) for k, v, p in stored]
+        return Identified(messages=messages, replayed=True)
+
+    def _finish(self, offset: int, out: Identified) -> Identified:
+        graph = self.graph
+        if graph is not None:
+            out.rows.update(graph.changes())
+        if out.released:  # (watermarks alone are not kept: the next one supersedes a lost one)
+            out.rows[f"{_OUT}{offset}"] = [[k.decode(), v.decode(), p] for k, v, p in out.messages]
+            self._outbox.append(offset)
+            while self._outbox and self._outbox[0] < offset - OUTBOX_SPAN:
+                out.rows[f"{_OUT}{self._outbox.pop(0)}"] = None
+        out.rows[_LAST] = offset
+        self.last = offset
+        return out
+
+    def _release_one(self, entry: tuple[int, int, int, int, bytes], out: Identified) -> None:
+        if self.graph is None:
+            self.graph = IdentityGraph()
+        graph = self.graph
+        resolved = ResolvedEvent.model_validate_json(entry[4])
+        event = resolved.event
+        at = event.occurred_ms
+        resolution = graph.resolve(event.identifiers, at)
+        out.released += 1
+        if resolution.erased:
+            out.dropped += 1
+            return
+        key = resolution.customer_key
+        merged = [m.from_key for m in resolution.merges]
+        for m in resolution.merges:
+            out.messages.append((m.from_key.encode(), control("merge_out", into=key, at=entry[0]), None))
+        copy = resolved.model_copy(update={"customer_key": key, "merged_from": merged or None})
+        out.messages.append((key.encode(), copy.to_json(), None))
+        out.merges += len(merged)
+        if event.type == ERASE_EVENT:
+            erasure = graph.erase(key, at)
+            out.erased += 1
+            for alias in erasure.aliases:
+                out.messages.append((alias.encode(), control("erase", into=key), None))

@@ -298,14 +298,14 @@ class WorkerMetrics:
         if reason != "resolved":
             self._invalid.get(reason).inc()
 
-    def identified(self, merges: int, erased: int, dropped: bool) -> None:
+    def identified(self, merges: int, erased: int, dropped: int) -> None:
         """The identify stage resolved one event."""
         if merges:
             self.identity.labels("merge").inc(merges)
         if erased:
             self.identity.labels("erase").inc(erased)
         if dropped:
-            self.identity.labels("dropped_erased").inc()
+            self.identity.labels("dropped_erased").inc(dropped)
 
     def invalid(self, reason: str) -> None:
         """A message was dead-lettered outside the resolve stage (``processing_error``)."""

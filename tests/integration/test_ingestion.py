@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 
 from orchestrator.config import Settings
 from orchestrator.kafka.produce import produce_file
-from orchestrator.runtime.app import WATERMARK_KEY
+from orchestrator.runtime.identify import WATERMARK_KEY
 from orchestrator.testing import WorkerProcess, read_topic, wait_until
 
 pytestmark = pytest.mark.integration

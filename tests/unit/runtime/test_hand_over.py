@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from orchestrator.contracts import ResolvedEvent, parse_event
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.journey import JourneyRegistry, load_journey_file
-from orchestrator.runtime.identify import CONTROL_PREFIX, IdentifyStage
+from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, IdentifyStage
 from orchestrator.runtime.processor import MOVED_KEEP_MS, Processed, Processor
 from orchestrator.simulate.runner import Simulator
 
@@ -53,7 +53,8 @@ class Runtime:
     """The identify stage and one processor per customer partition, joined by queues."""
 
     def __init__(self, partitions: int = 3) -> None:
-        self.stage = IdentifyStage()
+        self.stage = IdentifyStage(sources=1, partitions=partitions)
+        self.read = 0
         self.proc = Processor(CustomerLogic(_registry()))
         self.records: dict[str, bytes] = {}
         self.queues: list[deque[tuple[int, str, bytes]]] = [deque() for _ in range(partitions)]
@@ -73,11 +74,15 @@ class Runtime:
         self.log[p].append(message)
 
     def identify(self, raw: bytes) -> None:
-        resolved = ResolvedEvent(
-            customer_key="hint", event=parse_event(raw), source_partition=0, source_offset=self.fed
-        )
-        for key, value in self.stage.on_event(self.fed, resolved).messages:
-            self.publish(key, value)
+        """The event into the identify stage, then a watermark just past it (released at once)."""
+        event = parse_event(raw)
+        resolved = ResolvedEvent(customer_key="hint", event=event, source_partition=0, source_offset=self.fed)
+        self.stage.on_event(self.read, resolved, event.occurred_ms)
+        out = self.stage.on_watermark(self.read + 1, 0, event.occurred_ms + 1)
+        self.read += 2
+        for key, value, _ in out.messages:
+            if key != WATERMARK_KEY:
+                self.publish(key, value)
         self.fed += 1
 
     def deliver(self, p: int, message: tuple[int, str, bytes] | None = None) -> Processed:

@@ -1,5 +1,5 @@
-"""The identify stage without Kafka: what it publishes for plain events, merges and erasures, and
-what it does with a message read again after a crash."""
+"""The identify stage without Kafka: event-time order across raw partitions, what it publishes
+for plain events, merges and erasures, and what it does with a message read again after a crash."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ from typing import Any
 import orjson
 
 from orchestrator.contracts import ResolvedEvent, parse_event
-from orchestrator.runtime.identify import CONTROL_PREFIX, IdentifyStage
+from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, Identified, IdentifyStage
+
+BASE = 1741600800000  # 2025-03-10T10:00:00Z
 
 
-def _event(eid: str, etype: str, ids: dict[str, str], minute: int = 0) -> ResolvedEvent:
+def _event(
+    eid: str, etype: str, ids: dict[str, str], minute: int = 0, raw_partition: int = 0
+) -> ResolvedEvent:
     raw = orjson.dumps(
         {
             "event_id": eid,
@@ -21,101 +25,172 @@ def _event(eid: str, etype: str, ids: dict[str, str], minute: int = 0) -> Resolv
             "identifiers": ids,
         }
     )
-    return ResolvedEvent(customer_key="hint", event=parse_event(raw), source_partition=0, source_offset=1)
+    return ResolvedEvent(
+        customer_key="hint", event=parse_event(raw), source_partition=raw_partition, source_offset=minute
+    )
 
 
-def _messages(out: Any) -> list[tuple[str, dict[str, Any]]]:
-    return [(k.decode(), orjson.loads(v)) for k, v in out.messages]
+class Feed:
+    """One raw partition (unless told), an offset per message, a watermark after each event."""
+
+    def __init__(self, sources: int = 1) -> None:
+        self.stage = IdentifyStage(sources=sources, partitions=2)
+        self.offset = 0
+        self.rows: dict[str, Any] = {}
+
+    def event(self, ev: ResolvedEvent) -> Identified:
+        return self._keep(self.stage.on_event(self._next(), ev, ev.event.occurred_ms))
+
+    def mark(self, raw_partition: int, at_ms: int) -> Identified:
+        return self._keep(self.stage.on_watermark(self._next(), raw_partition, at_ms))
+
+    def through(self, ev: ResolvedEvent) -> Identified:
+        """The event, then a watermark just past it: released at once."""
+        self.event(ev)
+        return self.mark(0, ev.event.occurred_ms + 1)
+
+    def _next(self) -> int:
+        self.offset += 1
+        return self.offset - 1
+
+    def _keep(self, out: Identified) -> Identified:
+        for k, v in out.rows.items():
+            if v is None:
+                self.rows.pop(k, None)
+            else:
+                self.rows[k] = v
+        return out
 
 
-def test_a_plain_event_goes_to_its_canonical_customer() -> None:
-    stage = IdentifyStage()
-    out = stage.on_event(0, _event("e1", "page.viewed", {"customer_id": "c1", "email": "A@x.io"}))
-    [(key, body)] = _messages(out)
+def _customer_messages(out: Identified) -> list[tuple[str, dict[str, Any]]]:
+    return [(k.decode(), orjson.loads(v)) for k, v, _ in out.messages if k != WATERMARK_KEY]
+
+
+def test_a_plain_event_goes_to_its_canonical_customer_then_the_watermark() -> None:
+    feed = Feed()
+    held = feed.event(_event("e1", "page.viewed", {"customer_id": "c1", "email": "A@x.io"}))
+    assert held.messages == [], "held until every raw partition has passed its time"
+    assert any(k.startswith("b:") for k in held.rows)
+    out = feed.mark(0, BASE + 1)
+    [(key, body)] = _customer_messages(out)
     assert key == "c1"
     assert body["customer_key"] == "c1"
     assert "merged_from" not in body
-    assert out.rows["last"] == 0
-    assert not any(name.startswith("o:") for name in out.rows)
+    marks = [(v, p) for k, v, p in out.messages if k == WATERMARK_KEY]
+    assert marks == [(orjson.dumps({"r": 0, "t": BASE + 1}), 0), (orjson.dumps({"r": 0, "t": BASE + 1}), 1)]
+    assert not any(k.startswith("b:") for k in feed.rows), "released: no longer held"
+
+
+def test_events_of_several_raw_partitions_are_released_in_time_order() -> None:
+    feed = Feed(sources=2)
+    # the sign-in (raw partition 1) is read before the visitor's cart (raw partition 0) that preceded it
+    feed.event(
+        _event("e2", "account.created", {"customer_id": "c9", "anonymous_id": "v9"}, 5, raw_partition=1)
+    )
+    feed.event(_event("e1", "cart.updated", {"anonymous_id": "v9"}, 1, raw_partition=0))
+    assert feed.mark(1, BASE + 10 * 60_000).messages == [], "raw partition 0 has not reported"
+    out = feed.mark(0, BASE + 10 * 60_000)
+    messages = _customer_messages(out)
+    assert [k for k, _ in messages] == ["anonymous_id:v9", "anonymous_id:v9", "c9"]
+    assert messages[0][1]["event"]["event_id"] == "e1"
+    assert messages[1][1]["ctl"] == "merge_out"
+    assert messages[2][1]["merged_from"] == ["anonymous_id:v9"]
+    assert out.merges == 1
+
+
+def test_a_late_event_is_released_at_once() -> None:
+    feed = Feed()
+    feed.mark(0, BASE + 60 * 60_000)
+    out = feed.event(_event("e1", "page.viewed", {"customer_id": "c1"}, 1))
+    assert [k for k, _ in _customer_messages(out)] == ["c1"]
 
 
 def test_a_sign_in_sends_the_merge_out_before_the_event_that_awaits_it() -> None:
-    stage = IdentifyStage()
-    stage.on_event(0, _event("e1", "cart.updated", {"anonymous_id": "v9"}))
-    out = stage.on_event(1, _event("e2", "account.created", {"customer_id": "c9", "anonymous_id": "v9"}, 5))
-    messages = _messages(out)
+    feed = Feed()
+    feed.through(_event("e1", "cart.updated", {"anonymous_id": "v9"}))
+    out = feed.through(_event("e2", "account.created", {"customer_id": "c9", "anonymous_id": "v9"}, 5))
+    messages = _customer_messages(out)
     assert [k for k, _ in messages] == ["anonymous_id:v9", "c9"]
     assert messages[0][1]["ctl"] == "merge_out"
     assert messages[0][1]["into"] == "c9"
     assert messages[1][1]["merged_from"] == ["anonymous_id:v9"]
-    assert out.merges == 1
-    assert "o:1" in out.rows, "a merge's messages are kept for a replay"
-    later = stage.on_event(2, _event("e3", "page.viewed", {"anonymous_id": "v9"}, 6))
-    assert [k for k, _ in _messages(later)] == ["c9"], "the old key forwards"
+    later = feed.through(_event("e3", "page.viewed", {"anonymous_id": "v9"}, 6))
+    assert [k for k, _ in _customer_messages(later)] == ["c9"], "the old key forwards"
 
 
-def test_a_merge_read_again_after_a_crash_resends_the_same_messages() -> None:
-    stage = IdentifyStage()
-    first = stage.on_event(0, _event("e1", "cart.updated", {"anonymous_id": "v9"}))
-    merge = stage.on_event(1, _event("e2", "account.created", {"customer_id": "c9", "anonymous_id": "v9"}, 5))
-    rows = {**first.rows, **merge.rows}
-    # a restarted worker: the table (changelog) has the rows, the offset was not committed
-    again = IdentifyStage()
-    again.load(rows.items())
-    assert again.needs_stored(1)
-    replay = again.on_event(
-        1, _event("e2", "account.created", {"customer_id": "c9", "anonymous_id": "v9"}, 5), rows["o:1"]
-    )
+def test_a_message_read_again_after_a_crash_resends_what_it_published() -> None:
+    feed = Feed()
+    feed.event(_event("e1", "cart.updated", {"anonymous_id": "v9"}))
+    feed.event(_event("e2", "account.created", {"customer_id": "c9", "anonymous_id": "v9"}, 5))
+    release = feed.mark(0, BASE + 6 * 60_000)  # offset 2
+    # a restarted worker: the table (changelog) has the rows, offsets 0-2 were not committed
+    again = IdentifyStage(sources=1, partitions=2)
+    again.load(feed.rows.items())
+    assert again.held() == 0
+    for offset in (0, 1):
+        assert again.needs_stored(offset)
+        assert (
+            again.on_event(offset, _event("x", "page.viewed", {"anonymous_id": "v9"}), BASE, None).messages
+            == []
+        )
+    replay = again.on_watermark(2, 0, BASE + 6 * 60_000, feed.rows["o:2"])
     assert replay.replayed
-    assert replay.messages == merge.messages
-    plain = again.on_event(0, _event("e1", "cart.updated", {"anonymous_id": "v9"}))
-    assert [k for k, _ in _messages(plain)] == ["c9"], "resolved again, by the stored graph"
-    assert plain.rows == {}
+    assert replay.messages == release.messages
+    plain = again.on_event(3, _event("e3", "page.viewed", {"anonymous_id": "v9"}, 7), BASE + 7 * 60_000)
+    assert again.on_watermark(4, 0, BASE + 8 * 60_000).messages[0][0] == b"c9", "by the stored graph"
+    assert plain.rows["b:3"]
+
+
+def test_held_events_survive_a_restart() -> None:
+    feed = Feed()
+    feed.event(_event("e1", "page.viewed", {"customer_id": "c1"}, 1))
+    again = IdentifyStage(sources=1, partitions=2)
+    again.load(feed.rows.items())
+    assert again.held() == 1
+    out = again.on_watermark(1, 0, BASE + 2 * 60_000)
+    assert next(k for k, _, _ in out.messages) == b"c1"
 
 
 def test_erasure_reaches_the_aliases_and_drops_later_events() -> None:
-    stage = IdentifyStage()
-    stage.on_event(0, _event("e1", "page.viewed", {"anonymous_id": "v1"}))
-    stage.on_event(1, _event("e2", "account.created", {"customer_id": "c1", "anonymous_id": "v1"}, 1))
-    out = stage.on_event(2, _event("e3", "customer.erased", {"customer_id": "c1"}, 2))
-    messages = _messages(out)
+    feed = Feed()
+    feed.through(_event("e1", "page.viewed", {"anonymous_id": "v1"}))
+    feed.through(_event("e2", "account.created", {"customer_id": "c1", "anonymous_id": "v1"}, 1))
+    out = feed.through(_event("e3", "customer.erased", {"customer_id": "c1"}, 2))
+    messages = _customer_messages(out)
     assert [k for k, _ in messages] == ["c1", "anonymous_id:v1"]
     assert messages[1][1] == {"ctl": "erase", "into": "c1"}
     assert out.erased == 1
-    assert any(v is None for k, v in out.rows.items() if k.startswith("n:")), "tombstones for the graph"
-    late = stage.on_event(3, _event("e4", "page.viewed", {"anonymous_id": "v1"}, 3))
-    assert late.dropped
-    assert late.messages == []
+    assert not [k for k in feed.rows if k.startswith("n:")], "tombstones for the graph"
+    late = feed.through(_event("e4", "page.viewed", {"anonymous_id": "v1"}, 3))
+    assert late.dropped == 1
+    assert _customer_messages(late) == []
 
 
 def test_control_messages_are_told_apart_from_events() -> None:
-    stage = IdentifyStage()
-    stage.on_event(0, _event("e1", "page.viewed", {"anonymous_id": "v1"}))
-    out = stage.on_event(1, _event("e2", "account.created", {"customer_id": "c1", "anonymous_id": "v1"}, 1))
-    control, event = out.messages
+    feed = Feed()
+    feed.through(_event("e1", "page.viewed", {"anonymous_id": "v1"}))
+    out = feed.through(_event("e2", "account.created", {"customer_id": "c1", "anonymous_id": "v1"}, 1))
+    control, event = [(k, v) for k, v, _ in out.messages if k != WATERMARK_KEY]
     assert control[1].startswith(CONTROL_PREFIX)
     assert not event[1].startswith(CONTROL_PREFIX)
 
 
-def test_outbox_rows_older_than_the_span_are_deleted(monkeypatch: Any) -> None:
+def test_kept_messages_go_once_their_offset_is_committed() -> None:
+    feed = Feed()
+    feed.through(_event("e1", "page.viewed", {"anonymous_id": "v1"}))  # offsets 0, 1
+    feed.through(_event("e2", "account.created", {"customer_id": "c1", "anonymous_id": "v1"}, 1))  # 2, 3
+    assert feed.stage.prune(None) == {}
+    assert feed.stage.prune(2) == {"o:1": None}
+    assert feed.stage.prune(4) == {"o:3": None}
+    assert feed.stage.prune(10) == {}
+
+
+def test_kept_messages_older_than_the_span_are_deleted(monkeypatch: Any) -> None:
     import orchestrator.runtime.identify as identify
 
-    monkeypatch.setattr(identify, "OUTBOX_SPAN", 10)
-    stage = IdentifyStage()
-    stage.on_event(0, _event("e1", "page.viewed", {"anonymous_id": "v1"}))
-    stage.on_event(1, _event("e2", "account.created", {"customer_id": "c1", "anonymous_id": "v1"}, 1))
-    stage.on_event(5, _event("e3", "page.viewed", {"anonymous_id": "v2"}, 2))
-    out = stage.on_event(20, _event("e4", "account.created", {"customer_id": "c2", "anonymous_id": "v2"}, 3))
-    assert out.rows["o:1"] is None
-    assert out.rows["o:20"]
-
-
-def test_kept_messages_go_once_their_offset_is_committed() -> None:
-    stage = IdentifyStage()
-    stage.on_event(0, _event("e1", "page.viewed", {"anonymous_id": "v1"}))
-    stage.on_event(1, _event("e2", "account.created", {"customer_id": "c1", "anonymous_id": "v1"}, 1))
-    stage.on_event(2, _event("e3", "customer.erased", {"customer_id": "c1"}, 2))
-    assert stage.prune(None) == {}
-    assert stage.prune(2) == {"o:1": None}
-    assert stage.prune(3) == {"o:2": None}
-    assert stage.prune(10) == {}
+    monkeypatch.setattr(identify, "OUTBOX_SPAN", 3)
+    feed = Feed()
+    feed.through(_event("e1", "page.viewed", {"anonymous_id": "v1"}))
+    feed.through(_event("e2", "page.viewed", {"anonymous_id": "v2"}, 1))
+    feed.through(_event("e3", "page.viewed", {"anonymous_id": "v3"}, 2))
+    assert sorted(k for k in feed.rows if k.startswith("o:")) == ["o:3", "o:5"]
