@@ -2,12 +2,14 @@
 
 Valid events of every raw partition meet on one single-partition topic, and the stage applies them
 to the identity graph (:class:`~orchestrator.core.identity.IdentityGraph`, docs/identity.md) **in
-event-time order**: an event is held until every raw partition's watermark has passed its time,
-then released in (time, raw partition, raw offset) order. So the graph sees the events in the order
-``orchestrator simulate`` sees a time-ordered file, whichever raw partition each came from, and
-gives the same customers, merges and aliases. (An event older than what was already released is
-late: released at once.) The price is latency: an event waits for the next watermark of every raw
-partition (``timer_tick_s``), and not at all when they are all caught up.
+event-time order**: an event is held until every raw partition's watermark has passed its time;
+the heads of the raw partitions' queues are then released oldest first (ties: raw partition), so
+each raw partition's events keep the order they were read in (customers recognise re-resolved
+copies by raw offset). The graph thus sees the events in the order ``orchestrator simulate`` sees a
+time-ordered file, whichever raw partition each came from, and gives the same customers, merges and
+aliases. An event older than what was already released (late) goes as soon as its partition's
+earlier events have gone. The price is latency: an event waits for the next watermark of every raw
+partition (``timer_tick_s``).
 
 For each released event the stage publishes on the resolved topic, keyed by customer:
 
@@ -35,7 +37,7 @@ Free of Faust: the agent in :mod:`.app` feeds it and writes :attr:`Identified.ro
 
 from __future__ import annotations
 
-import heapq
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +63,9 @@ _LAST = "last"
 _OUT = "o:"
 _HELD = "b:"
 _MARK = "w:"
+
+_Held = tuple[int, int, int, int, ResolvedEvent]
+"""(event time, raw partition, raw offset, identify offset, event)."""
 
 Message = tuple[bytes, bytes, int | None]
 """(key, value, partition) for the resolved topic; partition None: by key."""
@@ -97,8 +102,9 @@ class IdentifyStage:
         self.last = -1
         self.marks: dict[int, int] = {}
         self.released_ms = 0
-        self._held: list[tuple[int, int, int, int, bytes]] = []
-        """Heap of (event time, raw partition, raw offset, identify offset, resolved event json)."""
+        self._held: dict[int, deque[_Held]] = {}
+        """Per raw partition, the events held, in the order read (a raw partition's own order is kept
+        even when its event times are not: the customers recognise re-resolved copies by raw offset)."""
         self._outbox: list[int] = []
 
     @property
@@ -106,15 +112,16 @@ class IdentifyStage:
         return self.graph is not None
 
     def held(self) -> int:
-        return len(self._held)
+        return sum(len(q) for q in self._held.values())
 
     def load(self, rows: Iterable[tuple[str, Any]]) -> None:
         """Rebuild from the stored rows (at start, and when the partition comes back to this worker)."""
         graph_rows: list[tuple[str, Any]] = []
         self.last = -1
         self.marks = {}
-        self._held = []
+        self._held = {}
         self._outbox = []
+        held: list[tuple[int, _Held]] = []
         for name, value in rows:
             if name == _LAST:
                 self.last = int(value)
@@ -122,13 +129,16 @@ class IdentifyStage:
                 self._outbox.append(int(name[len(_OUT) :]))
             elif name.startswith(_HELD):
                 at, rp, ro, text = value
-                self._held.append((int(at), int(rp), int(ro), int(name[len(_HELD) :]), text.encode()))
+                event = ResolvedEvent.model_validate_json(text)
+                offset = int(name[len(_HELD) :])
+                held.append((offset, (int(at), int(rp), int(ro), offset, event)))
             elif name.startswith(_MARK):
                 self.marks[int(name[len(_MARK) :])] = int(value)
             else:
                 graph_rows.append((name, value))
         self._outbox.sort()
-        heapq.heapify(self._held)
+        for _, entry in sorted(held, key=lambda h: h[0]):
+            self._held.setdefault(entry[1], deque()).append(entry)
         low = self._low()
         self.released_ms = 0 if low is None else low
         self.graph = IdentityGraph.from_rows(graph_rows)
@@ -149,13 +159,11 @@ class IdentifyStage:
             resolved.source_partition or 0,
             resolved.source_offset or 0,
             offset,
-            resolved.to_json(),
+            resolved,
         )
-        if at_ms < self.released_ms:  # late: its time was released already
-            self._release_one(entry, out)
-        else:
-            heapq.heappush(self._held, entry)
-            out.rows[f"{_HELD}{offset}"] = [entry[0], entry[1], entry[2], entry[4].decode()]
+        self._held.setdefault(entry[1], deque()).append(entry)
+        out.rows[f"{_HELD}{offset}"] = [entry[0], entry[1], entry[2], resolved.to_json().decode()]
+        self._release(out)  # a late event (older than what was released) goes at once
         return self._finish(offset, out)
 
     def on_watermark(self, offset: int, raw_partition: int, value_ms: int, stored: Any = None) -> Identified:
@@ -166,16 +174,11 @@ class IdentifyStage:
         if value_ms > self.marks.get(raw_partition, 0):
             self.marks[raw_partition] = value_ms
             out.rows[f"{_MARK}{raw_partition}"] = value_ms
-        low = self._low()
-        if low is not None:
-            while self._held and self._held[0][0] < low:
-                entry = heapq.heappop(self._held)
-                out.rows[f"{_HELD}{entry[3]}"] = None
-                self._release_one(entry, out)
-            if low > self.released_ms:
-                self.released_ms = low
-                body = orjson.dumps({"r": 0, "t": low})
-                out.messages += [(WATERMARK_KEY, body, p) for p in range(self.partitions)]
+        low = self._release(out)
+        if low is not None and low > self.released_ms:
+            self.released_ms = low
+            body = orjson.dumps({"r": 0, "t": low})
+            out.messages += [(WATERMARK_KEY, body, p) for p in range(self.partitions)]
         return self._finish(offset, out)
 
     def prune(self, committed: int | None) -> dict[str, Any]:
@@ -195,6 +198,22 @@ class IdentifyStage:
         return f"{_OUT}{offset}"
 
     # -- internals ------------------------------------------------------------------------------
+    def _release(self, out: Identified) -> int | None:
+        """Release, in event-time order, the heads of the raw partitions' queues older than every
+        raw partition's watermark (ties: raw partition). Returns that watermark."""
+        low = self._low()
+        if low is None:
+            return None
+        queues = self._held
+        while True:
+            heads = [(q[0][0], rp) for rp, q in queues.items() if q and q[0][0] < low]
+            if not heads:
+                return low
+            _, rp = min(heads)
+            entry = queues[rp].popleft()
+            out.rows[f"{_HELD}{entry[3]}"] = None
+            self._release_one(entry, out)
+
     def _low(self) -> int | None:
         if len(self.marks) < self.sources:
             return None
@@ -219,11 +238,11 @@ class IdentifyStage:
         self.last = offset
         return out
 
-    def _release_one(self, entry: tuple[int, int, int, int, bytes], out: Identified) -> None:
+    def _release_one(self, entry: _Held, out: Identified) -> None:
         if self.graph is None:
             self.graph = IdentityGraph()
         graph = self.graph
-        resolved = ResolvedEvent.model_validate_json(entry[4])
+        resolved = entry[4]
         event = resolved.event
         at = event.occurred_ms
         resolution = graph.resolve(event.identifiers, at)

@@ -194,3 +194,18 @@ def test_kept_messages_older_than_the_span_are_deleted(monkeypatch: Any) -> None
     feed.through(_event("e2", "page.viewed", {"anonymous_id": "v2"}, 1))
     feed.through(_event("e3", "page.viewed", {"anonymous_id": "v3"}, 2))
     assert sorted(k for k in feed.rows if k.startswith("o:")) == ["o:3", "o:5"]
+
+
+def test_a_raw_partition_keeps_its_own_order_when_its_event_times_do_not() -> None:
+    # Offsets 3 then 4 of one raw partition, the second older: released in read order, because the
+    # customers take a raw offset at or below one already applied for a re-resolved copy.
+    feed = Feed(sources=2)
+    newer = _event("e1", "page.viewed", {"customer_id": "c1"}, 5, raw_partition=0)
+    older = _event("e2", "page.viewed", {"customer_id": "c1"}, 2, raw_partition=0)
+    other = _event("e3", "page.viewed", {"customer_id": "c2"}, 3, raw_partition=1)
+    for ev in (newer, older, other):
+        feed.event(ev)
+    feed.mark(1, BASE + 10 * 60_000)
+    out = feed.mark(0, BASE + 10 * 60_000)
+    order = [body["event"]["event_id"] for _, body in _customer_messages(out)]
+    assert order == ["e3", "e1", "e2"]
