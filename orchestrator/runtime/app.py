@@ -289,6 +289,7 @@ def build_app(settings: Settings) -> WorkerApp:
         if app.rebalancing or app.in_recovery or recovery.in_recovery or not recovery.completed.is_set():
             return
         actives = app.assignor.assigned_actives()
+        _resume_forgotten(w, actives)
         owned = frozenset(tp.partition for tp in actives if tp.topic == t.resolved_events)
         if owned != w.indexed:
             _rebuild_index(w, owned)
@@ -329,7 +330,10 @@ def _hand_over(w: WorkerApp, key: str, raw: bytes | None, offset: int, body: dic
     if kind == "merge_out":
         return w.processor.on_merge_out(key, raw, offset, str(body["into"]), int(body["at"]))
     if kind == "merge_in":
-        return w.processor.on_merge_in(key, raw, offset, str(body["key"]), body["s"])
+        at = body.get("at")
+        return w.processor.on_merge_in(
+            key, raw, offset, str(body["key"]), body["s"], None if at is None else int(at)
+        )
     if kind == "erase":
         return w.processor.on_erase(raw, offset)
     raise ValueError(f"unknown control message {kind!r}")
@@ -368,6 +372,27 @@ async def _apply(
         await topics["decisions"].send(key=key_bytes, value=decision, force=True)
     for to_key, message in done.forwards:
         await resolved_topic.send(key=to_key, value=message, force=True)
+
+
+def _resume_forgotten(w: WorkerApp, actives: Any) -> None:
+    """Faust keeps a set of the partitions it delivers records of; after some rebalances (a member
+    killed right after an assignment) an assigned partition can be missing from it, and is then
+    never read (seen in the two-worker kill test: the takeover never consumed the dead worker's raw
+    partitions). Put such a partition back; pauses Faust made on purpose (recovery, a full buffer)
+    are left alone."""
+    consumer = w.app.consumer
+    active = getattr(consumer, "_active_partitions", None)
+    buffered: set[TP] = getattr(consumer, "_buffered_partitions", set())
+    if active is None:
+        return
+    changelogs = w.app.tables.changelog_topics
+    forgotten = {
+        tp for tp in actives if tp.topic not in changelogs and tp not in active and tp not in buffered
+    }
+    if forgotten:
+        log.warning("partitions assigned but not read, resuming them: %s", sorted(map(str, forgotten)))
+        consumer.resume_partitions(forgotten)
+        w.metrics.resumed(len(forgotten))
 
 
 async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
@@ -450,10 +475,29 @@ def _register_pages(app: faust.App, w: WorkerApp) -> None:
             }
             for p in sorted(w.indexed)
         }
-        sources = {
-            str(r): {"latest_ms": v, "lag": w.lags.get(f"raw-{r}")} for r, v in w.sources.latest.items()
-        }
-        return web.json({"partitions": parts, "raw_partitions": sources})
+        t = w.settings.topics
+        consumer = app.consumer
+        sources: dict[str, Any] = {}
+        for tp in sorted(app.assignor.assigned_actives()):
+            if tp.topic != t.raw_events:
+                continue
+            sources[str(tp.partition)] = {
+                "latest_ms": w.sources.latest.get(tp.partition),
+                "sent_ms": w.sources.sent.get(tp.partition),
+                "lag": w.lags.get(f"raw-{tp.partition}"),
+                "processed": w.processed.get(tp),
+                "highwater": consumer.highwater(tp),
+                "committed": consumer._committed_offset.get(tp),  # type: ignore[attr-defined]
+                "read_by_faust": tp in (consumer._active_partitions or ()),  # type: ignore[attr-defined]
+                "paused_by_faust": tp in consumer._paused_partitions,  # type: ignore[attr-defined]
+            }
+        stage = w.identify
+        identify = (
+            {"marks": stage.marks, "released_ms": stage.released_ms, "held": stage.held(), "last": stage.last}
+            if stage.loaded
+            else None
+        )
+        return web.json({"partitions": parts, "raw_partitions": sources, "identify": identify})
 
     @app.page("/journeys/")
     async def journeys_view(web: Any, request: Any) -> Any:

@@ -48,7 +48,19 @@ from orchestrator.contracts import ResolvedEvent
 from orchestrator.core.customer import ERASE_EVENT
 from orchestrator.core.identity import IdentityGraph
 
-__all__ = ["CONTROL_PREFIX", "OUTBOX_SPAN", "WATERMARK_KEY", "Identified", "IdentifyStage", "control"]
+__all__ = [
+    "CONTROL_PREFIX",
+    "MAX_RELEASE",
+    "OUTBOX_SPAN",
+    "WATERMARK_KEY",
+    "Identified",
+    "IdentifyStage",
+    "control",
+]
+
+MAX_RELEASE = 200
+"""Events one message releases at most: its ``o:<offset>`` row (what it published) must stay well under
+Kafka's message size limit (1 MB by default); 200 events make about 150 KB."""
 
 OUTBOX_SPAN = 100_000
 """Offsets of the identify topic for which what a message published is kept for re-sending."""
@@ -200,7 +212,9 @@ class IdentifyStage:
     # -- internals ------------------------------------------------------------------------------
     def _release(self, out: Identified) -> int | None:
         """Release, in event-time order, the heads of the raw partitions' queues older than every
-        raw partition's watermark (ties: raw partition). Returns that watermark."""
+        raw partition's watermark (ties: raw partition), at most :data:`MAX_RELEASE` per message (what
+        one message releases is kept in one row of the table). Returns the time before which all is
+        released: the watermark, or the oldest event still held below it."""
         low = self._low()
         if low is None:
             return None
@@ -209,6 +223,8 @@ class IdentifyStage:
             heads = [(q[0][0], rp) for rp, q in queues.items() if q and q[0][0] < low]
             if not heads:
                 return low
+            if out.released >= MAX_RELEASE:
+                return min(heads)[0]  # the rest with the next message (a watermark comes every tick)
             _, rp = min(heads)
             entry = queues[rp].popleft()
             out.rows[f"{_HELD}{entry[3]}"] = None

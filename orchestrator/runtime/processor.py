@@ -172,9 +172,9 @@ class Processor:
             return Processed(record=None, changed=False)
         if offset <= record["off"].get("t", -1):
             return self._replay(record, "t", offset)
-        if "moved" in record:
+        if "moved" in record or (record.get("s") is None and "exp" in record and not record.get("await")):
             if now_ms >= record["exp"]:
-                return Processed(record=None)
+                return Processed(record=None)  # a moved record, or a merged state nobody awaited
             return Processed(record=raw, changed=False, next_wakeup_ms=record["exp"])
         if record.get("await") or record.get("s") is None:
             # Held for a merge: its timers fire once the merge is done (the next wake-up is set then).
@@ -199,13 +199,24 @@ class Processor:
         return self._store(record, "e", offset, step)
 
     def on_merge_in(
-        self, customer: str, raw: bytes | None, offset: int, key: str, state: dict[str, Any] | None
+        self,
+        customer: str,
+        raw: bytes | None,
+        offset: int,
+        key: str,
+        state: dict[str, Any] | None,
+        at_ms: int | None = None,
     ) -> Processed:
         """The state of ``key``, merged into ``customer``, has arrived."""
         record = self.decode(raw)
         if record is not None and offset <= record["off"].get("e", -1):
             return self._replay(record, "e", offset)
-        record = record if record is not None else {"s": None, "off": {}, "out": []}
+        if record is None:
+            # Before the event that awaits it (rare), or for a customer erased meanwhile: kept only
+            # until MOVED_KEEP_MS after the merge unless that event comes.
+            record = {"s": None, "off": {}, "out": []}
+            if at_ms is not None:
+                record["exp"] = at_ms + MOVED_KEEP_MS
         if "moved" in record:  # (not expected: a merge is held until the states it awaits arrived)
             body = control("merge_in", key=key, s=state)
             return Processed(
@@ -237,6 +248,8 @@ class Processor:
         if "moved" in record:
             return int(record["exp"])
         data = record.get("s")
+        if data is None and "exp" in record and not record.get("await"):
+            return int(record["exp"])
         return None if data is None or record.get("await") else CustomerState.from_dict(data).next_wakeup_ms()
 
     def _settle(self, customer: str, record: Record) -> _Step:
@@ -265,6 +278,7 @@ class Processor:
             step.merged += 1
         del merged[:-MERGED_KEEP]
         record.pop("await", None)
+        record.pop("exp", None)
         if not early:
             record.pop("early", None)
         for entry in pend:
@@ -281,8 +295,8 @@ class Processor:
     def _move_out(self, customer: str, record: Record, step: _Step, into: str, at_ms: int) -> None:
         if step.state is not None:
             step.take(self.logic.on_wakeup(customer, step.state, at_ms - 1))
-        body = control("merge_in", key=customer, s=None if step.state is None else step.state.to_dict())
-        step.forwards.append((into.encode(), body))
+        state = None if step.state is None else step.state.to_dict()
+        step.forwards.append((into.encode(), control("merge_in", key=customer, s=state, at=at_ms)))
         step.state = None
         for name in ("s", "await", "early", "pend", "merged", "raw"):
             record.pop(name, None)

@@ -2,7 +2,9 @@
 
 ``python -m orchestrator.simulate.generate N OUT.jsonl [--customers C] [--seed S]`` writes N events
 over one week, in time order, for C customers: sign-ups, page views, cart updates, orders, opens,
-clicks, consent and profile changes, segment entries. The mix reaches every example journey.
+clicks, consent and profile changes, segment entries. The mix reaches every example journey. With
+``--visitors F`` about that fraction of the customers start as anonymous visitors (events carry only
+an ``anonymous_id``) until their first sign-up, which carries both: identity merges.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ _MIX: list[tuple[str, int]] = [
 ]
 
 
-def generate_events(n: int, customers: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+def generate_events(n: int, customers: int, seed: int = 7, visitors: float = 0.0) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
+    every = round(1 / visitors) if visitors > 0 else 0
+    signed_in: set[int] = set()
     types = [t for t, _ in _MIX]
     weights = [w for _, w in _MIX]
     step = WEEK_MS / max(n, 1)
@@ -52,6 +56,12 @@ def generate_events(n: int, customers: int, seed: int = 7) -> Iterator[dict[str,
             "occurred_at": iso_from_ms(at),
             "source": "generator",
         }
+        if every and c % every == 0 and c not in signed_in:  # (no draw from rng: same mix as without)
+            if typ == "account.created":
+                signed_in.add(c)
+                ev["identifiers"]["anonymous_id"] = f"anon-{c}"
+            else:
+                ev["identifiers"] = {"anonymous_id": f"anon-{c}"}
         props: dict[str, Any] = {}
         if typ == "cart.updated":
             count = rng.randrange(4)
@@ -73,9 +83,9 @@ def generate_events(n: int, customers: int, seed: int = 7) -> Iterator[dict[str,
         yield ev
 
 
-def write_events(path: Path, n: int, customers: int, seed: int = 7) -> None:
+def write_events(path: Path, n: int, customers: int, seed: int = 7, visitors: float = 0.0) -> None:
     with path.open("wb") as f:
-        for ev in generate_events(n, customers, seed):
+        for ev in generate_events(n, customers, seed, visitors):
             f.write(orjson.dumps(ev) + b"\n")
 
 
@@ -85,8 +95,9 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--visitors", type=float, default=0.0, help="fraction of anonymous visitors")
     args = parser.parse_args()
-    write_events(args.out, args.n, args.customers, args.seed)
+    write_events(args.out, args.n, args.customers, args.seed, args.visitors)
 
 
 if __name__ == "__main__":  # pragma: no cover

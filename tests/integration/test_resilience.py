@@ -1,4 +1,5 @@
-"""Crashes and rebalances on the real broker: kill -9 at random points, two workers, RocksDB.
+"""Crashes and rebalances on the real broker: kill -9 at random points, two workers, RocksDB; the
+workload includes visitors who sign up (merges across partitions).
 
 Every expected action (what `orchestrator simulate` gives for the same events) must appear; a
 duplicate must carry the same action_id and the same content; no action may appear that simulate
@@ -52,7 +53,8 @@ def actions(settings: Settings) -> Iterator[ActionReader]:
 
 
 def _workload(n: int, customers: int, seed: int) -> tuple[list[bytes], dict[str, dict[str, Any]]]:
-    events = [orjson.dumps(e) for e in generate_events(n, customers, seed=seed)]
+    # a third of the customers start as anonymous visitors and sign up later: identity merges too
+    events = [orjson.dumps(e) for e in generate_events(n, customers, seed=seed, visitors=0.3)]
     files = [JOURNEYS / f"{name}.yaml" for name in EXAMPLE_NAMES]
     expected = by_id(simulate(files, events, until_ms=int(time.time() * 1000)))
     return events, expected

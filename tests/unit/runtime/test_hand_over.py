@@ -93,7 +93,7 @@ class Runtime:
             if body["ctl"] == "merge_out":
                 done = self.proc.on_merge_out(key, raw, offset, body["into"], body["at"])
             elif body["ctl"] == "merge_in":
-                done = self.proc.on_merge_in(key, raw, offset, body["key"], body["s"])
+                done = self.proc.on_merge_in(key, raw, offset, body["key"], body["s"], body.get("at"))
             else:
                 done = self.proc.on_erase(raw, offset)
         else:
@@ -239,3 +239,16 @@ def test_wake_ups_wait_while_a_merge_is_held(seed: int) -> None:
     assert "await" not in record
     assert "pend" not in record
     assert rt.proc.on_wakeup("k1", rt.records["k1"], 0, 10**13).actions, "the cart reminder fires after"
+
+
+def test_a_merged_state_nobody_awaits_is_deleted_after_the_keep_time() -> None:
+    # the canonical customer was erased while a chained merge was on its way: its state must not stay
+    proc = Processor(CustomerLogic(_registry()))
+    state = {"p": {"customer_key": "anonymous_id:v1"}, "t": 0}
+    done = proc.on_merge_in("anonymous_id:v0", None, 3, "anonymous_id:v1", state, at_ms=1_000)
+    assert done.record is not None
+    assert done.next_wakeup_ms == 1_000 + MOVED_KEEP_MS
+    assert not proc.on_wakeup("anonymous_id:v0", done.record, 0, 2_000).changed
+    gone = proc.on_wakeup("anonymous_id:v0", done.record, 1, 1_000 + MOVED_KEEP_MS)
+    assert gone.changed
+    assert gone.record is None

@@ -209,3 +209,21 @@ def test_a_raw_partition_keeps_its_own_order_when_its_event_times_do_not() -> No
     out = feed.mark(0, BASE + 10 * 60_000)
     order = [body["event"]["event_id"] for _, body in _customer_messages(out)]
     assert order == ["e3", "e1", "e2"]
+
+
+def test_one_message_releases_a_bounded_number_of_events(monkeypatch: Any) -> None:
+    # after a takeover thousands of events can be due at once; what one message releases is one row
+    # of the table, which must stay under Kafka's message size limit
+    import orchestrator.runtime.identify as identify
+
+    monkeypatch.setattr(identify, "MAX_RELEASE", 2)
+    feed = Feed()
+    for minute in range(5):
+        feed.event(_event(f"e{minute}", "page.viewed", {"customer_id": f"c{minute}"}, minute))
+    first = feed.mark(0, BASE + 60 * 60_000)
+    assert first.released == 2
+    marks = {v for k, v, _ in first.messages if k == WATERMARK_KEY}
+    assert marks == {orjson.dumps({"r": 0, "t": BASE + 2 * 60_000})}, "up to the oldest event still held"
+    assert feed.mark(0, BASE + 60 * 60_000).released == 2
+    assert feed.mark(0, BASE + 60 * 60_000).released == 1
+    assert feed.stage.held() == 0
