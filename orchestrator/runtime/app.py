@@ -289,7 +289,6 @@ def build_app(settings: Settings) -> WorkerApp:
         if app.rebalancing or app.in_recovery or recovery.in_recovery or not recovery.completed.is_set():
             return
         actives = app.assignor.assigned_actives()
-        _resume_forgotten(w, actives)
         owned = frozenset(tp.partition for tp in actives if tp.topic == t.resolved_events)
         if owned != w.indexed:
             _rebuild_index(w, owned)
@@ -372,27 +371,6 @@ async def _apply(
         await topics["decisions"].send(key=key_bytes, value=decision, force=True)
     for to_key, message in done.forwards:
         await resolved_topic.send(key=to_key, value=message, force=True)
-
-
-def _resume_forgotten(w: WorkerApp, actives: Any) -> None:
-    """Faust keeps a set of the partitions it delivers records of; after some rebalances (a member
-    killed right after an assignment) an assigned partition can be missing from it, and is then
-    never read (seen in the two-worker kill test: the takeover never consumed the dead worker's raw
-    partitions). Put such a partition back; pauses Faust made on purpose (recovery, a full buffer)
-    are left alone."""
-    consumer = w.app.consumer
-    active = getattr(consumer, "_active_partitions", None)
-    buffered: set[TP] = getattr(consumer, "_buffered_partitions", set())
-    if active is None:
-        return
-    changelogs = w.app.tables.changelog_topics
-    forgotten = {
-        tp for tp in actives if tp.topic not in changelogs and tp not in active and tp not in buffered
-    }
-    if forgotten:
-        log.warning("partitions assigned but not read, resuming them: %s", sorted(map(str, forgotten)))
-        consumer.resume_partitions(forgotten)
-        w.metrics.resumed(len(forgotten))
 
 
 async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:

@@ -154,11 +154,6 @@ class WorkerMetrics:
         self.duplicate_events = Counter(
             f"{p}_duplicate_events", "Events ignored because their event_id was seen before.", registry=r
         )
-        self.partitions_resumed = Counter(
-            f"{p}_partitions_resumed",
-            "Assigned partitions found not being read after a rebalance and resumed (a Faust defect).",
-            registry=r,
-        )
         self.identity = Counter(
             f"{p}_identity_operations",
             "Identity stitching: merge (a customer merged into another), erase (customer.erased applied "
@@ -302,9 +297,6 @@ class WorkerMetrics:
         self.raw_messages.inc()
         if reason != "resolved":
             self._invalid.get(reason).inc()
-
-    def resumed(self, n: int) -> None:
-        self.partitions_resumed.inc(n)
 
     def identified(self, merges: int, erased: int, dropped: int) -> None:
         """The identify stage resolved one event."""
