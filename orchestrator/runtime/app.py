@@ -379,10 +379,19 @@ async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
     if high is None or high < 0:
         return 1
     if processed is None:
-        # Nothing processed yet in this process: count from the committed offset (what will be
-        # read next), not from the fetch position, which runs ahead of processing.
-        committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
-        return max(0, high - (committed or 0))
+        # Nothing processed yet in this process (a partition just taken over). Faust notes the
+        # offset of each message it hands to a stream: one handed over is waiting to be processed.
+        consumer = app.consumer
+        if consumer._read_offset.get(tp) is not None:  # type: ignore[attr-defined]
+            return max(1, high - consumer._read_offset[tp])  # type: ignore[attr-defined]
+        # None handed over: the consumer's position is where reading goes on (the committed offset,
+        # or further when the previous owner read everything; seen in the two-worker kill test, where
+        # counting from an unknown committed offset kept a caught-up partition "lagging" for ever and
+        # every clock waited on it).
+        position = await consumer.position(tp)
+        committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+        start = max(position or 0, committed or 0)
+        return max(0, high - start)
     return max(0, high - (processed + 1))
 
 
@@ -466,6 +475,8 @@ def _register_pages(app: faust.App, w: WorkerApp) -> None:
                 "processed": w.processed.get(tp),
                 "highwater": consumer.highwater(tp),
                 "committed": consumer._committed_offset.get(tp),  # type: ignore[attr-defined]
+                "position": await consumer.position(tp),
+                "read_offset": consumer._read_offset.get(tp),  # type: ignore[attr-defined]
                 "read_by_faust": tp in (consumer._active_partitions or ()),  # type: ignore[attr-defined]
                 "paused_by_faust": tp in consumer._paused_partitions,  # type: ignore[attr-defined]
             }
