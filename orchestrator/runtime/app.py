@@ -37,6 +37,7 @@ from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyBook, JourneyFeed
 from orchestrator.runtime.metrics import CONTENT_TYPE, WorkerMetrics
 from orchestrator.runtime.processor import Processed, Processor
+from orchestrator.runtime.reread import DropWatch
 from orchestrator.runtime.timers import TimerIndex
 
 __all__ = ["WorkerApp", "build_app"]
@@ -69,6 +70,7 @@ class WorkerApp:
     """Lag seen by the last timer tick, per resolved partition (and "raw": this worker's raw backlog)."""
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     identify: IdentifyStage = field(default_factory=lambda: IdentifyStage(1, 1))
+    drops: DropWatch = field(default_factory=DropWatch)
     identities: Any = None
 
 
@@ -146,6 +148,9 @@ def build_app(settings: Settings) -> WorkerApp:
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         if any(tp.topic == t.identify for tp in revoked):
             w.identify.unload()  # another worker may write the graph now: read it again when back
+        for tp in revoked:
+            w.processed.pop(tp, None)  # progress starts over where it comes back
+        w.drops.forget()
 
     @app.task
     async def journey_feed() -> None:
@@ -183,6 +188,7 @@ def build_app(settings: Settings) -> WorkerApp:
             msg = event.message
             if msg.value is None:
                 log.error("identify message without a value at %s@%s", msg.topic, msg.offset)
+                w.processed[msg.tp] = msg.offset
                 continue
             if not stage.loaded:
                 stage.load((k, orjson.loads(v)) for k, v in identities.items())
@@ -229,6 +235,7 @@ def build_app(settings: Settings) -> WorkerApp:
             p = msg.partition
             if msg.key is None or msg.value is None:
                 log.error("customer message without key or value at %s[%s]@%s", msg.topic, p, msg.offset)
+                w.processed[msg.tp] = msg.offset
                 continue
             if msg.key == WATERMARK_KEY:
                 mark = orjson.loads(msg.value)
@@ -266,6 +273,7 @@ def build_app(settings: Settings) -> WorkerApp:
                     at=datetime.now(UTC),
                 )  # fmt: skip
                 await dead_letter_topic.send(key=msg.key, value=letter.to_json(), force=True)
+                w.processed[msg.tp] = msg.offset
                 continue
             try:
                 await _apply(w, p, key, msg.key, done, action_topics, resolved_topic)
@@ -278,8 +286,7 @@ def build_app(settings: Settings) -> WorkerApp:
             if done.merged:
                 log.info("merge into %s done (%d)", key, done.merged)
             w.metrics.record_decisions(done.decision_models)
-            if msg.topic != t.timers:
-                w.processed[msg.tp] = msg.offset
+            w.processed[msg.tp] = msg.offset
 
     @app.timer(interval=settings.timer_tick_s)
     async def fire_due_timers() -> None:
@@ -307,6 +314,7 @@ def build_app(settings: Settings) -> WorkerApp:
                 w.sources.sent[tp.partition] = mark
         if wall - w.last_heartbeat >= 1000:
             w.last_heartbeat = wall
+            await _reread_dropped(w, actives, wall)
         # Customer side: fire what is due on the partitions this worker owns.
         for p in owned:
             now = w.clocks.get(p)
@@ -371,6 +379,28 @@ async def _apply(
         await topics["decisions"].send(key=key_bytes, value=decision, force=True)
     for to_key, message in done.forwards:
         await resolved_topic.send(key=to_key, value=message, force=True)
+
+
+async def _reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
+    """Seek back to the committed offsets when records were read but never processed (:mod:`.reread`)."""
+    t = w.settings.topics
+    consumer = w.app.consumer
+    ours = {t.raw_events, t.identify, t.resolved_events, t.timers}
+    dropped = []
+    for tp in actives:
+        if tp.topic not in ours:
+            continue
+        position = await consumer.position(tp)
+        handed = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
+        committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+        if w.drops.observe(tp, position, w.processed.get(tp), handed, committed, wall):
+            dropped.append(f"{tp.topic}[{tp.partition}] position {position} processed {w.processed.get(tp)}")
+    if dropped and w.drops.should_seek(wall):
+        log.warning(
+            "records read but never processed (%s): reading again from the committed offsets", dropped
+        )
+        w.metrics.reread()
+        await consumer.perform_seek()
 
 
 async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:

@@ -154,6 +154,12 @@ class WorkerMetrics:
         self.duplicate_events = Counter(
             f"{p}_duplicate_events", "Events ignored because their event_id was seen before.", registry=r
         )
+        self.rereads = Counter(
+            f"{p}_rereads",
+            "Seeks back to the committed offsets because records were read but never processed (Faust "
+            "drops fetched records around rebalances; docs/runtime.md).",
+            registry=r,
+        )
         self.identity = Counter(
             f"{p}_identity_operations",
             "Identity stitching: merge (a customer merged into another), erase (customer.erased applied "
@@ -297,6 +303,9 @@ class WorkerMetrics:
         self.raw_messages.inc()
         if reason != "resolved":
             self._invalid.get(reason).inc()
+
+    def reread(self) -> None:
+        self.rereads.inc()
 
     def identified(self, merges: int, erased: int, dropped: int) -> None:
         """The identify stage resolved one event."""
