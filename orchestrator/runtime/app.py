@@ -409,19 +409,19 @@ async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
     if high is None or high < 0:
         return 1
     if processed is None:
-        # Nothing processed yet in this process (a partition just taken over). Faust notes the
-        # offset of each message it hands to a stream: one handed over is waiting to be processed.
+        # Nothing processed since this partition was assigned. Faust's read offset is the next
+        # offset after a seek and the last one handed to a stream after that: below the consumer's
+        # position, a record was handed over and waits to be processed; otherwise reading goes on
+        # from the position (a committed offset Faust may not know, e.g. when the previous owner
+        # read everything, must not keep a caught-up partition "lagging" and every clock waiting).
         consumer = app.consumer
-        if consumer._read_offset.get(tp) is not None:  # type: ignore[attr-defined]
-            return max(1, high - consumer._read_offset[tp])  # type: ignore[attr-defined]
-        # None handed over: the consumer's position is where reading goes on (the committed offset,
-        # or further when the previous owner read everything; seen in the two-worker kill test, where
-        # counting from an unknown committed offset kept a caught-up partition "lagging" for ever and
-        # every clock waited on it).
         position = await consumer.position(tp)
-        committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
-        start = max(position or 0, committed or 0)
-        return max(0, high - start)
+        if position is None:
+            return 1
+        handed = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
+        if handed is not None and handed < position:
+            return max(1, high - handed)
+        return max(0, high - position)
     return max(0, high - (processed + 1))
 
 

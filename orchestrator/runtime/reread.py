@@ -43,14 +43,19 @@ class DropWatch:
         now_ms: int,
     ) -> bool:
         """One partition's state; True when the records between what was processed and the
-        position look dropped. ``handed``: the last offset Faust gave a stream (None: none yet)."""
+        position look dropped. ``processed``: the agent's last offset since the assignment (None:
+        none); ``handed``: Faust's read offset (the next offset after a seek, then the last one handed
+        to a stream)."""
         if position is None:
             self.since.pop(tp, None)
             return False
         if processed is not None:
             gap = position > processed + 1
+        elif handed is not None:
+            # Faust's read offset: the next offset after a seek, then the last one handed over
+            gap = handed < position
         else:
-            gap = handed is None and position > (committed or 0)
+            gap = position > (committed or 0)
         if not gap:
             self.since.pop(tp, None)
             return False

@@ -14,9 +14,9 @@ def test_a_partition_read_to_the_end_with_nothing_handed_over_counts_after_settl
 
 def test_records_on_their_way_or_making_progress_do_not_count() -> None:
     watch = DropWatch()
-    # handed to a stream, not processed yet: on its way
-    assert not watch.observe("t", 100, None, 50, None, 0)
-    assert not watch.observe("t", 100, None, 50, None, 10 * SETTLE_MS)
+    # a seek to the committed offset, nothing read since: Faust's read offset is the position
+    assert not watch.observe("s", 1958, None, 1958, 1958, 0)
+    assert not watch.observe("s", 1958, None, 1958, 1958, 10 * SETTLE_MS)
     # the agent makes progress: the clock starts again each time
     assert not watch.observe("t", 100, 10, 50, None, 0)
     assert not watch.observe("t", 100, 20, 50, None, SETTLE_MS)
@@ -35,3 +35,10 @@ def test_a_stalled_gap_counts_and_seeks_are_spaced() -> None:
     assert not watch.should_seek(SETTLE_MS + COOLDOWN_MS - 1)
     assert watch.should_seek(SETTLE_MS + COOLDOWN_MS)
     assert watch.seeks == 2
+
+
+def test_a_record_handed_over_and_never_processed_counts() -> None:
+    # handed to a stream (read offset 50, position past it) and skipped there: no progress
+    watch = DropWatch()
+    assert not watch.observe("t", 51, None, 50, None, 0)
+    assert watch.observe("t", 51, None, 50, None, SETTLE_MS)
