@@ -386,7 +386,7 @@ async def _reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
     t = w.settings.topics
     consumer = w.app.consumer
     ours = {t.raw_events, t.identify, t.resolved_events, t.timers}
-    dropped = []
+    dropped: dict[TP, int | None] = {}
     for tp in actives:
         if tp.topic not in ours:
             continue
@@ -394,13 +394,18 @@ async def _reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
         handed = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
         committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
         if w.drops.observe(tp, position, w.processed.get(tp), handed, committed, wall):
-            dropped.append(f"{tp.topic}[{tp.partition}] position {position} processed {w.processed.get(tp)}")
+            dropped[tp] = committed
     if dropped and w.drops.should_seek(wall):
-        log.warning(
-            "records read but never processed (%s): reading again from the committed offsets", dropped
-        )
+        for tp, committed in dropped.items():
+            start = committed
+            if start is None:  # the group has no committed offset here: from the oldest kept
+                start = (await consumer.earliest_offsets(tp)).get(tp, 0)
+            log.warning(
+                "%s[%s]: records read (position %s) but never processed (last %s): reading again from %s",
+                tp.topic, tp.partition, await consumer.position(tp), w.processed.get(tp), start,
+            )  # fmt: skip
+            await consumer.seek(tp, start)
         w.metrics.reread()
-        await consumer.perform_seek()
 
 
 async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:

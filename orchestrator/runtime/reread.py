@@ -8,8 +8,9 @@ processed. Seen in the two-worker kill test: the worker that took the partitions
 raw partition without resolving one event of it.
 
 :class:`DropWatch` notices the symptom per partition — the consumer's position ahead of what the
-agent processed, with no progress for :data:`SETTLE_MS` — and says when to seek back to the committed
-offsets (at most every :data:`COOLDOWN_MS`). Reading again is safe: every stage recognises a message
+agent processed, with no progress for :data:`SETTLE_MS` — and says when to seek such a partition back
+to its committed offset, or its oldest record when the group has none (at most every
+:data:`COOLDOWN_MS`). Reading again is safe: every stage recognises a message
 it already applied (docs/runtime.md, "Delivery guarantee").
 """
 
