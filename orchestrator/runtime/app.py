@@ -386,26 +386,32 @@ async def _reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
     t = w.settings.topics
     consumer = w.app.consumer
     ours = {t.raw_events, t.identify, t.resolved_events, t.timers}
-    dropped: dict[TP, int | None] = {}
+    dropped: dict[TP, int] = {}
     for tp in actives:
         if tp.topic not in ours:
             continue
         position = await consumer.position(tp)
         handed = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
-        committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
-        if w.drops.observe(tp, position, w.processed.get(tp), handed, committed, wall):
-            dropped[tp] = committed
+        start = await _start_offset(w.app, tp) if handed is None else None
+        if w.drops.observe(tp, position, w.processed.get(tp), handed, start, wall):
+            dropped[tp] = start if start is not None else await _start_offset(w.app, tp)
     if dropped and w.drops.should_seek(wall):
-        for tp, committed in dropped.items():
-            start = committed
-            if start is None:  # the group has no committed offset here: from the oldest kept
-                start = (await consumer.earliest_offsets(tp)).get(tp, 0)
+        for tp, start in dropped.items():
             log.warning(
                 "%s[%s]: records read (position %s) but never processed (last %s): reading again from %s",
                 tp.topic, tp.partition, await consumer.position(tp), w.processed.get(tp), start,
             )  # fmt: skip
             await consumer.seek(tp, start)
         w.metrics.reread()
+
+
+async def _start_offset(app: faust.App, tp: TP) -> int:
+    """Where the group reads ``tp`` from: its committed offset, else the oldest record kept."""
+    committed: int | None = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+    if committed is not None:
+        return committed
+    earliest = await app.consumer.earliest_offsets(tp)
+    return int(earliest.get(tp) or 0)
 
 
 async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
@@ -416,17 +422,17 @@ async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
     if processed is None:
         # Nothing processed since this partition was assigned. Faust's read offset is the next
         # offset after a seek and the last one handed to a stream after that: below the consumer's
-        # position, a record was handed over and waits to be processed; otherwise reading goes on
-        # from the position (a committed offset Faust may not know, e.g. when the previous owner
-        # read everything, must not keep a caught-up partition "lagging" and every clock waiting).
+        # position, a record was handed over and waits to be processed; otherwise reading starts at
+        # the committed offset (the oldest record when the group has none). Not from the position:
+        # Faust can drop records it read (docs/runtime.md), and a position past them must not make
+        # the partition look caught up (the drop watch reads them again).
         consumer = app.consumer
         position = await consumer.position(tp)
-        if position is None:
-            return 1
         handed = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
-        if handed is not None and handed < position:
+        if handed is not None and position is not None and handed < position:
             return max(1, high - handed)
-        return max(0, high - position)
+        start = handed if handed is not None else await _start_offset(app, tp)
+        return max(0, high - start)
     return max(0, high - (processed + 1))
 
 
