@@ -223,7 +223,7 @@ def build_app(settings: Settings) -> WorkerApp:
                 # failed; stop before this offset can be committed, so it is read again after restart
                 log.critical("identify stage failed at %s@%s; exiting", msg.topic, msg.offset, exc_info=True)
                 os._exit(70)
-            w.metrics.identified(done.merges, done.erased, done.dropped)
+            w.metrics.identified(done.merges, done.erased, done.dropped, done.copies)
             w.processed[msg.tp] = msg.offset
 
     @app.agent(customer_input)

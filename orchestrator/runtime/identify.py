@@ -101,6 +101,8 @@ class Identified:
     merges: int = 0
     erased: int = 0
     released: int = 0
+    copies: int = 0
+    """Raw records resolved again (after a crash or a takeover), dropped."""
     replayed: bool = False
 
 
@@ -112,6 +114,8 @@ class IdentifyStage:
         """Customer partitions, each sent the released time as its watermark."""
         self.graph: IdentityGraph | None = None
         self.last = -1
+        self.raw_read: dict[int, int] = {}
+        """Per raw partition, the highest raw offset taken (copies at or below it are dropped)."""
         self.marks: dict[int, int] = {}
         self.released_ms = 0
         self._held: dict[int, deque[_Held]] = {}
@@ -130,13 +134,15 @@ class IdentifyStage:
         """Rebuild from the stored rows (at start, and when the partition comes back to this worker)."""
         graph_rows: list[tuple[str, Any]] = []
         self.last = -1
+        self.raw_read = {}
         self.marks = {}
         self._held = {}
         self._outbox = []
         held: list[tuple[int, _Held]] = []
         for name, value in rows:
             if name == _LAST:
-                self.last = int(value)
+                self.last = int(value[0])
+                self.raw_read = {int(r): int(o) for r, o in value[1].items()}
             elif name.startswith(_OUT):
                 self._outbox.append(int(name[len(_OUT) :]))
             elif name.startswith(_HELD):
@@ -166,6 +172,15 @@ class IdentifyStage:
         if offset <= self.last:
             return self._replay(stored)
         out = Identified()
+        rp, ro = resolved.source_partition, resolved.source_offset
+        if rp is not None and ro is not None:
+            if ro <= self.raw_read.get(rp, -1):
+                # The same raw record resolved again (its raw offset was not committed before a crash
+                # or a takeover): taken already. Dropped here, where every copy meets, because after a
+                # merge a copy may resolve to another key than its original did.
+                out.copies = 1
+                return self._finish(offset, out)
+            self.raw_read[rp] = ro
         entry = (
             at_ms,
             resolved.source_partition or 0,
@@ -250,7 +265,7 @@ class IdentifyStage:
             self._outbox.append(offset)
             while self._outbox and self._outbox[0] < offset - OUTBOX_SPAN:
                 out.rows[f"{_OUT}{self._outbox.pop(0)}"] = None
-        out.rows[_LAST] = offset
+        out.rows[_LAST] = [offset, self.raw_read]
         self.last = offset
         return out
 

@@ -163,7 +163,8 @@ class WorkerMetrics:
         self.identity = Counter(
             f"{p}_identity_operations",
             "Identity stitching: merge (a customer merged into another), erase (customer.erased applied "
-            "to the identity graph), dropped_erased (an event of a recently erased identifier dropped).",
+            "to the identity graph), dropped_erased (an event of a recently erased identifier dropped), "
+            "copy_dropped (a raw record resolved again after a crash or takeover, dropped).",
             ["kind"],
             registry=r,
         )
@@ -307,7 +308,7 @@ class WorkerMetrics:
     def reread(self) -> None:
         self.rereads.inc()
 
-    def identified(self, merges: int, erased: int, dropped: int) -> None:
+    def identified(self, merges: int, erased: int, dropped: int, copies: int = 0) -> None:
         """The identify stage resolved one event."""
         if merges:
             self.identity.labels("merge").inc(merges)
@@ -315,6 +316,8 @@ class WorkerMetrics:
             self.identity.labels("erase").inc(erased)
         if dropped:
             self.identity.labels("dropped_erased").inc(dropped)
+        if copies:
+            self.identity.labels("copy_dropped").inc(copies)
 
     def invalid(self, reason: str) -> None:
         """A message was dead-lettered outside the resolve stage (``processing_error``)."""

@@ -14,7 +14,12 @@ BASE = 1741600800000  # 2025-03-10T10:00:00Z
 
 
 def _event(
-    eid: str, etype: str, ids: dict[str, str], minute: int = 0, raw_partition: int = 0
+    eid: str,
+    etype: str,
+    ids: dict[str, str],
+    minute: int = 0,
+    raw_partition: int = 0,
+    raw_offset: int | None = None,
 ) -> ResolvedEvent:
     raw = orjson.dumps(
         {
@@ -26,7 +31,10 @@ def _event(
         }
     )
     return ResolvedEvent(
-        customer_key="hint", event=parse_event(raw), source_partition=raw_partition, source_offset=minute
+        customer_key="hint",
+        event=parse_event(raw),
+        source_partition=raw_partition,
+        source_offset=minute if raw_offset is None else raw_offset,
     )
 
 
@@ -200,8 +208,8 @@ def test_a_raw_partition_keeps_its_own_order_when_its_event_times_do_not() -> No
     # Offsets 3 then 4 of one raw partition, the second older: released in read order, because the
     # customers take a raw offset at or below one already applied for a re-resolved copy.
     feed = Feed(sources=2)
-    newer = _event("e1", "page.viewed", {"customer_id": "c1"}, 5, raw_partition=0)
-    older = _event("e2", "page.viewed", {"customer_id": "c1"}, 2, raw_partition=0)
+    newer = _event("e1", "page.viewed", {"customer_id": "c1"}, 5, raw_partition=0, raw_offset=3)
+    older = _event("e2", "page.viewed", {"customer_id": "c1"}, 2, raw_partition=0, raw_offset=4)
     other = _event("e3", "page.viewed", {"customer_id": "c2"}, 3, raw_partition=1)
     for ev in (newer, older, other):
         feed.event(ev)
@@ -227,3 +235,20 @@ def test_one_message_releases_a_bounded_number_of_events(monkeypatch: Any) -> No
     assert feed.mark(0, BASE + 60 * 60_000).released == 2
     assert feed.mark(0, BASE + 60 * 60_000).released == 1
     assert feed.stage.held() == 0
+
+
+def test_a_raw_record_resolved_again_is_dropped_where_all_copies_meet() -> None:
+    # After a crash or a takeover the ingest stage reads raw records again and sends copies; after a
+    # merge a copy could resolve to another key than the original, so the identify stage drops it.
+    feed = Feed()
+    feed.through(_event("e1", "cart.updated", {"anonymous_id": "v1"}, 1, raw_offset=10))
+    feed.through(
+        _event("e2", "account.created", {"customer_id": "c1", "anonymous_id": "v1"}, 2, raw_offset=11)
+    )
+    copy = feed.event(_event("e1", "cart.updated", {"anonymous_id": "v1"}, 1, raw_offset=10))
+    assert copy.copies == 1
+    assert copy.messages == []
+    assert feed.stage.held() == 0
+    again = IdentifyStage(sources=1, partitions=2)
+    again.load(feed.rows.items())
+    assert again.raw_read == {0: 11}, "kept in the table"
