@@ -390,7 +390,7 @@ async def _reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
     for tp in actives:
         if tp.topic not in ours:
             continue
-        position = await consumer.position(tp)
+        position = await _position(w.app, tp)
         handed = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
         start = await _start_offset(w.app, tp) if handed is None else None
         if w.drops.observe(tp, position, w.processed.get(tp), handed, start, wall):
@@ -399,9 +399,12 @@ async def _reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
         for tp, start in dropped.items():
             log.warning(
                 "%s[%s]: records read (position %s) but never processed (last %s): reading again from %s",
-                tp.topic, tp.partition, await consumer.position(tp), w.processed.get(tp), start,
+                tp.topic, tp.partition, await _position(w.app, tp), w.processed.get(tp), start,
             )  # fmt: skip
-            await consumer.seek(tp, start)
+            try:
+                await consumer.seek(tp, start)
+            except Exception:  # the partition moved meanwhile: its new owner reads it
+                log.info("%s[%s] moved before the seek", tp.topic, tp.partition)
         w.metrics.reread()
 
 
@@ -410,8 +413,20 @@ async def _start_offset(app: faust.App, tp: TP) -> int:
     committed: int | None = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
     if committed is not None:
         return committed
-    earliest = await app.consumer.earliest_offsets(tp)
+    try:
+        earliest = await app.consumer.earliest_offsets(tp)
+    except Exception:  # the broker did not answer: count from the start, the next tick asks again
+        return 0
     return int(earliest.get(tp) or 0)
+
+
+async def _position(app: faust.App, tp: TP) -> int | None:
+    """The consumer's position in ``tp``; None when unknown (the partition moved meanwhile)."""
+    try:
+        position: int | None = await app.consumer.position(tp)
+    except Exception:
+        return None
+    return position
 
 
 async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
@@ -427,7 +442,7 @@ async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
         # Faust can drop records it read (docs/runtime.md), and a position past them must not make
         # the partition look caught up (the drop watch reads them again).
         consumer = app.consumer
-        position = await consumer.position(tp)
+        position = await _position(app, tp)
         handed = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
         if handed is not None and position is not None and handed < position:
             return max(1, high - handed)
@@ -516,7 +531,7 @@ def _register_pages(app: faust.App, w: WorkerApp) -> None:
                 "processed": w.processed.get(tp),
                 "highwater": consumer.highwater(tp),
                 "committed": consumer._committed_offset.get(tp),  # type: ignore[attr-defined]
-                "position": await consumer.position(tp),
+                "position": await _position(app, tp),
                 "read_offset": consumer._read_offset.get(tp),  # type: ignore[attr-defined]
                 "read_by_faust": tp in (consumer._active_partitions or ()),  # type: ignore[attr-defined]
                 "paused_by_faust": tp in consumer._paused_partitions,  # type: ignore[attr-defined]
