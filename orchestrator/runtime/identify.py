@@ -265,7 +265,7 @@ class IdentifyStage:
             self._outbox.append(offset)
             while self._outbox and self._outbox[0] < offset - OUTBOX_SPAN:
                 out.rows[f"{_OUT}{self._outbox.pop(0)}"] = None
-        out.rows[_LAST] = [offset, self.raw_read]
+        out.rows[_LAST] = [offset, {str(r): o for r, o in self.raw_read.items()}]
         self.last = offset
         return out
 

@@ -66,7 +66,7 @@ class Feed:
             if v is None:
                 self.rows.pop(k, None)
             else:
-                self.rows[k] = v
+                self.rows[k] = orjson.loads(orjson.dumps(v))  # as the table stores it
         return out
 
 
