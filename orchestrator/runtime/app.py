@@ -249,7 +249,13 @@ def build_app(settings: Settings) -> WorkerApp:
                     done = _hand_over(w, key, raw, msg.offset, orjson.loads(msg.value))
                 elif msg.topic == t.timers:
                     wake = orjson.loads(msg.value)
-                    done = w.processor.on_wakeup(key, raw, msg.offset, int(wake["now"]))
+                    # Never past this partition's own clock: a wake-up read again after a crash or a
+                    # takeover was sent at the previous owner's clock, while the customer's events
+                    # before that time may not be applied again yet (the resolved topic is read on its
+                    # own). Fired early, a timer would miss them; held back, the ticker fires it when
+                    # the clock gets there (the customer's wake-up stays recorded).
+                    now = min(int(wake["now"]), w.clocks.get(p) - 1)
+                    done = w.processor.on_wakeup(key, raw, msg.offset, now)
                     w.metrics.timer_fired(int(wake["due"]), w.clocks.get(p), _wall_ms())
                 else:
                     resolved = ResolvedEvent.model_validate_json(msg.value)
