@@ -345,7 +345,7 @@ def _hand_over(w: WorkerApp, key: str, raw: bytes | None, offset: int, body: dic
     if kind == "merge_in":
         at = body.get("at")
         return w.processor.on_merge_in(
-            key, raw, offset, str(body["key"]), body["s"], None if at is None else int(at)
+            key, raw, offset, str(body["key"]), body["s"], None if at is None else int(at), body.get("raw")
         )
     if kind == "erase":
         return w.processor.on_erase(raw, offset)

@@ -129,9 +129,14 @@ class Processor:
             # This very message read again (its offset was not committed before a crash): re-send
             # what it produced. Checked before the raw offset below, which it also matches.
             return self._replay(record, "e", offset)
+        read: dict[str, int] = record.get("raw", {}) if record is not None else {}
+        if source is not None and read.get(str(source[0]), -1) >= source[1]:
+            # a copy of a raw record applied already (here, or before this key was merged away)
+            wake = self._wake(record) if record is not None else None
+            return Processed(record=raw, duplicate=True, changed=False, next_wakeup_ms=wake)
         if record is not None and "moved" in record:
             # A key merged away (an event already on its way when the merge happened): on to the
-            # canonical key, which recognises it by its raw offset if it was there already.
+            # canonical key.
             into = str(record["moved"])
             copy = ResolvedEvent(
                 customer_key=into,
@@ -141,11 +146,6 @@ class Processor:
             )
             forward = [(into.encode(), copy.to_json())]
             return Processed(record=raw, changed=False, next_wakeup_ms=record["exp"], forwards=forward)
-        read: dict[str, int] = record.get("raw", {}) if record is not None else {}
-        if source is not None and read.get(str(source[0]), -1) >= source[1]:
-            state = self.state_of(raw)
-            wake = state.next_wakeup_ms() if state is not None else None
-            return Processed(record=raw, duplicate=True, changed=False, next_wakeup_ms=wake)
         record = record if record is not None else {"s": None, "off": {}, "out": []}
         waiting = list(record.get("await", []))
         for key in merged_from or ():
@@ -206,8 +206,11 @@ class Processor:
         key: str,
         state: dict[str, Any] | None,
         at_ms: int | None = None,
+        raw_read: dict[str, int] | None = None,
     ) -> Processed:
-        """The state of ``key``, merged into ``customer``, has arrived."""
+        """The state of ``key``, merged into ``customer``, has arrived, with the raw offsets ``key``
+        had applied (copies of those records are then recognised here too; every later record of a
+        raw partition has a higher offset, so taking the highest per partition is safe)."""
         record = self.decode(raw)
         if record is not None and offset <= record["off"].get("e", -1):
             return self._replay(record, "e", offset)
@@ -218,7 +221,7 @@ class Processor:
             if at_ms is not None:
                 record["exp"] = at_ms + MOVED_KEEP_MS
         if "moved" in record:  # (not expected: a merge is held until the states it awaits arrived)
-            body = control("merge_in", key=key, s=state)
+            body = control("merge_in", key=key, s=state, at=at_ms, raw=raw_read or {})
             return Processed(
                 record=raw,
                 changed=False,
@@ -228,6 +231,9 @@ class Processor:
         if key in record.get("merged", []) or key in record.get("early", {}):
             return Processed(record=raw, duplicate=True, changed=False, next_wakeup_ms=self._wake(record))
         record.setdefault("early", {})[key] = state
+        read = record.setdefault("raw", {})
+        for partition, last in (raw_read or {}).items():
+            read[partition] = max(read.get(partition, -1), int(last))
         step = self._settle(customer, record)
         return self._store(record, "e", offset, step)
 
@@ -296,9 +302,11 @@ class Processor:
         if step.state is not None:
             step.take(self.logic.on_wakeup(customer, step.state, at_ms - 1))
         state = None if step.state is None else step.state.to_dict()
-        step.forwards.append((into.encode(), control("merge_in", key=customer, s=state, at=at_ms)))
+        read = record.get("raw", {})
+        body = control("merge_in", key=customer, s=state, at=at_ms, raw=read)
+        step.forwards.append((into.encode(), body))
         step.state = None
-        for name in ("s", "await", "early", "pend", "merged", "raw"):
+        for name in ("s", "await", "early", "pend", "merged"):
             record.pop(name, None)
         record["moved"] = into
         record["exp"] = at_ms + MOVED_KEEP_MS

@@ -93,7 +93,9 @@ class Runtime:
             if body["ctl"] == "merge_out":
                 done = self.proc.on_merge_out(key, raw, offset, body["into"], body["at"])
             elif body["ctl"] == "merge_in":
-                done = self.proc.on_merge_in(key, raw, offset, body["key"], body["s"], body.get("at"))
+                done = self.proc.on_merge_in(
+                    key, raw, offset, body["key"], body["s"], body.get("at"), body.get("raw")
+                )
             else:
                 done = self.proc.on_erase(raw, offset)
         else:
@@ -252,3 +254,24 @@ def test_a_merged_state_nobody_awaits_is_deleted_after_the_keep_time() -> None:
     gone = proc.on_wakeup("anonymous_id:v0", done.record, 1, 1_000 + MOVED_KEEP_MS)
     assert gone.changed
     assert gone.record is None
+
+
+def test_a_copy_of_a_visitors_record_is_recognised_after_the_merge() -> None:
+    # After a takeover the identify stage may publish again what it published before; a copy of a
+    # record the visitor's key applied reaches the moved record or, resolved anew, the canonical key.
+    rt = Runtime(2)
+    cart = _event("d1", "cart.updated", {"anonymous_id": "v1"}, 0, item_count=1, total=9)
+    rt.identify(cart)
+    rt.identify(
+        _event("d2", "account.created", {"customer_id": "c1", "email": "c1@x.io", "anonymous_id": "v1"}, 30)
+    )
+    rt.drain(random.Random(2))
+    copy = parse_event(cart)
+    at_moved = rt.proc.on_event(
+        "anonymous_id:v1", rt.records["anonymous_id:v1"], copy, 50, copy.occurred_ms, (0, 0)
+    )
+    assert at_moved.duplicate
+    assert at_moved.forwards == []
+    late = copy.occurred_ms + 10 * 86_400_000  # far past the event-id dedupe window
+    at_canonical = rt.proc.on_event("c1", rt.records["c1"], copy, 51, late, (0, 0))
+    assert at_canonical.duplicate
