@@ -35,12 +35,23 @@ pytestmark = pytest.mark.integration
 
 FAST_GROUP = {"ORCH_SESSION_TIMEOUT_S": "6", "ORCH_LATENESS_HOURS": "0"}
 
-OPEN_DEFECT = pytest.mark.xfail(
+KILLED_WITH_VISITORS = pytest.mark.xfail(
     strict=False,
     reason=(
-        "open defect (issue 4): under load a few timer-fired actions (1-25 of ~1,700) can be missing "
-        "after a kill -9 while the customer's state shows the timer fired; not yet explained. Runs are "
-        "kept so the failure stays visible in the report; see docs/runtime.md"
+        "open (issue 4): since the workload has visitors who sign up (merges), a few timer-driven "
+        "actions (1-4 of ~1,380, abandoned-cart reminders of customers who are not visitors) were "
+        "missing after three kill -9 in the last run; not explained yet (docs/runtime.md); kept running "
+        "so the result stays visible"
+    ),
+)
+
+KILLED_AT_ASSIGNMENT = pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "open (issue 4): a worker killed right after a rebalance assigned it partitions, before its "
+        "first changelog flush and commit, leaves the survivor with about 150 of 1,325 timer-driven "
+        "actions missing in roughly one run of three (docs/runtime.md, 'Several workers'); kept running "
+        "so the result stays visible"
     ),
 )
 
@@ -85,6 +96,11 @@ def _check(
     assert seen == expected
 
 
+def _seen(actions: ActionReader, n: int) -> bool:
+    actions.poll(0.2)
+    return len(actions.ids()) >= n
+
+
 def _shared(one: WorkerProcess, two: WorkerProcess) -> list[set[str]] | None:
     owned = [set(w.get_json("/clock/")[1]["partitions"]) for w in (one, two)]
     return owned if owned[0] and owned[1] and not owned[0] & owned[1] else None
@@ -95,7 +111,7 @@ def _worker(settings: Settings, tmp: Path, name: str, **over: Any) -> WorkerProc
     return WorkerProcess(own, tmp / f"{name}.log", extra_env=FAST_GROUP)
 
 
-@OPEN_DEFECT
+@KILLED_WITH_VISITORS
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_kill_9_at_random_points_loses_no_action(
@@ -125,10 +141,10 @@ def test_kill_9_at_random_points_loses_no_action(
         final.stop()
 
 
-@OPEN_DEFECT
 @pytest.mark.timeout(400)
+@pytest.mark.parametrize("moment", [pytest.param("at_assignment", marks=KILLED_AT_ASSIGNMENT), "mid_stream"])
 def test_two_workers_share_the_partitions_and_survive_one_killed(
-    settings: Settings, tmp_path: Path, actions: ActionReader
+    settings: Settings, tmp_path: Path, actions: ActionReader, moment: str
 ) -> None:
     deploy(settings, [JOURNEYS / f"{name}.yaml" for name in EXAMPLE_NAMES])
     events, expected = _workload(6000, 600, seed=5)
@@ -141,7 +157,9 @@ def test_two_workers_share_the_partitions_and_survive_one_killed(
         one.wait_ready(timeout=120)
         two.wait_ready(timeout=120)
         owned = wait_until(lambda: _shared(one, two), timeout=60, what="both workers to own partitions")
-        two.kill()  # mid-stream: its partitions and state move to worker one
+        if moment == "mid_stream":  # both at work: some actions out, most of the backlog still to do
+            wait_until(lambda: _seen(actions, 150), timeout=120, what="150 actions from the two workers")
+        two.kill()  # its partitions and state move to worker one
         _check(actions, expected, survivor=one)
         assert not owned[0] & owned[1]
         taken = set(one.get_json("/clock/")[1]["partitions"])
