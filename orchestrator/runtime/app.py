@@ -392,7 +392,7 @@ async def _reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
     t = w.settings.topics
     consumer = w.app.consumer
     ours = {t.raw_events, t.identify, t.resolved_events, t.timers}
-    dropped: dict[TP, int] = {}
+    dropped: dict[TP, tuple[int | None, int]] = {}
     for tp in actives:
         if tp.topic not in ours:
             continue
@@ -400,12 +400,12 @@ async def _reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
         handed = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
         start = await _start_offset(w.app, tp) if handed is None else None
         if w.drops.observe(tp, position, w.processed.get(tp), handed, start, wall):
-            dropped[tp] = start if start is not None else await _start_offset(w.app, tp)
+            dropped[tp] = (position, start if start is not None else await _start_offset(w.app, tp))
     if dropped and w.drops.should_seek(wall):
-        for tp, start in dropped.items():
+        for tp, (position, start) in dropped.items():
             log.warning(
                 "%s[%s]: records read (position %s) but never processed (last %s): reading again from %s",
-                tp.topic, tp.partition, await _position(w.app, tp), w.processed.get(tp), start,
+                tp.topic, tp.partition, position, w.processed.get(tp), start,
             )  # fmt: skip
             try:
                 await consumer.seek(tp, start)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -19,7 +22,8 @@ from orchestrator.core.policy import PolicyRegistry, load_policy_file
 from orchestrator.core.resolution import canonical_key
 from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
 from orchestrator.simulate.runner import Simulator
-from orchestrator.testing import read_topic
+from orchestrator.testing import WorkerProcess, read_topic
+from orchestrator.testing.worker import settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
 JOURNEYS = ROOT / "journeys"
@@ -140,3 +144,12 @@ class ActionReader:
 
 def by_id(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["action_id"]: r for r in records}
+
+
+def inspect_live(settings: Settings, worker: WorkerProcess, name: str) -> dict[str, Any]:
+    """`orchestrator inspect NAME --worker URL --json`, as an operator runs it."""
+    env = {**os.environ, **settings_env(settings)}
+    cmd = [sys.executable, "-m", "orchestrator", "inspect", name, "--worker", worker.url, "--json"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=True)
+    body: dict[str, Any] = orjson.loads(out.stdout)
+    return body

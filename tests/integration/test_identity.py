@@ -4,9 +4,6 @@ the same actions as `orchestrator simulate` gives, and nothing of an erased cust
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,8 +13,15 @@ import pytest
 
 from orchestrator.config import Settings
 from orchestrator.testing import WorkerProcess, read_topic, wait_until
-from orchestrator.testing.worker import settings_env
-from tests.integration.runtime_helpers import JOURNEYS, ActionReader, by_id, deploy, produce, simulate
+from tests.integration.runtime_helpers import (
+    JOURNEYS,
+    ActionReader,
+    by_id,
+    deploy,
+    inspect_live,
+    produce,
+    simulate,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -101,14 +105,6 @@ def _events() -> list[bytes]:
     return events
 
 
-def _inspect(settings: Settings, worker: WorkerProcess, name: str) -> dict[str, Any]:
-    env = {**os.environ, **settings_env(settings)}
-    cmd = [sys.executable, "-m", "orchestrator", "inspect", name, "--worker", worker.url, "--json"]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=True)
-    body: dict[str, Any] = orjson.loads(out.stdout)
-    return body
-
-
 def _tables(settings: Settings) -> dict[str, dict[str, bytes]]:
     """Each table's rows as its changelog leaves them (last write wins; a tombstone deletes)."""
     out: dict[str, dict[str, bytes]] = {}
@@ -152,7 +148,7 @@ def test_stitching_consent_and_erasure_match_simulate(settings: Settings, tmp_pa
         b = wait_until(lambda: state("cust-b"), what="cust-b's state")
         gone = [state(k) for k in ("cust-e", "anonymous_id:anon-e", "email:eve@erased.example")]
         erased_identity = worker.get_json("/identities/email:eve@erased.example/")[0]
-        inspected = _inspect(settings, worker, "anonymous_id:anon-9")
+        inspected = inspect_live(settings, worker, "anonymous_id:anon-9")
         from orchestrator.cli.inspect import _live_identity
 
         print("DEBUG", _live_identity([worker.url], "anonymous_id:anon-9"), inspected)

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
 from orchestrator.config import Settings
 from orchestrator.testing import WorkerProcess, wait_until
-from orchestrator.testing.worker import settings_env
 from tests.integration.runtime_helpers import (
     EXAMPLE_NAMES,
     JOURNEYS,
@@ -24,6 +19,7 @@ from tests.integration.runtime_helpers import (
     by_id,
     deploy,
     example_events,
+    inspect_live,
     produce,
     read_decisions,
     simulate,
@@ -83,7 +79,7 @@ def test_policy_decisions_match_simulate(settings: Settings, tmp_path: Path, act
         actions.wait_for_ids(set(expected), describe=expected)
         got = read_decisions(settings, expect=len(decisions))
         actions.settle()
-        inspected = _inspect(settings, worker, "w-ann")
+        inspected = inspect_live(settings, worker, "w-ann")
     finally:
         worker.stop()
     mine = [d for d in decisions if d["customer_id"] == "w-ann"]
@@ -93,15 +89,6 @@ def test_policy_decisions_match_simulate(settings: Settings, tmp_path: Path, act
     assert by_id(actions.records) == expected
     by_decision = {d["decision_id"]: d for d in got}
     assert by_decision == {d["decision_id"]: d for d in decisions}
-
-
-def _inspect(settings: Settings, worker: WorkerProcess, customer: str) -> dict[str, Any]:
-    """`orchestrator inspect CUSTOMER --worker URL --json`, as an operator runs it."""
-    env = {**os.environ, **settings_env(settings)}
-    cmd = [sys.executable, "-m", "orchestrator", "inspect", customer, "--worker", worker.url, "--json"]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=True)
-    body: dict[str, Any] = orjson.loads(out.stdout)
-    return body
 
 
 def _journey(tmp: Path, version: int = 1, template: str = "nudge_v1", wait: str = "4s") -> Path:
