@@ -15,6 +15,7 @@ Every error the orchestrator raises on purpose derives from :class:`Orchestrator
      │    ├── BrokerError              the local broker cannot be fetched, formatted or started
      │    ├── ToolMissingError         java or mvn is missing
      │    └── TopicLayoutError         topics are missing or disagree on partitions / compaction
+     ├── DeliveryError             the broker did not acknowledge what a worker produced
      └── SimulationError           the offline simulator cannot run its input
 
 Each error carries a message that says what is wrong and where.
@@ -27,6 +28,7 @@ __all__ = [
     "ConditionError",
     "ConfigError",
     "ContractError",
+    "DeliveryError",
     "InvalidEventError",
     "JourneyError",
     "JourneyValidationError",
@@ -111,3 +113,8 @@ class TopicLayoutError(KafkaSetupError):
 
 class SimulationError(OrchestratorError):
     """The offline simulator cannot run its input."""
+
+
+class DeliveryError(OrchestratorError):
+    """The broker did not acknowledge a message a worker produced (e.g. a table changelog record);
+    the worker does not commit its input offsets and stops, so the input is read again."""
