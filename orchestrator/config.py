@@ -79,6 +79,9 @@ class Settings(BaseModel):
         description="Older events (vs the partition clock) update the profile but start no journey; 0: off.",
     )
     timer_tick_s: float = Field(0.2, gt=0, description="How often a worker looks for due timers.")
+    commit_interval_s: float = Field(
+        1.0, gt=0, description="How often a worker commits the offsets of the records it processed."
+    )
     session_timeout_s: float = Field(
         30.0, gt=0, description="Kafka consumer session timeout; a dead worker's partitions move after it."
     )

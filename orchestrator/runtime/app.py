@@ -36,7 +36,9 @@ from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, Identif
 from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyBook, JourneyFeed
 from orchestrator.runtime.metrics import CONTENT_TYPE, WorkerMetrics
+from orchestrator.runtime.offsets import Admit, InputOffsets
 from orchestrator.runtime.processor import Processed, Processor
+from orchestrator.runtime.producer import DurableApp
 from orchestrator.runtime.reread import DropWatch
 from orchestrator.runtime.timers import TimerIndex
 
@@ -61,8 +63,8 @@ class WorkerApp:
     clocks: PartitionClocks = field(default_factory=lambda: PartitionClocks(1))
     sources: SourceWatermarks = field(default_factory=SourceWatermarks)
     last_heartbeat: int = 0
-    processed: dict[TP, int] = field(default_factory=dict)
-    """Raw and resolved partitions -> last offset processed (for lag)."""
+    offsets: InputOffsets = field(default_factory=InputOffsets)
+    """The agents' input partitions: next offset to process, what was committed (:mod:`.offsets`)."""
     indexed: frozenset[int] = frozenset()
     """Partitions the timer index was built for."""
     feed: JourneyFeed | None = None
@@ -90,7 +92,7 @@ def _wall_ms() -> int:
 
 def build_app(settings: Settings) -> WorkerApp:
     """A Faust app wired to ``settings``; nothing connects until it runs."""
-    app = faust.App(
+    app = DurableApp(
         settings.app_id,
         broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],
         broker_credentials=_broker_credentials(settings),
@@ -111,11 +113,13 @@ def build_app(settings: Settings) -> WorkerApp:
         broker_rebalance_timeout=settings.session_timeout_s * 2,
     )
     t = settings.topics
-    raw_topic = app.topic(t.raw_events, key_type=bytes, value_type=bytes)
+    # The agents' inputs are read without Faust's acknowledgements: the worker checks the order of
+    # every record and commits their offsets itself (:mod:`.offsets`).
+    raw_topic = app.topic(t.raw_events, key_type=bytes, value_type=bytes, acks=False)
     resolved_topic = app.topic(t.resolved_events, key_type=bytes, value_type=bytes)
-    identify_topic = app.topic(t.identify, key_type=bytes, value_type=bytes)
+    identify_topic = app.topic(t.identify, key_type=bytes, value_type=bytes, acks=False)
     timers_topic = app.topic(t.timers, key_type=bytes, value_type=bytes)
-    customer_input = app.topic(t.resolved_events, t.timers, key_type=bytes, value_type=bytes)
+    customer_input = app.topic(t.resolved_events, t.timers, key_type=bytes, value_type=bytes, acks=False)
     dead_letter_topic = app.topic(t.dead_letter, key_type=bytes, value_type=bytes)
     action_topics = {
         "email": app.topic(t.action_email, key_type=bytes, value_type=bytes),
@@ -148,8 +152,11 @@ def build_app(settings: Settings) -> WorkerApp:
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         if any(tp.topic == t.identify for tp in revoked):
             w.identify.unload()  # another worker may write the graph now: read it again when back
-        for tp in revoked:
-            w.processed.pop(tp, None)  # progress starts over where it comes back
+        try:  # what was processed counts before the partitions move (less to read again)
+            await _commit(w)
+        except Exception:
+            log.warning("commit before the rebalance failed; the new owner reads those records again")
+        w.offsets.forget(revoked)  # reading starts over at the group's offset where it comes back
         w.drops.forget()
 
     @app.task
@@ -161,6 +168,8 @@ def build_app(settings: Settings) -> WorkerApp:
         event: EventT[Any]
         async for event in stream.events():
             msg = event.message
+            if not await _admit(w, msg):
+                continue
             routed = route_raw(
                 msg.value, msg.key, topic=msg.topic, partition=msg.partition, offset=msg.offset,
                 topics=t, at=datetime.now(UTC),
@@ -178,7 +187,7 @@ def build_app(settings: Settings) -> WorkerApp:
                 key=routed.key, value=routed.value, partition=0 if routed.topic == t.identify else None,
                 force=True,
             )  # fmt: skip
-            w.processed[msg.tp] = msg.offset
+            w.offsets.done(msg.tp, msg.offset)
 
     @app.agent(identify_topic)
     async def identify(stream: Any) -> None:
@@ -186,9 +195,11 @@ def build_app(settings: Settings) -> WorkerApp:
         stage = w.identify
         async for event in stream.events():
             msg = event.message
+            if not await _admit(w, msg):
+                continue
             if msg.value is None:
                 log.error("identify message without a value at %s@%s", msg.topic, msg.offset)
-                w.processed[msg.tp] = msg.offset
+                w.offsets.done(msg.tp, msg.offset)
                 continue
             if not stage.loaded:
                 stage.load((k, orjson.loads(v)) for k, v in identities.items())
@@ -197,7 +208,7 @@ def build_app(settings: Settings) -> WorkerApp:
                     len(stage.graph or ()), stage.held(), stage.last,
                 )  # fmt: skip
             try:
-                committed = app.consumer._committed_offset.get(msg.tp)  # type: ignore[attr-defined]
+                committed = w.offsets.committed.get(msg.tp)
                 for name in stage.prune(committed):
                     identities.pop(name, None)
                 stored = None
@@ -224,7 +235,7 @@ def build_app(settings: Settings) -> WorkerApp:
                 log.critical("identify stage failed at %s@%s; exiting", msg.topic, msg.offset, exc_info=True)
                 os._exit(70)
             w.metrics.identified(done.merges, done.erased, done.dropped, done.copies)
-            w.processed[msg.tp] = msg.offset
+            w.offsets.done(msg.tp, msg.offset)
 
     @app.agent(customer_input)
     async def customer_agent(stream: Any) -> None:
@@ -233,14 +244,16 @@ def build_app(settings: Settings) -> WorkerApp:
         async for event in stream.events():
             msg = event.message
             p = msg.partition
+            if not await _admit(w, msg):
+                continue
             if msg.key is None or msg.value is None:
                 log.error("customer message without key or value at %s[%s]@%s", msg.topic, p, msg.offset)
-                w.processed[msg.tp] = msg.offset
+                w.offsets.done(msg.tp, msg.offset)
                 continue
             if msg.key == WATERMARK_KEY:
                 mark = orjson.loads(msg.value)
                 w.clocks.watermark(p, int(mark["r"]), int(mark["t"]))
-                w.processed[msg.tp] = msg.offset
+                w.offsets.done(msg.tp, msg.offset)
                 continue
             key = msg.key.decode()
             raw = customers.get(key)
@@ -279,7 +292,7 @@ def build_app(settings: Settings) -> WorkerApp:
                     at=datetime.now(UTC),
                 )  # fmt: skip
                 await dead_letter_topic.send(key=msg.key, value=letter.to_json(), force=True)
-                w.processed[msg.tp] = msg.offset
+                w.offsets.done(msg.tp, msg.offset)
                 continue
             try:
                 await _apply(w, p, key, msg.key, done, action_topics, resolved_topic)
@@ -292,7 +305,7 @@ def build_app(settings: Settings) -> WorkerApp:
             if done.merged:
                 log.info("merge into %s done (%d)", key, done.merged)
             w.metrics.record_decisions(done.decision_models)
-            w.processed[msg.tp] = msg.offset
+            w.offsets.done(msg.tp, msg.offset)
 
     @app.timer(interval=settings.timer_tick_s)
     async def fire_due_timers() -> None:
@@ -310,7 +323,7 @@ def build_app(settings: Settings) -> WorkerApp:
         for tp in actives:
             if tp.topic != t.raw_events:
                 continue
-            lag = await _lag(app, tp, w.processed.get(tp))
+            lag = await _lag(w, tp)
             w.lags[f"raw-{tp.partition}"] = lag
             mark = w.sources.watermark(tp.partition, lag, wall)
             if mark > w.sources.sent.get(tp.partition, 0) or wall - w.last_heartbeat >= 1000:
@@ -332,6 +345,26 @@ def build_app(settings: Settings) -> WorkerApp:
             for customer, due in w.timers.pop_due(p, fire_until):
                 body = orjson.dumps({"due": due, "now": fire_until})
                 await timers_topic.send(key=customer.encode(), value=body, partition=p, force=True)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def commit_at_shutdown(sender: Any, **_: Any) -> None:
+        # the streams are drained by now: what was processed is committed, nothing is read twice
+        try:
+            await _commit(w)
+        except Exception:
+            log.warning("commit at shutdown failed; those records are read again at the next start")
+
+    @app.timer(interval=settings.commit_interval_s)
+    async def commit_offsets() -> None:
+        if app.rebalancing:
+            return
+        try:
+            await _commit(w)
+        except BaseException:
+            # the producer could not deliver (DeliveryError) or Kafka failed: stop before anything
+            # is committed past it; the records are read again after the restart
+            log.critical("committing offsets failed; exiting", exc_info=True)
+            os._exit(70)
 
     _register_pages(app, w)
     return w
@@ -387,43 +420,93 @@ async def _apply(
         await resolved_topic.send(key=to_key, value=message, force=True)
 
 
+async def _admit(w: WorkerApp, msg: Any) -> bool:
+    """True when ``msg`` is the next record of its partition to process; otherwise it is skipped, and
+    when records before it were skipped the partition is sought back to them (:mod:`.offsets`)."""
+    tp = msg.tp
+    offsets = w.offsets
+    if not offsets.knows(tp):
+        offsets.begin(tp, await _start_offset(w.app, tp))
+    verdict = offsets.admit(tp, msg.offset, _wall_ms())
+    if verdict is Admit.PROCESS:
+        return True
+    if verdict is Admit.SEEK:
+        expected = offsets.next[tp]
+        oldest = await _earliest(w.app, tp)
+        if oldest is not None and oldest > expected:
+            log.error(
+                "%s[%s]: records %s..%s were deleted by retention before they were processed",
+                tp.topic, tp.partition, expected, oldest - 1,
+            )  # fmt: skip
+            offsets.begin(tp, oldest)
+            return await _admit(w, msg)
+        log.warning(
+            "%s[%s]: record %s delivered while %s was next (records skipped): reading again from %s",
+            tp.topic, tp.partition, msg.offset, expected, expected,
+        )  # fmt: skip
+        w.metrics.reread()
+        try:
+            await w.app.consumer.seek(tp, expected)
+        except Exception:  # the partition moved meanwhile: its new owner reads it
+            log.info("%s[%s] moved before the seek", tp.topic, tp.partition)
+    return False
+
+
+async def _commit(w: WorkerApp) -> None:
+    """Commit the next offsets of the records processed, once everything they produced (state
+    changelogs, actions, hand-overs) is on the broker."""
+    pending = w.offsets.to_commit()
+    if not pending:
+        return
+    await w.app.producer.flush()  # DurableProducer: waits for the broker's acknowledgements
+    committed = await w.app.consumer._commit(pending)  # type: ignore[attr-defined]
+    if committed:
+        w.offsets.on_committed(pending)
+
+
 async def _reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
-    """Seek back to the committed offsets when records were read but never processed (:mod:`.reread`)."""
+    """Seek back when records were read but never reached an agent and none came after (:mod:`.reread`)."""
     t = w.settings.topics
-    consumer = w.app.consumer
     ours = {t.raw_events, t.identify, t.resolved_events, t.timers}
-    dropped: dict[TP, tuple[int | None, int]] = {}
+    dropped: dict[TP, int] = {}
     for tp in actives:
         if tp.topic not in ours:
             continue
         position = await _position(w.app, tp)
-        handed = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
-        start = await _start_offset(w.app, tp) if handed is None else None
-        if w.drops.observe(tp, position, w.processed.get(tp), handed, start, wall):
-            dropped[tp] = (position, start if start is not None else await _start_offset(w.app, tp))
+        expected = w.offsets.next.get(tp)
+        if expected is None:
+            expected = await _start_offset(w.app, tp)
+        if w.drops.observe(tp, position, expected, wall):
+            dropped[tp] = expected
     if dropped and w.drops.should_seek(wall):
-        for tp, (position, start) in dropped.items():
+        for tp, expected in dropped.items():
             log.warning(
-                "%s[%s]: records read (position %s) but never processed (last %s): reading again from %s",
-                tp.topic, tp.partition, position, w.processed.get(tp), start,
+                "%s[%s]: records read (position %s) but never processed: reading again from %s",
+                tp.topic, tp.partition, await _position(w.app, tp), expected,
             )  # fmt: skip
             try:
-                await consumer.seek(tp, start)
+                await w.app.consumer.seek(tp, expected)
             except Exception:  # the partition moved meanwhile: its new owner reads it
                 log.info("%s[%s] moved before the seek", tp.topic, tp.partition)
         w.metrics.reread()
 
 
+async def _earliest(app: faust.App, tp: TP) -> int | None:
+    """The oldest offset ``tp`` keeps; None when the broker did not answer."""
+    try:
+        earliest = await app.consumer.earliest_offsets(tp)
+    except Exception:
+        return None
+    return int(earliest.get(tp) or 0)
+
+
 async def _start_offset(app: faust.App, tp: TP) -> int:
-    """Where the group reads ``tp`` from: its committed offset, else the oldest record kept."""
+    """Where the group reads ``tp`` from: its committed offset (as read at the assignment), else the
+    oldest record kept."""
     committed: int | None = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
     if committed is not None:
         return committed
-    try:
-        earliest = await app.consumer.earliest_offsets(tp)
-    except Exception:  # the broker did not answer: count from the start, the next tick asks again
-        return 0
-    return int(earliest.get(tp) or 0)
+    return await _earliest(app, tp) or 0
 
 
 async def _position(app: faust.App, tp: TP) -> int | None:
@@ -435,26 +518,15 @@ async def _position(app: faust.App, tp: TP) -> int | None:
     return position
 
 
-async def _lag(app: faust.App, tp: TP, processed: int | None) -> int:
-    """Messages of ``tp`` not processed yet; unknown (no fetch answered yet) counts as lagging."""
-    high = app.consumer.highwater(tp)
+async def _lag(w: WorkerApp, tp: TP) -> int:
+    """Records of ``tp`` not processed yet; unknown (no fetch answered yet) counts as lagging."""
+    high = w.app.consumer.highwater(tp)
     if high is None or high < 0:
         return 1
-    if processed is None:
-        # Nothing processed since this partition was assigned. Faust's read offset is the next
-        # offset after a seek and the last one handed to a stream after that: below the consumer's
-        # position, a record was handed over and waits to be processed; otherwise reading starts at
-        # the committed offset (the oldest record when the group has none). Not from the position:
-        # Faust can drop records it read (docs/runtime.md), and a position past them must not make
-        # the partition look caught up (the drop watch reads them again).
-        consumer = app.consumer
-        position = await _position(app, tp)
-        handed = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
-        if handed is not None and position is not None and handed < position:
-            return max(1, high - handed)
-        start = handed if handed is not None else await _start_offset(app, tp)
-        return max(0, high - start)
-    return max(0, high - (processed + 1))
+    expected = w.offsets.next.get(tp)
+    if expected is None:  # nothing delivered since the assignment: from where reading starts
+        expected = await _start_offset(w.app, tp)
+    return max(0, high - expected)
 
 
 def _rebuild_index(w: WorkerApp, owned: frozenset[int]) -> None:
@@ -534,7 +606,9 @@ def _register_pages(app: faust.App, w: WorkerApp) -> None:
                 "latest_ms": w.sources.latest.get(tp.partition),
                 "sent_ms": w.sources.sent.get(tp.partition),
                 "lag": w.lags.get(f"raw-{tp.partition}"),
-                "processed": w.processed.get(tp),
+                "processed": w.offsets.last(tp),
+                "next": w.offsets.next.get(tp),
+                "committed_by_worker": w.offsets.committed.get(tp),
                 "highwater": consumer.highwater(tp),
                 "committed": consumer._committed_offset.get(tp),  # type: ignore[attr-defined]
                 "position": await _position(app, tp),

@@ -156,8 +156,8 @@ class WorkerMetrics:
         )
         self.rereads = Counter(
             f"{p}_rereads",
-            "Seeks back to the committed offsets because records were read but never processed (Faust "
-            "drops fetched records around rebalances; docs/runtime.md).",
+            "Seeks back to the next offset to process because records were skipped or read but never "
+            "processed (Faust drops fetched records around rebalances; docs/runtime.md).",
             registry=r,
         )
         self.identity = Counter(
@@ -463,12 +463,12 @@ class WorkerMetrics:
                 high = consumer.highwater(tp)
                 if high is None or high < 0:
                     continue  # no fetch answered yet: unknown, not zero
-                done = w.processed.get(tp)
-                if done is None:
+                expected = w.offsets.next.get(tp)
+                if expected is None:  # nothing delivered since the assignment
                     pos = await consumer.position(tp)
                     lag = 0 if pos is None else max(0, high - pos)
                 else:
-                    lag = max(0, high - (done + 1))
+                    lag = max(0, high - expected)
                 lags.append((tp.topic, str(tp.partition), lag))
         except Exception:  # the consumer is not up yet or is rebalancing: no lag series this time
             log.debug("consumer lag unavailable", exc_info=True)

@@ -7,11 +7,11 @@ but a drop after that seek is never repaired: the consumer's position is past re
 processed. Seen in the two-worker kill test: the worker that took the partitions over read a whole
 raw partition without resolving one event of it.
 
-:class:`DropWatch` notices the symptom per partition — the consumer's position ahead of what the
-agent processed, with no progress for :data:`SETTLE_MS` — and says when to seek such a partition back
-to its committed offset, or its oldest record when the group has none (at most every
-:data:`COOLDOWN_MS`). Reading again is safe: every stage recognises a message
-it already applied (docs/runtime.md, "Delivery guarantee").
+A record that does arrive after such a drop shows it at once (:mod:`.offsets`); when none comes
+after, :class:`DropWatch` notices the symptom per partition — the consumer's position past the next
+offset to process, with no progress for :data:`SETTLE_MS` — and says when to seek such a partition
+back to that offset (at most every :data:`COOLDOWN_MS`). Reading again is safe: every stage
+recognises a message it already applied (docs/runtime.md, "Delivery guarantee").
 """
 
 from __future__ import annotations
@@ -29,40 +29,21 @@ COOLDOWN_MS = 10_000
 
 @dataclass
 class DropWatch:
-    since: dict[Hashable, tuple[int | None, int]] = field(default_factory=dict)
-    """Partition -> (processed offset when the gap was first seen, when)."""
+    since: dict[Hashable, tuple[int, int]] = field(default_factory=dict)
+    """Partition -> (next offset to process when the gap was first seen, when)."""
     last_seek_ms: int = -COOLDOWN_MS
     seeks: int = 0
 
-    def observe(
-        self,
-        tp: Hashable,
-        position: int | None,
-        processed: int | None,
-        handed: int | None,
-        committed: int | None,
-        now_ms: int,
-    ) -> bool:
-        """One partition's state; True when the records between what was processed and the
-        position look dropped. ``processed``: the agent's last offset since the assignment (None:
-        none); ``handed``: Faust's read offset (the next offset after a seek, then the last one handed
-        to a stream)."""
-        if position is None:
-            self.since.pop(tp, None)
-            return False
-        if processed is not None:
-            gap = position > processed + 1
-        elif handed is not None:
-            # Faust's read offset: the next offset after a seek, then the last one handed over
-            gap = handed < position
-        else:
-            gap = position > (committed or 0)
-        if not gap:
+    def observe(self, tp: Hashable, position: int | None, expected: int, now_ms: int) -> bool:
+        """One partition's state; True when the records between the next offset to process
+        (``expected``) and the consumer's position look dropped: the position is past it and the
+        agent made no progress for :data:`SETTLE_MS`."""
+        if position is None or position <= expected:
             self.since.pop(tp, None)
             return False
         first = self.since.get(tp)
-        if first is None or first[0] != processed:  # new, or the agent made progress: wait again
-            self.since[tp] = (processed, now_ms)
+        if first is None or first[0] != expected:  # new, or the agent made progress: wait again
+            self.since[tp] = (expected, now_ms)
             return False
         return now_ms - first[1] >= SETTLE_MS
 
