@@ -509,6 +509,16 @@ async def _start_offset(app: faust.App, tp: TP) -> int:
     return await _earliest(app, tp) or 0
 
 
+def _highwater(app: faust.App, tp: TP) -> int | None:
+    """The end offset of ``tp`` as last fetched; None when unknown (not fetched yet, or the partition
+    moved while the caller awaited something)."""
+    try:
+        high: int | None = app.consumer.highwater(tp)
+    except Exception:  # aiokafka asserts the partition is still assigned
+        return None
+    return high
+
+
 async def _position(app: faust.App, tp: TP) -> int | None:
     """The consumer's position in ``tp``; None when unknown (the partition moved meanwhile)."""
     try:
@@ -520,7 +530,7 @@ async def _position(app: faust.App, tp: TP) -> int | None:
 
 async def _lag(w: WorkerApp, tp: TP) -> int:
     """Records of ``tp`` not processed yet; unknown (no fetch answered yet) counts as lagging."""
-    high = w.app.consumer.highwater(tp)
+    high = _highwater(w.app, tp)
     if high is None or high < 0:
         return 1
     expected = w.offsets.next.get(tp)
@@ -609,7 +619,7 @@ def _register_pages(app: faust.App, w: WorkerApp) -> None:
                 "processed": w.offsets.last(tp),
                 "next": w.offsets.next.get(tp),
                 "committed_by_worker": w.offsets.committed.get(tp),
-                "highwater": consumer.highwater(tp),
+                "highwater": _highwater(app, tp),
                 "committed": consumer._committed_offset.get(tp),  # type: ignore[attr-defined]
                 "position": await _position(app, tp),
                 "read_offset": consumer._read_offset.get(tp),  # type: ignore[attr-defined]

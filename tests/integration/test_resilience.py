@@ -35,26 +35,6 @@ pytestmark = pytest.mark.integration
 
 FAST_GROUP = {"ORCH_SESSION_TIMEOUT_S": "6", "ORCH_LATENESS_HOURS": "0"}
 
-KILLED_WITH_VISITORS = pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "open (issue 4): since the workload has visitors who sign up (merges), a few timer-driven "
-        "actions (1-4 of ~1,380, abandoned-cart reminders of customers who are not visitors) were "
-        "missing after three kill -9 in the last run; not explained yet (docs/runtime.md); kept running "
-        "so the result stays visible"
-    ),
-)
-
-KILLED_AT_ASSIGNMENT = pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "open (issue 4): a worker killed right after a rebalance assigned it partitions, before its "
-        "first changelog flush and commit, leaves the survivor with about 150 of 1,325 timer-driven "
-        "actions missing in roughly one run of three (docs/runtime.md, 'Several workers'); kept running "
-        "so the result stays visible"
-    ),
-)
-
 
 @pytest.fixture
 def actions(settings: Settings) -> Iterator[ActionReader]:
@@ -111,7 +91,6 @@ def _worker(settings: Settings, tmp: Path, name: str, **over: Any) -> WorkerProc
     return WorkerProcess(own, tmp / f"{name}.log", extra_env=FAST_GROUP)
 
 
-@KILLED_WITH_VISITORS
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_kill_9_at_random_points_loses_no_action(
@@ -142,7 +121,7 @@ def test_kill_9_at_random_points_loses_no_action(
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("moment", [pytest.param("at_assignment", marks=KILLED_AT_ASSIGNMENT), "mid_stream"])
+@pytest.mark.parametrize("moment", ["at_assignment", "mid_stream"])
 def test_two_workers_share_the_partitions_and_survive_one_killed(
     settings: Settings, tmp_path: Path, actions: ActionReader, moment: str
 ) -> None:
