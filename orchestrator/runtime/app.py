@@ -49,6 +49,10 @@ log = logging.getLogger("orchestrator.worker")
 CUSTOMERS_TABLE = "customers"
 IDENTITIES_TABLE = "identities"
 WAKEUPS_TABLE = "wakeups"
+PRODUCER_BATCH_BYTES = 512 * 1024
+"""Per-partition batch size of the worker's producer (Faust's default is 16 kB). A customer's record
+with its outbox is kilobytes, so 16 kB batches held a handful of changelog records, one batch per
+partition in flight: the changelog became the bottleneck and Faust's buffer filled up."""
 
 
 @dataclass
@@ -106,6 +110,7 @@ def build_app(settings: Settings) -> WorkerApp:
         web_port=settings.web_port,
         web_in_thread=False,
         producer_acks=-1,
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         key_serializer="raw",
         value_serializer="raw",
         broker_session_timeout=settings.session_timeout_s,
