@@ -36,9 +36,10 @@ from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, Identif
 from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyBook, JourneyFeed
 from orchestrator.runtime.metrics import CONTENT_TYPE, WorkerMetrics
-from orchestrator.runtime.offsets import Admit, InputOffsets
+from orchestrator.runtime.offsets import InputOffsets
 from orchestrator.runtime.processor import Processed, Processor
 from orchestrator.runtime.producer import DurableApp
+from orchestrator.runtime.reading import admit, commit, highwater_of, lag_of, position_of, reread_dropped
 from orchestrator.runtime.reread import DropWatch
 from orchestrator.runtime.timers import TimerIndex
 
@@ -158,7 +159,7 @@ def build_app(settings: Settings) -> WorkerApp:
         if any(tp.topic == t.identify for tp in revoked):
             w.identify.unload()  # another worker may write the graph now: read it again when back
         try:  # what was processed counts before the partitions move (less to read again)
-            await _commit(w)
+            await commit(w)
         except Exception:
             log.warning("commit before the rebalance failed; the new owner reads those records again")
         w.offsets.forget(revoked)  # reading starts over at the group's offset where it comes back
@@ -173,7 +174,7 @@ def build_app(settings: Settings) -> WorkerApp:
         event: EventT[Any]
         async for event in stream.events():
             msg = event.message
-            if not await _admit(w, msg):
+            if not await admit(w, msg):
                 continue
             routed = route_raw(
                 msg.value, msg.key, topic=msg.topic, partition=msg.partition, offset=msg.offset,
@@ -200,7 +201,7 @@ def build_app(settings: Settings) -> WorkerApp:
         stage = w.identify
         async for event in stream.events():
             msg = event.message
-            if not await _admit(w, msg):
+            if not await admit(w, msg):
                 continue
             if msg.value is None:
                 log.error("identify message without a value at %s@%s", msg.topic, msg.offset)
@@ -249,7 +250,7 @@ def build_app(settings: Settings) -> WorkerApp:
         async for event in stream.events():
             msg = event.message
             p = msg.partition
-            if not await _admit(w, msg):
+            if not await admit(w, msg):
                 continue
             if msg.key is None or msg.value is None:
                 log.error("customer message without key or value at %s[%s]@%s", msg.topic, p, msg.offset)
@@ -328,7 +329,7 @@ def build_app(settings: Settings) -> WorkerApp:
         for tp in actives:
             if tp.topic != t.raw_events:
                 continue
-            lag = await _lag(w, tp)
+            lag = await lag_of(w, tp)
             w.lags[f"raw-{tp.partition}"] = lag
             mark = w.sources.watermark(tp.partition, lag, wall)
             if mark > w.sources.sent.get(tp.partition, 0) or wall - w.last_heartbeat >= 1000:
@@ -338,7 +339,7 @@ def build_app(settings: Settings) -> WorkerApp:
                 w.sources.sent[tp.partition] = mark
         if wall - w.last_heartbeat >= 1000:
             w.last_heartbeat = wall
-            await _reread_dropped(w, actives, wall)
+            await reread_dropped(w, actives, wall)
         # Customer side: fire what is due on the partitions this worker owns.
         for p in owned:
             now = w.clocks.get(p)
@@ -355,7 +356,7 @@ def build_app(settings: Settings) -> WorkerApp:
     async def commit_at_shutdown(sender: Any, **_: Any) -> None:
         # the streams are drained by now: what was processed is committed, nothing is read twice
         try:
-            await _commit(w)
+            await commit(w)
         except Exception:
             log.warning("commit at shutdown failed; those records are read again at the next start")
 
@@ -364,7 +365,7 @@ def build_app(settings: Settings) -> WorkerApp:
         if app.rebalancing:
             return
         try:
-            await _commit(w)
+            await commit(w)
         except BaseException:
             # the producer could not deliver (DeliveryError) or Kafka failed: stop before anything
             # is committed past it; the records are read again after the restart
@@ -399,8 +400,8 @@ async def _apply(
     topics: dict[str, Any],
     resolved_topic: Any,
 ) -> None:
-    """Write the customer's new state and next wake-up, and send its actions (attached to the
-    current message: Faust publishes them before that message's offset is committed)."""
+    """Write the customer's new state and next wake-up, and send its actions; the message's offset is
+    committed only after the producer has flushed all of it (:mod:`.reading`)."""
     if done.changed:
         if done.record is None:
             w.customers.pop(key, None)
@@ -423,125 +424,6 @@ async def _apply(
         await topics["decisions"].send(key=key_bytes, value=decision, force=True)
     for to_key, message in done.forwards:
         await resolved_topic.send(key=to_key, value=message, force=True)
-
-
-async def _admit(w: WorkerApp, msg: Any) -> bool:
-    """True when ``msg`` is the next record of its partition to process; otherwise it is skipped, and
-    when records before it were skipped the partition is sought back to them (:mod:`.offsets`)."""
-    tp = msg.tp
-    offsets = w.offsets
-    if not offsets.knows(tp):
-        offsets.begin(tp, await _start_offset(w.app, tp))
-    verdict = offsets.admit(tp, msg.offset, _wall_ms())
-    if verdict is Admit.PROCESS:
-        return True
-    if verdict is Admit.SEEK:
-        expected = offsets.next[tp]
-        oldest = await _earliest(w.app, tp)
-        if oldest is not None and oldest > expected:
-            log.error(
-                "%s[%s]: records %s..%s were deleted by retention before they were processed",
-                tp.topic, tp.partition, expected, oldest - 1,
-            )  # fmt: skip
-            offsets.begin(tp, oldest)
-            return await _admit(w, msg)
-        log.warning(
-            "%s[%s]: record %s delivered while %s was next (records skipped): reading again from %s",
-            tp.topic, tp.partition, msg.offset, expected, expected,
-        )  # fmt: skip
-        w.metrics.reread()
-        try:
-            await w.app.consumer.seek(tp, expected)
-        except Exception:  # the partition moved meanwhile: its new owner reads it
-            log.info("%s[%s] moved before the seek", tp.topic, tp.partition)
-    return False
-
-
-async def _commit(w: WorkerApp) -> None:
-    """Commit the next offsets of the records processed, once everything they produced (state
-    changelogs, actions, hand-overs) is on the broker."""
-    pending = w.offsets.to_commit()
-    if not pending:
-        return
-    await w.app.producer.flush()  # DurableProducer: waits for the broker's acknowledgements
-    committed = await w.app.consumer._commit(pending)  # type: ignore[attr-defined]
-    if committed:
-        w.offsets.on_committed(pending)
-
-
-async def _reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
-    """Seek back when records were read but never reached an agent and none came after (:mod:`.reread`)."""
-    t = w.settings.topics
-    ours = {t.raw_events, t.identify, t.resolved_events, t.timers}
-    dropped: dict[TP, int] = {}
-    for tp in actives:
-        if tp.topic not in ours:
-            continue
-        position = await _position(w.app, tp)
-        expected = w.offsets.next.get(tp)
-        if expected is None:
-            expected = await _start_offset(w.app, tp)
-        if w.drops.observe(tp, position, expected, wall):
-            dropped[tp] = expected
-    if dropped and w.drops.should_seek(wall):
-        for tp, expected in dropped.items():
-            log.warning(
-                "%s[%s]: records read (position %s) but never processed: reading again from %s",
-                tp.topic, tp.partition, await _position(w.app, tp), expected,
-            )  # fmt: skip
-            try:
-                await w.app.consumer.seek(tp, expected)
-            except Exception:  # the partition moved meanwhile: its new owner reads it
-                log.info("%s[%s] moved before the seek", tp.topic, tp.partition)
-        w.metrics.reread()
-
-
-async def _earliest(app: faust.App, tp: TP) -> int | None:
-    """The oldest offset ``tp`` keeps; None when the broker did not answer."""
-    try:
-        earliest = await app.consumer.earliest_offsets(tp)
-    except Exception:
-        return None
-    return int(earliest.get(tp) or 0)
-
-
-async def _start_offset(app: faust.App, tp: TP) -> int:
-    """Where the group reads ``tp`` from: its committed offset (as read at the assignment), else the
-    oldest record kept."""
-    committed: int | None = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
-    if committed is not None:
-        return committed
-    return await _earliest(app, tp) or 0
-
-
-def _highwater(app: faust.App, tp: TP) -> int | None:
-    """The end offset of ``tp`` as last fetched; None when unknown (not fetched yet, or the partition
-    moved while the caller awaited something)."""
-    try:
-        high: int | None = app.consumer.highwater(tp)
-    except Exception:  # aiokafka asserts the partition is still assigned
-        return None
-    return high
-
-
-async def _position(app: faust.App, tp: TP) -> int | None:
-    """The consumer's position in ``tp``; None when unknown (the partition moved meanwhile)."""
-    try:
-        position: int | None = await app.consumer.position(tp)
-    except Exception:
-        return None
-    return position
-
-
-async def _lag(w: WorkerApp, tp: TP) -> int:
-    """Records of ``tp`` not processed yet; unknown (no fetch answered yet) counts as lagging."""
-    high = _highwater(w.app, tp)
-    if high is None or high < 0:
-        return 1
-    expected = w.offsets.next.get(tp)
-    if expected is None:  # nothing delivered since the assignment: from where reading starts
-        expected = await _start_offset(w.app, tp)
-    return max(0, high - expected)
 
 
 def _rebuild_index(w: WorkerApp, owned: frozenset[int]) -> None:
@@ -624,9 +506,9 @@ def _register_pages(app: faust.App, w: WorkerApp) -> None:
                 "processed": w.offsets.last(tp),
                 "next": w.offsets.next.get(tp),
                 "committed_by_worker": w.offsets.committed.get(tp),
-                "highwater": _highwater(app, tp),
+                "highwater": highwater_of(app, tp),
                 "committed": consumer._committed_offset.get(tp),  # type: ignore[attr-defined]
-                "position": await _position(app, tp),
+                "position": await position_of(app, tp),
                 "read_offset": consumer._read_offset.get(tp),  # type: ignore[attr-defined]
                 "read_by_faust": tp in (consumer._active_partitions or ()),  # type: ignore[attr-defined]
                 "paused_by_faust": tp in consumer._paused_partitions,  # type: ignore[attr-defined]

@@ -1,0 +1,147 @@
+"""How the agents read their inputs: in order, committed by the worker, dropped records read again.
+
+The decisions are pure (:mod:`.offsets`, :mod:`.reread`); this module asks the consumer and acts:
+admit a delivered record or seek back, commit after a flush, watch for records read but never
+delivered, and report lag. docs/runtime.md, "Reading in order".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import faust
+from faust.types import TP
+
+from orchestrator.runtime.offsets import Admit
+
+if TYPE_CHECKING:
+    from orchestrator.runtime.app import WorkerApp
+
+__all__ = ["admit", "commit", "highwater_of", "lag_of", "position_of", "reread_dropped"]
+
+log = logging.getLogger("orchestrator.worker")
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def admit(w: WorkerApp, msg: Any) -> bool:
+    """True when ``msg`` is the next record of its partition to process; otherwise it is skipped, and
+    when records before it were skipped the partition is sought back to them (:mod:`.offsets`)."""
+    tp = msg.tp
+    offsets = w.offsets
+    if not offsets.knows(tp):
+        offsets.begin(tp, await _start_offset(w.app, tp))
+    verdict = offsets.admit(tp, msg.offset, _wall_ms())
+    if verdict is Admit.PROCESS:
+        return True
+    if verdict is Admit.SEEK:
+        expected = offsets.next[tp]
+        oldest = await _earliest(w.app, tp)
+        if oldest is not None and oldest > expected:
+            log.error(
+                "%s[%s]: records %s..%s were deleted by retention before they were processed",
+                tp.topic, tp.partition, expected, oldest - 1,
+            )  # fmt: skip
+            offsets.begin(tp, oldest)
+            return await admit(w, msg)
+        log.warning(
+            "%s[%s]: record %s delivered while %s was next (records skipped): reading again from %s",
+            tp.topic, tp.partition, msg.offset, expected, expected,
+        )  # fmt: skip
+        w.metrics.reread()
+        try:
+            await w.app.consumer.seek(tp, expected)
+        except Exception:  # the partition moved meanwhile: its new owner reads it
+            log.info("%s[%s] moved before the seek", tp.topic, tp.partition)
+    return False
+
+
+async def commit(w: WorkerApp) -> None:
+    """Commit the next offsets of the records processed, once everything they produced (state
+    changelogs, actions, hand-overs) is on the broker."""
+    pending = w.offsets.to_commit()
+    if not pending:
+        return
+    await w.app.producer.flush()  # DurableProducer: waits for the broker's acknowledgements
+    committed = await w.app.consumer._commit(pending)  # type: ignore[attr-defined]
+    if committed:
+        w.offsets.on_committed(pending)
+
+
+async def reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
+    """Seek back when records were read but never reached an agent and none came after (:mod:`.reread`)."""
+    t = w.settings.topics
+    ours = {t.raw_events, t.identify, t.resolved_events, t.timers}
+    dropped: dict[TP, int] = {}
+    for tp in actives:
+        if tp.topic not in ours:
+            continue
+        position = await position_of(w.app, tp)
+        expected = w.offsets.next.get(tp)
+        if expected is None:
+            expected = await _start_offset(w.app, tp)
+        if w.drops.observe(tp, position, expected, wall):
+            dropped[tp] = expected
+    if dropped and w.drops.should_seek(wall):
+        for tp, expected in dropped.items():
+            log.warning(
+                "%s[%s]: records read (position %s) but never processed: reading again from %s",
+                tp.topic, tp.partition, await position_of(w.app, tp), expected,
+            )  # fmt: skip
+            try:
+                await w.app.consumer.seek(tp, expected)
+            except Exception:  # the partition moved meanwhile: its new owner reads it
+                log.info("%s[%s] moved before the seek", tp.topic, tp.partition)
+        w.metrics.reread()
+
+
+async def _earliest(app: faust.App, tp: TP) -> int | None:
+    """The oldest offset ``tp`` keeps; None when the broker did not answer."""
+    try:
+        earliest = await app.consumer.earliest_offsets(tp)
+    except Exception:
+        return None
+    return int(earliest.get(tp) or 0)
+
+
+async def _start_offset(app: faust.App, tp: TP) -> int:
+    """Where the group reads ``tp`` from: its committed offset (as read at the assignment), else the
+    oldest record kept."""
+    committed: int | None = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+    if committed is not None:
+        return committed
+    return await _earliest(app, tp) or 0
+
+
+def highwater_of(app: faust.App, tp: TP) -> int | None:
+    """The end offset of ``tp`` as last fetched; None when unknown (not fetched yet, or the partition
+    moved while the caller awaited something)."""
+    try:
+        high: int | None = app.consumer.highwater(tp)
+    except Exception:  # aiokafka asserts the partition is still assigned
+        return None
+    return high
+
+
+async def position_of(app: faust.App, tp: TP) -> int | None:
+    """The consumer's position in ``tp``; None when unknown (the partition moved meanwhile)."""
+    try:
+        position: int | None = await app.consumer.position(tp)
+    except Exception:
+        return None
+    return position
+
+
+async def lag_of(w: WorkerApp, tp: TP) -> int:
+    """Records of ``tp`` not processed yet; unknown (no fetch answered yet) counts as lagging."""
+    high = highwater_of(w.app, tp)
+    if high is None or high < 0:
+        return 1
+    expected = w.offsets.next.get(tp)
+    if expected is None:  # nothing delivered since the assignment: from where reading starts
+        expected = await _start_offset(w.app, tp)
+    return max(0, high - expected)
