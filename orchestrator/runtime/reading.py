@@ -76,7 +76,7 @@ async def reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
     """Seek back when records were read but never reached an agent and none came after (:mod:`.reread`)."""
     t = w.settings.topics
     ours = {t.raw_events, t.identify, t.resolved_events, t.timers}
-    dropped: dict[TP, int] = {}
+    dropped: dict[TP, tuple[int | None, int]] = {}
     for tp in actives:
         if tp.topic not in ours:
             continue
@@ -85,12 +85,12 @@ async def reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
         if expected is None:
             expected = await _start_offset(w.app, tp)
         if w.drops.observe(tp, position, expected, wall):
-            dropped[tp] = expected
+            dropped[tp] = (position, expected)
     if dropped and w.drops.should_seek(wall):
-        for tp, expected in dropped.items():
+        for tp, (position, expected) in dropped.items():
             log.warning(
                 "%s[%s]: records read (position %s) but never processed: reading again from %s",
-                tp.topic, tp.partition, await position_of(w.app, tp), expected,
+                tp.topic, tp.partition, position, expected,
             )  # fmt: skip
             try:
                 await w.app.consumer.seek(tp, expected)

@@ -149,9 +149,6 @@ def test_stitching_consent_and_erasure_match_simulate(settings: Settings, tmp_pa
         gone = [state(k) for k in ("cust-e", "anonymous_id:anon-e", "email:eve@erased.example")]
         erased_identity = worker.get_json("/identities/email:eve@erased.example/")[0]
         inspected = inspect_live(settings, worker, "anonymous_id:anon-9")
-        from orchestrator.cli.inspect import _live_identity
-
-        print("DEBUG", _live_identity([worker.url], "anonymous_id:anon-9"), inspected)
         # the erasure's kept messages go once their offset is committed (they name the customer)
         tables = wait_until(
             lambda: _tables_without_kept_messages(settings),
