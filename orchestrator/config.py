@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from orchestrator.exceptions import ConfigError
 
@@ -56,8 +56,12 @@ class Settings(BaseModel):
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
-    ssl_cafile: str | None = None
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
+    ssl_cafile: str | None = Field(None, description="CA bundle (PEM) that signed the brokers' certificates.")
+    ssl_certfile: str | None = Field(None, description="Client certificate (PEM), when brokers ask for one.")
+    ssl_keyfile: str | None = Field(None, description="Private key (PEM) of the client certificate.")
+    ssl_key_password: SecretStr | None = Field(None, description="Password of ssl_keyfile, if encrypted.")
+    ssl_check_hostname: bool = Field(True, description="Check that the broker's certificate names its host.")
     partitions: int = Field(
         6, ge=1, description="Partitions of every customer-keyed topic; cannot change without re-keying."
     )
@@ -67,7 +71,21 @@ class Settings(BaseModel):
         "rocksdb://", description="Faust table store: rocksdb:// in production, memory:// in tests."
     )
     data_dir: Path = Field(Path("var/worker"), description="Where the worker keeps RocksDB files.")
-    web_host: str = "127.0.0.1"
+    web_host: str = Field(
+        "127.0.0.1", description="Address the worker's HTTP server binds (loopback by default)."
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of every HTTP route but /metrics, /healthz, /readyz (unset: 401).",
+    )
+    erasure_key: SecretStr | None = Field(
+        None, description="Secret of the keyed hash (HMAC) of erased-identifier markers (docs/security.md)."
+    )
+    erasure_compaction_hours: int = Field(
+        24,
+        ge=1,
+        description="How long an erased customer's old values may stay readable in a changelog.",
+    )
     web_port: int = Field(6066, ge=0, le=65535, description="Worker web port: /healthz, /readyz, /metrics.")
     dedupe_window_hours: int = Field(72, ge=1, description="How long a seen event_id is remembered.")
     history_window_days: int = Field(
@@ -94,36 +112,6 @@ class Settings(BaseModel):
         if not value.strip():
             raise ValueError("must name at least one host:port")
         return value
-
-    def kafka_client_options(self) -> dict[str, Any]:
-        """Connection options in aiokafka's spelling."""
-        opts: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers}
-        if self.security_protocol != "PLAINTEXT":
-            opts["security_protocol"] = self.security_protocol
-        if self.sasl_mechanism:
-            opts.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password,
-            )
-        return opts
-
-    def librdkafka_options(self) -> dict[str, Any]:
-        """Connection options in confluent-kafka's (librdkafka's) spelling."""
-        opts: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
-        if self.security_protocol != "PLAINTEXT":
-            opts["security.protocol"] = self.security_protocol
-        if self.sasl_mechanism:
-            opts.update(
-                {
-                    "sasl.mechanism": self.sasl_mechanism,
-                    "sasl.username": self.sasl_username,
-                    "sasl.password": self.sasl_password,
-                }
-            )
-        if self.ssl_cafile:
-            opts["ssl.ca.location"] = self.ssl_cafile
-        return opts
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from orchestrator.config import Settings
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.profile import CONSENT_DEFAULTS
 from orchestrator.exceptions import OrchestratorError
+from orchestrator.kafka.security import librdkafka_options
 from orchestrator.simulate.state_file import read_state_file
 
 __all__ = ["InspectError", "customer_document", "inspect_command", "register", "render"]
@@ -220,7 +221,7 @@ def recent_decisions(settings: Settings, key: str, last: int, timeout: float = 1
 
     topic = settings.topics.decisions
     consumer = Consumer(
-        {**settings.librdkafka_options(), "group.id": "orchestrator-inspect", "enable.auto.commit": False}
+        {**librdkafka_options(settings), "group.id": "orchestrator-inspect", "enable.auto.commit": False}
     )
     try:
         md = consumer.list_topics(topic, timeout=timeout)

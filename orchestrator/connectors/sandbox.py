@@ -33,6 +33,7 @@ from orchestrator.connectors.ratelimit import ChannelLimiter
 from orchestrator.contracts.actions import CHANNELS, ChannelAction
 from orchestrator.contracts.events import CustomerEvent
 from orchestrator.exceptions import ConfigError
+from orchestrator.kafka.security import librdkafka_options
 
 __all__ = ["REMEMBERED", "SOURCE", "SandboxConnector", "SandboxScript", "SeenIds", "engagement_events"]
 
@@ -194,7 +195,7 @@ class SandboxConnector:
         """Consume until ``stop`` is set; a batch is published and flushed before its offsets commit."""
         from confluent_kafka import Consumer, Producer
 
-        opts = self.settings.librdkafka_options()
+        opts = librdkafka_options(self.settings)
         consumer = Consumer(
             {
                 **opts,

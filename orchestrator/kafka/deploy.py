@@ -17,6 +17,7 @@ from orchestrator.contracts import JourneyDeployment
 from orchestrator.core.journey import load_journey_text
 from orchestrator.core.policy import is_policy_text, load_policy_text
 from orchestrator.exceptions import JourneyValidationError, KafkaSetupError, PolicyValidationError
+from orchestrator.kafka.security import librdkafka_options
 
 __all__ = ["prepare_deployments", "publish_deployments"]
 
@@ -77,7 +78,7 @@ def publish_deployments(settings: Settings, deployments: Sequence[JourneyDeploym
         if err is not None:
             errors.append(str(err))
 
-    producer = Producer({**settings.librdkafka_options(), "acks": "all", "enable.idempotence": True})
+    producer = Producer({**librdkafka_options(settings), "acks": "all", "enable.idempotence": True})
     for dep in deployments:
         producer.produce(
             settings.topics.journeys, key=dep.key.encode(), value=dep.to_json(), on_delivery=delivered

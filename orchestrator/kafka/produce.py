@@ -12,6 +12,7 @@ from orchestrator.config import Settings
 from orchestrator.contracts import parse_event
 from orchestrator.core.resolution import canonical_key
 from orchestrator.exceptions import InvalidEventError, KafkaSetupError
+from orchestrator.kafka.security import librdkafka_options
 
 __all__ = ["BadLine", "ProduceReport", "produce_file"]
 
@@ -57,7 +58,7 @@ def produce_file(
     target = topic or settings.topics.raw_events
     report = ProduceReport()
     producer = Producer(
-        {**settings.librdkafka_options(), "linger.ms": 20, "enable.idempotence": True, "acks": "all"}
+        {**librdkafka_options(settings), "linger.ms": 20, "enable.idempotence": True, "acks": "all"}
     )
 
     def delivered(err: Any, msg: Any) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.config import Settings
 from orchestrator.exceptions import KafkaSetupError, TopicLayoutError
+from orchestrator.kafka.security import librdkafka_options
 
 __all__ = ["TopicSpec", "check_layout", "create_topics", "describe_topics", "topic_specs"]
 
@@ -67,7 +68,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 def _admin(settings: Settings):  # type: ignore[no-untyped-def]
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient(settings.librdkafka_options())
+    return AdminClient(librdkafka_options(settings))
 
 
 def describe_topics(settings: Settings, names: list[str], timeout: float = 10.0) -> dict[str, int]:

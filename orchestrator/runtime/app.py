@@ -31,6 +31,7 @@ from orchestrator.config import Settings
 from orchestrator.contracts import DeadLetter, ResolvedEvent
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.journey import JourneyRegistry
+from orchestrator.kafka.security import faust_credentials
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
 from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, IdentifyStage
 from orchestrator.runtime.ingest import route_raw
@@ -81,16 +82,6 @@ class WorkerApp:
     identities: Any = None
 
 
-def _broker_credentials(settings: Settings) -> Any:
-    if settings.sasl_mechanism:
-        return faust.SASLCredentials(
-            username=settings.sasl_username,
-            password=settings.sasl_password,
-            mechanism=settings.sasl_mechanism,
-        )
-    return None
-
-
 def _wall_ms() -> int:
     return int(time.time() * 1000)
 
@@ -100,7 +91,7 @@ def build_app(settings: Settings) -> WorkerApp:
     app = DurableApp(
         settings.app_id,
         broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],
-        broker_credentials=_broker_credentials(settings),
+        broker_credentials=faust_credentials(settings),
         store=settings.store,
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,

@@ -20,6 +20,7 @@ from orchestrator.contracts import JourneyDeployment
 from orchestrator.core.journey import JourneyRegistry, load_journey_text
 from orchestrator.core.policy import PolicyRegistry, load_policy_text
 from orchestrator.exceptions import JourneyValidationError, PolicyValidationError
+from orchestrator.kafka.security import aiokafka_options
 
 __all__ = ["JourneyBook", "JourneyFeed"]
 
@@ -109,7 +110,7 @@ class JourneyFeed:
 
         topic = self.settings.topics.journeys
         consumer = AIOKafkaConsumer(
-            **self.settings.kafka_client_options(), group_id=None, enable_auto_commit=False,
+            **aiokafka_options(self.settings), group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest",
         )  # fmt: skip
         await consumer.start()

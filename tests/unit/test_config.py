@@ -6,6 +6,7 @@ import pytest
 
 from orchestrator.config import load_settings
 from orchestrator.exceptions import ConfigError
+from orchestrator.kafka.security import aiokafka_options, librdkafka_options
 
 
 def test_defaults_file_env_and_overrides(tmp_path: Path) -> None:
@@ -41,5 +42,5 @@ def test_client_options_carry_security() -> None:
             "ORCH_SASL_PASSWORD": "p",
         }
     )
-    assert s.librdkafka_options()["sasl.username"] == "u"
-    assert s.kafka_client_options()["security_protocol"] == "SASL_SSL"
+    assert librdkafka_options(s)["sasl.username"] == "u"
+    assert aiokafka_options(s)["security_protocol"] == "SASL_SSL"
