@@ -12,6 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from orchestrator.config import Settings
 from orchestrator.testing.kafka import wait_until
 
@@ -22,6 +24,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The ORCH_* environment that reproduces ``settings`` in a child process."""
     env: dict[str, str] = {}
     for name, value in settings.model_dump(exclude={"topics"}).items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         if value is not None:
             env["ORCH_" + name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
     for name, value in settings.topics.model_dump().items():
