@@ -57,7 +57,8 @@ def register(subparsers: Any) -> None:
         "--worker",
         action="append",
         metavar="URL",
-        help="live: a worker's web address (repeat for several; the owner of the customer answers)",
+        help="live: a worker's web address (repeat for several; the owner of the customer answers); "
+        "asked with the API token of the settings (ORCH_API_TOKEN)",
     )
     parser.add_argument(
         "--decisions", type=int, default=20, metavar="N", help="live: the last N policy decisions (0: none)"
@@ -174,35 +175,41 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _get(url: str, path: str) -> dict[str, Any] | None:
-    """The worker's JSON answer; None for a 404 (this worker does not hold it)."""
+def _get(url: str, path: str, token: str | None) -> dict[str, Any] | None:
+    """The worker's JSON answer (asked with the API token); a ``_missing`` body for a 404 (this worker
+    does not hold it)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}{path}", timeout=5) as r:
+        request = urllib.request.Request(f"{url.rstrip('/')}{path}", headers=headers)
+        with urllib.request.urlopen(request, timeout=5) as r:
             body: dict[str, Any] = orjson.loads(r.read())
             return body
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             answer: dict[str, Any] = orjson.loads(exc.read() or b"{}")
             return {"_missing": True, **answer}
+        if exc.code == 401:
+            hint = "set ORCH_API_TOKEN (api_token) to the worker's token" if not token else "wrong token"
+            raise InspectError(f"{url}: HTTP 401 unauthorized: {hint}") from None
         raise InspectError(f"{url}: HTTP {exc.code}") from None
     except OSError as exc:
         raise InspectError(f"{url}: cannot reach the worker: {exc}") from None
 
 
-def _live_identity(urls: list[str], name: str) -> dict[str, Any] | None:
+def _live_identity(urls: list[str], name: str, token: str | None) -> dict[str, Any] | None:
     """Canonical key, identifiers and aliases from the worker that holds the identity graph."""
     for url in urls:
-        body = _get(url, f"/identities/{urllib.parse.quote(name, safe=':@+')}/")
+        body = _get(url, f"/identities/{urllib.parse.quote(name, safe=':@+')}/", token)
         if body is not None and not body.get("_missing"):
             return body
     return None
 
 
-def _live_state(urls: list[str], key: str) -> CustomerState:
+def _live_state(urls: list[str], key: str, token: str | None) -> CustomerState:
     for _hop in range(3):
         moved = None
         for url in urls:
-            body = _get(url, f"/customers/{urllib.parse.quote(key, safe=':@+')}/")
+            body = _get(url, f"/customers/{urllib.parse.quote(key, safe=':@+')}/", token)
             if body is None:
                 continue
             if not body.get("_missing"):
@@ -261,8 +268,10 @@ def _render_decisions(decisions: list[dict[str, Any]]) -> str:
 
 def inspect_command(args: argparse.Namespace) -> int:
     if args.worker:
-        ident = _live_identity(args.worker, args.customer)
-        live = _live_state(args.worker, ident["customer_key"] if ident else args.customer)
+        settings = settings_from(args)
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        ident = _live_identity(args.worker, args.customer, token)
+        live = _live_state(args.worker, ident["customer_key"] if ident else args.customer, token)
         doc = customer_document(
             live,
             identities=ident["identities"] if ident else None,
@@ -270,9 +279,7 @@ def inspect_command(args: argparse.Namespace) -> int:
             asked=args.customer,
             source="live",
         )
-        decisions = (
-            recent_decisions(settings_from(args), live.customer_key, args.decisions) if args.decisions else []
-        )
+        decisions = recent_decisions(settings, live.customer_key, args.decisions) if args.decisions else []
         doc["decisions"] = decisions
         if args.json:
             print(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -86,6 +87,7 @@ def run_demo(
             data_dir=workdir / "worker",
             web_port=free_port(),
             partitions=3,
+            api_token=secrets.token_urlsafe(24),  # the demo reads its worker's pages with it
         )
         say("== 2. topics")
         for spec, state in create_topics(settings):

@@ -36,13 +36,14 @@ from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_
 from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, IdentifyStage
 from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyBook, JourneyFeed
-from orchestrator.runtime.metrics import CONTENT_TYPE, WorkerMetrics
+from orchestrator.runtime.metrics import WorkerMetrics
 from orchestrator.runtime.offsets import InputOffsets
 from orchestrator.runtime.processor import Processed, Processor
 from orchestrator.runtime.producer import DurableApp
-from orchestrator.runtime.reading import admit, commit, highwater_of, lag_of, position_of, reread_dropped
+from orchestrator.runtime.reading import admit, commit, lag_of, reread_dropped
 from orchestrator.runtime.reread import DropWatch
 from orchestrator.runtime.timers import TimerIndex
+from orchestrator.runtime.web import register_pages, web_options
 
 __all__ = ["WorkerApp", "build_app"]
 
@@ -98,9 +99,7 @@ def build_app(settings: Settings) -> WorkerApp:
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        web_in_thread=False,
+        **web_options(settings),
         producer_acks=-1,
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
         key_serializer="raw",
@@ -363,7 +362,7 @@ def build_app(settings: Settings) -> WorkerApp:
             log.critical("committing offsets failed; exiting", exc_info=True)
             os._exit(70)
 
-    _register_pages(app, w)
+    register_pages(app, w)
     return w
 
 
@@ -431,109 +430,3 @@ def _rebuild_index(w: WorkerApp, owned: frozenset[int]) -> None:
                 w.timers.set(int(p_text), key, int(due_text))
         log.info("timer index rebuilt for partitions %s: %d pending", sorted(fresh), w.timers.pending())
     w.indexed = owned
-
-
-def _register_pages(app: faust.App, w: WorkerApp) -> None:
-    @app.page("/customers/{customer_key}/")
-    async def customer_view(web: Any, request: Any, customer_key: str) -> Any:
-        raw = w.customers.get(customer_key)
-        record = w.processor.decode(raw)
-        if record is not None and "moved" in record:
-            moved = {"error": f"customer {customer_key!r} was merged", "moved_to": record["moved"]}
-            return web.json(moved, status=404)
-        state = w.processor.state_of(raw)
-        if state is None:
-            return web.json({"error": f"no customer {customer_key!r} on this worker"}, status=404)
-        return web.json(
-            {
-                "customer_key": customer_key,
-                "profile": state.profile.to_dict(),
-                "instances": [i.to_dict() for i in state.instances],
-                "entries": state.entries,
-                "seen_events": len(state.seen),
-                "state": state.to_dict(),
-                "clock_ms": state.clock_ms,
-                "next_wakeup_ms": state.next_wakeup_ms(),
-            }
-        )
-
-    @app.page("/identities/{name}/")
-    async def identity_view(web: Any, request: Any, name: str) -> Any:
-        graph = w.identify.graph
-        if graph is None:
-            return web.json({"error": "the identity graph is not on this worker"}, status=404)
-        key = graph.lookup(name)
-        if key is None:
-            return web.json({"error": f"no customer known by {name!r}"}, status=404)
-        body = {
-            "asked": name,
-            "customer_key": key,
-            "identities": graph.identities(key),
-            "aliases": graph.aliases(key),
-        }
-        return web.json(body)
-
-    @app.page("/clock/")
-    async def clock_view(web: Any, request: Any) -> Any:
-        parts = {
-            str(p): {
-                "clock_ms": w.clocks.get(p),
-                "watermarks": w.clocks.marks.get(p, {}),
-                "pending_timers": w.timers.pending(p),
-                "next_due_ms": w.timers.next_due(p),
-            }
-            for p in sorted(w.indexed)
-        }
-        t = w.settings.topics
-        consumer = app.consumer
-        sources: dict[str, Any] = {}
-        for tp in sorted(app.assignor.assigned_actives()):
-            if tp.topic != t.raw_events:
-                continue
-            sources[str(tp.partition)] = {
-                "latest_ms": w.sources.latest.get(tp.partition),
-                "sent_ms": w.sources.sent.get(tp.partition),
-                "lag": w.lags.get(f"raw-{tp.partition}"),
-                "processed": w.offsets.last(tp),
-                "next": w.offsets.next.get(tp),
-                "committed_by_worker": w.offsets.committed.get(tp),
-                "highwater": highwater_of(app, tp),
-                "committed": consumer._committed_offset.get(tp),  # type: ignore[attr-defined]
-                "position": await position_of(app, tp),
-                "read_offset": consumer._read_offset.get(tp),  # type: ignore[attr-defined]
-                "read_by_faust": tp in (consumer._active_partitions or ()),  # type: ignore[attr-defined]
-                "paused_by_faust": tp in consumer._paused_partitions,  # type: ignore[attr-defined]
-            }
-        stage = w.identify
-        identify = (
-            {"marks": stage.marks, "released_ms": stage.released_ms, "held": stage.held(), "last": stage.last}
-            if stage.loaded
-            else None
-        )
-        return web.json({"partitions": parts, "raw_partitions": sources, "identify": identify})
-
-    @app.page("/journeys/")
-    async def journeys_view(web: Any, request: Any) -> Any:
-        return web.json(w.book.summary())
-
-    @app.page("/metrics")
-    async def metrics_view(web: Any, request: Any) -> Any:
-        await w.metrics.refresh(w)
-        return web.bytes(w.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
-
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
-
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        journeys = w.feed is not None and w.feed.caught_up.is_set()
-        ready = recovered and journeys and not app.rebalancing and not app.in_recovery
-        body = {
-            "ready": ready,
-            "recovered": recovered,
-            "journeys_loaded": journeys,
-            "rebalancing": bool(app.rebalancing),
-        }
-        return web.json(body, status=200 if ready else 503)

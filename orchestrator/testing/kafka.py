@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 
 def unique_settings(bootstrap: str, data_dir: Path, *, partitions: int = 3, **overrides: Any) -> Settings:
-    """Settings whose topic names, app id (consumer group) and web port are this test's alone."""
+    """Settings whose topic names, app id (consumer group), web port and API token are this test's alone."""
     tag = uuid.uuid4().hex[:10]
     topics = TopicNames(**{name: f"t{tag}.{default}" for name, default in TopicNames().model_dump().items()})
     values: dict[str, Any] = {
@@ -28,6 +28,7 @@ def unique_settings(bootstrap: str, data_dir: Path, *, partitions: int = 3, **ov
         "store": "memory://",
         "data_dir": data_dir,
         "web_port": free_port(),
+        "api_token": f"test-token-{uuid.uuid4().hex}",
         **overrides,
     }
     return Settings.model_validate(values)

@@ -60,9 +60,15 @@ class WorkerProcess:
         log.close()
         return self
 
+    def request(self, path: str, token: str | None = None) -> urllib.request.Request:
+        """A GET of ``path`` with this worker's API token (or ``token``) as a bearer token."""
+        secret = token or (self.settings.api_token.get_secret_value() if self.settings.api_token else None)
+        headers = {"Authorization": f"Bearer {secret}"} if secret else {}
+        return urllib.request.Request(self.url + path, headers=headers)
+
     def get_json(self, path: str) -> tuple[int, Any]:
         try:
-            with urllib.request.urlopen(self.url + path, timeout=2) as resp:
+            with urllib.request.urlopen(self.request(path), timeout=2) as resp:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")

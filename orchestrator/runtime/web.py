@@ -1,0 +1,184 @@
+"""The worker's HTTP server: where it listens, who may ask what, and the pages it serves.
+
+Private by default (docs/security.md):
+
+- it binds ``web_host`` (loopback unless configured otherwise) — Faust's own ``web_bind`` would be
+  0.0.0.0 whatever ``web_host`` says;
+- every route but :data:`OPEN_PATHS` requires ``Authorization: Bearer <api_token>``, compared in
+  constant time; with no token configured those routes answer 401 and never data. The check is an
+  aiohttp middleware, so it covers every route the server has, Faust's included;
+- Faust's built-in pages that expose tables and internals (``/table/…``, ``/router/…``, ``/graph/``,
+  ``/stats/``) are not mounted at all.
+
+``/metrics``, ``/healthz`` and ``/readyz`` are open (probes and Prometheus) and carry no customer data.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web as aioweb
+
+from orchestrator.config import Settings
+from orchestrator.runtime.metrics import CONTENT_TYPE
+from orchestrator.runtime.reading import highwater_of, position_of
+
+if TYPE_CHECKING:
+    import faust
+
+    from orchestrator.runtime.app import WorkerApp
+
+__all__ = ["OPEN_PATHS", "authorized", "register_pages", "web_options"]
+
+OPEN_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+"""Paths served without a token: probes and Prometheus; none of them carries customer data."""
+
+
+def authorized(header: str | None, token: str | None) -> bool:
+    """True when ``header`` (the request's Authorization header) carries ``token``; never without one."""
+    if not token or not header:
+        return False
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _token_middleware(token: str | None) -> Any:
+    @aioweb.middleware
+    async def require_token(request: aioweb.Request, handler: Any) -> Any:
+        path = request.path.rstrip("/") or "/"
+        if path in OPEN_PATHS or authorized(request.headers.get("Authorization"), token):
+            return await handler(request)
+        reason = "a bearer token is required" if token else "no api_token is configured on this worker"
+        return aioweb.json_response(
+            {"error": f"unauthorized: {reason}"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    return require_token
+
+
+def web_options(settings: Settings) -> dict[str, Any]:
+    """The :class:`faust.App` settings of the HTTP server."""
+    token = None if settings.api_token is None else settings.api_token.get_secret_value()
+    return {
+        "web_bind": settings.web_host,
+        "web_host": settings.web_host,
+        "web_port": settings.web_port,
+        "web_in_thread": False,
+        "web_application_options": {"middlewares": [_token_middleware(token)]},
+        # Faust's pages of raw table rows and internals: not served at all.
+        "web_tables_enabled": False,
+        "web_router_enabled": False,
+        "web_graph_enabled": False,
+        "web_stats_enabled": False,
+    }
+
+
+def register_pages(app: faust.App, w: WorkerApp) -> None:
+    """The worker's own pages (docs/runtime.md: the endpoints)."""
+
+    @app.page("/customers/{customer_key}/")
+    async def customer_view(web: Any, request: Any, customer_key: str) -> Any:
+        raw = w.customers.get(customer_key)
+        record = w.processor.decode(raw)
+        if record is not None and "moved" in record:
+            moved = {"error": f"customer {customer_key!r} was merged", "moved_to": record["moved"]}
+            return web.json(moved, status=404)
+        state = w.processor.state_of(raw)
+        if state is None:
+            return web.json({"error": f"no customer {customer_key!r} on this worker"}, status=404)
+        return web.json(
+            {
+                "customer_key": customer_key,
+                "profile": state.profile.to_dict(),
+                "instances": [i.to_dict() for i in state.instances],
+                "entries": state.entries,
+                "seen_events": len(state.seen),
+                "state": state.to_dict(),
+                "clock_ms": state.clock_ms,
+                "next_wakeup_ms": state.next_wakeup_ms(),
+            }
+        )
+
+    @app.page("/identities/{name}/")
+    async def identity_view(web: Any, request: Any, name: str) -> Any:
+        graph = w.identify.graph
+        if graph is None:
+            return web.json({"error": "the identity graph is not on this worker"}, status=404)
+        key = graph.lookup(name)
+        if key is None:
+            return web.json({"error": f"no customer known by {name!r}"}, status=404)
+        body = {
+            "asked": name,
+            "customer_key": key,
+            "identities": graph.identities(key),
+            "aliases": graph.aliases(key),
+        }
+        return web.json(body)
+
+    @app.page("/clock/")
+    async def clock_view(web: Any, request: Any) -> Any:
+        parts = {
+            str(p): {
+                "clock_ms": w.clocks.get(p),
+                "watermarks": w.clocks.marks.get(p, {}),
+                "pending_timers": w.timers.pending(p),
+                "next_due_ms": w.timers.next_due(p),
+            }
+            for p in sorted(w.indexed)
+        }
+        t = w.settings.topics
+        consumer = app.consumer
+        sources: dict[str, Any] = {}
+        for tp in sorted(app.assignor.assigned_actives()):
+            if tp.topic != t.raw_events:
+                continue
+            sources[str(tp.partition)] = {
+                "latest_ms": w.sources.latest.get(tp.partition),
+                "sent_ms": w.sources.sent.get(tp.partition),
+                "lag": w.lags.get(f"raw-{tp.partition}"),
+                "processed": w.offsets.last(tp),
+                "next": w.offsets.next.get(tp),
+                "committed_by_worker": w.offsets.committed.get(tp),
+                "highwater": highwater_of(app, tp),
+                "committed": consumer._committed_offset.get(tp),  # type: ignore[attr-defined]
+                "position": await position_of(app, tp),
+                "read_offset": consumer._read_offset.get(tp),  # type: ignore[attr-defined]
+                "read_by_faust": tp in (consumer._active_partitions or ()),  # type: ignore[attr-defined]
+                "paused_by_faust": tp in consumer._paused_partitions,  # type: ignore[attr-defined]
+            }
+        stage = w.identify
+        identify = (
+            {"marks": stage.marks, "released_ms": stage.released_ms, "held": stage.held(), "last": stage.last}
+            if stage.loaded
+            else None
+        )
+        return web.json({"partitions": parts, "raw_partitions": sources, "identify": identify})
+
+    @app.page("/journeys/")
+    async def journeys_view(web: Any, request: Any) -> Any:
+        return web.json(w.book.summary())
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        await w.metrics.refresh(w)
+        return web.bytes(w.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+        journeys = w.feed is not None and w.feed.caught_up.is_set()
+        ready = recovered and journeys and not app.rebalancing and not app.in_recovery
+        body = {
+            "ready": ready,
+            "recovered": recovered,
+            "journeys_loaded": journeys,
+            "rebalancing": bool(app.rebalancing),
+        }
+        return web.json(body, status=200 if ready else 503)
