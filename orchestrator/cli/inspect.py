@@ -28,6 +28,7 @@ from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.profile import CONSENT_DEFAULTS
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.kafka.security import librdkafka_options
+from orchestrator.runtime.web import accepted_tokens
 from orchestrator.simulate.state_file import read_state_file
 
 __all__ = ["InspectError", "customer_document", "inspect_command", "register", "render"]
@@ -269,7 +270,8 @@ def _render_decisions(decisions: list[dict[str, Any]]) -> str:
 def inspect_command(args: argparse.Namespace) -> int:
     if args.worker:
         settings = settings_from(args)
-        token = settings.api_token.get_secret_value() if settings.api_token else None
+        tokens = accepted_tokens(settings.api_token.get_secret_value() if settings.api_token else None)
+        token = tokens[0] if tokens else None
         ident = _live_identity(args.worker, args.customer, token)
         live = _live_state(args.worker, ident["customer_key"] if ident else args.customer, token)
         doc = customer_document(

@@ -5,7 +5,8 @@ Private by default (docs/security.md):
 - it binds ``web_host`` (loopback unless configured otherwise) — Faust's own ``web_bind`` would be
   0.0.0.0 whatever ``web_host`` says;
 - every route but :data:`OPEN_PATHS` requires ``Authorization: Bearer <api_token>``, compared in
-  constant time; with no token configured those routes answer 401 and never data. The check is an
+  constant time (``api_token`` may name two tokens, ``new,old``, while one is rotated); with no token
+  configured those routes answer 401 and never data. The check is an
   aiohttp middleware, so it covers every route the server has, Faust's included;
 - Faust's built-in pages that expose tables and internals (``/table/…``, ``/router/…``, ``/graph/``,
   ``/stats/``) are not mounted at all.
@@ -29,29 +30,39 @@ if TYPE_CHECKING:
 
     from orchestrator.runtime.app import WorkerApp
 
-__all__ = ["OPEN_PATHS", "authorized", "register_pages", "web_options"]
+__all__ = ["OPEN_PATHS", "accepted_tokens", "authorized", "register_pages", "web_options"]
 
 OPEN_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 """Paths served without a token: probes and Prometheus; none of them carries customer data."""
 
 
-def authorized(header: str | None, token: str | None) -> bool:
-    """True when ``header`` (the request's Authorization header) carries ``token``; never without one."""
-    if not token or not header:
+def accepted_tokens(setting: str | None) -> tuple[str, ...]:
+    """The tokens ``api_token`` names: one, or several separated by commas while one is rotated
+    (the first is the one clients send)."""
+    return tuple(t.strip() for t in (setting or "").split(",") if t.strip())
+
+
+def authorized(header: str | None, tokens: str | tuple[str, ...] | None) -> bool:
+    """True when ``header`` (the request's Authorization header) carries one of ``tokens``; never
+    without a token. Every candidate is compared in constant time."""
+    accepted = accepted_tokens(tokens) if isinstance(tokens, str) or tokens is None else tokens
+    if not accepted or not header:
         return False
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(given.strip().encode(), token.encode())
+    presented = given.strip().encode()
+    matches = [hmac.compare_digest(presented, t.encode()) for t in accepted]
+    return any(matches)
 
 
-def _token_middleware(token: str | None) -> Any:
+def _token_middleware(tokens: tuple[str, ...]) -> Any:
     @aioweb.middleware
     async def require_token(request: aioweb.Request, handler: Any) -> Any:
         path = request.path.rstrip("/") or "/"
-        if path in OPEN_PATHS or authorized(request.headers.get("Authorization"), token):
+        if path in OPEN_PATHS or authorized(request.headers.get("Authorization"), tokens):
             return await handler(request)
-        reason = "a bearer token is required" if token else "no api_token is configured on this worker"
+        reason = "a bearer token is required" if tokens else "no api_token is configured on this worker"
         return aioweb.json_response(
             {"error": f"unauthorized: {reason}"}, status=401, headers={"WWW-Authenticate": "Bearer"}
         )
@@ -61,13 +72,13 @@ def _token_middleware(token: str | None) -> Any:
 
 def web_options(settings: Settings) -> dict[str, Any]:
     """The :class:`faust.App` settings of the HTTP server."""
-    token = None if settings.api_token is None else settings.api_token.get_secret_value()
+    tokens = accepted_tokens(None if settings.api_token is None else settings.api_token.get_secret_value())
     return {
         "web_bind": settings.web_host,
         "web_host": settings.web_host,
         "web_port": settings.web_port,
         "web_in_thread": False,
-        "web_application_options": {"middlewares": [_token_middleware(token)]},
+        "web_application_options": {"middlewares": [_token_middleware(tokens)]},
         # Faust's pages of raw table rows and internals: not served at all.
         "web_tables_enabled": False,
         "web_router_enabled": False,

@@ -62,7 +62,8 @@ class WorkerProcess:
 
     def request(self, path: str, token: str | None = None) -> urllib.request.Request:
         """A GET of ``path`` with this worker's API token (or ``token``) as a bearer token."""
-        secret = token or (self.settings.api_token.get_secret_value() if self.settings.api_token else None)
+        configured = self.settings.api_token.get_secret_value() if self.settings.api_token else ""
+        secret = token or configured.split(",")[0].strip()
         headers = {"Authorization": f"Bearer {secret}"} if secret else {}
         return urllib.request.Request(self.url + path, headers=headers)
 

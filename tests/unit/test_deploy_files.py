@@ -225,6 +225,12 @@ def test_compose_environment_names_are_settings_and_reach_the_broker() -> None:
     worker = services["worker"]["environment"]
     assert worker["ORCH_WEB_HOST"] == "0.0.0.0"
     assert str(worker["ORCH_WEB_PORT"]) in services["worker"]["expose"]
+    # the API token comes from an env file that git and the image never carry
+    env_file = services["worker"]["env_file"][0]
+    assert env_file["path"] == "./orchestrator.env"
+    assert "orchestrator.env" in (ROOT / ".gitignore").read_text().split()
+    assert "orchestrator.env" in (ROOT / ".dockerignore").read_text().split()
+    assert "ORCH_API_TOKEN" not in worker
 
 
 def test_compose_mounts_files_that_exist_and_agree() -> None:
@@ -312,6 +318,10 @@ def test_k8s_manifests_are_complete_and_consistent() -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["envFrom"][0]["configMapRef"]["name"] == k["ConfigMap"]["metadata"]["name"]
+    # secrets never in the ConfigMap; the API token and erasure key from the Secret orchestrator-api
+    assert not {"ORCH_API_TOKEN", "ORCH_ERASURE_KEY", "ORCH_SASL_PASSWORD"} & set(config)
+    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]}
+    assert from_secret == {"ORCH_API_TOKEN": "orchestrator-api", "ORCH_ERASURE_KEY": "orchestrator-api"}
     mount = container["volumeMounts"][0]
     assert mount["mountPath"] == config["ORCH_DATA_DIR"]
     assert mount["name"] == sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"]

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestrator.config import load_settings
-from orchestrator.runtime.web import OPEN_PATHS, authorized, web_options
+from orchestrator.runtime.web import OPEN_PATHS, accepted_tokens, authorized, web_options
 
 
 def test_bearer_token_is_required_and_compared_whole() -> None:
@@ -26,7 +26,14 @@ def test_no_configured_token_authorizes_nothing() -> None:
     assert not authorized("Bearer ", "")
 
 
-@given(st.text(max_size=40), st.text(min_size=1, max_size=40))
+_TOKEN = st.text(
+    st.characters(blacklist_characters=",", blacklist_categories=("Zs", "Zl", "Zp", "Cc", "Cs")),
+    min_size=1,
+    max_size=40,
+)
+
+
+@given(st.text(max_size=40), _TOKEN)
 def test_only_the_exact_token_passes(given_token: str, token: str) -> None:
     assert authorized(f"Bearer {given_token}", token) == (given_token.strip() == token)
 
@@ -39,3 +46,12 @@ def test_binds_web_host_and_hides_faust_internals() -> None:
     wide = web_options(load_settings(environ={"ORCH_WEB_HOST": "0.0.0.0"}))
     assert wide["web_bind"] == "0.0.0.0"
     assert {"/metrics", "/healthz", "/readyz"} == OPEN_PATHS
+
+
+def test_two_tokens_while_one_is_rotated() -> None:
+    assert accepted_tokens(" new-token , old-token ,") == ("new-token", "old-token")
+    assert accepted_tokens(None) == ()
+    assert authorized("Bearer old-token", "new-token,old-token")
+    assert authorized("Bearer new-token", ("new-token", "old-token"))
+    assert not authorized("Bearer new-token,old-token", "new-token,old-token")
+    assert not authorized("Bearer other", "new-token,old-token")
