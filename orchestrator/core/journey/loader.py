@@ -35,7 +35,7 @@ from orchestrator.core.journey.model import (
     WaitStep,
 )
 from orchestrator.core.journey.reader import NAME_RE, Reader
-from orchestrator.core.journey.yamlsrc import Path, compose_text
+from orchestrator.core.journey.yamlsrc import Path, compose_text, read_source
 from orchestrator.exceptions import JourneyValidationError
 
 __all__ = ["DEFAULT_HISTORY_WINDOW_MS", "load_journey_file", "load_journey_text"]
@@ -73,12 +73,10 @@ def load_journey_file(
     path: str | FsPath, *, history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS
 ) -> JourneyDefinition:
     """Load one journey file (see :func:`load_journey_text`)."""
-    p = FsPath(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JourneyValidationError([f"{p}:1: (root): cannot read the file: {exc}"]) from None
-    return load_journey_text(text, str(p), history_window_ms=history_window_ms)
+    text, problem = read_source(path)
+    if text is None:
+        raise JourneyValidationError([problem or f"{path}:1: (file): cannot read the file"])
+    return load_journey_text(text, str(path), history_window_ms=history_window_ms)
 
 
 def _content_hash(data: dict[str, Any]) -> str:

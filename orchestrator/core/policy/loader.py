@@ -20,7 +20,7 @@ from orchestrator.contracts.events import ENGAGEMENT_TYPES
 from orchestrator.core.engine.clock import zone
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS
 from orchestrator.core.journey.reader import Reader
-from orchestrator.core.journey.yamlsrc import Path, compose_text
+from orchestrator.core.journey.yamlsrc import Path, compose_text, read_source
 from orchestrator.core.policy.model import (
     CHANNELS,
     EngagementRule,
@@ -51,10 +51,8 @@ def is_policy_text(text: str) -> bool:
 
 
 def is_policy_file(path: str | FsPath) -> bool:
-    try:
-        return is_policy_text(FsPath(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
-        return False
+    text, _ = read_source(path)
+    return text is not None and is_policy_text(text)
 
 
 def load_policy_text(text: str, source_name: str = "<text>") -> Policy:
@@ -71,12 +69,10 @@ def load_policy_text(text: str, source_name: str = "<text>") -> Policy:
 
 def load_policy_file(path: str | FsPath) -> Policy:
     """Load one policy file (see :func:`load_policy_text`)."""
-    p = FsPath(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyValidationError([f"{p}:1: (root): cannot read the file: {exc}"]) from None
-    return load_policy_text(text, str(p))
+    text, problem = read_source(path)
+    if text is None:
+        raise PolicyValidationError([problem or f"{path}:1: (file): cannot read the file"])
+    return load_policy_text(text, str(path))
 
 
 def _policy(r: Reader, value: Any) -> Policy | None:
