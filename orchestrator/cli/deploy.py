@@ -47,6 +47,15 @@ def _deploy(args: argparse.Namespace) -> int:
         print("dry run: nothing published")
         return 0
     settings = settings_from(args)
-    publish_deployments(settings, deployments)
+    try:
+        publish_deployments(settings, deployments)
+    except JourneyValidationError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(
+            f"refused: {len(exc.problems)} problem(s) the workers would refuse; nothing was published",
+            file=sys.stderr,
+        )
+        return 1
     print(f"published {len(deployments)} deployment(s) to {settings.topics.journeys}")
     return 0

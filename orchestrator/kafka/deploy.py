@@ -1,7 +1,10 @@
 """Publishing journey deployments to the compacted journeys topic.
 
 Files are validated first, all of them, with every problem reported; nothing is published when any
-file is invalid, so an invalid journey never reaches a worker.
+file is invalid, so an invalid journey never reaches a worker. Then the records are offered to a
+:class:`~orchestrator.core.deployments.DeploymentBook` that holds what the topic already has — the
+same acceptance the workers apply — so a record a worker would refuse (the same version with other
+content, a record over the size limit) is refused here, before it is published.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from typing import Literal
 
 from orchestrator.config import Settings
 from orchestrator.contracts import JourneyDeployment
-from orchestrator.core.journey import load_journey_text
+from orchestrator.core.deployments import DeploymentBook
+from orchestrator.core.journey import JourneyRegistry, load_journey_text
+from orchestrator.core.journey.yamlsrc import read_source
 from orchestrator.core.policy import is_policy_text, load_policy_text
 from orchestrator.exceptions import JourneyValidationError, KafkaSetupError, PolicyValidationError
 from orchestrator.kafka.security import librdkafka_options
 
-__all__ = ["prepare_deployments", "publish_deployments"]
+__all__ = ["check_deployments", "prepare_deployments", "publish_deployments", "read_deployment_records"]
 
 
 def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list[JourneyDeployment]:
@@ -28,10 +33,9 @@ def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list
     out: list[JourneyDeployment] = []
     kind: Literal["journey", "policy"]
     for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            problems.append(f"{path}:1: (file): cannot read: {exc.strerror}")
+        text, problem = read_source(path)
+        if text is None:
+            problems.append(problem or f"{path}:1: (file): cannot read the file")
             continue
         try:
             if is_policy_text(text):
@@ -68,10 +72,74 @@ def _who() -> str:
         return ""
 
 
+def read_deployment_records(
+    settings: Settings, timeout: float = 30.0
+) -> list[tuple[bytes | None, bytes | None, str]]:
+    """Every record of the journeys topic as (key, value, where), in the order a worker applies them."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = settings.topics.journeys
+    consumer = Consumer(
+        {**librdkafka_options(settings), "group.id": "orchestrator-deploy", "enable.auto.commit": False}
+    )
+    try:
+        md = consumer.list_topics(topic, timeout=timeout)
+        if topic not in md.topics or md.topics[topic].error is not None:
+            raise KafkaSetupError(f"topic {topic!r} not found: run `orchestrator topics create` first")
+        out: list[tuple[bytes | None, bytes | None, str]] = []
+        for partition in sorted(md.topics[topic].partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(topic, partition, low)])
+            position = low
+            while position < high:
+                batch = consumer.consume(num_messages=500, timeout=timeout)
+                if not batch:
+                    raise KafkaSetupError(
+                        f"reading {topic}[{partition}] stopped at offset {position} of {high}"
+                    )
+                for msg in batch:
+                    if msg.error() is not None:
+                        continue
+                    offset = msg.offset() or 0
+                    position = max(position, offset + 1)
+                    if offset < high:
+                        out.append((msg.key(), msg.value(), f"journeys[{partition}]@{offset}"))
+        return out
+    finally:
+        consumer.close()
+
+
+def check_deployments(
+    existing: Sequence[tuple[bytes | None, bytes | None, str]],
+    deployments: Sequence[JourneyDeployment],
+    history_window_ms: int,
+) -> list[str]:
+    """Every problem a worker would find with ``deployments`` after the ``existing`` records."""
+    book = DeploymentBook(JourneyRegistry(history_window_ms=history_window_ms))
+    for key, value, where in existing:
+        book.apply(key, value, where=where)
+    problems: list[str] = []
+    for dep in deployments:
+        refusal = book.apply(dep.key.encode(), dep.to_json(), where=dep.source_name)
+        if refusal is not None:
+            problems.extend(
+                p if p.startswith(dep.source_name) else f"{dep.source_name}:1: {p}" for p in refusal.problems
+            )
+    return problems
+
+
 def publish_deployments(settings: Settings, deployments: Sequence[JourneyDeployment]) -> None:
-    """Publish the records (in order) to the journeys topic and wait for the broker to take them."""
+    """Check the records against what the journeys topic holds (raises JourneyValidationError with every
+    problem, publishing nothing), then publish them in order and wait for the broker to take them."""
     from confluent_kafka import Producer
 
+    problems = check_deployments(
+        read_deployment_records(settings), deployments, settings.history_window_days * 86_400_000
+    )
+    if problems:
+        raise JourneyValidationError(problems)
     errors: list[str] = []
 
     def delivered(err: object, msg: object) -> None:

@@ -1,0 +1,132 @@
+"""Accepting deployment records: the one rule that `orchestrator deploy` and every worker apply.
+
+A record of the journeys topic is accepted when it is within :data:`MAX_RECORD_BYTES`, is a valid
+:class:`~orchestrator.contracts.JourneyDeployment`, its YAML loads as a journey or policy whose id and
+version match the record's, and the registries take it (a version already deployed with other content
+is refused). :meth:`DeploymentBook.apply` never raises: a refused record is kept with its reason (for
+``/journeys/``, the logs and ``orchestrator deploy``) and the last good version stays in force.
+
+``orchestrator deploy`` reads the topic into a book of its own, then offers it the new records with the
+same method: what a worker would refuse is refused before it is published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrator.contracts import JourneyDeployment
+from orchestrator.core.journey import JourneyRegistry, load_journey_text
+from orchestrator.core.policy import PolicyRegistry, load_policy_text
+from orchestrator.exceptions import JourneyValidationError, PolicyValidationError
+
+__all__ = ["MAX_RECORD_BYTES", "DeploymentBook", "Refusal"]
+
+MAX_RECORD_BYTES = 900_000
+"""Largest deployment record: under Kafka's default 1 MB message limit with key and headers."""
+KEPT_REFUSALS = 50
+"""Refusals kept for ``/journeys/`` (the oldest go first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A record that was not applied: where it is, its key, and every problem (file:line: field: ...)."""
+
+    where: str
+    key: str
+    problems: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, str]:
+        return {"where": self.where, "key": self.key, "error": "; ".join(self.problems)}
+
+
+@dataclass
+class DeploymentBook:
+    """The journey and policy registries, plus what was refused."""
+
+    registry: JourneyRegistry
+    policies: PolicyRegistry = field(default_factory=PolicyRegistry)
+    refusals: list[Refusal] = field(default_factory=list)
+    applied: int = 0
+    last_applied: str = ""
+    """A short description of the last record applied (for the log)."""
+
+    @property
+    def problems(self) -> list[dict[str, str]]:
+        """The kept refusals as ``/journeys/`` shows them."""
+        return [r.to_dict() for r in self.refusals]
+
+    def apply(self, key: bytes | None, value: bytes | None, *, where: str) -> Refusal | None:
+        """Apply one record; None when applied, else the :class:`Refusal` (also kept). Never raises."""
+        if value is None:
+            return None  # a tombstone: deployments are never removed from the timeline
+        shown_key = (key or b"").decode(errors="replace")[:200]
+        try:
+            problems = self._apply(value)
+        except Exception as exc:  # never let a record stop a worker: refuse it with what went wrong
+            problems = [f"{where}: (record): could not be read: {type(exc).__name__}: {exc}"[:2000]]
+        if not problems:
+            self.applied += 1
+            return None
+        refusal = Refusal(where=where, key=shown_key, problems=tuple(problems))
+        self.refusals.append(refusal)
+        del self.refusals[:-KEPT_REFUSALS]
+        return refusal
+
+    def _apply(self, value: bytes) -> list[str]:
+        if len(value) > MAX_RECORD_BYTES:
+            return [f"(record): {len(value)} bytes, over the limit of {MAX_RECORD_BYTES} bytes"]
+        try:
+            dep = JourneyDeployment.model_validate_json(value)
+        except ValidationError as exc:
+            return [
+                f"(record): {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+                for e in exc.errors()[:20]
+            ]
+        try:
+            if dep.kind == "policy":
+                policy = load_policy_text(dep.text, dep.source_name)
+                if policy.id != dep.journey_id or policy.version != dep.version:
+                    return [
+                        f"{dep.source_name}:1: id: record says policy {dep.journey_id} v{dep.version}, "
+                        f"the file says {policy.id} v{policy.version}"
+                    ]
+                self.policies.deploy(policy, dep.effective_from_ms)
+                self.last_applied = f"policy {dep.journey_id} v{dep.version} from {dep.effective_from}"
+                return []
+            definition = load_journey_text(
+                dep.text, dep.source_name, history_window_ms=self.registry.history_window_ms
+            )
+            if definition.id != dep.journey_id or definition.version != dep.version:
+                return [
+                    f"{dep.source_name}:1: id: record says {dep.journey_id} v{dep.version}, "
+                    f"the file says {definition.id} v{definition.version}"
+                ]
+            self.registry.deploy(definition, dep.effective_from_ms)
+        except (JourneyValidationError, PolicyValidationError) as exc:
+            return list(exc.problems)
+        self.last_applied = f"journey {dep.journey_id} v{dep.version} from {dep.effective_from}"
+        return []
+
+    def summary(self) -> dict[str, Any]:
+        """What ``/journeys/`` shows: deployments per journey, policies, refusals."""
+        journeys = {}
+        for jid in self.registry.journey_ids():
+            journeys[jid] = [
+                {
+                    "version": d.definition.version,
+                    "status": d.definition.status,
+                    "effective_from_ms": d.effective_from_ms,
+                }
+                for d in self.registry.deployments(jid)
+            ]
+        policies = [
+            {
+                "policy": f"{d.policy.id}@{d.policy.version}" if d.policy else None,
+                "effective_from_ms": d.effective_from_ms,
+            }
+            for d in self.policies.deployments()
+        ]
+        return {"journeys": journeys, "policies": policies, "refused": self.problems, "applied": self.applied}
