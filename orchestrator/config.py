@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from orchestrator.contracts.events import EventLimits
 from orchestrator.exceptions import ConfigError
 
 __all__ = ["ENV_PREFIX", "Settings", "TopicNames", "load_settings"]
@@ -96,6 +97,18 @@ class Settings(BaseModel):
         ge=0,
         description="Older events (vs the partition clock) update the profile but start no journey; 0: off.",
     )
+    max_event_bytes: int = Field(
+        256 * 1024, ge=1024, le=900 * 1024, description="Largest raw event; larger ones are dead-lettered."
+    )
+    max_event_depth: int = Field(
+        16, ge=2, le=64, description="Deepest nesting of objects/arrays in an event."
+    )
+    max_event_properties: int = Field(
+        1000, ge=1, description="Most keys and array items under an event's properties (all levels)."
+    )
+    max_event_string_chars: int = Field(
+        32 * 1024, ge=64, description="Longest string (or key) in an event, in characters."
+    )
     timer_tick_s: float = Field(0.2, gt=0, description="How often a worker looks for due timers.")
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often a worker commits the offsets of the records it processed."
@@ -112,6 +125,15 @@ class Settings(BaseModel):
         if not value.strip():
             raise ValueError("must name at least one host:port")
         return value
+
+    def event_limits(self) -> EventLimits:
+        """The bounds every raw event must respect (docs/contracts.md)."""
+        return EventLimits(
+            max_bytes=self.max_event_bytes,
+            max_depth=self.max_event_depth,
+            max_properties=self.max_event_properties,
+            max_string_chars=self.max_event_string_chars,
+        )
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

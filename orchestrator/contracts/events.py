@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final
 
@@ -12,10 +13,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from orchestrator.exceptions import InvalidEventError
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "ENGAGEMENT_TYPES",
     "IDENTIFIER_PRIORITY",
     "KNOWN_EVENT_TYPES",
     "CustomerEvent",
+    "EventLimits",
     "Identifiers",
     "parse_event",
 ]
@@ -112,18 +115,88 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_event(raw: bytes | str) -> CustomerEvent:
+@dataclass(frozen=True, slots=True)
+class EventLimits:
+    """Bounds every event must respect (docs/contracts.md); checked once, at ingest.
+
+    An event over a bound is dead-lettered with reason ``over_limit`` naming the field and the bound.
+    The defaults keep an event, wrapped for the identify stage, well under Kafka's default 1 MB.
+    """
+
+    max_bytes: int = 256 * 1024
+    """The whole message, as bytes."""
+    max_depth: int = 16
+    """Nesting of objects and arrays, the event itself being level 1."""
+    max_properties: int = 1000
+    """Keys and array items under ``properties``, counted at every level."""
+    max_string_chars: int = 32 * 1024
+    """Any one string (or object key)."""
+
+    def check_size(self, raw: bytes | str) -> None:
+        size = len(raw)
+        if size > self.max_bytes:
+            raise InvalidEventError(
+                "over_limit", f"message of {size} bytes, over the limit of {self.max_bytes} (max_event_bytes)"
+            )
+
+    def check(self, raw: bytes | str, data: dict[str, Any]) -> None:
+        """Depth, property count and string length of the parsed ``data`` (``raw``: its bytes)."""
+        text = raw.encode() if isinstance(raw, str) else raw
+        # Cheap bounds first: no walk when the bytes cannot hold a violation (the usual case).
+        may_nest = text.count(b"{") + text.count(b"[") > self.max_depth
+        may_count = text.count(b",") + text.count(b":") >= self.max_properties
+        may_long = len(text) > self.max_string_chars
+        if not (may_nest or may_count or may_long):
+            return
+        stack: list[tuple[Any, tuple[str, ...], int]] = [(data, (), 1)]
+        counted = 0
+        while stack:
+            value, path, depth = stack.pop()
+            where = ".".join(path) or "(root)"
+            if isinstance(value, dict | list):
+                if depth > self.max_depth:
+                    raise InvalidEventError(
+                        "over_limit",
+                        f"field '{where}': nested deeper than {self.max_depth} levels (max_event_depth)",
+                    )
+                if path and path[0] == "properties":
+                    counted += len(value)
+                items = value.items() if isinstance(value, dict) else enumerate(value)
+                for k, v in items:
+                    if isinstance(k, str) and len(k) > self.max_string_chars:
+                        raise InvalidEventError(
+                            "over_limit",
+                            f"field '{where}': a key of {len(k)} characters, over {self.max_string_chars} "
+                            "(max_event_string_chars)",
+                        )
+                    stack.append((v, (*path, str(k)), depth + 1))
+                if counted > self.max_properties:
+                    raise _over("properties", f"more than {self.max_properties} keys and items", "properties")
+            elif isinstance(value, str) and len(value) > self.max_string_chars:
+                raise _over(where, f"{len(value)} characters, over {self.max_string_chars}", "string_chars")
+
+
+def _over(where: str, what: str, setting: str) -> InvalidEventError:
+    return InvalidEventError("over_limit", f"field '{where}': {what} (max_event_{setting})")
+
+
+DEFAULT_LIMITS: Final = EventLimits()
+
+
+def parse_event(raw: bytes | str, limits: EventLimits = DEFAULT_LIMITS) -> CustomerEvent:
     """Parse raw bytes into a :class:`CustomerEvent`.
 
-    Raises :class:`InvalidEventError` with reason ``not_json`` or ``invalid_event`` and a detail that
-    names each offending field.
+    Raises :class:`InvalidEventError` with reason ``not_json``, ``over_limit`` (``limits``) or
+    ``invalid_event`` and a detail that names each offending field.
     """
+    limits.check_size(raw)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidEventError("not_json", f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidEventError("invalid_event", f"an event is a JSON object, got {type(data).__name__}")
+    limits.check(raw, data)
     try:
         return CustomerEvent.model_validate(data)
     except ValidationError as exc:

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import base64
-from typing import Literal
+import hashlib
+from typing import Final, Literal
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from orchestrator.contracts.events import CustomerEvent
 
-__all__ = ["DeadLetter", "JourneyDeployment", "ResolvedEvent"]
+__all__ = [
+    "DEAD_LETTER_KEEP_BYTES",
+    "DEAD_LETTER_REASONS",
+    "DeadLetter",
+    "DeadLetterReason",
+    "JourneyDeployment",
+    "ResolvedEvent",
+]
+
+DeadLetterReason = Literal["not_json", "invalid_event", "over_limit", "processing_error"]
+DEAD_LETTER_REASONS: Final = ("not_json", "invalid_event", "over_limit", "processing_error")
+DEAD_LETTER_KEEP_BYTES: Final = 64 * 1024
+"""Original bytes kept in a dead letter; a longer original keeps this prefix, its length and SHA-256,
+so that a dead letter always fits Kafka's message limit."""
+KEY_KEEP_BYTES: Final = 1024
+"""Original key bytes kept in a dead letter (and used as its key)."""
+ERROR_KEEP_CHARS: Final = 4000
 
 
 class ResolvedEvent(BaseModel):
@@ -41,24 +58,31 @@ class ResolvedEvent(BaseModel):
 
 
 class DeadLetter(BaseModel):
-    """A message the orchestrator could not take, kept with everything needed to look at it again."""
+    """A message the orchestrator could not take, kept with everything needed to look at it again.
+
+    It always fits a Kafka message: an original over :data:`DEAD_LETTER_KEEP_BYTES` keeps its first
+    bytes (``value_truncated``), with its length and SHA-256 to find it on the source topic.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    reason: Literal["not_json", "invalid_event", "processing_error"]
+    reason: DeadLetterReason
     error: str = Field(description="What is wrong and where (field names).")
     topic: str
     partition: int
     offset: int
-    key_b64: str | None = Field(None, description="The original key, base64.")
-    value_b64: str = Field(description="The original bytes, base64, exactly as read.")
+    key_b64: str | None = Field(None, description="The original key, base64 (its first 1 KiB).")
+    value_b64: str = Field(description="The original bytes, base64, exactly as read (or their first 64 KiB).")
+    value_bytes: int = Field(0, description="Length of the original value.")
+    value_sha256: str = Field("", description="SHA-256 of the original value, hex.")
+    value_truncated: bool = Field(False, description="True when value_b64 holds only the first bytes.")
     dead_lettered_at: AwareDatetime
 
     @classmethod
     def of(
         cls,
         *,
-        reason: Literal["not_json", "invalid_event", "processing_error"],
+        reason: DeadLetterReason,
         error: str,
         topic: str,
         partition: int,
@@ -67,18 +91,28 @@ class DeadLetter(BaseModel):
         value: bytes,
         at: AwareDatetime,
     ) -> DeadLetter:
+        kept = value[:DEAD_LETTER_KEEP_BYTES]
         return cls(
             reason=reason,
-            error=error,
+            error=error if len(error) <= ERROR_KEEP_CHARS else error[:ERROR_KEEP_CHARS] + " …(cut)",
             topic=topic,
             partition=partition,
             offset=offset,
-            key_b64=base64.b64encode(key).decode() if key is not None else None,
-            value_b64=base64.b64encode(value).decode(),
+            key_b64=base64.b64encode(key[:KEY_KEEP_BYTES]).decode() if key is not None else None,
+            value_b64=base64.b64encode(kept).decode(),
+            value_bytes=len(value),
+            value_sha256=hashlib.sha256(value).hexdigest(),
+            value_truncated=len(kept) < len(value),
             dead_lettered_at=at,
         )
 
+    @staticmethod
+    def key_of(key: bytes | None) -> bytes | None:
+        """The key a dead letter is published with: the original's first :data:`KEY_KEEP_BYTES`."""
+        return None if key is None else key[:KEY_KEEP_BYTES]
+
     def original_value(self) -> bytes:
+        """The original bytes (only their first part when ``value_truncated``)."""
         return base64.b64decode(self.value_b64)
 
     def to_json(self) -> bytes:

@@ -56,6 +56,7 @@ def produce_file(
     if not path.exists():
         raise KafkaSetupError(f"{path}: no such file")
     target = topic or settings.topics.raw_events
+    limits = settings.event_limits()  # the bounds the workers' ingest stage applies
     report = ProduceReport()
     producer = Producer(
         {**librdkafka_options(settings), "linger.ms": 20, "enable.idempotence": True, "acks": "all"}
@@ -76,7 +77,7 @@ def produce_file(
         key: bytes | None = None
         if validate:
             try:
-                key = canonical_key(parse_event(raw).identifiers).encode()
+                key = canonical_key(parse_event(raw, limits).identifiers).encode()
             except InvalidEventError as exc:
                 bad = BadLine(number, exc.detail)
                 report.bad.append(bad)

@@ -143,6 +143,7 @@ def build_app(settings: Settings) -> WorkerApp:
     w.identities = identities
     feed = w.feed = JourneyFeed(settings, book)
     out_topics = {t.identify: identify_topic, t.dead_letter: dead_letter_topic}
+    limits = settings.event_limits()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
@@ -168,7 +169,7 @@ def build_app(settings: Settings) -> WorkerApp:
                 continue
             routed = route_raw(
                 msg.value, msg.key, topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                topics=t, at=datetime.now(UTC),
+                topics=t, at=datetime.now(UTC), limits=limits,
             )  # fmt: skip
             w.metrics.routed(routed.reason)
             if routed.reason != "resolved":
@@ -287,7 +288,9 @@ def build_app(settings: Settings) -> WorkerApp:
                     topic=msg.topic, partition=p, offset=msg.offset, key=msg.key, value=msg.value,
                     at=datetime.now(UTC),
                 )  # fmt: skip
-                await dead_letter_topic.send(key=msg.key, value=letter.to_json(), force=True)
+                await dead_letter_topic.send(
+                    key=DeadLetter.key_of(msg.key), value=letter.to_json(), force=True
+                )
                 w.offsets.done(msg.tp, msg.offset)
                 continue
             try:

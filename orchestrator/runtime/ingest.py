@@ -11,10 +11,14 @@ from datetime import datetime
 
 from orchestrator.config import TopicNames
 from orchestrator.contracts import DeadLetter, ResolvedEvent, parse_event
+from orchestrator.contracts.events import DEFAULT_LIMITS, EventLimits
+from orchestrator.contracts.records import DeadLetterReason
 from orchestrator.core.resolution import canonical_key
 from orchestrator.exceptions import InvalidEventError
 
 __all__ = ["Routed", "route_raw"]
+
+_REASONS: dict[str, DeadLetterReason] = {"not_json": "not_json", "over_limit": "over_limit"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +42,19 @@ def route_raw(
     offset: int,
     topics: TopicNames,
     at: datetime,
+    limits: EventLimits = DEFAULT_LIMITS,
 ) -> Routed:
     """Resolve one raw message, or turn it into a dead letter naming what is wrong and where.
 
     ``at`` is only stamped on dead letters (when they were set aside); it never affects resolution.
+    ``limits`` bound the event's size and shape (:class:`~orchestrator.contracts.events.EventLimits`).
     """
     raw = value if value is not None else b""
     try:
-        event = parse_event(raw)
+        event = parse_event(raw, limits)
     except InvalidEventError as exc:
         letter = DeadLetter.of(
-            reason="not_json" if exc.reason == "not_json" else "invalid_event",
+            reason=_REASONS.get(exc.reason, "invalid_event"),
             error=f"{topic}[{partition}]@{offset}: {exc.detail}",
             topic=topic,
             partition=partition,
@@ -57,7 +63,7 @@ def route_raw(
             value=raw,
             at=at,
         )
-        return Routed(topics.dead_letter, key, letter.to_json(), letter.reason)
+        return Routed(topics.dead_letter, DeadLetter.key_of(key), letter.to_json(), letter.reason)
     customer_key = canonical_key(event.identifiers)
     resolved = ResolvedEvent(
         customer_key=customer_key, event=event, source_partition=partition, source_offset=offset
