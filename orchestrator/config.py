@@ -109,6 +109,9 @@ class Settings(BaseModel):
     max_event_string_chars: int = Field(
         32 * 1024, ge=64, description="Longest string (or key) in an event, in characters."
     )
+    stuck_after_s: float = Field(
+        30.0, gt=0, description="A partition with lag and no progress this long is stuck: /readyz false."
+    )
     timer_tick_s: float = Field(0.2, gt=0, description="How often a worker looks for due timers.")
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often a worker commits the offsets of the records it processed."

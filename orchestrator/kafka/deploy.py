@@ -10,10 +10,11 @@ content, a record over the size limit) is refused here, before it is published.
 from __future__ import annotations
 
 import getpass
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from orchestrator.config import Settings
 from orchestrator.contracts import JourneyDeployment
@@ -88,7 +89,7 @@ def read_deployment_records(
             raise KafkaSetupError(f"topic {topic!r} not found: run `orchestrator topics create` first")
         out: list[tuple[bytes | None, bytes | None, str]] = []
         for partition in sorted(md.topics[topic].partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            low, high = _watermarks(consumer, TopicPartition(topic, partition), timeout)
             if high <= low:
                 continue
             consumer.assign([TopicPartition(topic, partition, low)])
@@ -109,6 +110,33 @@ def read_deployment_records(
         return out
     finally:
         consumer.close()
+
+
+def _watermarks(consumer: Any, tp: Any, timeout: float) -> tuple[int, int]:
+    """Low and high offsets of ``tp``, retried while the broker is still electing a leader (a topic
+    just created answers NOT_LEADER_FOR_PARTITION for a moment)."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    transient = {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = isinstance(error, KafkaError) and (error.retriable() or error.code() in transient)
+            if not retriable or time.monotonic() > deadline:
+                raise KafkaSetupError(
+                    f"reading the offsets of {tp.topic}[{tp.partition}] failed: {exc}"
+                ) from None
+            time.sleep(0.2)
 
 
 def check_deployments(

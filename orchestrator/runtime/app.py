@@ -42,6 +42,7 @@ from orchestrator.runtime.processor import Processed, Processor
 from orchestrator.runtime.producer import DurableApp
 from orchestrator.runtime.reading import admit, commit, lag_of, reread_dropped
 from orchestrator.runtime.reread import DropWatch
+from orchestrator.runtime.stuck import StuckWatch
 from orchestrator.runtime.timers import TimerIndex
 from orchestrator.runtime.web import register_pages, web_options
 
@@ -81,6 +82,13 @@ class WorkerApp:
     identify: IdentifyStage = field(default_factory=lambda: IdentifyStage(1, 1))
     drops: DropWatch = field(default_factory=DropWatch)
     identities: Any = None
+    stuck: StuckWatch = field(default_factory=lambda: StuckWatch(30_000))
+    """Input partitions with lag and no progress (:mod:`.stuck`), as of ``stuck_seen_ms``."""
+    stuck_seen_ms: int = 0
+
+    def stuck_partitions(self) -> list[Any]:
+        """Input partitions stuck at the last look (the ticker looks every second)."""
+        return self.stuck.stuck(self.stuck_seen_ms) if self.stuck_seen_ms else []
 
 
 def _wall_ms() -> int:
@@ -141,6 +149,7 @@ def build_app(settings: Settings) -> WorkerApp:
     w.clocks = PartitionClocks(1)  # one watermark per customer partition: the identify stage's
     w.identify = IdentifyStage(sources=settings.partitions, partitions=settings.partitions)
     w.identities = identities
+    w.stuck = StuckWatch(int(settings.stuck_after_s * 1000))
     feed = w.feed = JourneyFeed(settings, book)
     out_topics = {t.identify: identify_topic, t.dead_letter: dead_letter_topic}
     limits = settings.event_limits()
@@ -156,6 +165,20 @@ def build_app(settings: Settings) -> WorkerApp:
         w.offsets.forget(revoked)  # reading starts over at the group's offset where it comes back
         w.drops.forget()
 
+    async def set_aside(msg: Any, exc: Exception) -> None:
+        """One message failed in a stage's logic: dead-letter it (``processing_error``) and go on."""
+        log.error(
+            "processing %s[%s]@%s failed; dead-lettered", msg.topic, msg.partition, msg.offset, exc_info=exc
+        )
+        w.metrics.invalid("processing_error")
+        letter = DeadLetter.of(
+            reason="processing_error", error=f"{msg.topic}[{msg.partition}]@{msg.offset}: {exc!r}",
+            topic=msg.topic, partition=msg.partition, offset=msg.offset, key=msg.key,
+            value=msg.value or b"", at=datetime.now(UTC),
+        )  # fmt: skip
+        await dead_letter_topic.send(key=DeadLetter.key_of(msg.key), value=letter.to_json(), force=True)
+        w.offsets.done(msg.tp, msg.offset)
+
     @app.task
     async def journey_feed() -> None:
         await feed.run()
@@ -167,10 +190,14 @@ def build_app(settings: Settings) -> WorkerApp:
             msg = event.message
             if not await admit(w, msg):
                 continue
-            routed = route_raw(
-                msg.value, msg.key, topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                topics=t, at=datetime.now(UTC), limits=limits,
-            )  # fmt: skip
+            try:  # never raises for any bytes (hypothesis-tested); a bug would still fail this one alone
+                routed = route_raw(
+                    msg.value, msg.key, topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                    topics=t, at=datetime.now(UTC), limits=limits,
+                )  # fmt: skip
+            except Exception as exc:
+                await set_aside(msg, exc)
+                continue
             w.metrics.routed(routed.reason)
             if routed.reason != "resolved":
                 log.warning(
@@ -212,6 +239,10 @@ def build_app(settings: Settings) -> WorkerApp:
                 if stage.needs_stored(msg.offset):
                     row = identities.get(stage.outbox_row(msg.offset))
                     stored = None if row is None else orjson.loads(row)
+            except BaseException:
+                log.critical("identity table failed at %s@%s; exiting", msg.topic, msg.offset, exc_info=True)
+                os._exit(70)
+            try:
                 if msg.key == WATERMARK_KEY:
                     mark = orjson.loads(msg.value)
                     done = stage.on_watermark(msg.offset, int(mark["r"]), int(mark["t"]), stored)
@@ -219,6 +250,10 @@ def build_app(settings: Settings) -> WorkerApp:
                     resolved = ResolvedEvent.model_validate_json(msg.value)
                     at = event_time(resolved.event.occurred_ms, _wall_ms())
                     done = stage.on_event(msg.offset, resolved, at, stored)
+            except Exception as exc:  # this message alone: set aside, the stage goes on
+                await set_aside(msg, exc)
+                continue
+            try:
                 for name, value in done.rows.items():
                     if value is None:
                         identities.pop(name, None)
@@ -227,8 +262,8 @@ def build_app(settings: Settings) -> WorkerApp:
                 for key, value, partition in done.messages:
                     await resolved_topic.send(key=key, value=value, partition=partition, force=True)
             except BaseException:
-                # (its input comes from the resolve stage, valid by construction): the table or Kafka
-                # failed; stop before this offset can be committed, so it is read again after restart
+                # the table or Kafka failed; stop before this offset can be committed, so it is read
+                # again after the restart
                 log.critical("identify stage failed at %s@%s; exiting", msg.topic, msg.offset, exc_info=True)
                 os._exit(70)
             w.metrics.identified(done.merges, done.erased, done.dropped, done.copies)
@@ -248,8 +283,12 @@ def build_app(settings: Settings) -> WorkerApp:
                 w.offsets.done(msg.tp, msg.offset)
                 continue
             if msg.key == WATERMARK_KEY:
-                mark = orjson.loads(msg.value)
-                w.clocks.watermark(p, int(mark["r"]), int(mark["t"]))
+                try:
+                    mark = orjson.loads(msg.value)
+                    w.clocks.watermark(p, int(mark["r"]), int(mark["t"]))
+                except Exception as exc:
+                    await set_aside(msg, exc)
+                    continue
                 w.offsets.done(msg.tp, msg.offset)
                 continue
             key = msg.key.decode()
@@ -281,17 +320,7 @@ def build_app(settings: Settings) -> WorkerApp:
                         key, raw, resolved.event, msg.offset, now, origin, resolved.merged_from
                     )
             except Exception as exc:  # a message the logic cannot take: set aside, never lost
-                log.exception("processing %s[%s]@%s failed; dead-lettered", msg.topic, p, msg.offset)
-                w.metrics.invalid("processing_error")
-                letter = DeadLetter.of(
-                    reason="processing_error", error=f"{msg.topic}[{p}]@{msg.offset}: {exc!r}",
-                    topic=msg.topic, partition=p, offset=msg.offset, key=msg.key, value=msg.value,
-                    at=datetime.now(UTC),
-                )  # fmt: skip
-                await dead_letter_topic.send(
-                    key=DeadLetter.key_of(msg.key), value=letter.to_json(), force=True
-                )
-                w.offsets.done(msg.tp, msg.offset)
+                await set_aside(msg, exc)
                 continue
             try:
                 await _apply(w, p, key, msg.key, done, action_topics, resolved_topic)
@@ -333,6 +362,7 @@ def build_app(settings: Settings) -> WorkerApp:
         if wall - w.last_heartbeat >= 1000:
             w.last_heartbeat = wall
             await reread_dropped(w, actives, wall)
+            await _watch_stuck(w, actives, wall)
         # Customer side: fire what is due on the partitions this worker owns.
         for p in owned:
             now = w.clocks.get(p)
@@ -417,6 +447,23 @@ async def _apply(
         await topics["decisions"].send(key=key_bytes, value=decision, force=True)
     for to_key, message in done.forwards:
         await resolved_topic.send(key=to_key, value=message, force=True)
+
+
+async def _watch_stuck(w: WorkerApp, actives: Any, wall: int) -> None:
+    """Feed the stuck watch with each input partition's progress and lag; log what became stuck."""
+    t = w.settings.topics
+    inputs = [tp for tp in actives if tp.topic in (t.raw_events, t.identify, t.resolved_events, t.timers)]
+    before = set(w.stuck_partitions())
+    for tp in inputs:
+        w.stuck.observe(tp, w.offsets.next.get(tp), await lag_of(w, tp), wall)
+    w.stuck.keep_only(inputs)
+    w.stuck_seen_ms = wall
+    for tp in set(w.stuck_partitions()) - before:
+        log.error(
+            "%s[%s] is stuck: %s records waiting and no progress for %.0f s (next offset %s)",
+            tp.topic, tp.partition, await lag_of(w, tp), w.stuck.stalled_ms(tp, wall) / 1000,
+            w.offsets.next.get(tp),
+        )  # fmt: skip
 
 
 def _rebuild_index(w: WorkerApp, owned: frozenset[int]) -> None:

@@ -279,6 +279,12 @@ class WorkerMetrics:
         self.ready = Gauge(
             f"{p}_worker_ready", "1 when the worker is ready (as /readyz answers).", registry=r
         )
+        self.stuck = Gauge(
+            f"{p}_partition_stuck",
+            "1 when an input partition has lag and no progress for stuck_after_s (0 otherwise).",
+            ["topic", "partition"],
+            registry=r,
+        )
         if process_metrics:
             ProcessCollector(registry=r)
         # -- bound children -------------------------------------------------------------------------
@@ -451,6 +457,10 @@ class WorkerMetrics:
         self.journeys_loaded.set(len(registry))
         self.journeys_refused.set(len(w.book.problems))
         self.ready.set(1 if _ready(w) else 0)
+        stuck = set(w.stuck_partitions())
+        self.stuck.clear()
+        for tp in w.stuck.watched():
+            self.stuck.labels(tp.topic, str(tp.partition)).set(1 if tp in stuck else 0)
 
     async def _refresh_lag(self, w: WorkerApp) -> None:
         t = w.settings.topics
@@ -522,4 +532,5 @@ def _ready(w: WorkerApp) -> bool:
     app = w.app
     recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
     journeys = w.feed is not None and w.feed.caught_up.is_set()
-    return bool(recovered and journeys and not app.rebalancing and not app.in_recovery)
+    stuck = w.stuck_partitions()
+    return bool(recovered and journeys and not app.rebalancing and not app.in_recovery and not stuck)

@@ -185,11 +185,13 @@ def register_pages(app: faust.App, w: WorkerApp) -> None:
     async def readyz(web: Any, request: Any) -> Any:
         recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
         journeys = w.feed is not None and w.feed.caught_up.is_set()
-        ready = recovered and journeys and not app.rebalancing and not app.in_recovery
+        stuck = [f"{tp.topic}[{tp.partition}]" for tp in w.stuck_partitions()]
+        ready = recovered and journeys and not app.rebalancing and not app.in_recovery and not stuck
         body = {
             "ready": ready,
             "recovered": recovered,
             "journeys_loaded": journeys,
             "rebalancing": bool(app.rebalancing),
+            "stuck": stuck,
         }
         return web.json(body, status=200 if ready else 503)
