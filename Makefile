@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian tools the tests use, as command:package (kcat talks to the broker; promtool checks and
+# Debian tools the tests use, as command:package (kcat talks to the broker; openssl makes the test
+# certificates of the TLS and SASL listeners; promtool checks and
 # prometheus runs the monitoring files of deploy/prometheus).
-DEB_TOOLS := kcat:kcat promtool:prometheus prometheus:prometheus
+DEB_TOOLS := kcat:kcat promtool:prometheus prometheus:prometheus openssl:openssl
 
 .PHONY: demo test check install debs kafka-jars clean
 

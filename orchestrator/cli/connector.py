@@ -18,6 +18,7 @@ from orchestrator.connectors.ratelimit import ChannelLimiter
 from orchestrator.connectors.sandbox import SandboxConnector, SandboxScript
 from orchestrator.core.policy import load_policy_file
 from orchestrator.exceptions import PolicyValidationError
+from orchestrator.kafka.security import connection_check
 
 __all__ = ["register", "sandbox_command"]
 
@@ -57,6 +58,7 @@ def sandbox_command(args: argparse.Namespace) -> int:
     else:
         script = SandboxScript(open_rate=args.open_rate, click_rate=args.click_rate)
     settings = settings_from(args)
+    connection_check(settings)  # a refused login or TLS handshake: one clear line, now
     connector = SandboxConnector(settings, limiter=ChannelLimiter(limits), script=script, group_id=args.group)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -27,7 +27,7 @@ from orchestrator.config import Settings
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.profile import CONSENT_DEFAULTS
 from orchestrator.exceptions import OrchestratorError
-from orchestrator.kafka.security import librdkafka_options
+from orchestrator.kafka.security import connection_check, librdkafka_options
 from orchestrator.runtime.web import accepted_tokens
 from orchestrator.simulate.state_file import read_state_file
 
@@ -270,6 +270,8 @@ def _render_decisions(decisions: list[dict[str, Any]]) -> str:
 def inspect_command(args: argparse.Namespace) -> int:
     if args.worker:
         settings = settings_from(args)
+        if args.decisions:
+            connection_check(settings)  # a refused login or TLS handshake: one clear line, now
         tokens = accepted_tokens(settings.api_token.get_secret_value() if settings.api_token else None)
         token = tokens[0] if tokens else None
         ident = _live_identity(args.worker, args.customer, token)

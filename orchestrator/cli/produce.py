@@ -9,6 +9,7 @@ from typing import Any
 
 from orchestrator.cli._common import add_config_option, settings_from
 from orchestrator.kafka.produce import BadLine, produce_file
+from orchestrator.kafka.security import connection_check
 
 __all__ = ["register"]
 
@@ -29,6 +30,7 @@ def register(sub: Any) -> None:
 
 def _produce(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    connection_check(settings)  # a refused login or TLS handshake: one clear line, now
 
     def on_bad(bad: BadLine) -> None:
         print(f"{args.file}:{bad.line}: skipped: {bad.error}", file=sys.stderr)

@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_KAFKA_VERSION",
     "BrokerInfo",
     "LocalBroker",
+    "SecureListeners",
     "default_cache_dir",
     "default_run_dir",
     "fetch_kafka",
@@ -156,10 +157,58 @@ class BrokerInfo:
     port: int
     controller_port: int
     run_dir: str
+    ssl_port: int | None = None
+    sasl_ssl_port: int | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class SecureListeners:
+    """Extra listeners of a :class:`LocalBroker`, next to its PLAINTEXT one (which the controller and
+    the inter-broker traffic keep using, on loopback).
+
+    - ``ssl_port``: an SSL listener. It *requests* a client certificate (``ssl.client.auth=requested``):
+      a client may connect without one, but one it presents must be signed by ``truststore``.
+    - ``sasl_ssl_port``: a SASL_SSL listener with SCRAM-SHA-256 and SCRAM-SHA-512 enabled.
+    - ``keystore``: the server's private key (PKCS#8) and certificate chain in one PEM file
+      (``ssl.keystore.type=PEM``; no keytool needed); ``truststore``: CA certificates (PEM).
+    - ``scram_users``: user name -> password, created for both SCRAM mechanisms (through the admin API on
+      the PLAINTEXT listener) each time the broker starts.
+    """
+
+    keystore: Path
+    truststore: Path
+    ssl_port: int | None = None
+    sasl_ssl_port: int | None = None
+    scram_users: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.sasl_ssl_port is not None and not self.scram_users:
+            raise BrokerError("a SASL_SSL listener needs at least one SCRAM user")
+
+    def properties(self) -> list[str]:
+        """The lines of server.properties these listeners add (listeners themselves excluded)."""
+        lines = [
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={self.keystore.resolve()}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.truststore.resolve()}",
+            "ssl.endpoint.identification.algorithm=https",
+        ]
+        if self.ssl_port is not None:
+            lines.append("listener.name.ssl.ssl.client.auth=requested")
+        if self.sasl_ssl_port is not None:
+            login = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            lines += [
+                "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+                "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+                f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={login}",
+                f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={login}",
+            ]
+        return lines
 
 
 def _pid_is_kafka(pid: int) -> bool:
@@ -170,17 +219,60 @@ def _pid_is_kafka(pid: int) -> bool:
     return b"kafka.Kafka" in cmdline
 
 
-def _answers_metadata(bootstrap: str, timeout: float = 2.0) -> bool:
-    """True when the broker answers a metadata request (not merely an open port)."""
+def _answers_metadata(bootstrap: str, timeout: float = 2.0, **extra: Any) -> bool:
+    """True when the broker answers a metadata request (not merely an open port); ``extra``: more
+    librdkafka settings (the secured listeners' TLS and SASL)."""
     from confluent_kafka.admin import AdminClient
 
-    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0, "logger": _SilentLogger()}
+    conf: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "log_level": 0,
+        "logger": _SilentLogger(),
+        **extra,
+    }
     admin = AdminClient(conf)
     try:
         md = admin.list_topics(timeout=timeout)
     except Exception:
         return False
     return bool(md.brokers)
+
+
+def _secure_client_conf(protocol: str, secure: SecureListeners) -> dict[str, Any]:
+    conf: dict[str, Any] = {"security.protocol": protocol, "ssl.ca.location": str(secure.truststore)}
+    if protocol == "SASL_SSL":
+        user, password = secure.scram_users[0]
+        conf.update({"sasl.mechanism": "SCRAM-SHA-512", "sasl.username": user, "sasl.password": password})
+    return conf
+
+
+def _upsert_scram_users(bootstrap: str, users: tuple[tuple[str, str], ...], timeout: float = 30.0) -> None:
+    """Create (or reset) each user's SCRAM-SHA-256 and SCRAM-SHA-512 credentials."""
+    if not users:
+        return
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AdminClient,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialAlteration,
+        UserScramCredentialUpsertion,
+    )
+
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0, "logger": _SilentLogger()}
+    admin = AdminClient(conf)
+    # The broker takes one alteration per user and request: one request per mechanism.
+    for mechanism in (ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512):
+        changes: list[UserScramCredentialAlteration] = [
+            UserScramCredentialUpsertion(user, ScramCredentialInfo(mechanism, 8192), password.encode())
+            for user, password in users
+        ]
+        for user, future in admin.alter_user_scram_credentials(changes, request_timeout=timeout).items():
+            try:
+                future.result(timeout)
+            except Exception as exc:
+                raise BrokerError(
+                    f"creating the {mechanism.name} credentials of {user!r} failed: {exc}"
+                ) from None
 
 
 class _SilentLogger:
@@ -206,6 +298,7 @@ class LocalBroker:
         heap: str = "768m",
         cache_dir: Path | None = None,
         host: str = "127.0.0.1",
+        secure: SecureListeners | None = None,
     ) -> None:
         self.port = port
         self.controller_port = controller_port or (port + 1)
@@ -214,6 +307,7 @@ class LocalBroker:
         self.heap = heap
         self.cache_dir = cache_dir
         self.host = host
+        self.secure = secure
 
     @property
     def bootstrap(self) -> str:
@@ -238,14 +332,23 @@ class LocalBroker:
     def _write_config(self) -> Path:
         data = self.run_dir / "data"
         props = self.run_dir / "server.properties"
+        advertised = [f"PLAINTEXT://{self.host}:{self.port}"]
+        protocols = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
+        if self.secure is not None and self.secure.ssl_port is not None:
+            advertised.append(f"SSL://{self.host}:{self.secure.ssl_port}")
+            protocols.append("SSL:SSL")
+        if self.secure is not None and self.secure.sasl_ssl_port is not None:
+            advertised.append(f"SASL_SSL://{self.host}:{self.secure.sasl_ssl_port}")
+            protocols.append("SASL_SSL:SASL_SSL")
+        listeners = [*advertised, f"CONTROLLER://{self.host}:{self.controller_port}"]
         lines = [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{self.host}:{self.controller_port}",
-            f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+            f"listeners={','.join(listeners)}",
+            f"advertised.listeners={','.join(advertised)}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"listener.security.protocol.map={','.join(protocols)}",
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={data}",
             "num.partitions=1",
@@ -262,6 +365,8 @@ class LocalBroker:
                 "share.coordinator.state.topic.replication.factor=1",
                 "share.coordinator.state.topic.min.isr=1",
             ]
+        if self.secure is not None:
+            lines += self.secure.properties()
         props.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return props
 
@@ -307,9 +412,11 @@ class LocalBroker:
             proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
+        secure = self.secure
         info = BrokerInfo(
-            proc.pid, self.version, self.host, self.port, self.controller_port, str(self.run_dir)
-        )
+            proc.pid, self.version, self.host, self.port, self.controller_port, str(self.run_dir),
+            secure.ssl_port if secure else None, secure.sasl_ssl_port if secure else None,
+        )  # fmt: skip
         self._state_file.write_text(json.dumps(asdict(info)), encoding="utf-8")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -319,11 +426,29 @@ class LocalBroker:
                     f"the broker exited with {proc.returncode} while starting:\n{self._log_tail()}"
                 )
             if _answers_metadata(self.bootstrap, timeout=1.0):
+                if secure is not None:
+                    self._secure_up(secure, deadline)
                 return info
         self.down()
         raise BrokerError(
             f"the broker did not answer a metadata request within {timeout:.0f}s:\n{self._log_tail()}"
         )
+
+    def _secure_up(self, secure: SecureListeners, deadline: float) -> None:
+        """Create the SCRAM users, then wait until the secured listeners answer (a SCRAM login on the
+        SASL_SSL one); stops the broker and raises :class:`BrokerError` when they do not in time."""
+        try:
+            _upsert_scram_users(self.bootstrap, secure.scram_users)
+            for protocol, port in (("SSL", secure.ssl_port), ("SASL_SSL", secure.sasl_ssl_port)):
+                if port is None:
+                    continue
+                conf = _secure_client_conf(protocol, secure)
+                while not _answers_metadata(f"{self.host}:{port}", timeout=1.0, **conf):
+                    if time.monotonic() > deadline:
+                        raise BrokerError(f"the {protocol} listener on port {port} did not answer in time")
+        except BrokerError as exc:
+            self.down()
+            raise BrokerError(f"{exc}:\n{self._log_tail()}") from None
 
     def _log_tail(self, lines: int = 25) -> str:
         out: list[str] = []

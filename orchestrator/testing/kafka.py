@@ -67,17 +67,28 @@ class Record:
 
 
 def read_topic(
-    bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 30.0, idle: float = 1.0
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int | None = None,
+    timeout: float = 30.0,
+    idle: float = 1.0,
+    settings: Settings | None = None,
 ) -> list[Record]:
     """Read ``topic`` from the beginning with a throwaway group.
 
     With ``expect`` it waits (up to ``timeout``) until that many records are there, then returns
-    them all; without, it returns once no new record came for ``idle`` seconds.
+    them all; without, it returns once no new record came for ``idle`` seconds. With ``settings`` it
+    connects as they say (TLS, SASL: :func:`~orchestrator.kafka.security.librdkafka_options`), to
+    ``bootstrap``.
     """
     from confluent_kafka import Consumer
 
+    from orchestrator.kafka.security import librdkafka_options
+
     consumer = Consumer(
         {
+            **(librdkafka_options(settings) if settings is not None else {}),
             "bootstrap.servers": bootstrap,
             "group.id": f"reader-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",

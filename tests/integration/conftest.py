@@ -17,9 +17,12 @@ import pytest
 
 from orchestrator.config import Settings
 from orchestrator.exceptions import ToolMissingError
-from orchestrator.kafka.local_broker import LocalBroker, free_port
+from orchestrator.kafka.local_broker import LocalBroker, SecureListeners, free_port
 from orchestrator.kafka.topics import create_topics
 from orchestrator.testing import WorkerProcess, unique_settings
+from orchestrator.testing.certs import SecureKafka, make_certificates
+
+SCRAM_USERS = (("orchestrator", "orchestrator-scram-secret"), ("reader", "reader-scram-secret"))
 
 
 def _testcontainers_broker() -> tuple[str, object] | None:
@@ -36,13 +39,29 @@ def _testcontainers_broker() -> tuple[str, object] | None:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, SecureKafka | None]]:
+    """The session's broker: its PLAINTEXT bootstrap and, for the local broker, its secured listeners
+    (SSL and SASL_SSL with SCRAM, on the same broker, certificates made in a temp dir)."""
     given = os.environ.get("ORCH_TEST_BOOTSTRAP")
     if given:
-        yield given
+        yield given, None
         return
     run_dir = tmp_path_factory.mktemp("kafka")
-    broker = LocalBroker(port=free_port(), controller_port=free_port(), run_dir=run_dir)
+    secure: SecureListeners | None = None
+    certs = None
+    try:
+        certs = make_certificates(run_dir / "certs")
+        secure = SecureListeners(
+            keystore=certs.server_keystore,
+            truststore=certs.ca,
+            ssl_port=free_port(),
+            sasl_ssl_port=free_port(),
+            scram_users=SCRAM_USERS,
+        )
+    except ToolMissingError:  # no openssl: the broker runs without secured listeners
+        if os.environ.get("CI"):
+            raise
+    broker = LocalBroker(port=free_port(), controller_port=free_port(), run_dir=run_dir, secure=secure)
     try:
         info = broker.up(timeout=120)
     except ToolMissingError as exc:
@@ -53,13 +72,41 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 pytest.fail(message)
             pytest.skip(message)
         bootstrap, container = tc
-        yield bootstrap
+        yield bootstrap, None
         container.stop()  # type: ignore[attr-defined]
         return
     try:
-        yield info.bootstrap
+        if secure is None or certs is None:
+            yield info.bootstrap, None
+        else:
+            yield (
+                info.bootstrap,
+                SecureKafka(
+                    ssl_bootstrap=f"{info.host}:{secure.ssl_port}",
+                    sasl_ssl_bootstrap=f"{info.host}:{secure.sasl_ssl_port}",
+                    certs=certs,
+                    users=SCRAM_USERS,
+                ),
+            )
     finally:
         broker.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(_kafka_broker: tuple[str, SecureKafka | None]) -> str:
+    """The PLAINTEXT bootstrap address of the session's broker."""
+    return _kafka_broker[0]
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(_kafka_broker: tuple[str, SecureKafka | None]) -> SecureKafka:
+    """The session broker's SSL and SASL_SSL listeners, its CA, client certificate and SCRAM users.
+
+    Only the local broker has them: with ORCH_TEST_BOOTSTRAP or testcontainers the tests using this skip
+    (in CI, with the local broker, they run)."""
+    if _kafka_broker[1] is None:
+        pytest.skip("secured listeners exist only on the local test broker (not ORCH_TEST_BOOTSTRAP, Docker)")
+    return _kafka_broker[1]
 
 
 @pytest.fixture

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from orchestrator.kafka.local_broker import LocalBroker, free_port
+from orchestrator.testing.certs import SecureKafka
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +60,25 @@ def test_kcat_lists_the_session_broker(kafka_bootstrap: str) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "1 brokers:" in out.stdout
+
+
+def test_the_secured_listeners_advertise_themselves(kafka_bootstrap: str, secure_kafka: SecureKafka) -> None:
+    """A client that bootstraps through the SSL or the SASL_SSL listener is told that listener's address
+    (never the PLAINTEXT one), so all its later connections stay on it; a PLAINTEXT client speaking to the
+    SSL port gets no answer."""
+    certs, user = secure_kafka.certs, secure_kafka.users[-1]
+    tls = {"ssl.ca.location": str(certs.ca), "ssl.endpoint.identification.algorithm": "https"}
+    through = {
+        secure_kafka.ssl_bootstrap: {"security.protocol": "SSL", **tls},
+        secure_kafka.sasl_ssl_bootstrap: {
+            "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-256",
+            "sasl.username": user[0], "sasl.password": user[1], **tls,
+        },
+    }  # fmt: skip
+    for bootstrap, conf in through.items():
+        md = AdminClient({"bootstrap.servers": bootstrap, **conf}).list_topics(timeout=10)
+        assert [f"{b.host}:{b.port}" for b in md.brokers.values()] == [bootstrap]
+    plain = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10)
+    assert [f"{b.host}:{b.port}" for b in plain.brokers.values()] == [kafka_bootstrap]
+    with pytest.raises(KafkaException):
+        AdminClient({"bootstrap.servers": secure_kafka.ssl_bootstrap, "log_level": 0}).list_topics(timeout=2)
