@@ -14,7 +14,9 @@ __all__ = ["register"]
 def register(sub: Any) -> None:
     parser = sub.add_parser("topics", help="create or list the orchestrator's topics")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    create = actions.add_parser("create", help="create every topic that is missing; check the others")
+    create = actions.add_parser(
+        "create", help="create every topic that is missing; alter the configs of the others to their spec"
+    )
     add_config_option(create)
     create.set_defaults(func=_create)
     lst = actions.add_parser("list", help="show the topics, their partitions and cleanup policy")
@@ -24,7 +26,11 @@ def register(sub: Any) -> None:
 
 def _create(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    for spec, state in create_topics(settings):
+
+    def changed(topic: str, key: str, old: str | None, new: str) -> None:
+        print(f"altered  {topic}: {key} {'(unset)' if old is None else old} -> {new}")
+
+    for spec, state in create_topics(settings, on_change=changed):
         policy = "compact" if spec.compacted else "delete"
         print(f"{state:8} {spec.name:32} partitions={spec.partitions:<3} cleanup={policy:8} {spec.purpose}")
     return 0

@@ -32,21 +32,30 @@ read) is then already in the table, and what its reading published is re-sent fr
 row. Such a row is deleted once its offset is committed (:meth:`IdentifyStage.prune`; it names
 customers), and at the latest :data:`OUTBOX_SPAN` offsets later.
 
+Erased-identifier markers are keyed hashes (docs/identity.md): the stage gives the graph
+``Settings.erasure_key`` when one is set; otherwise a random key it generated once and keeps in the
+``key`` row of the table (so a worker taking the partition over uses the same key). A generated key
+that is still in the table when an ``erasure_key`` is set stays a *previous* key — its markers are
+honoured until they expire — and the row is deleted once no marker of it is left.
+
 Free of Faust: the agent in :mod:`.app` feeds it and writes :attr:`Identified.rows`.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pydantic import SecretStr
 
 from orchestrator.contracts import ResolvedEvent
 from orchestrator.core.customer import ERASE_EVENT
-from orchestrator.core.identity import IdentityGraph
+from orchestrator.core.identity import IdentityGraph, key_id
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -56,7 +65,10 @@ __all__ = [
     "Identified",
     "IdentifyStage",
     "control",
+    "erasure_key_bytes",
 ]
+
+log = logging.getLogger("orchestrator.identify")
 
 MAX_RELEASE = 200
 """Events one message releases at most: its ``o:<offset>`` row (what it published) must stay well under
@@ -75,12 +87,23 @@ _LAST = "last"
 _OUT = "o:"
 _HELD = "b:"
 _MARK = "w:"
+_KEY = "key"
+"""Row of the generated erasure key (hex), when no ``erasure_key`` is configured."""
 
 _Held = tuple[int, int, int, int, ResolvedEvent]
 """(event time, raw partition, raw offset, identify offset, event)."""
 
 Message = tuple[bytes, bytes, int | None]
 """(key, value, partition) for the resolved topic; partition None: by key."""
+
+
+def erasure_key_bytes(key: SecretStr | str | bytes | None) -> bytes | None:
+    """The configured erasure key as bytes (UTF-8 of the secret), None when unset or empty."""
+    if isinstance(key, SecretStr):
+        key = key.get_secret_value()
+    if isinstance(key, str):
+        key = key.encode()
+    return key or None
 
 
 def control(kind: str, **fields: Any) -> bytes:
@@ -107,7 +130,15 @@ class Identified:
 
 
 class IdentifyStage:
-    def __init__(self, sources: int, partitions: int) -> None:
+    def __init__(
+        self,
+        sources: int,
+        partitions: int,
+        erasure_key: SecretStr | str | bytes | None = None,
+        previous_keys: Iterable[SecretStr | str | bytes] = (),
+    ) -> None:
+        """``erasure_key``: ``Settings.erasure_key`` (None: a generated key kept in the table);
+        ``previous_keys``: keys whose markers are still honoured until they expire (after a rotation)."""
         self.sources = sources
         """Raw partitions: each must report a watermark before anything is released."""
         self.partitions = partitions
@@ -122,6 +153,10 @@ class IdentifyStage:
         """Per raw partition, the events held, in the order read (a raw partition's own order is kept
         even when its event times are not: the customers recognise re-resolved copies by raw offset)."""
         self._outbox: list[int] = []
+        self._configured = erasure_key_bytes(erasure_key)
+        self._previous = [k for k in map(erasure_key_bytes, previous_keys) if k is not None]
+        self._pending: dict[str, Any] = {}
+        """Rows to write with the next message (the generated key)."""
 
     @property
     def loaded(self) -> bool:
@@ -139,8 +174,11 @@ class IdentifyStage:
         self._held = {}
         self._outbox = []
         held: list[tuple[int, _Held]] = []
+        stored_key: bytes | None = None
         for name, value in rows:
-            if name == _LAST:
+            if name == _KEY:
+                stored_key = bytes.fromhex(str(value))
+            elif name == _LAST:
                 self.last = int(value[0])
                 self.raw_read = {int(r): int(o) for r, o in value[1].items()}
             elif name.startswith(_OUT):
@@ -159,8 +197,40 @@ class IdentifyStage:
             self._held.setdefault(entry[1], deque()).append(entry)
         low = self._low()
         self.released_ms = 0 if low is None else low
-        self.graph = IdentityGraph.from_rows(graph_rows)
+        self.graph = self._graph(graph_rows, stored_key)
         self.graph.changes()  # what was loaded is not a change
+
+    def _graph(self, rows: list[tuple[str, Any]], stored: bytes | None) -> IdentityGraph:
+        """The graph of ``rows`` with the right keys (see the module docstring)."""
+        self._pending = {}
+        previous = list(self._previous)
+        if self._configured is not None:
+            current = self._configured
+            if stored is not None and stored != current:
+                previous.append(stored)
+        elif stored is not None:
+            current = stored
+        else:
+            current = secrets.token_bytes(32)
+            self._pending[_KEY] = current.hex()
+            log.warning(
+                "no erasure_key is set: erased-identifier markers use a generated key kept in the "
+                "identities table; set erasure_key (docs/security.md)"
+            )
+        graph = IdentityGraph.from_rows(rows, current, previous)
+        markers = graph.markers
+        if self._configured is not None and stored is not None and not markers.by_key().get(key_id(stored)):
+            self._pending[_KEY] = None  # the generated key made no marker still kept: forget it
+        if markers.unrecognised():
+            log.warning(
+                "%d erased-identifier markers were made with a key this worker does not have (erasure_key "
+                "changed?): they match nothing until they expire, 30 days after their erasure",
+                markers.unrecognised(),
+            )
+        if markers.legacy():
+            log.info("%d unkeyed erased-identifier markers of an older version kept until they expire",
+                     markers.legacy())  # fmt: skip
+        return graph
 
     def unload(self) -> None:
         self.graph = None
@@ -258,6 +328,9 @@ class IdentifyStage:
 
     def _finish(self, offset: int, out: Identified) -> Identified:
         graph = self.graph
+        if self._pending:
+            out.rows.update(self._pending)
+            self._pending = {}
         if graph is not None:
             out.rows.update(graph.changes())
         if out.released:  # (watermarks alone are not kept: the next one supersedes a lost one)
@@ -271,7 +344,7 @@ class IdentifyStage:
 
     def _release_one(self, entry: _Held, out: Identified) -> None:
         if self.graph is None:
-            self.graph = IdentityGraph()
+            self.graph = self._graph([], None)
         graph = self.graph
         resolved = entry[4]
         event = resolved.event

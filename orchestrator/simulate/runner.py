@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,13 +140,17 @@ class Simulator:
         lateness_ms: int | None = None,
         policy: Policy | PolicyRegistry | None = None,
         on_decision: Callable[[Decision], None] | None = None,
+        erasure_key: bytes | None = None,
     ) -> None:
+        """``erasure_key``: the secret of the graph's erased-identifier markers; by default a random
+        key of this run alone (the markers only serve within the run, and a ``--state-out`` file then
+        holds markers nobody can test identifiers against; docs/identity.md)."""
         self.logic = CustomerLogic(
             registry, history_window_ms=history_window_ms, lateness_ms=lateness_ms, policy=policy
         )
         self._on_decision = on_decision
         self.states: dict[str, CustomerState] = {}
-        self.graph = IdentityGraph()
+        self.graph = IdentityGraph(secrets.token_bytes(32) if erasure_key is None else erasure_key)
         self.result = SimulationResult()
         self._on_action = on_action
         self._timers: list[tuple[int, str]] = []

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 
-from orchestrator.kafka.topics import create_topics, describe_topics, topic_specs
-from orchestrator.testing import unique_settings
+from orchestrator.kafka.topics import create_topics, describe_topics, erasure_compaction_configs, topic_specs
+from orchestrator.testing import WorkerProcess, unique_settings
 from orchestrator.testing.worker import settings_env
 
 pytestmark = pytest.mark.integration
@@ -37,8 +44,6 @@ def test_worker_refuses_topics_that_disagree(kafka_bootstrap: str, tmp_path: Pat
     with pytest.raises(Exception, match="partitions"):
         create_topics(s)
     env = {**settings_env(s)}
-    import os
-
     proc = subprocess.run(
         [sys.executable, "-m", "orchestrator", "worker"],
         env={**os.environ, **env},
@@ -49,3 +54,77 @@ def test_worker_refuses_topics_that_disagree(kafka_bootstrap: str, tmp_path: Pat
     assert proc.returncode == 2
     assert f"topic '{s.topics.resolved_events}' has 5 partitions" in proc.stderr
     assert "must all agree" in proc.stderr
+
+
+def _configs(bootstrap: str, topic: str) -> dict[str, str | None]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return {k: e.value for k, e in admin.describe_configs([res])[res].result(10).items()}
+
+
+def test_changelogs_of_an_older_version_are_altered_by_topics_create_then_a_worker_starts(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    s = unique_settings(kafka_bootstrap, tmp_path / "worker", erasure_compaction_hours=8)
+    bounds = erasure_compaction_configs(8)
+    assert bounds == {
+        "segment.ms": "7200000",
+        "max.compaction.lag.ms": "7200000",
+        "delete.retention.ms": "7200000",
+    }
+    specs = topic_specs(s)
+    changelogs = [spec.name for spec in specs if spec.name.endswith("-changelog")]
+    assert len(changelogs) == 3
+    for spec in specs:
+        if spec.name in changelogs:
+            assert bounds.items() <= spec.config.items()
+    # the cluster as an older version left it: the same topics, without the compaction bounds
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    old = [
+        NewTopic(
+            spec.name, spec.partitions, 1, config={k: v for k, v in spec.config.items() if k not in bounds}
+        )
+        for spec in specs
+    ]
+    for future in admin.create_topics(old).values():
+        future.result(10)
+    assert (
+        _configs(kafka_bootstrap, changelogs[0])["max.compaction.lag.ms"] != bounds["max.compaction.lag.ms"]
+    )
+    env = {**os.environ, **settings_env(s)}
+    worker = [sys.executable, "-m", "orchestrator", "worker"]
+    refused = subprocess.run(worker, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert f"topic '{changelogs[0]}' has max.compaction.lag.ms=" in refused.stderr
+    assert "run: orchestrator topics create" in refused.stderr
+
+    cmd = [sys.executable, "-m", "orchestrator", "topics", "create"]
+    fixed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=True)
+    for name in changelogs:
+        for key, value in bounds.items():
+            prefix, suffix = f"altered  {name}: {key} ", f" -> {value}"
+            assert any(x.startswith(prefix) and x.endswith(suffix) for x in fixed.stdout.splitlines())
+        configs = _configs(kafka_bootstrap, name)
+        assert {k: configs[k] for k in bounds} == bounds
+        assert configs["cleanup.policy"] == "compact"
+    assert sum(line.startswith("altered ") for line in fixed.stdout.splitlines()) == 3 * 3 + 3
+    # idempotent: nothing left to alter; a shorter limit (stricter) is accepted as it is
+    quicker = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        changelogs[0],
+        incremental_configs=[
+            ConfigEntry("delete.retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin.incremental_alter_configs([quicker])[quicker].result(10)
+    changes: list[tuple[str, str, str | None, str]] = []
+    again = create_topics(s, on_change=lambda *change: changes.append(change))
+    assert changes == []
+    assert {state for _, state in again} == {"exists"}
+    assert _configs(kafka_bootstrap, changelogs[0])["delete.retention.ms"] == "1000"
+
+    proc = WorkerProcess(s, tmp_path / "worker.log").start()
+    try:
+        proc.wait_ready()
+    finally:
+        proc.stop()

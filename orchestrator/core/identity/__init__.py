@@ -14,6 +14,7 @@ from orchestrator.core.identity.graph import (
     Resolution,
     identifier_token,
 )
+from orchestrator.core.identity.markers import ErasedMarkers, key_id
 from orchestrator.core.identity.merge import MERGED_REASON, MergeResult, merge_profiles, merge_states
 
 __all__ = [
@@ -22,12 +23,14 @@ __all__ = [
     "MAX_ALIASES",
     "MAX_IDENTIFIERS",
     "MERGED_REASON",
+    "ErasedMarkers",
     "Erasure",
     "IdentityGraph",
     "Merge",
     "MergeResult",
     "Resolution",
     "identifier_token",
+    "key_id",
     "merge_profiles",
     "merge_states",
 ]

@@ -16,9 +16,11 @@ Rules (docs/identity.md):
   other: its identifiers move and a **forwarding alias** (old key -> canonical key) remains. Known
   customers are never merged away.
 - **Erasure**: :meth:`IdentityGraph.erase` forgets the customer's identifiers and aliases and keeps a
-  marker per identifier (a SHA-256 digest, not the identifier) for :data:`ERASED_TTL_MS` after the
-  erasure, at most :data:`ERASED_KEPT` markers (oldest dropped first). An event carrying a marked
-  identifier within that time resolves with ``erased=True`` and must be dropped.
+  marker per identifier (a keyed hash, HMAC-SHA256 with the graph's erasure key, not the identifier:
+  :mod:`.markers`) for :data:`ERASED_TTL_MS` after the erasure, at most :data:`ERASED_KEPT` markers
+  (oldest dropped first). An event carrying a marked identifier within that time resolves with
+  ``erased=True`` and must be dropped. The key comes from the shell (the core reads no random source);
+  a graph without one cannot erase. Unsalted markers of older versions are honoured until they expire.
 
 Deterministic: the result depends only on the identifiers and times passed in, in order.
 Bounded: at most :data:`MAX_IDENTIFIERS` identifiers per customer (more are not attached; the event
@@ -27,12 +29,18 @@ still resolves) and :data:`MAX_ALIASES` aliases per customer (the oldest is forg
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.contracts.events import IDENTIFIER_PRIORITY, Identifiers
+from orchestrator.core.identity.markers import (
+    ERASED_KEPT,
+    ERASED_TTL_MS,
+    KEYED_ROW,
+    LEGACY_ROW,
+    ErasedMarkers,
+)
 
 __all__ = [
     "ERASED_KEPT",
@@ -50,14 +58,8 @@ MAX_IDENTIFIERS = 64
 """Weak identifiers kept per customer; further ones are not attached (the event still resolves)."""
 MAX_ALIASES = 64
 """Forwarding aliases kept per canonical customer (the oldest is forgotten first)."""
-ERASED_TTL_MS = 30 * 86_400_000
-"""How long after an erasure an event with one of the erased identifiers is dropped (30 days)."""
-ERASED_KEPT = 1_000_000
-"""Erased-identifier markers kept at most (about 100 MB in memory at the worst; oldest dropped first)."""
-
 _WEAK = IDENTIFIER_PRIORITY[1:]
 _NODE = "n:"
-_MARK = "x:"
 
 
 def identifier_token(kind: str, value: str) -> str:
@@ -65,10 +67,6 @@ def identifier_token(kind: str, value: str) -> str:
     if kind == "customer_id":
         return value
     return f"{kind}:{value.strip().lower() if kind == 'email' else value.strip()}"
-
-
-def _digest(kind: str, value: str) -> str:
-    return hashlib.sha256(f"{kind}\x00{value}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,16 +109,21 @@ class _Node:
 
 
 class IdentityGraph:
-    """Identifier -> canonical customer, with aliases and erased markers; see the module docstring."""
+    """Identifier -> canonical customer, with aliases and erased markers; see the module docstring.
 
-    def __init__(self) -> None:
+    ``erasure_key``: the secret of the erased-identifier markers (new markers are made with it);
+    ``previous_keys``: older keys whose markers are still honoured until they expire. Without an
+    ``erasure_key`` the graph resolves (and honours the markers it can check) but cannot erase.
+    """
+
+    def __init__(self, erasure_key: bytes | None = None, previous_keys: Iterable[bytes] = ()) -> None:
         self._nodes: dict[str, _Node] = {}
         self._owner: dict[str, str] = {}
         """Weak identifier token -> customer key."""
         self._alias: dict[str, str] = {}
         """Old (merged) key -> canonical key."""
-        self._erased: dict[str, int] = {}
-        """Digest of an erased identifier -> erasure time (ms), in insertion order."""
+        self._erased = ErasedMarkers(erasure_key, previous_keys)
+        """Markers of erased identifiers (keyed hashes) with their erasure times."""
         self._dirty: set[str] = set()
         """Row keys (see :meth:`changes`) changed since the last call of :meth:`changes`."""
 
@@ -167,8 +170,12 @@ class IdentityGraph:
     def is_erased(self, kind: str, value: str, at_ms: int) -> bool:
         if not self._erased:  # nothing erased: skip the hashing (hot path of every event)
             return False
-        when = self._erased.get(_digest(kind, identifier_token(kind, value)))
-        return when is not None and at_ms < when + ERASED_TTL_MS
+        return self._erased.marked(kind, identifier_token(kind, value), at_ms)
+
+    @property
+    def markers(self) -> ErasedMarkers:
+        """The erased-identifier markers (counts by key, legacy and unrecognised ones)."""
+        return self._erased
 
     # -- resolution -----------------------------------------------------------------------------
     def resolve(self, identifiers: Identifiers | Iterable[tuple[str, str]], at_ms: int) -> Resolution:
@@ -199,8 +206,7 @@ class IdentityGraph:
     def _marked(self, kind: str, token: str, at_ms: int) -> bool:
         if not self._erased:
             return False
-        when = self._erased.get(_digest(kind, token))
-        return when is not None and at_ms < when + ERASED_TTL_MS
+        return self._erased.marked(kind, token, at_ms)
 
     def _resolve_known(self, cid: str, tokens: list[str]) -> Resolution:
         node = self._nodes.get(cid)
@@ -259,90 +265,86 @@ class IdentityGraph:
     # -- erasure --------------------------------------------------------------------------------
     def erase(self, key: str, at_ms: int) -> Erasure:
         """Forget ``key`` (and what forwards to it); mark its identifiers erased as of ``at_ms``."""
+        if self._erased.current is None:
+            raise ValueError("erasing needs an erasure key: IdentityGraph(erasure_key=...)")
         key = self.forward(key)
         node = self._nodes.pop(key, None)
         self._dirty.add(_NODE + key)
+        marks = self._erased
         if node is None:
-            self._mark("customer_id", key, at_ms)
+            marks.mark("customer_id", key, at_ms)
+            marks.sweep(at_ms)
             return Erasure(key, (), 0)
         if node.known:
-            self._mark("customer_id", key, at_ms)
+            marks.mark("customer_id", key, at_ms)
         for token in node.tokens:
             self._owner.pop(token, None)
-            self._mark(token.partition(":")[0], token, at_ms)
+            marks.mark(token.partition(":")[0], token, at_ms)
         for old in node.aliases:
             self._alias.pop(old, None)
-        self._sweep(at_ms)
+        marks.sweep(at_ms)
         return Erasure(key, tuple(node.aliases), len(node.tokens) + int(node.known))
-
-    def _mark(self, kind: str, token: str, at_ms: int) -> None:
-        digest = _digest(kind, token)
-        self._erased.pop(digest, None)
-        self._erased[digest] = at_ms
-        self._dirty.add(_MARK + digest)
-
-    def _sweep(self, now_ms: int) -> None:
-        horizon = now_ms - ERASED_TTL_MS
-        stale = [d for d, when in self._erased.items() if when < horizon]
-        for d in stale:
-            del self._erased[d]
-            self._dirty.add(_MARK + d)
-        while len(self._erased) > ERASED_KEPT:
-            d = next(iter(self._erased))
-            del self._erased[d]
-            self._dirty.add(_MARK + d)
 
     # -- storage --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible; :meth:`from_dict` reads it back (owners are rebuilt from the nodes)."""
+        """JSON-compatible; :meth:`from_dict` reads it back (owners are rebuilt from the nodes).
+        ``"h"``: keyed markers (digest -> [time, key id]); ``"x"``: legacy unsalted markers. No key."""
         return {
             "n": {k: [int(n.known), n.tokens, n.aliases] for k, n in self._nodes.items()},
-            "x": self._erased,
+            **self._erased.to_dict(),
         }
 
     def changes(self) -> dict[str, Any]:
         """Rows changed since the last call, for a key-value table with a compacted changelog.
 
-        ``"n:<customer key>"`` -> ``[known, identifiers, aliases]`` and ``"x:<digest>"`` -> erasure time;
+        ``"n:<customer key>"`` -> ``[known, identifiers, aliases]``, ``"h:<digest>"`` -> ``[erasure
+        time, key id]`` (a keyed marker) and ``"x:<digest>"`` (a legacy marker: only ever deleted);
         ``None`` means delete the row (a tombstone: erasure leaves no row naming the customer).
         :meth:`from_rows` rebuilds the graph from the stored rows. Keys come sorted (deterministic).
         """
         out: dict[str, Any] = {}
         for row in sorted(self._dirty):
-            name = row[2:]
-            if row.startswith(_NODE):
-                node = self._nodes.get(name)
-                out[row] = None if node is None else [int(node.known), list(node.tokens), list(node.aliases)]
-            else:
-                out[row] = self._erased.get(name)
+            node = self._nodes.get(row[2:])
+            out[row] = None if node is None else [int(node.known), list(node.tokens), list(node.aliases)]
         self._dirty.clear()
-        return out
+        out.update(self._erased.changes())
+        return dict(sorted(out.items()))
 
     @classmethod
-    def from_rows(cls, rows: Iterable[tuple[str, Any]]) -> IdentityGraph:
+    def from_rows(
+        cls,
+        rows: Iterable[tuple[str, Any]],
+        erasure_key: bytes | None = None,
+        previous_keys: Iterable[bytes] = (),
+    ) -> IdentityGraph:
         """The graph whose rows (as :meth:`changes` gave them, ``None`` rows left out) are ``rows``.
 
         Marker order (which one is dropped first at :data:`ERASED_KEPT`) follows erasure time.
         """
         nodes: dict[str, Any] = {}
-        marks: list[tuple[int, str]] = []
+        keyed: dict[str, Any] = {}
+        legacy: dict[str, Any] = {}
         for row, value in rows:
             if value is None:
                 continue
             if row.startswith(_NODE):
                 nodes[row[2:]] = value
-            elif row.startswith(_MARK):
-                marks.append((int(value), row[2:]))
-        return cls.from_dict({"n": nodes, "x": {d: t for t, d in sorted(marks)}})
+            elif row.startswith(KEYED_ROW):
+                keyed[row[2:]] = value
+            elif row.startswith(LEGACY_ROW):
+                legacy[row[2:]] = value
+        return cls.from_dict({"n": nodes, "h": keyed, "x": legacy}, erasure_key, previous_keys)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> IdentityGraph:
-        graph = cls()
+    def from_dict(
+        cls, data: dict[str, Any], erasure_key: bytes | None = None, previous_keys: Iterable[bytes] = ()
+    ) -> IdentityGraph:
+        graph = cls(erasure_key, previous_keys)
         for key, (known, tokens, aliases) in data.get("n", {}).items():
             graph._nodes[key] = _Node(bool(known), list(tokens), list(aliases))
             for token in tokens:
                 graph._owner[token] = key
             for old in aliases:
                 graph._alias[old] = key
-        graph._erased = {str(d): int(t) for d, t in data.get("x", {}).items()}
+        graph._erased.load(data.get("h", {}), data.get("x", {}))
         return graph

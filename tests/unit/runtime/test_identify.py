@@ -3,9 +3,11 @@ for plain events, merges and erasures, and what it does with a message read agai
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from pydantic import SecretStr
 
 from orchestrator.contracts import ResolvedEvent, parse_event
 from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, Identified, IdentifyStage
@@ -26,7 +28,7 @@ def _event(
             "event_id": eid,
             "type": etype,
             "source": "t",
-            "occurred_at": f"2025-03-10T10:{minute:02d}:00Z",
+            "occurred_at": datetime.fromtimestamp(BASE / 1000 + minute * 60, UTC).isoformat(),
             "identifiers": ids,
         }
     )
@@ -252,3 +254,80 @@ def test_a_raw_record_resolved_again_is_dropped_where_all_copies_meet() -> None:
     again = IdentifyStage(sources=1, partitions=2)
     again.load(feed.rows.items())
     assert again.raw_read == {0: 11}, "kept in the table"
+
+
+def _erase_ann(feed: Feed, minute: int = 0) -> None:
+    feed.through(_event(f"a{minute}", "page.viewed", {"customer_id": "ann", "email": "ann@x.io"}, minute))
+    feed.through(_event(f"e{minute}", "customer.erased", {"customer_id": "ann"}, minute + 1))
+
+
+def _dropped(stage: IdentifyStage, rows: dict[str, Any], minute: int) -> int:
+    stage.load(rows.items())
+    late = _event(f"l{minute}", "page.viewed", {"email": "ann@x.io"}, minute)
+    stage.on_event(10_000 + minute, late, late.event.occurred_ms)
+    return stage.on_watermark(10_001 + minute, 0, BASE + (minute + 1) * 60_000).dropped
+
+
+def test_without_an_erasure_key_a_generated_one_is_kept_in_the_table_and_reused() -> None:
+    feed = Feed()
+    _erase_ann(feed)
+    key = feed.rows["key"]
+    assert len(bytes.fromhex(key)) == 32
+    markers = [v for k, v in feed.rows.items() if k.startswith("h:")]
+    assert len(markers) == 2
+    assert not any(k.startswith("x:") for k in feed.rows)
+    # another worker taking the partition over reads the same key back: the markers still match
+    assert _dropped(IdentifyStage(sources=1, partitions=2), feed.rows, 5) == 1
+    assert feed.rows["key"] == key
+
+
+def test_a_configured_key_is_never_stored_and_markers_follow_it() -> None:
+    feed = Feed()
+    feed.stage = IdentifyStage(sources=1, partitions=2, erasure_key=SecretStr("operator secret"))
+    _erase_ann(feed)
+    assert "key" not in feed.rows
+    text = orjson.dumps({k: v for k, v in feed.rows.items() if not k.startswith("o:")})  # (o: go soon)
+    assert b"operator secret" not in text
+    assert b"ann@x.io" not in text
+    assert _dropped(IdentifyStage(sources=1, partitions=2, erasure_key="operator secret"), feed.rows, 5) == 1
+    # a rotated key does not recognise the old markers (docs/identity.md) ...
+    assert _dropped(IdentifyStage(sources=1, partitions=2, erasure_key="rotated"), feed.rows, 5) == 0
+    # ... unless the old one is given as a previous key
+    rotated = IdentifyStage(sources=1, partitions=2, erasure_key="rotated", previous_keys=["operator secret"])
+    assert _dropped(rotated, feed.rows, 5) == 1
+
+
+def test_setting_a_key_keeps_honouring_the_generated_keys_markers_then_forgets_that_key() -> None:
+    feed = Feed()
+    _erase_ann(feed)
+    generated = feed.rows["key"]
+    feed.stage = IdentifyStage(sources=1, partitions=2, erasure_key="operator secret")
+    feed.stage.load(feed.rows.items())
+    feed.through(_event("l1", "page.viewed", {"email": "ann@x.io"}, 10))
+    assert feed.rows["key"] == generated, "kept while markers of it are kept"
+    # thirty days later every marker of the generated key has expired and is swept by an erasure
+    month = 31 * 24 * 60
+    feed.through(_event("b1", "page.viewed", {"customer_id": "bob"}, month))
+    feed.through(_event("b2", "customer.erased", {"customer_id": "bob"}, month + 1))
+    feed.stage.load(feed.rows.items())
+    feed.mark(0, BASE + (month + 2) * 60_000)
+    assert "key" not in feed.rows
+
+
+def test_local_compaction_after_an_erasure_is_delayed_and_rate_limited() -> None:
+    # (orchestrator/runtime/erasure.py: when the worker compacts its RocksDB stores)
+    from orchestrator.runtime.erasure import CompactionPlan
+
+    plan = CompactionPlan(delay_s=10, every_s=300)
+    plan.noted(0, erasure=False)  # the start-up run
+    assert not plan.take(9)
+    assert plan.take(10)
+    plan.noted(20)  # an erasure: not held back by the start-up run
+    plan.noted(25)  # joins it
+    assert not plan.take(29)
+    assert plan.take(30)
+    plan.noted(40)  # the next erasure waits for the rate limit
+    assert not plan.take(100)
+    assert plan.take(330)
+    assert not plan.take(1_000), "nothing noted: nothing to do"
+    assert plan.runs == 3

@@ -13,10 +13,12 @@ from orchestrator.core.identity import (
     MAX_IDENTIFIERS,
     IdentityGraph,
     Merge,
+    key_id,
 )
 from orchestrator.core.resolution import canonical_key
 
 T = 1_000_000
+KEY = b"k" * 32
 
 
 def ids(**kw: str) -> Identifiers:
@@ -24,13 +26,13 @@ def ids(**kw: str) -> Identifiers:
 
 
 def test_customer_id_alone_resolves_to_itself() -> None:
-    g = IdentityGraph()
+    g = IdentityGraph(KEY)
     r = g.resolve(ids(customer_id="C1"), T)
     assert (r.customer_key, r.merges, r.erased) == ("C1", (), False)
 
 
 def test_weak_identifiers_attach_to_the_customer_id_they_come_with() -> None:
-    g = IdentityGraph()
+    g = IdentityGraph(KEY)
     g.resolve(ids(customer_id="C1", email="Ann@Example.com", phone="+1"), T)
     assert g.resolve(ids(email="ann@example.com"), T + 1).customer_key == "C1"
     assert g.resolve(ids(phone="+1"), T + 2).customer_key == "C1"
@@ -38,7 +40,7 @@ def test_weak_identifiers_attach_to_the_customer_id_they_come_with() -> None:
 
 
 def test_anonymous_visitor_who_signs_in_is_merged_and_forwarded() -> None:
-    g = IdentityGraph()
+    g = IdentityGraph(KEY)
     assert g.resolve(ids(anonymous_id="a1"), T).customer_key == "anonymous_id:a1"
     assert g.resolve(ids(anonymous_id="a1", device_id="d1"), T + 1).customer_key == "anonymous_id:a1"
     r = g.resolve(ids(customer_id="C1", anonymous_id="a1"), T + 2)
@@ -52,7 +54,7 @@ def test_anonymous_visitor_who_signs_in_is_merged_and_forwarded() -> None:
 
 
 def test_two_customer_ids_sharing_a_device_or_household_email_stay_apart() -> None:
-    g = IdentityGraph()
+    g = IdentityGraph(KEY)
     g.resolve(ids(customer_id="C1", device_id="tablet", email="family@example.com"), T)
     r = g.resolve(ids(customer_id="C2", device_id="tablet", email="family@example.com"), T + 1)
     assert (r.customer_key, r.merges) == ("C2", ())
@@ -64,7 +66,7 @@ def test_two_customer_ids_sharing_a_device_or_household_email_stay_apart() -> No
 
 
 def test_anonymous_event_linking_a_known_and_an_anonymous_customer_merges_the_anonymous_one() -> None:
-    g = IdentityGraph()
+    g = IdentityGraph(KEY)
     g.resolve(ids(customer_id="C1", email="a@x.io"), T)
     g.resolve(ids(device_id="d9"), T + 1)
     r = g.resolve(ids(email="a@x.io", device_id="d9"), T + 2)
@@ -72,7 +74,7 @@ def test_anonymous_event_linking_a_known_and_an_anonymous_customer_merges_the_an
 
 
 def test_two_anonymous_customers_seen_together_become_one() -> None:
-    g = IdentityGraph()
+    g = IdentityGraph(KEY)
     g.resolve(ids(device_id="d1"), T)
     g.resolve(ids(anonymous_id="a1"), T + 1)
     r = g.resolve(ids(device_id="d1", anonymous_id="a1"), T + 2)
@@ -83,14 +85,14 @@ def test_two_anonymous_customers_seen_together_become_one() -> None:
 
 
 def test_identifiers_per_customer_are_bounded() -> None:
-    g = IdentityGraph()
+    g = IdentityGraph(KEY)
     for i in range(MAX_IDENTIFIERS + 10):
         assert g.resolve(ids(customer_id="C", device_id=f"d{i}"), T + i).customer_key == "C"
     assert len(g.identities("C")["device_id"]) == MAX_IDENTIFIERS
 
 
 def test_erasure_forgets_and_blocks_late_events_for_a_bounded_time() -> None:
-    g = IdentityGraph()
+    g = IdentityGraph(KEY)
     g.resolve(ids(anonymous_id="a1"), T)
     g.resolve(ids(customer_id="C1", anonymous_id="a1", email="ann@example.com"), T + 1)
     erased = g.erase("C1", T + 10)
@@ -115,12 +117,12 @@ def test_erasure_forgets_and_blocks_late_events_for_a_bounded_time() -> None:
 
 
 def test_graph_round_trips_through_its_dict() -> None:
-    g = IdentityGraph()
+    g = IdentityGraph(KEY)
     g.resolve(ids(anonymous_id="a1"), T)
     g.resolve(ids(customer_id="C1", anonymous_id="a1", email="e@x"), T + 1)
     g.resolve(ids(customer_id="C9"), T + 1)
     g.erase("C9", T + 2)
-    again = IdentityGraph.from_dict(orjson.loads(orjson.dumps(g.to_dict())))
+    again = IdentityGraph.from_dict(orjson.loads(orjson.dumps(g.to_dict())), KEY)
     assert again.to_dict() == g.to_dict()
     assert again.forward("anonymous_id:a1") == "C1"
     assert again.resolve(ids(email="e@x"), T + 3).customer_key == "C1"
@@ -136,12 +138,12 @@ _identifier_sets = st.dictionaries(
 @settings(max_examples=150, deadline=None)
 @given(st.lists(_identifier_sets, min_size=1, max_size=25), st.integers(0, 24))
 def test_resolution_is_deterministic_and_survives_a_restart(events: list[dict[str, str]], cut: int) -> None:
-    a, b = IdentityGraph(), IdentityGraph()
+    a, b = IdentityGraph(KEY), IdentityGraph(KEY)
     results_a = [a.resolve(Identifiers(**e), T + i) for i, e in enumerate(events)]
     results_b = []
     for i, e in enumerate(events):
         if i == cut:
-            b = IdentityGraph.from_dict(orjson.loads(orjson.dumps(b.to_dict())))
+            b = IdentityGraph.from_dict(orjson.loads(orjson.dumps(b.to_dict())), KEY)
         results_b.append(b.resolve(Identifiers(**e), T + i))
     assert results_a == results_b
     assert a.to_dict() == b.to_dict()
@@ -161,12 +163,12 @@ def test_resolution_is_deterministic_and_survives_a_restart(events: list[dict[st
 @given(_identifier_sets)
 def test_first_sighting_resolves_like_the_foundation_rule(identifiers: dict[str, str]) -> None:
     value = Identifiers(**identifiers)
-    assert IdentityGraph().resolve(value, T).customer_key == canonical_key(value)
+    assert IdentityGraph(KEY).resolve(value, T).customer_key == canonical_key(value)
 
 
 def test_resolve_needs_an_identifier() -> None:
     with pytest.raises(ValueError, match="identifier"):
-        IdentityGraph().resolve([], T)
+        IdentityGraph(KEY).resolve([], T)
 
 
 @settings(max_examples=100, deadline=None)
@@ -178,7 +180,7 @@ def test_resolve_needs_an_identifier() -> None:
     )
 )
 def test_row_changes_rebuild_the_same_graph(steps: list[dict[str, str] | str]) -> None:
-    g = IdentityGraph()
+    g = IdentityGraph(KEY)
     table: dict[str, object] = {}
     for i, step in enumerate(steps):
         if isinstance(step, str):
@@ -190,15 +192,15 @@ def test_row_changes_rebuild_the_same_graph(steps: list[dict[str, str] | str]) -
                 table.pop(row, None)
             else:
                 table[row] = value
-        again = IdentityGraph.from_rows(table.items())
+        again = IdentityGraph.from_rows(table.items(), KEY)
         assert again.to_dict() == g.to_dict()
     assert g.changes() == {}
     probe = Identifiers(email="1", device_id="2")
-    assert IdentityGraph.from_rows(table.items()).resolve(probe, T + 99) == g.resolve(probe, T + 99)
+    assert IdentityGraph.from_rows(table.items(), KEY).resolve(probe, T + 99) == g.resolve(probe, T + 99)
 
 
 def test_erasure_leaves_only_tombstones_and_digests_in_the_rows() -> None:
-    g = IdentityGraph()
+    g = IdentityGraph(KEY)
     g.resolve(ids(anonymous_id="a1"), T)
     g.resolve(ids(customer_id="C1", anonymous_id="a1", email="ann@example.com"), T + 1)
     assert g.changes() == {
@@ -209,4 +211,4 @@ def test_erasure_leaves_only_tombstones_and_digests_in_the_rows() -> None:
     rows = g.changes()
     assert rows.pop("n:C1") is None
     assert len(rows) == 3
-    assert all(row.startswith("x:") and value == T + 2 for row, value in rows.items())
+    assert all(row.startswith("h:") and value == [T + 2, key_id(KEY)] for row, value in rows.items())
