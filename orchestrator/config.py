@@ -80,7 +80,7 @@ class Settings(BaseModel):
         description="Bearer token of every HTTP route but /metrics, /healthz, /readyz (unset: 401).",
     )
     erasure_key: SecretStr | None = Field(
-        None, description="Secret of the keyed hash (HMAC) of erased-identifier markers (docs/security.md)."
+        None, description="Secret of the keyed hash of erased-identifier markers; 'new,old' while rotating."
     )
     erasure_compaction_hours: int = Field(
         24,
@@ -98,7 +98,7 @@ class Settings(BaseModel):
         description="Older events (vs the partition clock) update the profile but start no journey; 0: off.",
     )
     max_event_bytes: int = Field(
-        256 * 1024, ge=1024, le=900 * 1024, description="Largest raw event; larger ones are dead-lettered."
+        256 * 1024, ge=1024, le=384 * 1024, description="Largest raw event; larger ones are dead-lettered."
     )
     max_event_depth: int = Field(
         16, ge=2, le=64, description="Deepest nesting of objects/arrays in an event."

@@ -11,6 +11,7 @@ from typing import Any
 from orchestrator.cli._common import add_config_option, settings_from
 from orchestrator.exceptions import JourneyValidationError
 from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
+from orchestrator.kafka.security import connection_check
 
 __all__ = ["register"]
 
@@ -47,6 +48,7 @@ def _deploy(args: argparse.Namespace) -> int:
         print("dry run: nothing published")
         return 0
     settings = settings_from(args)
+    connection_check(settings)  # a refused login or TLS handshake: one clear line, now
     try:
         publish_deployments(settings, deployments)
     except JourneyValidationError as exc:

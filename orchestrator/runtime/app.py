@@ -30,12 +30,14 @@ from faust.types import TP, EventT
 from orchestrator.config import Settings
 from orchestrator.contracts import DeadLetter, ResolvedEvent
 from orchestrator.core.customer import CustomerLogic
+from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.kafka.security import faust_credentials
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
+from orchestrator.runtime.erasure import install_local_erasure
 from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, IdentifyStage
 from orchestrator.runtime.ingest import route_raw
-from orchestrator.runtime.journey_feed import JourneyBook, JourneyFeed
+from orchestrator.runtime.journey_feed import JourneyFeed
 from orchestrator.runtime.metrics import WorkerMetrics
 from orchestrator.runtime.offsets import InputOffsets
 from orchestrator.runtime.processor import Processed, Processor
@@ -44,7 +46,7 @@ from orchestrator.runtime.reading import admit, commit, lag_of, reread_dropped
 from orchestrator.runtime.reread import DropWatch
 from orchestrator.runtime.stuck import StuckWatch
 from orchestrator.runtime.timers import TimerIndex
-from orchestrator.runtime.web import register_pages, web_options
+from orchestrator.runtime.web import accepted_tokens, register_pages, web_options
 
 __all__ = ["WorkerApp", "build_app"]
 
@@ -65,7 +67,7 @@ class WorkerApp:
     settings: Settings
     customers: Any
     wakeups: Any
-    book: JourneyBook
+    book: DeploymentBook
     processor: Processor
     timers: TimerIndex = field(default_factory=TimerIndex)
     clocks: PartitionClocks = field(default_factory=lambda: PartitionClocks(1))
@@ -135,7 +137,7 @@ def build_app(settings: Settings) -> WorkerApp:
     wakeups = app.Table(WAKEUPS_TABLE, key_type=str, value_type=bytes, partitions=settings.partitions)
     identities = app.Table(IDENTITIES_TABLE, key_type=str, value_type=bytes, partitions=1)
     registry = JourneyRegistry(history_window_ms=settings.history_window_days * 86_400_000)
-    book = JourneyBook(registry)
+    book = DeploymentBook(registry)
     logic = CustomerLogic(
         registry,
         policy=book.policies,
@@ -147,8 +149,17 @@ def build_app(settings: Settings) -> WorkerApp:
         app, settings, customers, wakeups, book, Processor(logic), metrics=WorkerMetrics(journeys=registry)
     )
     w.clocks = PartitionClocks(1)  # one watermark per customer partition: the identify stage's
-    w.identify = IdentifyStage(sources=settings.partitions, partitions=settings.partitions)
+    erasure_keys = accepted_tokens(settings.erasure_key.get_secret_value() if settings.erasure_key else None)
+    w.identify = IdentifyStage(
+        sources=settings.partitions,
+        partitions=settings.partitions,
+        erasure_key=erasure_keys[0] if erasure_keys else None,
+        previous_keys=erasure_keys[1:],
+    )
     w.identities = identities
+    install_local_erasure(
+        app, [customers, wakeups, identities], customers=CUSTOMERS_TABLE, identities=IDENTITIES_TABLE
+    )
     w.stuck = StuckWatch(int(settings.stuck_after_s * 1000))
     feed = w.feed = JourneyFeed(settings, book)
     out_topics = {t.identify: identify_topic, t.dead_letter: dead_letter_topic}
