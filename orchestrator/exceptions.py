@@ -16,6 +16,7 @@ Every error the orchestrator raises on purpose derives from :class:`Orchestrator
      │    ├── ToolMissingError         java or mvn is missing
      │    └── TopicLayoutError         topics are missing or disagree on partitions / compaction
      ├── DeliveryError             the broker did not acknowledge what a worker produced
+     ├── StateLimitError           a customer's stored state would outgrow its row limit (message set aside)
      └── SimulationError           the offline simulator cannot run its input
 
 Each error carries a message that says what is wrong and where.
@@ -37,6 +38,7 @@ __all__ = [
     "PolicyError",
     "PolicyValidationError",
     "SimulationError",
+    "StateLimitError",
     "ToolMissingError",
     "TopicLayoutError",
 ]
@@ -118,3 +120,8 @@ class SimulationError(OrchestratorError):
 class DeliveryError(OrchestratorError):
     """The broker did not acknowledge a message a worker produced (e.g. a table changelog record);
     the worker does not commit its input offsets and stops, so the input is read again."""
+
+
+class StateLimitError(OrchestratorError):
+    """A customer's stored record would outgrow the row limit even after trimming what may be trimmed;
+    the message that would make it so is dead-lettered and the stored state stays as it was."""

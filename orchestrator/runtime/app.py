@@ -29,9 +29,11 @@ from faust.types import TP, EventT
 
 from orchestrator.config import Settings
 from orchestrator.contracts import DeadLetter, ResolvedEvent
+from orchestrator.contracts.records import DeadLetterReason
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey import JourneyRegistry
+from orchestrator.exceptions import StateLimitError
 from orchestrator.kafka.security import faust_credentials
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
 from orchestrator.runtime.erasure import install_local_erasure
@@ -181,9 +183,10 @@ def build_app(settings: Settings) -> WorkerApp:
         log.error(
             "processing %s[%s]@%s failed; dead-lettered", msg.topic, msg.partition, msg.offset, exc_info=exc
         )
-        w.metrics.invalid("processing_error")
+        reason: DeadLetterReason = "over_limit" if isinstance(exc, StateLimitError) else "processing_error"
+        w.metrics.invalid(reason)
         letter = DeadLetter.of(
-            reason="processing_error", error=f"{msg.topic}[{msg.partition}]@{msg.offset}: {exc!r}",
+            reason=reason, error=f"{msg.topic}[{msg.partition}]@{msg.offset}: {type(exc).__name__}: {exc}",
             topic=msg.topic, partition=msg.partition, offset=msg.offset, key=msg.key,
             value=msg.value or b"", at=datetime.now(UTC),
         )  # fmt: skip
@@ -341,6 +344,8 @@ def build_app(settings: Settings) -> WorkerApp:
                 log.critical("worker failed while writing state or actions; exiting", exc_info=True)
                 os._exit(70)
             w.metrics.processed(done, None if msg.topic == t.timers else msg.timestamp)
+            if done.trimmed:
+                w.metrics.trimmed(done.trimmed)
             if done.merged:
                 log.info("merge into %s done (%d)", key, done.merged)
             w.metrics.record_decisions(done.decision_models)

@@ -61,6 +61,7 @@ __all__ = [
     "CONTROL_PREFIX",
     "MAX_RELEASE",
     "OUTBOX_SPAN",
+    "RELEASE_BYTES",
     "WATERMARK_KEY",
     "Identified",
     "IdentifyStage",
@@ -73,6 +74,11 @@ log = logging.getLogger("orchestrator.identify")
 MAX_RELEASE = 200
 """Events one message releases at most: its ``o:<offset>`` row (what it published) must stay well under
 Kafka's message size limit (1 MB by default); 200 events make about 150 KB."""
+RELEASE_BYTES = 256 * 1024
+"""Bytes one message publishes at most (its ``o:<offset>`` row holds them, JSON-escaped again: at
+worst twice as large): an event that would take it past this waits for the next message, unless it is
+the first (an event alone is within ``max_event_bytes``). A catch-up burst of large events thus spreads
+over several messages instead of one row over Kafka's 1 MB."""
 
 OUTBOX_SPAN = 100_000
 """Offsets of the identify topic for which what a message published is kept for re-sending."""
@@ -124,6 +130,8 @@ class Identified:
     merges: int = 0
     erased: int = 0
     released: int = 0
+    published_bytes: int = 0
+    """Bytes of :attr:`messages` (keys and values)."""
     copies: int = 0
     """Raw records resolved again (after a crash or a takeover), dropped."""
     replayed: bool = False
@@ -153,6 +161,8 @@ class IdentifyStage:
         """Per raw partition, the events held, in the order read (a raw partition's own order is kept
         even when its event times are not: the customers recognise re-resolved copies by raw offset)."""
         self._outbox: list[int] = []
+        self._sizes: dict[int, int] = {}
+        """Per held event (identify offset), the size of its JSON: what releasing it would publish."""
         self._configured = erasure_key_bytes(erasure_key)
         self._previous = [k for k in map(erasure_key_bytes, previous_keys) if k is not None]
         self._pending: dict[str, Any] = {}
@@ -172,6 +182,7 @@ class IdentifyStage:
         self.raw_read = {}
         self.marks = {}
         self._held = {}
+        self._sizes = {}
         self._outbox = []
         held: list[tuple[int, _Held]] = []
         stored_key: bytes | None = None
@@ -188,6 +199,7 @@ class IdentifyStage:
                 event = ResolvedEvent.model_validate_json(text)
                 offset = int(name[len(_HELD) :])
                 held.append((offset, (int(at), int(rp), int(ro), offset, event)))
+                self._sizes[offset] = len(text)
             elif name.startswith(_MARK):
                 self.marks[int(name[len(_MARK) :])] = int(value)
             else:
@@ -259,7 +271,9 @@ class IdentifyStage:
             resolved,
         )
         self._held.setdefault(entry[1], deque()).append(entry)
-        out.rows[f"{_HELD}{offset}"] = [entry[0], entry[1], entry[2], resolved.to_json().decode()]
+        text = resolved.to_json().decode()
+        self._sizes[offset] = len(text)
+        out.rows[f"{_HELD}{offset}"] = [entry[0], entry[1], entry[2], text]
         self._release(out)  # a late event (older than what was released) goes at once
         return self._finish(offset, out)
 
@@ -308,10 +322,12 @@ class IdentifyStage:
             heads = [(q[0][0], rp) for rp, q in queues.items() if q and q[0][0] < low]
             if not heads:
                 return low
-            if out.released >= MAX_RELEASE:
-                return min(heads)[0]  # the rest with the next message (a watermark comes every tick)
             _, rp = min(heads)
+            size = self._sizes.get(queues[rp][0][3], 0)
+            if out.released and (out.released >= MAX_RELEASE or out.published_bytes + size > RELEASE_BYTES):
+                return min(heads)[0]  # the rest with the next message (a watermark comes every tick)
             entry = queues[rp].popleft()
+            self._sizes.pop(entry[3], None)
             out.rows[f"{_HELD}{entry[3]}"] = None
             self._release_one(entry, out)
 
@@ -343,6 +359,11 @@ class IdentifyStage:
         return out
 
     def _release_one(self, entry: _Held, out: Identified) -> None:
+        before = len(out.messages)
+        self._release_entry(entry, out)
+        out.published_bytes += sum(len(k) + len(v) for k, v, _ in out.messages[before:])
+
+    def _release_entry(self, entry: _Held, out: Identified) -> None:
         if self.graph is None:
             self.graph = self._graph([], None)
         graph = self.graph

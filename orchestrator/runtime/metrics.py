@@ -142,8 +142,15 @@ class WorkerMetrics:
         self.invalid_events = Counter(
             f"{p}_invalid_events",
             "Messages set aside in the dead-letter topic, by reason "
-            "(not_json, invalid_event: at resolution; processing_error: in the customer stage).",
+            "(not_json, invalid_event, over_limit: at resolution; processing_error: in a later stage).",
             ["reason"],
+            registry=r,
+        )
+        self.state_trimmed = Counter(
+            f"{p}_state_trimmed",
+            "Customer records trimmed to stay under their row limit, by what was trimmed "
+            "(outbox, history, seen).",
+            ["part"],
             registry=r,
         )
         self.events_consumed = Counter(
@@ -329,6 +336,11 @@ class WorkerMetrics:
     def invalid(self, reason: str) -> None:
         """A message was dead-lettered outside the resolve stage (``processing_error``)."""
         self._invalid.get(reason).inc()
+
+    def trimmed(self, parts: list[str]) -> None:
+        """A customer record was trimmed to fit its row limit."""
+        for part in parts:
+            self.state_trimmed.labels(part).inc()
 
     def event_consumed(self, event_type: str) -> None:
         """The customer stage took one resolved event."""

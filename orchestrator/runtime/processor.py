@@ -37,10 +37,15 @@ import orjson
 from orchestrator.contracts import ChannelAction, CustomerEvent, ResolvedEvent
 from orchestrator.contracts.decision import Decision
 from orchestrator.core.customer import CustomerLogic, CustomerState, Outcome, Transition
+from orchestrator.exceptions import StateLimitError
 from orchestrator.runtime.identify import control
 
-__all__ = ["MOVED_KEEP_MS", "OUTBOX_KEEP", "Processed", "Processor"]
+__all__ = ["MAX_RECORD_BYTES", "MOVED_KEEP_MS", "OUTBOX_KEEP", "Processed", "Processor", "fit_record"]
 
+MAX_RECORD_BYTES = 512 * 1024
+"""Largest stored customer record: its changelog record must stay under Kafka's 1 MB message limit.
+Over it, :func:`fit_record` trims what may be trimmed (counted in ``orchestrator_state_trimmed_total``);
+a record still too large makes the message fail alone (dead-lettered, the state unchanged)."""
 OUTBOX_KEEP = 16
 MOVED_KEEP_MS = 86_400_000
 """How long the record of a key merged away is kept (for re-sending its state after a crash)."""
@@ -72,6 +77,8 @@ class Processed:
     """(key, message) for the resolved topic: a merge's hand-over, an event for a key merged away."""
     merged: int = 0
     """Merges completed by this message."""
+    trimmed: list[str] = field(default_factory=list)
+    """What :func:`fit_record` trimmed to keep the record under its limit (outbox, history, seen)."""
 
 
 @dataclass(slots=True)
@@ -96,8 +103,9 @@ class Processor:
     """Applies resolved events, timer wake-ups and merge hand-overs to stored records through
     :class:`CustomerLogic`."""
 
-    def __init__(self, logic: CustomerLogic) -> None:
+    def __init__(self, logic: CustomerLogic, max_record_bytes: int = MAX_RECORD_BYTES) -> None:
         self.logic = logic
+        self.max_record_bytes = max_record_bytes
 
     @staticmethod
     def decode(raw: bytes | None) -> Record | None:
@@ -354,6 +362,8 @@ class Processor:
             read = record["raw"] = dict(record.get("raw", {}))
             read[str(raw_source[0])] = max(read.get(str(raw_source[0]), -1), raw_source[1])
         out.record = orjson.dumps(record)
+        if len(out.record) > self.max_record_bytes:
+            out.record, out.trimmed = fit_record(record, self.max_record_bytes)
         out.next_wakeup_ms = self._wake(record)
         return out
 
@@ -377,3 +387,54 @@ class Processor:
             changed=False,
             next_wakeup_ms=self._wake(record),
         )
+
+
+def _trims(record: Record) -> list[tuple[str, Any]]:
+    """What may go, least harmful first: each a (name, step) whose step removes some and says whether
+    it removed anything."""
+    state = record.get("s") or {}
+    profile = state.get("p") or {}
+
+    def outbox() -> bool:  # older messages' outputs: only a crash right now would need them
+        out: list[Any] = record.get("out", [])
+        if len(out) <= 1:
+            return False
+        del out[:-1]
+        return True
+
+    def history() -> bool:  # the oldest half of the event history (seen()/count() look back less)
+        rows: list[Any] = profile.get("history", [])
+        if not rows:
+            return False
+        del rows[: max(1, len(rows) // 2)]
+        return True
+
+    def seen() -> bool:  # the oldest half of the remembered event ids (dedupe looks back less)
+        ids: dict[str, int] = state.get("d", {})
+        if not ids:
+            return False
+        for key in sorted(ids, key=lambda k: ids[k])[: max(1, len(ids) // 2)]:
+            del ids[key]
+        return True
+
+    return [("outbox", outbox), ("history", history), ("seen", seen)]
+
+
+def fit_record(record: Record, limit: int) -> tuple[bytes, list[str]]:
+    """``record`` encoded within ``limit`` bytes, trimming (in place) the outbox, then the event
+    history, then the remembered event ids; the names of what was trimmed. Raises
+    :class:`~orchestrator.exceptions.StateLimitError` when that is not enough (attributes, journey
+    instances or held messages fill it: the message is set aside)."""
+    trimmed: list[str] = []
+    data = orjson.dumps(record)
+    for name, step in _trims(record):
+        while len(data) > limit and step():
+            if name not in trimmed:
+                trimmed.append(name)
+            data = orjson.dumps(record)
+        if len(data) <= limit:
+            return data, trimmed
+    raise StateLimitError(
+        f"the customer's state would be {len(data)} bytes, over the limit of {limit} even after trimming "
+        f"{', '.join(trimmed) or 'nothing'}: its attributes, journey instances or held messages fill it"
+    )
