@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 
 from orchestrator.config import Settings
 from orchestrator.contracts import DeadLetter
-from orchestrator.testing import WorkerProcess, read_topic
+from orchestrator.testing import WorkerProcess, read_topic, wait_until
 from tests.integration.runtime_helpers import (
     EXAMPLE_NAMES,
     JOURNEYS,
@@ -48,7 +48,7 @@ def _valid(n: int, **extra: object) -> dict[str, object]:
         "event_id": f"poison-{n}",
         "type": "app.custom_thing",
         "identifiers": {"customer_id": f"poisoner-{n}"},
-        "occurred_at": "2025-03-03T09:00:00Z",
+        "occurred_at": f"2025-03-03T09:{n % 60:02d}:00Z",
         "source": "fault-suite",
         **extra,
     }
@@ -86,6 +86,10 @@ def test_poison_among_valid_events(settings: Settings, tmp_path: Path, actions: 
     for name, (value, _) in poison.items():
         producer.produce(settings.topics.raw_events, key=name.encode(), value=value)
     assert producer.flush(30) == 0
+    # a catch-up burst: 250 valid events of ~5 kB, read as one backlog (one identity row per release
+    # once made an identify changelog record over 1 MB and stopped the worker for good)
+    burst = [orjson.dumps(_valid(100 + n, properties={"pad": "p" * 5_000})) for n in range(250)]
+    produce(settings, burst)
     produce(settings, events[half:])
 
     worker = WorkerProcess(settings, tmp_path / "worker.log", extra_env={"ORCH_LATENESS_HOURS": "0"})
@@ -95,6 +99,10 @@ def test_poison_among_valid_events(settings: Settings, tmp_path: Path, actions: 
         actions.wait_for_ids(set(expected), describe=expected)
         letters = read_topic(settings.bootstrap_servers, settings.topics.dead_letter, expect=len(poison))
         actions.settle()
+        for n in (100, 349):  # the burst's first and last customers were applied
+            wait_until(
+                lambda n=n: worker.get_json(f"/customers/poisoner-{n}/")[0] == 200, what=f"poisoner-{n}"
+            )
         status, ready = worker.get_json("/readyz")
         assert worker.proc is not None
         assert worker.proc.poll() is None, worker.log_tail()
