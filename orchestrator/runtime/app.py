@@ -44,7 +44,7 @@ from orchestrator.runtime.metrics import WorkerMetrics
 from orchestrator.runtime.offsets import InputOffsets
 from orchestrator.runtime.processor import Processed, Processor
 from orchestrator.runtime.producer import DurableApp
-from orchestrator.runtime.reading import admit, commit, lag_of, reread_dropped
+from orchestrator.runtime.reading import admit, commit, highwater_of, lag_of, reread_dropped, start_offset
 from orchestrator.runtime.reread import DropWatch
 from orchestrator.runtime.stuck import StuckWatch
 from orchestrator.runtime.timers import TimerIndex
@@ -89,6 +89,8 @@ class WorkerApp:
     stuck: StuckWatch = field(default_factory=lambda: StuckWatch(30_000))
     """Input partitions with lag and no progress (:mod:`.stuck`), as of ``stuck_seen_ms``."""
     stuck_seen_ms: int = 0
+    stuck_starts: dict[Any, int] = field(default_factory=dict)
+    """Where reading starts, per input partition nothing was delivered from yet (asked once)."""
 
     def stuck_partitions(self) -> list[Any]:
         """Input partitions stuck at the last look (the ticker looks every second)."""
@@ -378,7 +380,6 @@ def build_app(settings: Settings) -> WorkerApp:
         if wall - w.last_heartbeat >= 1000:
             w.last_heartbeat = wall
             await reread_dropped(w, actives, wall)
-            await _watch_stuck(w, actives, wall)
         # Customer side: fire what is due on the partitions this worker owns.
         for p in owned:
             now = w.clocks.get(p)
@@ -390,6 +391,15 @@ def build_app(settings: Settings) -> WorkerApp:
             for customer, due in w.timers.pop_due(p, fire_until):
                 body = orjson.dumps({"due": due, "now": fire_until})
                 await timers_topic.send(key=customer.encode(), value=body, partition=p, force=True)
+
+    @app.timer(interval=1.0)
+    async def watch_stuck() -> None:
+        # Its own timer: asking offsets of partitions nothing was read from yet may take a broker
+        # round trip, which must not delay the firing of due timers.
+        recovery = app.tables.recovery  # type: ignore[attr-defined]
+        if app.rebalancing or app.in_recovery or recovery.in_recovery or not recovery.completed.is_set():
+            return
+        await _watch_stuck(w, app.assignor.assigned_actives(), _wall_ms())
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def commit_at_shutdown(sender: Any, **_: Any) -> None:
@@ -466,18 +476,33 @@ async def _apply(
 
 
 async def _watch_stuck(w: WorkerApp, actives: Any, wall: int) -> None:
-    """Feed the stuck watch with each input partition's progress and lag; log what became stuck."""
+    """Feed the stuck watch with each input partition's progress and lag; log what became stuck.
+
+    Only what the worker knows locally, except once per partition and assignment where reading starts
+    when nothing was delivered yet: Faust's consumer calls run one at a time in its consumer thread, so
+    asking the broker every second for every partition slows the fetching of every partition."""
     t = w.settings.topics
     inputs = [tp for tp in actives if tp.topic in (t.raw_events, t.identify, t.resolved_events, t.timers)]
     before = set(w.stuck_partitions())
+    for tp in list(w.stuck_starts):
+        if tp not in inputs:
+            del w.stuck_starts[tp]
     for tp in inputs:
-        w.stuck.observe(tp, w.offsets.next.get(tp), await lag_of(w, tp), wall)
+        high = highwater_of(w.app, tp)
+        if high is None or high < 0:
+            continue  # nothing fetched yet: unknown, not judged
+        expected = w.offsets.next.get(tp)
+        if expected is None:
+            if tp not in w.stuck_starts:
+                w.stuck_starts[tp] = await start_offset(w.app, tp)
+            expected = w.stuck_starts[tp]
+        w.stuck.observe(tp, expected, max(0, high - expected), wall)
     w.stuck.keep_only(inputs)
     w.stuck_seen_ms = wall
     for tp in set(w.stuck_partitions()) - before:
         log.error(
             "%s[%s] is stuck: %s records waiting and no progress for %.0f s (next offset %s)",
-            tp.topic, tp.partition, await lag_of(w, tp), w.stuck.stalled_ms(tp, wall) / 1000,
+            tp.topic, tp.partition, w.stuck.lag(tp), w.stuck.stalled_ms(tp, wall) / 1000,
             w.offsets.next.get(tp),
         )  # fmt: skip
 

@@ -19,7 +19,7 @@ from orchestrator.runtime.offsets import Admit
 if TYPE_CHECKING:
     from orchestrator.runtime.app import WorkerApp
 
-__all__ = ["admit", "commit", "highwater_of", "lag_of", "position_of", "reread_dropped"]
+__all__ = ["admit", "commit", "highwater_of", "lag_of", "position_of", "reread_dropped", "start_offset"]
 
 log = logging.getLogger("orchestrator.worker")
 
@@ -34,7 +34,7 @@ async def admit(w: WorkerApp, msg: Any) -> bool:
     tp = msg.tp
     offsets = w.offsets
     if not offsets.knows(tp):
-        offsets.begin(tp, await _start_offset(w.app, tp))
+        offsets.begin(tp, await start_offset(w.app, tp))
     verdict = offsets.admit(tp, msg.offset, _wall_ms())
     if verdict is Admit.PROCESS:
         return True
@@ -83,7 +83,7 @@ async def reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
         position = await position_of(w.app, tp)
         expected = w.offsets.next.get(tp)
         if expected is None:
-            expected = await _start_offset(w.app, tp)
+            expected = await start_offset(w.app, tp)
         if w.drops.observe(tp, position, expected, wall):
             dropped[tp] = (position, expected)
     if dropped and w.drops.should_seek(wall):
@@ -108,7 +108,7 @@ async def _earliest(app: faust.App, tp: TP) -> int | None:
     return int(earliest.get(tp) or 0)
 
 
-async def _start_offset(app: faust.App, tp: TP) -> int:
+async def start_offset(app: faust.App, tp: TP) -> int:
     """Where the group reads ``tp`` from: its committed offset (as read at the assignment), else the
     oldest record kept."""
     committed: int | None = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
@@ -143,5 +143,5 @@ async def lag_of(w: WorkerApp, tp: TP) -> int:
         return 1
     expected = w.offsets.next.get(tp)
     if expected is None:  # nothing delivered since the assignment: from where reading starts
-        expected = await _start_offset(w.app, tp)
+        expected = await start_offset(w.app, tp)
     return max(0, high - expected)

@@ -51,5 +51,9 @@ class StuckWatch:
         """The partitions stuck at ``wall_ms``."""
         return [tp for tp in self._since if self.stalled_ms(tp, wall_ms) >= self.stuck_after_ms]
 
+    def lag(self, tp: Any) -> int:
+        """The lag last observed for ``tp``."""
+        return self._lag.get(tp, 0)
+
     def watched(self) -> list[Any]:
         return list(self._since)
