@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from orchestrator.cli._common import add_config_option, settings_from
@@ -26,5 +27,9 @@ def _worker(args: argparse.Namespace) -> int:
     if args.web_port is not None:
         settings = settings.model_copy(update={"web_port": args.web_port})
     worker_app = build_app(settings)
-    check_layout(settings)
+
+    def altered(topic: str, key: str, old: str | None, new: str) -> None:
+        print(f"altered  {topic}: {key} {old if old is not None else '(unset)'} -> {new}", file=sys.stderr)
+
+    check_layout(settings, on_change=altered)  # an upgrade's new topic configs are applied here
     run_worker(worker_app)

@@ -243,13 +243,27 @@ def _check(specs: list[TopicSpec], actual: dict[str, int], settings: Settings) -
         raise TopicLayoutError("\n".join(problems))
 
 
-def check_layout(settings: Settings, timeout: float = 10.0) -> None:
-    """Refuse to run when a topic is missing, the input and state topics (changelogs included)
-    disagree on partitions, or a topic lacks a config of its spec (the changelogs' compaction bounds
-    of an erasure, cleanup policies, retentions): ``orchestrator topics create`` fixes the latter."""
+def check_layout(settings: Settings, timeout: float = 10.0, on_change: ConfigChange | None = None) -> None:
+    """Refuse to run when a topic is missing or the input and state topics (changelogs included)
+    disagree on partitions. A topic that lacks a config of its spec (the changelogs' compaction bounds
+    of an erasure, cleanup policies, retentions: an upgrade brings new ones) is altered to match when
+    ``on_change`` is given (the worker at its start: it is told each change), else refused, naming
+    ``orchestrator topics create``, which alters them too."""
     specs = topic_specs(settings)
     _check(specs, describe_topics(settings, [s.name for s in specs], timeout), settings)
     drift = config_drift(settings, specs, timeout)
+    if drift and on_change is not None:
+        try:
+            _alter(settings, drift, timeout)
+        except KafkaSetupError as exc:
+            raise TopicLayoutError(
+                f"{exc}\n(the worker may lack the AlterConfigs permission: run orchestrator topics create "
+                "with an account that has it)"
+            ) from None
+        for name, changes in sorted(drift.items()):
+            for key, (have, want) in sorted(changes.items()):
+                on_change(name, key, have, want)
+        return
     if drift:
         lines = [
             f"topic {name!r} has {key}={have if have is not None else '(unset)'} but needs {want}"
