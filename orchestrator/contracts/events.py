@@ -148,6 +148,42 @@ class EventLimits:
         may_long = len(text) > self.max_string_chars
         if not (may_nest or may_count or may_long):
             return
+        if self._within(data):
+            return
+        self._name_violation(data)  # walks again, with paths, to say where
+        raise InvalidEventError("over_limit", "over a bound of max_event_* (docs/contracts.md)")
+
+    def _within(self, data: dict[str, Any]) -> bool:
+        """True when ``data`` respects every bound (a walk without paths: fast on large events)."""
+        max_depth, max_chars = self.max_depth, self.max_string_chars
+        stack: list[tuple[Any, int]] = [(data, 1)]
+        while stack:
+            value, depth = stack.pop()
+            if depth > max_depth:
+                return False
+            items = value.items() if type(value) is dict else enumerate(value)
+            for key, item in items:
+                if type(key) is str and len(key) > max_chars:
+                    return False
+                kind = type(item)
+                if kind is dict or kind is list:
+                    stack.append((item, depth + 1))
+                elif kind is str and len(item) > max_chars:
+                    return False
+        counted = 0
+        props = data.get("properties")
+        stack2: list[Any] = [props] if type(props) is dict or type(props) is list else []
+        while stack2:
+            value = stack2.pop()
+            counted += len(value)
+            if counted > self.max_properties:
+                return False
+            children = value.values() if type(value) is dict else value
+            stack2.extend(c for c in children if type(c) is dict or type(c) is list)
+        return True
+
+    def _name_violation(self, data: dict[str, Any]) -> None:
+        """Raise for the first bound ``data`` breaks, naming the field (a walk with paths)."""
         stack: list[tuple[Any, tuple[str, ...], int]] = [(data, (), 1)]
         counted = 0
         while stack:
@@ -155,19 +191,16 @@ class EventLimits:
             where = ".".join(path) or "(root)"
             if isinstance(value, dict | list):
                 if depth > self.max_depth:
-                    raise InvalidEventError(
-                        "over_limit",
-                        f"field '{where}': nested deeper than {self.max_depth} levels (max_event_depth)",
-                    )
+                    raise _over(where, f"nested deeper than {self.max_depth} levels", "depth")
                 if path and path[0] == "properties":
                     counted += len(value)
                 items = value.items() if isinstance(value, dict) else enumerate(value)
                 for k, v in items:
                     if isinstance(k, str) and len(k) > self.max_string_chars:
-                        raise InvalidEventError(
-                            "over_limit",
-                            f"field '{where}': a key of {len(k)} characters, over {self.max_string_chars} "
-                            "(max_event_string_chars)",
+                        raise _over(
+                            where,
+                            f"a key of {len(k)} characters, over {self.max_string_chars}",
+                            "string_chars",
                         )
                     stack.append((v, (*path, str(k)), depth + 1))
                 if counted > self.max_properties:

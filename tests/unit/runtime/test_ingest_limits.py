@@ -17,6 +17,7 @@ from orchestrator.config import TopicNames, load_settings
 from orchestrator.contracts import DeadLetter
 from orchestrator.contracts.events import EventLimits
 from orchestrator.contracts.records import DEAD_LETTER_KEEP_BYTES
+from orchestrator.exceptions import InvalidEventError
 from orchestrator.runtime.ingest import route_raw
 
 TOPICS = TopicNames()
@@ -153,3 +154,14 @@ def test_any_text_in_any_encoding(text: str) -> None:
         data = orjson.dumps(_event(source=text or "s")).decode().encode(encoding, errors="replace")
         reason, _ = _route(data)
         assert reason in ("resolved", "not_json", "invalid_event", "over_limit")
+
+
+@given(_JSON)
+def test_the_fast_walk_and_the_naming_walk_agree(props: object) -> None:
+    data = {"event_id": "e", "properties": props}
+    try:
+        _SMALL._name_violation(data)
+        named = False
+    except InvalidEventError:
+        named = True
+    assert _SMALL._within(data) is not named
