@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from orchestrator.contracts.events import EventLimits
 from orchestrator.exceptions import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "TopicNames", "load_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "TopicNames", "load_settings", "secret_list"]
 
 ENV_PREFIX = "ORCH_"
 
@@ -137,6 +137,13 @@ class Settings(BaseModel):
             max_properties=self.max_event_properties,
             max_string_chars=self.max_event_string_chars,
         )
+
+
+def secret_list(value: SecretStr | str | None) -> tuple[str, ...]:
+    """The secrets a setting names: one, or several separated by commas while one is rotated
+    (``api_token``, ``erasure_key``: the first is the current one)."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else (value or "")
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:

@@ -23,12 +23,11 @@ from typing import Any
 import orjson
 
 from orchestrator.cli._common import add_config_option, settings_from
-from orchestrator.config import Settings
+from orchestrator.config import Settings, secret_list
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.profile import CONSENT_DEFAULTS
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.kafka.security import connection_check, librdkafka_options
-from orchestrator.runtime.web import accepted_tokens
 from orchestrator.simulate.state_file import read_state_file
 
 __all__ = ["InspectError", "customer_document", "inspect_command", "register", "render"]
@@ -272,7 +271,7 @@ def inspect_command(args: argparse.Namespace) -> int:
         settings = settings_from(args)
         if args.decisions:
             connection_check(settings)  # a refused login or TLS handshake: one clear line, now
-        tokens = accepted_tokens(settings.api_token.get_secret_value() if settings.api_token else None)
+        tokens = secret_list(settings.api_token)
         token = tokens[0] if tokens else None
         ident = _live_identity(args.worker, args.customer, token)
         live = _live_state(args.worker, ident["customer_key"] if ident else args.customer, token)

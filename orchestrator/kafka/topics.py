@@ -6,9 +6,10 @@ customer lives on one partition, so the count cannot change later without re-key
 The tables' changelogs hold personal data until an erasure's tombstone has been compacted, so their
 compaction is bounded by ``Settings.erasure_compaction_hours`` (:func:`erasure_compaction_configs`).
 ``orchestrator topics create`` creates missing topics with these configs and alters existing ones whose
-configs differ; the worker's start-up check (:func:`check_layout`) refuses to run while one differs.
-Faust declares the changelogs too when a worker starts, but only creates missing topics and never
-alters one: the worker refuses to start before ``topics create`` made them, so ours always win.
+configs differ (never ``retention.ms``: :data:`CREATE_ONLY`); the worker's start-up check
+(:func:`check_layout`) does the same alterations, logged, and refuses to run on a missing topic or a
+partition count that disagrees. Faust declares the changelogs too when a worker starts, but only
+creates missing topics and never alters one: the worker refuses to start before they exist, so ours win.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from orchestrator.kafka.security import admin_client, cluster_metadata
 
 __all__ = [
     "AT_MOST",
+    "CREATE_ONLY",
     "TopicSpec",
     "check_layout",
     "config_drift",
@@ -32,9 +34,13 @@ __all__ = [
     "topic_specs",
 ]
 
-AT_MOST = frozenset({"segment.ms", "max.compaction.lag.ms", "delete.retention.ms", "retention.ms"})
+AT_MOST = frozenset({"segment.ms", "max.compaction.lag.ms", "delete.retention.ms"})
 """Time limits a topic may have shorter than its spec (what they bound only comes sooner): a value at
 most the spec's is accepted by the start-up check and left as it is by ``topics create``."""
+
+CREATE_ONLY = frozenset({"retention.ms"})
+"""Configs a topic is created with and never altered afterwards: how long events, dead letters and
+decisions are kept is the operator's choice (longer or shorter), and an alteration could delete data."""
 
 ConfigChange = Callable[[str, str, str | None, str], None]
 """Called with (topic, config key, old value or None, new value) for each config altered."""
@@ -130,7 +136,8 @@ def config_drift(
     settings: Settings, specs: list[TopicSpec] | None = None, timeout: float = 10.0
 ) -> dict[str, dict[str, tuple[str | None, str]]]:
     """Per existing topic, the configs of its spec it does not have: key -> (value it has, value of
-    the spec). A limit of :data:`AT_MOST` shorter than the spec's counts as had."""
+    the spec). A limit of :data:`AT_MOST` shorter than the spec's counts as had; :data:`CREATE_ONLY`
+    configs are not compared."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
 
@@ -149,6 +156,8 @@ def config_drift(
         except KafkaException as exc:
             raise KafkaSetupError(f"reading the configs of topic {spec.name!r} failed: {exc}") from None
         for key, want in spec.config.items():
+            if key in CREATE_ONLY:
+                continue
             entry = entries.get(key)
             have = None if entry is None else entry.value
             if _differs(key, want, have):

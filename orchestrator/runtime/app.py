@@ -27,7 +27,7 @@ import faust
 import orjson
 from faust.types import TP, EventT
 
-from orchestrator.config import Settings
+from orchestrator.config import Settings, secret_list
 from orchestrator.contracts import DeadLetter, ResolvedEvent
 from orchestrator.contracts.records import DeadLetterReason
 from orchestrator.core.customer import CustomerLogic
@@ -48,7 +48,7 @@ from orchestrator.runtime.reading import admit, commit, highwater_of, lag_of, re
 from orchestrator.runtime.reread import DropWatch
 from orchestrator.runtime.stuck import StuckWatch
 from orchestrator.runtime.timers import TimerIndex
-from orchestrator.runtime.web import accepted_tokens, register_pages, web_options
+from orchestrator.runtime.web import register_pages, web_options
 
 __all__ = ["WorkerApp", "build_app"]
 
@@ -57,6 +57,8 @@ log = logging.getLogger("orchestrator.worker")
 CUSTOMERS_TABLE = "customers"
 IDENTITIES_TABLE = "identities"
 WAKEUPS_TABLE = "wakeups"
+RETRY_WAKEUP_MS = 60_000
+"""A wake-up whose processing failed (dead-lettered) is tried again this much later (partition clock)."""
 PRODUCER_BATCH_BYTES = 512 * 1024
 """Per-partition batch size of the worker's producer (Faust's default is 16 kB). A customer's record
 with its outbox is kilobytes, so 16 kB batches held a handful of changelog records, one batch per
@@ -153,7 +155,7 @@ def build_app(settings: Settings) -> WorkerApp:
         app, settings, customers, wakeups, book, Processor(logic), metrics=WorkerMetrics(journeys=registry)
     )
     w.clocks = PartitionClocks(1)  # one watermark per customer partition: the identify stage's
-    erasure_keys = accepted_tokens(settings.erasure_key.get_secret_value() if settings.erasure_key else None)
+    erasure_keys = secret_list(settings.erasure_key)
     w.identify = IdentifyStage(
         sources=settings.partitions,
         partitions=settings.partitions,
@@ -162,7 +164,11 @@ def build_app(settings: Settings) -> WorkerApp:
     )
     w.identities = identities
     install_local_erasure(
-        app, [customers, wakeups, identities], customers=CUSTOMERS_TABLE, identities=IDENTITIES_TABLE
+        app,
+        [customers, wakeups, identities],
+        customers=CUSTOMERS_TABLE,
+        identities=IDENTITIES_TABLE,
+        every_s=settings.erasure_compaction_hours * 3600 / 4,  # standbys: within a quarter of the bound
     )
     w.stuck = StuckWatch(int(settings.stuck_after_s * 1000))
     feed = w.feed = JourneyFeed(settings, book)
@@ -267,6 +273,7 @@ def build_app(settings: Settings) -> WorkerApp:
                     at = event_time(resolved.event.occurred_ms, _wall_ms())
                     done = stage.on_event(msg.offset, resolved, at, stored)
             except Exception as exc:  # this message alone: set aside, the stage goes on
+                stage.unload()  # it may have half-applied the message: reload from the table
                 await set_aside(msg, exc)
                 continue
             try:
@@ -307,7 +314,11 @@ def build_app(settings: Settings) -> WorkerApp:
                     continue
                 w.offsets.done(msg.tp, msg.offset)
                 continue
-            key = msg.key.decode()
+            try:
+                key = msg.key.decode()
+            except UnicodeDecodeError as exc:  # not a customer key: this message alone
+                await set_aside(msg, exc)
+                continue
             raw = customers.get(key)
             try:
                 if msg.topic != t.timers and msg.value.startswith(CONTROL_PREFIX):
@@ -337,6 +348,10 @@ def build_app(settings: Settings) -> WorkerApp:
                     )
             except Exception as exc:  # a message the logic cannot take: set aside, never lost
                 await set_aside(msg, exc)
+                if msg.topic == t.timers and w.wakeups.get(key) is not None:
+                    # the ticker took the timer out of its index: try again a minute later (partition
+                    # clock), so a failing wake-up neither stops the customer nor spins
+                    w.timers.set(p, key, w.clocks.get(p) + RETRY_WAKEUP_MS)
                 continue
             try:
                 await _apply(w, p, key, msg.key, done, action_topics, resolved_topic)

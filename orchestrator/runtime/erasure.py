@@ -127,9 +127,12 @@ def install_local_erasure(
     customers: str = "customers",
     identities: str = "identities",
     plan: CompactionPlan | None = None,
+    every_s: float | None = None,
 ) -> CompactionPlan | None:
-    """Compact the worker's RocksDB stores after erasures (see the module docstring); None (nothing
-    installed) with a store that is not RocksDB."""
+    """Compact the worker's RocksDB stores after erasures (see the module docstring), and every
+    ``every_s`` seconds whatever happened: a standby replica applies an erasure's tombstones from the
+    changelog without Faust telling any sensor, so only a periodic compaction removes them from its
+    disk. None (nothing installed) with a store that is not RocksDB."""
     if not str(app.conf.store).startswith("rocksdb"):
         return None
     tables = list(tables)
@@ -137,12 +140,16 @@ def install_local_erasure(
     clock = time.monotonic
     app.sensors.add(_ErasureSensor(plan, customers, identities, clock))
     plan.noted(clock(), erasure=False)  # after each start: an erasure whose compaction a crash prevented
+    periodic = {"next": clock() + every_s} if every_s else {}
 
     @app.timer(interval=1.0)
     async def compact_after_erasure() -> None:
         recovery = app.tables.recovery
         if app.rebalancing or app.in_recovery or recovery.in_recovery or not recovery.completed.is_set():
             return
+        if every_s and clock() >= periodic["next"]:
+            periodic["next"] = clock() + every_s
+            plan.noted(clock(), erasure=False)  # standby replicas' copies of erased customers too
         if not plan.take(clock()):
             return
         started = clock()

@@ -172,7 +172,7 @@ class Processor:
                     record=raw, duplicate=True, changed=False, next_wakeup_ms=outcome.next_wakeup_ms
                 )
             step.take(outcome)
-        return self._store(record, "e", offset, step, source)
+        return self._store(record, "e", offset, step, source, strict=True)
 
     def on_wakeup(self, customer: str, raw: bytes | None, offset: int, now_ms: int) -> Processed:
         record = self.decode(raw)
@@ -326,7 +326,12 @@ class Processor:
         offset: int,
         step: _Step,
         raw_source: tuple[int, int] | None = None,
+        *,
+        strict: bool = False,
     ) -> Processed:
+        """The record stored after ``step``. ``strict`` (an event): a record that cannot be trimmed to its
+        limit refuses the event; otherwise (wake-ups, hand-overs, which must never be refused or a
+        customer would wait for ever) more may go: see :func:`fit_record`."""
         actions: list[tuple[str, bytes]] = [(a.channel, a.to_json()) for a in step.actions]
         decisions = [d.to_json() for d in step.decisions]
         out = Processed(
@@ -363,7 +368,7 @@ class Processor:
             read[str(raw_source[0])] = max(read.get(str(raw_source[0]), -1), raw_source[1])
         out.record = orjson.dumps(record)
         if len(out.record) > self.max_record_bytes:
-            out.record, out.trimmed = fit_record(record, self.max_record_bytes)
+            out.record, out.trimmed = fit_record(record, self.max_record_bytes, strict=strict)
         out.next_wakeup_ms = self._wake(record)
         return out
 
@@ -389,18 +394,13 @@ class Processor:
         )
 
 
-def _trims(record: Record) -> list[tuple[str, Any]]:
+def _trims(record: Record, strict: bool) -> list[tuple[str, Any]]:
     """What may go, least harmful first: each a (name, step) whose step removes some and says whether
-    it removed anything."""
+    it removed anything. Events (``strict``) stop at the outbox's last entry; wake-ups and hand-overs
+    may also lose the whole outbox (a crash right now could not re-send their outputs), then the
+    largest attributes, then the entry events journey instances keep."""
     state = record.get("s") or {}
     profile = state.get("p") or {}
-
-    def outbox() -> bool:  # older messages' outputs: only a crash right now would need them
-        out: list[Any] = record.get("out", [])
-        if len(out) <= 1:
-            return False
-        del out[:-1]
-        return True
 
     def history() -> bool:  # the oldest half of the event history (seen()/count() look back less)
         rows: list[Any] = profile.get("history", [])
@@ -417,17 +417,40 @@ def _trims(record: Record) -> list[tuple[str, Any]]:
             del ids[key]
         return True
 
-    return [("outbox", outbox), ("history", history), ("seen", seen)]
+    def outbox() -> bool:  # older messages' outputs: a crash before their offsets are committed needs them
+        out: list[Any] = record.get("out", [])
+        if len(out) <= (0 if not strict else 1):
+            return False
+        del out[: -1 if strict else len(out)]
+        return True
+
+    def attributes() -> bool:  # the largest attribute
+        attrs: dict[str, Any] = profile.get("attributes", {})
+        if not attrs:
+            return False
+        del attrs[max(attrs, key=lambda k: len(orjson.dumps(attrs[k])))]
+        return True
+
+    def entry_events() -> bool:  # the entry events kept by journey instances (event.* in conditions)
+        dropped = False
+        for instance in state.get("i", []):
+            dropped = instance.pop("ev", None) is not None or dropped
+        return dropped
+
+    steps = [("history", history), ("seen", seen), ("outbox", outbox)]
+    if not strict:
+        steps += [("attributes", attributes), ("entry_events", entry_events)]
+    return steps
 
 
-def fit_record(record: Record, limit: int) -> tuple[bytes, list[str]]:
-    """``record`` encoded within ``limit`` bytes, trimming (in place) the outbox, then the event
-    history, then the remembered event ids; the names of what was trimmed. Raises
-    :class:`~orchestrator.exceptions.StateLimitError` when that is not enough (attributes, journey
-    instances or held messages fill it: the message is set aside)."""
+def fit_record(record: Record, limit: int, *, strict: bool = True) -> tuple[bytes, list[str]]:
+    """``record`` encoded within ``limit`` bytes, trimming (in place, see :func:`_trims`) the event
+    history, then the remembered event ids, then the outbox (and, not ``strict``, more); the names of
+    what was trimmed. Raises :class:`~orchestrator.exceptions.StateLimitError` when that is not enough:
+    with ``strict`` (an event) the message is set aside and the state stays as it was."""
     trimmed: list[str] = []
     data = orjson.dumps(record)
-    for name, step in _trims(record):
+    for name, step in _trims(record, strict):
         while len(data) > limit and step():
             if name not in trimmed:
                 trimmed.append(name)

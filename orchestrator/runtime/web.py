@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web as aioweb
 
-from orchestrator.config import Settings
+from orchestrator.config import Settings, secret_list
 from orchestrator.runtime.metrics import CONTENT_TYPE
 from orchestrator.runtime.reading import highwater_of, position_of
 
@@ -30,22 +30,16 @@ if TYPE_CHECKING:
 
     from orchestrator.runtime.app import WorkerApp
 
-__all__ = ["OPEN_PATHS", "accepted_tokens", "authorized", "register_pages", "web_options"]
+__all__ = ["OPEN_PATHS", "authorized", "register_pages", "web_options"]
 
 OPEN_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 """Paths served without a token: probes and Prometheus; none of them carries customer data."""
 
 
-def accepted_tokens(setting: str | None) -> tuple[str, ...]:
-    """The tokens ``api_token`` names: one, or several separated by commas while one is rotated
-    (the first is the one clients send)."""
-    return tuple(t.strip() for t in (setting or "").split(",") if t.strip())
-
-
 def authorized(header: str | None, tokens: str | tuple[str, ...] | None) -> bool:
     """True when ``header`` (the request's Authorization header) carries one of ``tokens``; never
     without a token. Every candidate is compared in constant time."""
-    accepted = accepted_tokens(tokens) if isinstance(tokens, str) or tokens is None else tokens
+    accepted = secret_list(tokens) if isinstance(tokens, str) or tokens is None else tokens
     if not accepted or not header:
         return False
     scheme, _, given = header.partition(" ")
@@ -72,7 +66,7 @@ def _token_middleware(tokens: tuple[str, ...]) -> Any:
 
 def web_options(settings: Settings) -> dict[str, Any]:
     """The :class:`faust.App` settings of the HTTP server."""
-    tokens = accepted_tokens(None if settings.api_token is None else settings.api_token.get_secret_value())
+    tokens = secret_list(settings.api_token)
     return {
         "web_bind": settings.web_host,
         "web_host": settings.web_host,

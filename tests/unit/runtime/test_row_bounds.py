@@ -163,3 +163,41 @@ def test_a_wakeup_row_is_one_small_string() -> None:
     )
     entry = f"{5}:{done.next_wakeup_ms}".encode()
     assert len(entry) < 64
+
+
+def _large_customer(proc: Processor, size: int) -> bytes:
+    """A customer whose record is about ``size`` bytes of quote-heavy attributes (the worst case for the
+    JSON-in-JSON of a hand-over)."""
+    record = None
+    n = 0
+    while record is None or len(record) < size:
+        event = parse_event(_profile_update(n, {f"q{n}-{i}": '"' * 6_000 for i in range(2)}))
+        record = proc.on_event("c1", record, event, n, BASE + n * 1000).record
+        n += 1
+    return record
+
+
+def test_a_merge_out_of_a_large_customer_is_never_refused() -> None:
+    proc = _processor()
+    record = _large_customer(proc, 400_000)
+    done = proc.on_merge_out("c1", record, 100, "c2", BASE + 100_000)
+    assert done.record is not None
+    assert len(done.record) <= MAX_RECORD_BYTES
+    assert "outbox" in done.trimmed  # the hand-over's copy of the state went; the hand-over itself is sent
+    assert [k for k, _ in done.forwards] == [b"c2"]
+
+
+def test_a_merge_in_of_two_large_customers_completes() -> None:
+    proc = _processor()
+    big = orjson.loads(_large_customer(proc, 300_000))["s"]
+    mine = _large_customer(proc, 300_000)
+    done = proc.on_merge_in("c1", mine, 200, "c9", big, BASE + 200_000, None)
+    assert done.record is not None
+    assert len(done.record) <= MAX_RECORD_BYTES
+
+
+def test_a_wakeup_of_a_customer_at_the_limit_is_never_refused() -> None:
+    proc = _processor()
+    record = _large_customer(proc, 470_000)
+    done = proc.on_wakeup("c1", record, 300, BASE + 10 * 86_400_000)
+    assert done.record is None or len(done.record) <= MAX_RECORD_BYTES

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.config import load_settings
-from orchestrator.runtime.web import OPEN_PATHS, accepted_tokens, authorized, web_options
+from orchestrator.config import load_settings, secret_list
+from orchestrator.runtime.web import OPEN_PATHS, authorized, web_options
 
 
 def test_bearer_token_is_required_and_compared_whole() -> None:
@@ -49,8 +49,8 @@ def test_binds_web_host_and_hides_faust_internals() -> None:
 
 
 def test_two_tokens_while_one_is_rotated() -> None:
-    assert accepted_tokens(" new-token , old-token ,") == ("new-token", "old-token")
-    assert accepted_tokens(None) == ()
+    assert secret_list(" new-token , old-token ,") == ("new-token", "old-token")
+    assert secret_list(None) == ()
     assert authorized("Bearer old-token", "new-token,old-token")
     assert authorized("Bearer new-token", ("new-token", "old-token"))
     assert not authorized("Bearer new-token,old-token", "new-token,old-token")
