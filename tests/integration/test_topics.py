@@ -147,12 +147,20 @@ def test_changelogs_of_an_older_version_are_altered_by_topics_create_then_a_work
             ConfigEntry("delete.retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)
         ],
     )
-    admin.incremental_alter_configs([quicker])[quicker].result(10)
+    # an operator keeps dead letters for ever: retention is never altered after creation
+    forever = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        s.topics.dead_letter,
+        incremental_configs=[ConfigEntry("retention.ms", "-1", incremental_operation=AlterConfigOpType.SET)],
+    )
+    for future in admin.incremental_alter_configs([quicker, forever]).values():
+        future.result(10)
     changes: list[tuple[str, str, str | None, str]] = []
     again = create_topics(s, on_change=lambda *change: changes.append(change))
     assert changes == []
     assert {state for _, state in again} == {"exists"}
     assert _configs(kafka_bootstrap, changelogs[0])["delete.retention.ms"] == "1000"
+    assert _configs(kafka_bootstrap, s.topics.dead_letter)["retention.ms"] == "-1"
 
     proc = WorkerProcess(s, tmp_path / "worker.log").start()
     try:
