@@ -21,6 +21,7 @@ from orchestrator.kafka.local_broker import LocalBroker, SecureListeners, free_p
 from orchestrator.kafka.topics import create_topics
 from orchestrator.testing import WorkerProcess, unique_settings
 from orchestrator.testing.certs import SecureKafka, make_certificates
+from tests.integration.runtime_helpers import ActionReader
 
 SCRAM_USERS = (("orchestrator", "orchestrator-scram-secret"), ("reader", "reader-scram-secret"))
 
@@ -126,3 +127,11 @@ def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def actions(settings: Settings) -> Iterator[ActionReader]:
+    """Reads this test's three action topics continuously (one consumer, its own group)."""
+    reader = ActionReader(settings)
+    yield reader
+    reader.close()

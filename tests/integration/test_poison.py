@@ -5,7 +5,6 @@ the worker stays up, the valid events give exactly simulate's actions, and no pa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -27,13 +26,6 @@ from tests.integration.runtime_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def actions(settings: Settings) -> Iterator[ActionReader]:
-    reader = ActionReader(settings)
-    yield reader
-    reader.close()
 
 
 def _nested(depth: int) -> object:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +33,6 @@ from tests.integration.runtime_helpers import (
 pytestmark = pytest.mark.integration
 
 FAST_GROUP = {"ORCH_SESSION_TIMEOUT_S": "6", "ORCH_LATENESS_HOURS": "0"}
-
-
-@pytest.fixture
-def actions(settings: Settings) -> Iterator[ActionReader]:
-    reader = ActionReader(settings)
-    yield reader
-    reader.close()
 
 
 def _workload(n: int, customers: int, seed: int) -> tuple[list[bytes], dict[str, dict[str, Any]]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,13 +25,6 @@ from tests.integration.runtime_helpers import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def actions(settings: Settings) -> Iterator[ActionReader]:
-    reader = ActionReader(settings)
-    yield reader
-    reader.close()
 
 
 def _now_ms() -> int:
