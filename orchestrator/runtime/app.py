@@ -37,12 +37,12 @@ from orchestrator.exceptions import StateLimitError
 from orchestrator.kafka.security import faust_credentials
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
 from orchestrator.runtime.erasure import install_local_erasure
-from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, IdentifyStage
+from orchestrator.runtime.identify import WATERMARK_KEY, IdentifyStage
 from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyFeed
 from orchestrator.runtime.metrics import WorkerMetrics
 from orchestrator.runtime.offsets import InputOffsets
-from orchestrator.runtime.processor import Processed, Processor
+from orchestrator.runtime.processor import Message, Processed, Processor
 from orchestrator.runtime.producer import DurableApp
 from orchestrator.runtime.reading import admit, commit, highwater_of, lag_of, reread_dropped, start_offset
 from orchestrator.runtime.reread import DropWatch
@@ -321,9 +321,7 @@ def build_app(settings: Settings) -> WorkerApp:
                 continue
             raw = customers.get(key)
             try:
-                if msg.topic != t.timers and msg.value.startswith(CONTROL_PREFIX):
-                    done = _hand_over(w, key, raw, msg.offset, orjson.loads(msg.value))
-                elif msg.topic == t.timers:
+                if msg.topic == t.timers:
                     wake = orjson.loads(msg.value)
                     # Never past this partition's own clock: a wake-up read again after a crash or a
                     # takeover was sent at the previous owner's clock, while the customer's events
@@ -331,21 +329,15 @@ def build_app(settings: Settings) -> WorkerApp:
                     # own). Fired early, a timer would miss them; held back, the ticker fires it when
                     # the clock gets there (the customer's wake-up stays recorded).
                     now = min(int(wake["now"]), w.clocks.get(p) - 1)
-                    done = w.processor.on_wakeup(key, raw, msg.offset, now)
+                    message = Message.wakeup(msg.offset, now)
                     w.metrics.timer_fired(int(wake["due"]), w.clocks.get(p), _wall_ms())
                 else:
-                    resolved = ResolvedEvent.model_validate_json(msg.value)
-                    w.metrics.event_consumed(resolved.event.type)
-                    at = event_time(resolved.event.occurred_ms, _wall_ms())
-                    now = max(at, w.clocks.get(p))
-                    origin = (
-                        (resolved.source_partition, resolved.source_offset)
-                        if resolved.source_partition is not None and resolved.source_offset is not None
-                        else None
-                    )
-                    done = w.processor.on_event(
-                        key, raw, resolved.event, msg.offset, now, origin, resolved.merged_from
-                    )
+                    message = Message.resolved(msg.offset, msg.value, w.clocks.get(p), _wall_ms())
+                _, (done,) = w.processor.apply(key, raw, [message])
+                if done.error is not None:
+                    raise done.error
+                if done.event_type is not None:
+                    w.metrics.event_consumed(done.event_type)
             except Exception as exc:  # a message the logic cannot take: set aside, never lost
                 await set_aside(msg, exc)
                 if msg.topic == t.timers and w.wakeups.get(key) is not None:
@@ -438,21 +430,6 @@ def build_app(settings: Settings) -> WorkerApp:
 
     register_pages(app, w)
     return w
-
-
-def _hand_over(w: WorkerApp, key: str, raw: bytes | None, offset: int, body: dict[str, Any]) -> Processed:
-    """A control message of the identify stage or of another customer's agent (docs/identity.md)."""
-    kind = body["ctl"]
-    if kind == "merge_out":
-        return w.processor.on_merge_out(key, raw, offset, str(body["into"]), int(body["at"]))
-    if kind == "merge_in":
-        at = body.get("at")
-        return w.processor.on_merge_in(
-            key, raw, offset, str(body["key"]), body["s"], None if at is None else int(at), body.get("raw")
-        )
-    if kind == "erase":
-        return w.processor.on_erase(raw, offset)
-    raise ValueError(f"unknown control message {kind!r}")
 
 
 async def _apply(

@@ -38,9 +38,18 @@ from orchestrator.contracts import ChannelAction, CustomerEvent, ResolvedEvent
 from orchestrator.contracts.decision import Decision
 from orchestrator.core.customer import CustomerLogic, CustomerState, Outcome, Transition
 from orchestrator.exceptions import StateLimitError
-from orchestrator.runtime.identify import control
+from orchestrator.runtime.clock import event_time
+from orchestrator.runtime.identify import CONTROL_PREFIX, control
 
-__all__ = ["MAX_RECORD_BYTES", "MOVED_KEEP_MS", "OUTBOX_KEEP", "Processed", "Processor", "fit_record"]
+__all__ = [
+    "MAX_RECORD_BYTES",
+    "MOVED_KEEP_MS",
+    "OUTBOX_KEEP",
+    "Message",
+    "Processed",
+    "Processor",
+    "fit_record",
+]
 
 MAX_RECORD_BYTES = 512 * 1024
 """Largest stored customer record: its changelog record must stay under Kafka's 1 MB message limit.
@@ -79,6 +88,35 @@ class Processed:
     """Merges completed by this message."""
     trimmed: list[str] = field(default_factory=list)
     """What :func:`fit_record` trimmed to keep the record under its limit (outbox, history, seen)."""
+    event_type: str | None = None
+    """The event's type (an event message), for metrics."""
+    error: Exception | None = None
+    """The message could not be applied (:meth:`Processor.apply`): it changed nothing; set it aside."""
+
+
+@dataclass(slots=True)
+class Message:
+    """One message of a customer for :meth:`Processor.apply`: a resolved-topic record (an event or a
+    hand-over) or a wake-up."""
+
+    source: Source
+    """``e``: the resolved topic; ``t``: the timers topic."""
+    offset: int
+    value: bytes | None
+    """The resolved-topic value (None for a wake-up)."""
+    now_ms: int
+    """An event: its partition's clock (the event applies at its own time, never before the clock);
+    a wake-up: the time it fires at."""
+    wall_ms: int | None = None
+    """An event: the wall clock when read (its time is clamped to it, plus skew); None: no clamp."""
+
+    @classmethod
+    def resolved(cls, offset: int, value: bytes, clock_ms: int, wall_ms: int | None = None) -> Message:
+        return cls("e", offset, value, clock_ms, wall_ms)
+
+    @classmethod
+    def wakeup(cls, offset: int, now_ms: int) -> Message:
+        return cls("t", offset, None, now_ms)
 
 
 @dataclass(slots=True)
@@ -116,6 +154,67 @@ class Processor:
         if record is None or record.get("s") is None:
             return None
         return CustomerState.from_dict(record["s"])
+
+    # -- batches --------------------------------------------------------------------------------
+    def apply(
+        self, customer: str, raw: bytes | None, messages: list[Message]
+    ) -> tuple[bytes | None, list[Processed]]:
+        """Apply one customer's messages, in order, to its stored record ``raw``: the record to store
+        after all of them, and what each produced. A message that fails (``Processed.error``) changes
+        nothing and the others apply as if it had not been there."""
+        done: list[Processed] = []
+        for message in messages:
+            try:
+                one = self._one(customer, raw, message)
+            except Exception as exc:  # this message alone
+                done.append(Processed(record=raw, changed=False, error=exc))
+                continue
+            if one.changed:
+                raw = one.record
+            done.append(one)
+        return raw, done
+
+    def _one(self, customer: str, raw: bytes | None, message: Message) -> Processed:
+        if message.source == "t":
+            return self.on_wakeup(customer, raw, message.offset, message.now_ms)
+        value = message.value
+        assert value is not None
+        if value.startswith(CONTROL_PREFIX):
+            return self._hand_over(customer, raw, message.offset, orjson.loads(value))
+        resolved = ResolvedEvent.model_validate_json(value)
+        event = resolved.event
+        occurred = event.occurred_ms
+        at = occurred if message.wall_ms is None else event_time(occurred, message.wall_ms)
+        origin = (
+            (resolved.source_partition, resolved.source_offset)
+            if resolved.source_partition is not None and resolved.source_offset is not None
+            else None
+        )
+        done = self.on_event(
+            customer, raw, event, message.offset, max(at, message.now_ms), origin, resolved.merged_from
+        )
+        done.event_type = event.type
+        return done
+
+    def _hand_over(self, key: str, raw: bytes | None, offset: int, body: dict[str, Any]) -> Processed:
+        """A control message of the identify stage or of another customer's agent (docs/identity.md)."""
+        kind = body["ctl"]
+        if kind == "merge_out":
+            return self.on_merge_out(key, raw, offset, str(body["into"]), int(body["at"]))
+        if kind == "merge_in":
+            at = body.get("at")
+            return self.on_merge_in(
+                key,
+                raw,
+                offset,
+                str(body["key"]),
+                body["s"],
+                None if at is None else int(at),
+                body.get("raw"),
+            )
+        if kind == "erase":
+            return self.on_erase(raw, offset)
+        raise ValueError(f"unknown control message {kind!r}")
 
     # -- messages -------------------------------------------------------------------------------
     def on_event(
