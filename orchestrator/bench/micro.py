@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from orchestrator.contracts.events import CustomerEvent, parse_event
+from orchestrator.contracts.engine_event import Event, read_event
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.journey import load_journey_text
@@ -71,16 +71,16 @@ def build_registry(total: int, *, same_type_share: float = 0.0) -> JourneyRegist
     return registry
 
 
-def _events(n: int, customers: int, seed: int = 7) -> list[tuple[str, CustomerEvent]]:
+def _events(n: int, customers: int, seed: int = 7) -> list[tuple[str, Event]]:
     out = []
     for ev in generate_events(n, customers, seed):
-        event = parse_event(orjson.dumps(ev))
+        event = read_event(orjson.dumps(ev))
         out.append((canonical_key(event.identifiers), event))
     return out
 
 
 def _run_engine(
-    registry: JourneyRegistry, events: list[tuple[str, CustomerEvent]], repeats: int
+    registry: JourneyRegistry, events: list[tuple[str, Event]], repeats: int
 ) -> tuple[float, int]:
     """Best-of-``repeats`` seconds for applying every event (fresh states each time), and the actions."""
     best = float("inf")

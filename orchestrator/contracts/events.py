@@ -20,6 +20,7 @@ __all__ = [
     "CustomerEvent",
     "EventLimits",
     "Identifiers",
+    "describe_error",
     "parse_event",
 ]
 
@@ -107,7 +108,8 @@ class CustomerEvent(BaseModel):
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_error(exc: ValidationError) -> str:
+    """A pydantic error as one line naming each offending field."""
     parts = []
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "(root)"
@@ -233,7 +235,7 @@ def parse_event(raw: bytes | str, limits: EventLimits = DEFAULT_LIMITS) -> Custo
     try:
         return CustomerEvent.model_validate(data)
     except ValidationError as exc:
-        raise InvalidEventError("invalid_event", _describe(exc)) from None
+        raise InvalidEventError("invalid_event", describe_error(exc)) from None
 
 
 def event_type_is_valid(value: str) -> bool:

@@ -36,6 +36,7 @@ from typing import Any
 
 from orchestrator.contracts.actions import ChannelAction
 from orchestrator.contracts.decision import Decision
+from orchestrator.contracts.engine_event import Event
 from orchestrator.contracts.events import CustomerEvent
 from orchestrator.core.engine.records import Transition
 from orchestrator.core.engine.run import Run
@@ -67,8 +68,10 @@ class Outcome:
     """The policy's verdict on every send of this call (sent, redirected, held, dropped, suppressed)."""
 
 
-def event_view(event: CustomerEvent, at_ms: int | None = None) -> dict[str, Any]:
+def event_view(event: Event | CustomerEvent, at_ms: int | None = None) -> dict[str, Any]:
     """The ``event`` variable of conditions (also kept as an instance's entry event)."""
+    if type(event) is Event and at_ms is None:
+        return event.view()
     return {
         "id": event.event_id,
         "type": event.type,
@@ -104,8 +107,10 @@ class CustomerLogic:
 
     # -- public ---------------------------------------------------------------------------------
     def on_event(
-        self, customer_key: str, state: CustomerState | None, event: CustomerEvent, now_ms: int
+        self, customer_key: str, state: CustomerState | None, event: Event | CustomerEvent, now_ms: int
     ) -> Outcome:
+        if type(event) is not Event:
+            event = Event.of(event)  # type: ignore[arg-type]
         if state is not None and event.event_id in state.seen:
             return Outcome(state=state, next_wakeup_ms=state.next_wakeup_ms(), duplicate=True)
         if state is None:
@@ -128,7 +133,7 @@ class CustomerLogic:
             return Outcome(
                 state=None, actions=run.actions, transitions=run.transitions, decisions=run.decisions
             )
-        view = event_view(event, occurred)
+        view = event.view()
         self._to_instances(run, event.type, view, at)
         late = self.lateness_ms is not None and now_ms - occurred > self.lateness_ms
         if not late:

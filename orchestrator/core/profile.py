@@ -32,6 +32,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.contracts.engine_event import Event
 from orchestrator.contracts.events import ENGAGEMENT_TYPES, CustomerEvent
 
 __all__ = [
@@ -165,7 +166,26 @@ class Profile:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Profile:
+    def from_dict(cls, data: dict[str, Any], copy: bool = True) -> Profile:
+        """``copy=False``: ``data`` is the caller's to give away; its containers are not copied."""
+        if not copy:
+            get = data.get
+            return cls(
+                data["customer_key"],
+                get("identities") or {},
+                get("attributes") or {},
+                get("timezone", DEFAULT_TIMEZONE),
+                get("first_seen_ms"),
+                get("last_seen_ms"),
+                get("counts_by_type") or {},
+                get("addresses") or {},
+                get("consent") or {},
+                [dict(zip(_HISTORY_FIELDS, row, strict=True)) for row in get("history", ())],
+                get("engagement") or {},
+                get("campaign_engagement") or {},
+                get("activity") or {},
+                get("hours") or {},
+            )
         return cls(
             customer_key=data["customer_key"],
             identities={k: list(v) for k, v in data.get("identities", {}).items()},
@@ -186,7 +206,7 @@ class Profile:
 
 def apply_event(
     profile: Profile,
-    event: CustomerEvent,
+    event: Event | CustomerEvent,
     *,
     history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS,
     history_max: int = DEFAULT_HISTORY_MAX,
@@ -194,9 +214,11 @@ def apply_event(
 ) -> Profile:
     """Fold one event into the profile (in place, returned for chaining).
 
-    ``at_ms`` is the event's time when the caller already computed it (saves a datetime conversion).
+    ``at_ms`` is the event's time when the caller already computed it.
     """
-    for kind, value in event.identifiers.items():
+    if type(event) is not Event:
+        event = Event.of(event)  # type: ignore[arg-type]
+    for kind, value in event.identifiers:
         seen = profile.identities.setdefault(kind, [])
         if value not in seen:
             seen.append(value)
@@ -300,7 +322,7 @@ def _update_consent(profile: Profile, properties: dict[str, Any]) -> None:
                 profile.consent.setdefault(ch, {})[cat] = granted
 
 
-def _remember(profile: Profile, event: CustomerEvent, at: int, window_ms: int, max_items: int) -> None:
+def _remember(profile: Profile, event: Event, at: int, window_ms: int, max_items: int) -> None:
     channel = event.type.split(".", 1)[0]
     entry = {
         "type": event.type,

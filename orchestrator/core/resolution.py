@@ -13,9 +13,10 @@ from orchestrator.contracts.events import Identifiers
 __all__ = ["canonical_key"]
 
 
-def canonical_key(identifiers: Identifiers) -> str:
-    """The canonical customer key for the given identifiers."""
-    if identifiers.customer_id:
-        return identifiers.customer_id
-    kind, value = identifiers.items()[0]
+def canonical_key(identifiers: Identifiers | tuple[tuple[str, str], ...]) -> str:
+    """The canonical customer key for the given identifiers (a model, or pairs in priority order)."""
+    pairs = identifiers.items() if isinstance(identifiers, Identifiers) else identifiers
+    kind, value = pairs[0]
+    if kind == "customer_id":
+        return value
     return f"{kind}:{value.strip().lower() if kind == 'email' else value.strip()}"

@@ -333,9 +333,12 @@ def build_app(settings: Settings) -> WorkerApp:
                     w.metrics.timer_fired(int(wake["due"]), w.clocks.get(p), _wall_ms())
                 else:
                     message = Message.resolved(msg.offset, msg.value, w.clocks.get(p), _wall_ms())
-                _, (done,) = w.processor.apply(key, raw, [message])
+                applied = w.processor.apply(key, raw, [message])
+                done = applied.done[0]
                 if done.error is not None:
                     raise done.error
+                done.record, done.next_wakeup_ms = applied.record, applied.next_wakeup_ms
+                done.trimmed = applied.trimmed or done.trimmed
                 if done.event_type is not None:
                     w.metrics.event_consumed(done.event_type)
             except Exception as exc:  # a message the logic cannot take: set aside, never lost

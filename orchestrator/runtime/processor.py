@@ -34,8 +34,9 @@ from typing import Any, Literal
 
 import orjson
 
-from orchestrator.contracts import ChannelAction, CustomerEvent, ResolvedEvent
+from orchestrator.contracts import ChannelAction, CustomerEvent
 from orchestrator.contracts.decision import Decision
+from orchestrator.contracts.engine_event import Event
 from orchestrator.core.customer import CustomerLogic, CustomerState, Outcome, Transition
 from orchestrator.exceptions import StateLimitError
 from orchestrator.runtime.clock import event_time
@@ -45,6 +46,7 @@ __all__ = [
     "MAX_RECORD_BYTES",
     "MOVED_KEEP_MS",
     "OUTBOX_KEEP",
+    "Applied",
     "Message",
     "Processed",
     "Processor",
@@ -56,6 +58,8 @@ MAX_RECORD_BYTES = 512 * 1024
 Over it, :func:`fit_record` trims what may be trimmed (counted in ``orchestrator_state_trimmed_total``);
 a record still too large makes the message fail alone (dead-lettered, the state unchanged)."""
 OUTBOX_KEEP = 16
+"""Messages whose outputs the outbox keeps (more when one batch of the customer produced more: every
+message of a batch can be read again until the batch is committed)."""
 MOVED_KEEP_MS = 86_400_000
 """How long the record of a key merged away is kept (for re-sending its state after a crash)."""
 MERGED_KEEP = 64
@@ -63,6 +67,8 @@ MERGED_KEEP = 64
 
 Source = Literal["e", "t"]
 Record = dict[str, Any]
+"""A decoded stored record. While a batch applies, its ``"s"`` may hold the :class:`CustomerState`
+object itself (decoded once, encoded once)."""
 
 
 @dataclass(slots=True)
@@ -70,7 +76,8 @@ class Processed:
     """What the runtime writes and sends for one message."""
 
     record: bytes | None
-    """The new stored record; None deletes the customer (erasure)."""
+    """The new stored record (the per-message methods; :meth:`Processor.apply` gives one per batch);
+    None deletes the customer (erasure)."""
     actions: list[tuple[str, bytes]] = field(default_factory=list)
     """(channel, action json) to send, in order."""
     decisions: list[bytes] = field(default_factory=list)
@@ -120,6 +127,21 @@ class Message:
 
 
 @dataclass(slots=True)
+class Applied:
+    """What :meth:`Processor.apply` gives for one customer's batch."""
+
+    record: bytes | None
+    """The record to store (None: delete it) when :attr:`changed`."""
+    changed: bool
+    touched: bool
+    """A message changed the record, was read again or was a duplicate: re-assert the wake-up."""
+    next_wakeup_ms: int | None
+    done: list[Processed]
+    """What each message produced, in order."""
+    trimmed: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _Step:
     """What running the logic on a record produced, before it is stored."""
 
@@ -135,6 +157,22 @@ class _Step:
         self.actions += outcome.actions
         self.decisions += outcome.decisions
         self.transitions += outcome.transitions
+
+
+@dataclass(slots=True)
+class _Box:
+    """One customer's record while messages apply to it."""
+
+    record: Record | None
+    strict: bool = False
+    """The last stored message was an event (its record may not be trimmed below its outbox)."""
+    added: int = 0
+    """Outbox entries added since the record was read (all are kept)."""
+
+
+class _OneByOne(Exception):
+    """The batch must be applied again message by message (a message failed, or the record is over
+    its limit): each message then gets its own verdict."""
 
 
 class Processor:
@@ -156,56 +194,94 @@ class Processor:
         return CustomerState.from_dict(record["s"])
 
     # -- batches --------------------------------------------------------------------------------
-    def apply(
-        self, customer: str, raw: bytes | None, messages: list[Message]
-    ) -> tuple[bytes | None, list[Processed]]:
-        """Apply one customer's messages, in order, to its stored record ``raw``: the record to store
-        after all of them, and what each produced. A message that fails (``Processed.error``) changes
-        nothing and the others apply as if it had not been there."""
+    def apply(self, customer: str, raw: bytes | None, messages: list[Message]) -> Applied:
+        """Apply one customer's messages, in order, to its stored record ``raw``: the record is read
+        once and written once. A message that fails (``Processed.error``) changes nothing and the
+        others apply as if it had not been there; a record over its limit is judged message by
+        message (as :meth:`on_event` does), so the result never depends on how messages were batched."""
+        try:
+            return self._together(customer, raw, messages)
+        except _OneByOne:
+            return self._one_by_one(customer, raw, messages)
+
+    def _together(self, customer: str, raw: bytes | None, messages: list[Message]) -> Applied:
+        box = _Box(self.decode(raw))
         done: list[Processed] = []
+        changed = touched = False
+        try:
+            for message in messages:
+                one = self._dispatch(customer, box, message)
+                done.append(one)
+                changed = changed or one.changed
+                touched = touched or one.changed or one.replayed or one.duplicate
+        except Exception as exc:
+            raise _OneByOne from exc
+        record = box.record
+        if not changed:
+            return Applied(raw, False, touched, self._wake(record) if record is not None else None, done)
+        if record is None:
+            return Applied(None, True, True, None, done)
+        data = self._encode(record)
+        if len(data) > self.max_record_bytes:
+            raise _OneByOne
+        return Applied(data, True, True, self._wake(record), done)
+
+    def _one_by_one(self, customer: str, raw: bytes | None, messages: list[Message]) -> Applied:
+        done: list[Processed] = []
+        changed = touched = False
+        trimmed: list[str] = []
         for message in messages:
+            box = _Box(self.decode(raw))
             try:
-                one = self._one(customer, raw, message)
+                one = self._dispatch(customer, box, message)
+                if one.changed:
+                    one.record, one.trimmed = self._store_box(box)
             except Exception as exc:  # this message alone
                 done.append(Processed(record=raw, changed=False, error=exc))
                 continue
             if one.changed:
                 raw = one.record
+                trimmed += [t for t in one.trimmed if t not in trimmed]
+            changed = changed or one.changed
+            touched = touched or one.changed or one.replayed or one.duplicate
             done.append(one)
-        return raw, done
+        record = self.decode(raw)
+        wake = self._wake(record) if record is not None else None
+        return Applied(raw, changed, touched, wake, done, trimmed)
 
-    def _one(self, customer: str, raw: bytes | None, message: Message) -> Processed:
+    def _dispatch(self, customer: str, box: _Box, message: Message) -> Processed:
         if message.source == "t":
-            return self.on_wakeup(customer, raw, message.offset, message.now_ms)
+            return self._wakeup(customer, box, message.offset, message.now_ms)
         value = message.value
         assert value is not None
+        body = orjson.loads(value)
         if value.startswith(CONTROL_PREFIX):
-            return self._hand_over(customer, raw, message.offset, orjson.loads(value))
-        resolved = ResolvedEvent.model_validate_json(value)
-        event = resolved.event
+            return self._hand_over(customer, box, message.offset, body)
+        if type(body) is not dict:
+            raise ValueError("not a resolved event: not a JSON object")
+        event = Event.trusted(body["event"]) if type(body.get("event")) is dict else None
+        if event is None:
+            raise ValueError("not a resolved event: no event")
         occurred = event.occurred_ms
         at = occurred if message.wall_ms is None else event_time(occurred, message.wall_ms)
-        origin = (
-            (resolved.source_partition, resolved.source_offset)
-            if resolved.source_partition is not None and resolved.source_offset is not None
-            else None
-        )
-        done = self.on_event(
-            customer, raw, event, message.offset, max(at, message.now_ms), origin, resolved.merged_from
+        sp, so = body.get("source_partition"), body.get("source_offset")
+        origin = (int(sp), int(so)) if sp is not None and so is not None else None
+        done = self._event(
+            customer, box, event, message.offset, max(at, message.now_ms), origin, body.get("merged_from")
         )
         done.event_type = event.type
         return done
 
-    def _hand_over(self, key: str, raw: bytes | None, offset: int, body: dict[str, Any]) -> Processed:
+    def _hand_over(self, key: str, box: _Box, offset: int, body: dict[str, Any]) -> Processed:
         """A control message of the identify stage or of another customer's agent (docs/identity.md)."""
         kind = body["ctl"]
         if kind == "merge_out":
-            return self.on_merge_out(key, raw, offset, str(body["into"]), int(body["at"]))
+            return self._merge_out(key, box, offset, str(body["into"]), int(body["at"]))
         if kind == "merge_in":
             at = body.get("at")
-            return self.on_merge_in(
+            return self._merge_in(
                 key,
-                raw,
+                box,
                 offset,
                 str(body["key"]),
                 body["s"],
@@ -213,15 +289,15 @@ class Processor:
                 body.get("raw"),
             )
         if kind == "erase":
-            return self.on_erase(raw, offset)
+            return self._erase(box)
         raise ValueError(f"unknown control message {kind!r}")
 
-    # -- messages -------------------------------------------------------------------------------
+    # -- one message (the stored record in, the stored record out) ------------------------------
     def on_event(
         self,
         customer: str,
         raw: bytes | None,
-        event: CustomerEvent,
+        event: Event | CustomerEvent,
         offset: int,
         now_ms: int,
         source: tuple[int, int] | None = None,
@@ -231,79 +307,20 @@ class Processor:
         resolution stage reads raw events again and republishes them at new offsets; such a copy is
         recognised here, whatever its event time, and changes nothing. ``merged_from``: the keys whose
         state must arrive (merge_in) before this event is applied."""
-        record = self.decode(raw)
-        if record is not None and offset <= record["off"].get("e", -1):
-            # This very message read again (its offset was not committed before a crash): re-send
-            # what it produced. Checked before the raw offset below, which it also matches.
-            return self._replay(record, "e", offset)
-        read: dict[str, int] = record.get("raw", {}) if record is not None else {}
-        if source is not None and read.get(str(source[0]), -1) >= source[1]:
-            # a copy of a raw record applied already (here, or before this key was merged away)
-            wake = self._wake(record) if record is not None else None
-            return Processed(record=raw, duplicate=True, changed=False, next_wakeup_ms=wake)
-        if record is not None and "moved" in record:
-            # A key merged away (an event already on its way when the merge happened): on to the
-            # canonical key.
-            into = str(record["moved"])
-            copy = ResolvedEvent(
-                customer_key=into,
-                event=event,
-                source_partition=None if source is None else source[0],
-                source_offset=None if source is None else source[1],
-            )
-            forward = [(into.encode(), copy.to_json())]
-            return Processed(record=raw, changed=False, next_wakeup_ms=record["exp"], forwards=forward)
-        record = record if record is not None else {"s": None, "off": {}, "out": []}
-        waiting = list(record.get("await", []))
-        for key in merged_from or ():
-            if key not in record.get("merged", []) and key not in waiting:
-                waiting.append(key)
-        if waiting:
-            record["await"] = waiting
-            pend = record.setdefault("pend", [])
-            pend.append([offset, now_ms, orjson.loads(event.to_json())])
-            step = self._settle(customer, record)
-        else:
-            step = _Step(self._state(record))
-            outcome = self.logic.on_event(customer, step.state, event, now_ms)
-            if outcome.duplicate:
-                return Processed(
-                    record=raw, duplicate=True, changed=False, next_wakeup_ms=outcome.next_wakeup_ms
-                )
-            step.take(outcome)
-        return self._store(record, "e", offset, step, source, strict=True)
+        box = _Box(self.decode(raw))
+        ev = event if type(event) is Event else Event.of(event)  # type: ignore[arg-type]
+        return self._finish(raw, box, self._event(customer, box, ev, offset, now_ms, source, merged_from))
 
     def on_wakeup(self, customer: str, raw: bytes | None, offset: int, now_ms: int) -> Processed:
-        record = self.decode(raw)
-        if record is None:
-            return Processed(record=None, changed=False)
-        if offset <= record["off"].get("t", -1):
-            return self._replay(record, "t", offset)
-        if "moved" in record or (record.get("s") is None and "exp" in record and not record.get("await")):
-            if now_ms >= record["exp"]:
-                return Processed(record=None)  # a moved record, or a merged state nobody awaited
-            return Processed(record=raw, changed=False, next_wakeup_ms=record["exp"])
-        if record.get("await") or record.get("s") is None:
-            # Held for a merge: its timers fire once the merge is done (the next wake-up is set then).
-            return Processed(record=raw, changed=False)
-        step = _Step(self._state(record))
-        step.take(self.logic.on_wakeup(customer, step.state, now_ms))
-        return self._store(record, "t", offset, step)
+        box = _Box(self.decode(raw))
+        return self._finish(raw, box, self._wakeup(customer, box, offset, now_ms))
 
     def on_merge_out(self, customer: str, raw: bytes | None, offset: int, into: str, at_ms: int) -> Processed:
         """``customer`` was merged into ``into``: fire its timers due before the merge's time (as
         simulate does), then send its state over and keep a moved record. Held, like an event, while
         the customer itself waits for a merge."""
-        record = self.decode(raw)
-        if record is not None and offset <= record["off"].get("e", -1):
-            return self._replay(record, "e", offset)
-        record = record if record is not None else {"s": None, "off": {}, "out": []}
-        step = _Step(None if "moved" in record else self._state(record))
-        if record.get("await"):
-            record["pend"].append([offset, "out", into, at_ms])
-        else:
-            self._move_out(customer, record, step, into, at_ms)
-        return self._store(record, "e", offset, step)
+        box = _Box(self.decode(raw))
+        return self._finish(raw, box, self._merge_out(customer, box, offset, into, at_ms))
 
     def on_merge_in(
         self,
@@ -318,7 +335,129 @@ class Processor:
         """The state of ``key``, merged into ``customer``, has arrived, with the raw offsets ``key``
         had applied (copies of those records are then recognised here too; every later record of a
         raw partition has a higher offset, so taking the highest per partition is safe)."""
-        record = self.decode(raw)
+        box = _Box(self.decode(raw))
+        return self._finish(raw, box, self._merge_in(customer, box, offset, key, state, at_ms, raw_read))
+
+    def on_erase(self, raw: bytes | None, offset: int) -> Processed:
+        """The customer this key was merged into was erased: the moved record goes too."""
+        box = _Box(self.decode(raw))
+        return self._finish(raw, box, self._erase(box))
+
+    def _finish(self, raw: bytes | None, box: _Box, done: Processed) -> Processed:
+        if done.changed:
+            done.record, done.trimmed = self._store_box(box)
+        else:
+            done.record = raw
+        return done
+
+    def _store_box(self, box: _Box) -> tuple[bytes | None, list[str]]:
+        """The record's bytes within its limit (see :func:`fit_record`), None when deleted."""
+        record = box.record
+        if record is None:
+            return None, []
+        data = self._encode(record)
+        if len(data) > self.max_record_bytes:
+            return fit_record(record, self.max_record_bytes, strict=box.strict)
+        return data, []
+
+    @staticmethod
+    def _encode(record: Record) -> bytes:
+        state = record.get("s")
+        if type(state) is CustomerState:
+            record["s"] = state.to_dict()
+        return orjson.dumps(record)
+
+    # -- the steps ------------------------------------------------------------------------------
+    def _event(
+        self,
+        customer: str,
+        box: _Box,
+        event: Event,
+        offset: int,
+        now_ms: int,
+        source: tuple[int, int] | None,
+        merged_from: list[str] | None,
+    ) -> Processed:
+        record = box.record
+        if record is not None and offset <= record["off"].get("e", -1):
+            # This very message read again (its offset was not committed before a crash): re-send
+            # what it produced. Checked before the raw offset below, which it also matches.
+            return self._replay(record, "e", offset)
+        read: dict[str, int] = record.get("raw", {}) if record is not None else {}
+        if source is not None and read.get(str(source[0]), -1) >= source[1]:
+            # a copy of a raw record applied already (here, or before this key was merged away)
+            wake = self._wake(record) if record is not None else None
+            return Processed(record=None, duplicate=True, changed=False, next_wakeup_ms=wake)
+        if record is not None and "moved" in record:
+            # A key merged away (an event already on its way when the merge happened): on to the
+            # canonical key.
+            into = str(record["moved"])
+            copy: dict[str, Any] = {"customer_key": into, "event": event.to_dict()}
+            if source is not None:
+                copy["source_partition"], copy["source_offset"] = source
+            forward = [(into.encode(), orjson.dumps(copy))]
+            return Processed(record=None, changed=False, next_wakeup_ms=record["exp"], forwards=forward)
+        record = record if record is not None else {"s": None, "off": {}, "out": []}
+        waiting = list(record.get("await", []))
+        for key in merged_from or ():
+            if key not in record.get("merged", []) and key not in waiting:
+                waiting.append(key)
+        if waiting:
+            record["await"] = waiting
+            pend = record.setdefault("pend", [])
+            pend.append([offset, now_ms, event.to_dict()])
+            step = self._settle(customer, record)
+        else:
+            step = _Step(self._state(record))
+            outcome = self.logic.on_event(customer, step.state, event, now_ms)
+            if outcome.duplicate:
+                return Processed(
+                    record=None, duplicate=True, changed=False, next_wakeup_ms=outcome.next_wakeup_ms
+                )
+            step.take(outcome)
+        return self._store(box, record, "e", offset, step, source, strict=True)
+
+    def _wakeup(self, customer: str, box: _Box, offset: int, now_ms: int) -> Processed:
+        record = box.record
+        if record is None:
+            return Processed(record=None, changed=False)
+        if offset <= record["off"].get("t", -1):
+            return self._replay(record, "t", offset)
+        if "moved" in record or (record.get("s") is None and "exp" in record and not record.get("await")):
+            if now_ms >= record["exp"]:
+                box.record = None
+                return Processed(record=None)  # a moved record, or a merged state nobody awaited
+            return Processed(record=None, changed=False, next_wakeup_ms=record["exp"])
+        if record.get("await") or record.get("s") is None:
+            # Held for a merge: its timers fire once the merge is done (the next wake-up is set then).
+            return Processed(record=None, changed=False)
+        step = _Step(self._state(record))
+        step.take(self.logic.on_wakeup(customer, step.state, now_ms))
+        return self._store(box, record, "t", offset, step)
+
+    def _merge_out(self, customer: str, box: _Box, offset: int, into: str, at_ms: int) -> Processed:
+        record = box.record
+        if record is not None and offset <= record["off"].get("e", -1):
+            return self._replay(record, "e", offset)
+        record = record if record is not None else {"s": None, "off": {}, "out": []}
+        step = _Step(None if "moved" in record else self._state(record))
+        if record.get("await"):
+            record["pend"].append([offset, "out", into, at_ms])
+        else:
+            self._move_out(customer, record, step, into, at_ms)
+        return self._store(box, record, "e", offset, step)
+
+    def _merge_in(
+        self,
+        customer: str,
+        box: _Box,
+        offset: int,
+        key: str,
+        state: dict[str, Any] | None,
+        at_ms: int | None,
+        raw_read: dict[str, int] | None,
+    ) -> Processed:
+        record = box.record
         if record is not None and offset <= record["off"].get("e", -1):
             return self._replay(record, "e", offset)
         if record is None:
@@ -330,40 +469,48 @@ class Processor:
         if "moved" in record:  # (not expected: a merge is held until the states it awaits arrived)
             body = control("merge_in", key=key, s=state, at=at_ms, raw=raw_read or {})
             return Processed(
-                record=raw,
+                record=None,
                 changed=False,
                 next_wakeup_ms=record["exp"],
                 forwards=[(str(record["moved"]).encode(), body)],
             )
         if key in record.get("merged", []) or key in record.get("early", {}):
-            return Processed(record=raw, duplicate=True, changed=False, next_wakeup_ms=self._wake(record))
+            return Processed(record=None, duplicate=True, changed=False, next_wakeup_ms=self._wake(record))
         record.setdefault("early", {})[key] = state
         read = record.setdefault("raw", {})
         for partition, last in (raw_read or {}).items():
             read[partition] = max(read.get(partition, -1), int(last))
         step = self._settle(customer, record)
-        return self._store(record, "e", offset, step)
+        return self._store(box, record, "e", offset, step)
 
-    def on_erase(self, raw: bytes | None, offset: int) -> Processed:
-        """The customer this key was merged into was erased: the moved record goes too."""
-        if raw is None:
+    @staticmethod
+    def _erase(box: _Box) -> Processed:
+        if box.record is None:
             return Processed(record=None, changed=False)
+        box.record = None
         return Processed(record=None)
 
     # -- internals ------------------------------------------------------------------------------
     @staticmethod
     def _state(record: Record) -> CustomerState | None:
+        """The record's state, decoded once (the object then stands in the record until encoded)."""
         data = record.get("s")
-        return None if data is None else CustomerState.from_dict(data)
+        if data is None or type(data) is CustomerState:
+            return data
+        state = CustomerState.from_dict(data, copy=False)
+        record["s"] = state
+        return state
 
-    @staticmethod
-    def _wake(record: Record) -> int | None:
+    def _wake(self, record: Record) -> int | None:
         if "moved" in record:
             return int(record["exp"])
         data = record.get("s")
         if data is None and "exp" in record and not record.get("await"):
             return int(record["exp"])
-        return None if data is None or record.get("await") else CustomerState.from_dict(data).next_wakeup_ms()
+        if data is None or record.get("await"):
+            return None
+        state = self._state(record)
+        return None if state is None else state.next_wakeup_ms()
 
     def _settle(self, customer: str, record: Record) -> _Step:
         """Once every awaited state is there: fire the customer's timers due before the merge, merge
@@ -376,7 +523,7 @@ class Processor:
             return step
         pend: list[Any] = record.pop("pend", [])
         now = pend[0][1] if pend else (state.clock_ms if state is not None else 0)
-        at = min(now, CustomerEvent.model_validate(pend[0][2]).occurred_ms) if pend else now
+        at = min(now, Event.trusted(pend[0][2]).occurred_ms) if pend else now
         if step.state is not None:
             step.take(self.logic.on_wakeup(customer, step.state, at - 1))
         merged: list[str] = record.setdefault("merged", [])
@@ -398,11 +545,7 @@ class Processor:
             if entry[1] == "out":  # this customer was merged away in the meantime
                 self._move_out(customer, record, step, str(entry[2]), int(entry[3]))
                 break  # nothing comes after a merge-out: later messages go to the canonical key
-            step.take(
-                self.logic.on_event(
-                    customer, step.state, CustomerEvent.model_validate(entry[2]), int(entry[1])
-                )
-            )
+            step.take(self.logic.on_event(customer, step.state, Event.trusted(entry[2]), int(entry[1])))
         return step
 
     def _move_out(self, customer: str, record: Record, step: _Step, into: str, at_ms: int) -> None:
@@ -420,6 +563,7 @@ class Processor:
 
     def _store(
         self,
+        box: _Box,
         record: Record,
         source: Source,
         offset: int,
@@ -428,9 +572,10 @@ class Processor:
         *,
         strict: bool = False,
     ) -> Processed:
-        """The record stored after ``step``. ``strict`` (an event): a record that cannot be trimmed to its
-        limit refuses the event; otherwise (wake-ups, hand-overs, which must never be refused or a
-        customer would wait for ever) more may go: see :func:`fit_record`."""
+        """``record`` after ``step``, kept in ``box`` (encoded by the caller). ``strict`` (an event): a
+        record that cannot be trimmed to its limit refuses the event; otherwise (wake-ups, hand-overs,
+        which must never be refused or a customer would wait for ever) more may go: see
+        :func:`fit_record`."""
         actions: list[tuple[str, bytes]] = [(a.channel, a.to_json()) for a in step.actions]
         decisions = [d.to_json() for d in step.decisions]
         out = Processed(
@@ -442,32 +587,31 @@ class Processor:
             forwards=step.forwards,
             merged=step.merged,
         )
+        box.strict = strict
         held = bool(record.get("await") or record.get("early") or record.get("pend"))
         if step.state is None and "moved" not in record and not held:
+            box.record = None
             return out  # erased
         if "moved" not in record:
-            record["s"] = None if step.state is None else step.state.to_dict()
-        offsets = record["off"] = dict(record["off"])
-        offsets[source] = offset
-        outbox: list[Any] = list(record["out"])
-        record["out"] = outbox
+            record["s"] = step.state
+        record["off"][source] = offset
         if actions or decisions or step.forwards:
+            outbox: list[Any] = record["out"]
             outbox.append(
                 [
                     source,
                     offset,
-                    [a.decode() for _, a in actions],
-                    [d.decode() for d in decisions],
+                    [orjson.Fragment(a) for _, a in actions],
+                    [orjson.Fragment(d) for d in decisions],
                     [[k.decode(), v.decode()] for k, v in step.forwards],
                 ]
             )
-            del outbox[:-OUTBOX_KEEP]
+            box.added += 1
+            del outbox[: -max(OUTBOX_KEEP, box.added)]
         if raw_source is not None:
-            read = record["raw"] = dict(record.get("raw", {}))
+            read = record.setdefault("raw", {})
             read[str(raw_source[0])] = max(read.get(str(raw_source[0]), -1), raw_source[1])
-        out.record = orjson.dumps(record)
-        if len(out.record) > self.max_record_bytes:
-            out.record, out.trimmed = fit_record(record, self.max_record_bytes, strict=strict)
+        box.record = record
         out.next_wakeup_ms = self._wake(record)
         return out
 
@@ -477,10 +621,10 @@ class Processor:
         forwards: list[tuple[bytes, bytes]] = []
         for entry in record["out"]:
             if entry[0] == source and entry[1] == offset:
-                for text in entry[2]:
-                    data = text.encode()
+                for item in entry[2]:
+                    data = _json(item)
                     actions.append((orjson.loads(data)["channel"], data))
-                decisions += [text.encode() for text in (entry[3] if len(entry) > 3 else [])]
+                decisions += [_json(item) for item in (entry[3] if len(entry) > 3 else [])]
                 forwards += [(k.encode(), v.encode()) for k, v in (entry[4] if len(entry) > 4 else [])]
         return Processed(
             record=None,
@@ -491,6 +635,17 @@ class Processor:
             changed=False,
             next_wakeup_ms=self._wake(record),
         )
+
+
+def _json(item: Any) -> bytes:
+    """An outbox item as the bytes first sent: a string (records of earlier releases) or the object it
+    was read back as (orjson writes it again byte for byte). A fragment not stored yet (the same
+    offset twice in one batch, which the reading never delivers) is judged message by message."""
+    if type(item) is str:
+        return item.encode()
+    if type(item) is orjson.Fragment:
+        raise _OneByOne
+    return orjson.dumps(item)
 
 
 def _trims(record: Record, strict: bool) -> list[tuple[str, Any]]:

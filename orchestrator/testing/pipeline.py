@@ -27,7 +27,7 @@ import orjson
 from orchestrator.contracts import ResolvedEvent, parse_event
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.runtime.identify import WATERMARK_KEY, IdentifyStage
-from orchestrator.runtime.processor import Message, Processed, Processor
+from orchestrator.runtime.processor import Applied, Message, Processor
 from orchestrator.runtime.timers import TimerIndex
 
 __all__ = ["LocalPipeline", "PipelineOutput"]
@@ -135,15 +135,10 @@ class LocalPipeline:
         for customer, message in messages:
             by_customer.setdefault(customer, []).append(message)
         for customer, mine in by_customer.items():
-            record, done = self.processor.apply(customer, self.records.get(customer), mine)
-            self._take(p, customer, record, done)
+            self._take(p, customer, self.processor.apply(customer, self.records.get(customer), mine))
 
-    def _take(self, p: int, customer: str, record: bytes | None, done: list[Processed]) -> None:
-        if record is None:
-            self.records.pop(customer, None)
-        else:
-            self.records[customer] = record
-        for one in done:
+    def _take(self, p: int, customer: str, applied: Applied) -> None:
+        for one in applied.done:
             if one.error is not None:
                 raise one.error
             self.output.messages += 1
@@ -152,6 +147,10 @@ class LocalPipeline:
             for to_key, value in one.forwards:
                 q = self.partition(to_key)
                 self.logs[q].append((len(self.logs[q]), to_key, value))
-            if one.changed or one.replayed or one.duplicate:  # as the worker does
-                due = one.next_wakeup_ms if one.record is not None or not one.changed else None
-                self.timers.set(p, customer, due)
+        if applied.changed:
+            if applied.record is None:
+                self.records.pop(customer, None)
+            else:
+                self.records[customer] = applied.record
+        if applied.touched:  # as the worker does
+            self.timers.set(p, customer, applied.next_wakeup_ms)

@@ -62,7 +62,12 @@ class Instance:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Instance:
+    def from_dict(cls, d: dict[str, Any], copy: bool = True) -> Instance:
+        if not copy:
+            return cls(
+                d["j"], d["v"], d["e"], d["s"], d["at"], d.get("due"), bool(d.get("h", 0)),
+                d.get("vis") or {}, d.get("snd") or {}, d.get("sp") or {}, d.get("ev") or {},
+            )  # fmt: skip
         return cls(
             journey=d["j"],
             version=d["v"],
@@ -183,7 +188,20 @@ class CustomerState:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CustomerState:
+    def from_dict(cls, d: dict[str, Any], copy: bool = True) -> CustomerState:
+        """``copy=False``: ``d`` is the caller's to give away (freshly decoded): its containers become
+        the state's own, not copied."""
+        if not copy:
+            return cls(
+                Profile.from_dict(d["p"], copy=False),
+                [Instance.from_dict(i, False) for i in d.get("i", ())],
+                d.get("n") or {},
+                d.get("c") or {},
+                d.get("d") or {},
+                d.get("t", 0),
+                [PendingSend.from_dict(h) for h in d.get("hs", ())],
+                [(int(at), str(ch)) for at, ch in d.get("sl", ())],
+            )
         return cls(
             profile=Profile.from_dict(d["p"]),
             instances=[Instance.from_dict(i) for i in d.get("i", [])],

@@ -1,0 +1,251 @@
+"""A valid customer event in the engine's form, and the fast way to read one.
+
+:class:`~orchestrator.contracts.events.CustomerEvent` (pydantic) is the contract: it validates at the
+edge and gives the JSON Schema and the error messages. The engine needs none of that once an event is
+known to be valid, and building a pydantic model costs more than applying most events, so the hot
+paths use :class:`Event`, a plain object:
+
+- :func:`read_event` validates raw bytes (``orchestrator simulate``, the ingest stage): the common
+  shapes are checked here in a few microseconds; anything else (an error, or a rarer valid form such as
+  an epoch-number ``occurred_at``) goes through the pydantic model, so the result and every error
+  message are the model's;
+- :meth:`Event.trusted` builds one from a message this orchestrator validated and wrote itself (the
+  resolved topic): no validation at all;
+- :meth:`Event.of` converts a model.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+from pydantic import ValidationError
+
+from orchestrator.contracts.events import (
+    DEFAULT_LIMITS,
+    IDENTIFIER_PRIORITY,
+    CustomerEvent,
+    EventLimits,
+    describe_error,
+)
+from orchestrator.exceptions import InvalidEventError
+
+__all__ = ["Event", "read_event"]
+
+_TYPE: Final = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
+_TIME: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
+_REQUIRED: Final = frozenset({"event_id", "type", "identifiers", "occurred_at", "source"})
+_ALLOWED: Final = _REQUIRED | {"properties", "action_id", "campaign", "journey"}
+_IDS: Final = frozenset(IDENTIFIER_PRIORITY)
+
+
+class Event:
+    """One valid event: the fields of :class:`CustomerEvent`, its time in epoch milliseconds, and
+    its identifiers as (kind, value) pairs in priority order."""
+
+    __slots__ = (
+        "_data",
+        "_view",
+        "action_id",
+        "campaign",
+        "event_id",
+        "identifiers",
+        "journey",
+        "occurred_ms",
+        "properties",
+        "source",
+        "type",
+    )
+
+    def __init__(
+        self,
+        *,
+        event_id: str,
+        type: str,
+        identifiers: tuple[tuple[str, str], ...],
+        occurred_ms: int,
+        source: str,
+        properties: dict[str, Any],
+        action_id: str | None = None,
+        campaign: str | None = None,
+        journey: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.event_id = event_id
+        self.type = type
+        self.identifiers = identifiers
+        self.occurred_ms = occurred_ms
+        self.source = source
+        self.properties = properties
+        self.action_id = action_id
+        self.campaign = campaign
+        self.journey = journey
+        self._data = data
+        self._view: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"Event({self.event_id!r}, {self.type!r}, at {self.occurred_ms})"
+
+    @classmethod
+    def of(cls, model: CustomerEvent) -> Event:
+        return cls(
+            event_id=model.event_id,
+            type=model.type,
+            identifiers=tuple(model.identifiers.items()),
+            occurred_ms=model.occurred_ms,
+            source=model.source,
+            properties=model.properties,
+            action_id=model.action_id,
+            campaign=model.campaign,
+            journey=model.journey,
+        )
+
+    @classmethod
+    def trusted(cls, data: dict[str, Any]) -> Event:
+        """From the JSON form of an event this orchestrator validated before (``CustomerEvent.to_json``,
+        as carried by the resolved topic); ``data`` is kept for :meth:`to_dict`. Not validated: a
+        malformed one raises ValueError."""
+        try:
+            ids = data["identifiers"]
+            return cls(
+                event_id=data["event_id"],
+                type=data["type"],
+                identifiers=tuple((k, ids[k]) for k in IDENTIFIER_PRIORITY if ids.get(k)),
+                occurred_ms=_ms(datetime.fromisoformat(data["occurred_at"])),
+                source=data["source"],
+                properties=data.get("properties", {}),
+                action_id=data.get("action_id"),
+                campaign=data.get("campaign"),
+                journey=data.get("journey"),
+                data=data,
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"not an event this orchestrator wrote: {exc!r}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as ``CustomerEvent.to_json`` writes it."""
+        if self._data is None:
+            self._data = orjson.loads(self.model().to_json())
+        return self._data
+
+    def model(self) -> CustomerEvent:
+        """The pydantic model of this event (slow; for the edges)."""
+        if self._data is not None:
+            return CustomerEvent.model_validate(self._data)
+        from orchestrator.core.engine.clock import utc_from_ms
+
+        return CustomerEvent(
+            event_id=self.event_id,
+            type=self.type,
+            identifiers=dict(self.identifiers),
+            occurred_at=utc_from_ms(self.occurred_ms),
+            source=self.source,
+            properties=self.properties,
+            action_id=self.action_id,
+            campaign=self.campaign,
+            journey=self.journey,
+        )
+
+    def view(self) -> dict[str, Any]:
+        """The ``event`` variable of conditions (made once per event)."""
+        view = self._view
+        if view is None:
+            view = self._view = {
+                "id": self.event_id,
+                "type": self.type,
+                "at_ms": self.occurred_ms,
+                "source": self.source,
+                "properties": self.properties,
+                "campaign": self.campaign or "",
+                "action_id": self.action_id or "",
+                "journey": self.journey or "",
+            }
+        return view
+
+
+def _ms(at: datetime) -> int:
+    # the same arithmetic as CustomerEvent.occurred_ms: the same milliseconds, to the last one
+    return int(at.timestamp() * 1000)
+
+
+def _text(value: Any, low: int, high: int) -> bool:
+    return type(value) is str and low <= len(value) <= high
+
+
+def _optional_text(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name)
+    return value is None or type(value) is str
+
+
+def _fast(data: dict[str, Any]) -> Event | None:
+    """The event when ``data`` has one of the common valid shapes; None: ask the model."""
+    keys = data.keys()
+    if not (keys >= _REQUIRED and keys <= _ALLOWED):
+        return None
+    ids = data["identifiers"]
+    when = data["occurred_at"]
+    kind = data["type"]
+    if not (
+        _text(data["event_id"], 1, 200)
+        and _text(kind, 3, 100)
+        and _TYPE.fullmatch(kind)
+        and _text(data["source"], 1, 200)
+        and type(when) is str
+        and _TIME.fullmatch(when)
+        and type(ids) is dict
+        and ids.keys() <= _IDS
+        and _optional_text(data, "action_id")
+        and _optional_text(data, "campaign")
+        and _optional_text(data, "journey")
+    ):
+        return None
+    properties = data.get("properties", {})
+    if type(properties) is not dict:
+        return None
+    pairs = []
+    for name in IDENTIFIER_PRIORITY:
+        value = ids.get(name)
+        if value is None:
+            continue
+        if not _text(value, 1, 512):
+            return None
+        pairs.append((name, value))
+    if not pairs:
+        return None
+    try:
+        at = datetime.fromisoformat(when)
+    except ValueError:
+        return None
+    return Event(
+        event_id=data["event_id"],
+        type=kind,
+        identifiers=tuple(pairs),
+        occurred_ms=_ms(at),
+        source=data["source"],
+        properties=properties,
+        action_id=data.get("action_id"),
+        campaign=data.get("campaign"),
+        journey=data.get("journey"),
+    )
+
+
+def read_event(raw: bytes | str, limits: EventLimits = DEFAULT_LIMITS) -> Event:
+    """Validate raw bytes into an :class:`Event`: the same events and the same errors as
+    :func:`~orchestrator.contracts.events.parse_event` (``not_json``, ``over_limit``, ``invalid_event``)."""
+    limits.check_size(raw)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEventError("not_json", f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidEventError("invalid_event", f"an event is a JSON object, got {type(data).__name__}")
+    limits.check(raw, data)
+    event = _fast(data)
+    if event is not None:
+        return event
+    try:
+        return Event.of(CustomerEvent.model_validate(data))
+    except ValidationError as exc:
+        raise InvalidEventError("invalid_event", describe_error(exc)) from None
