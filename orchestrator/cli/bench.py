@@ -19,7 +19,7 @@ import orjson
 
 __all__ = ["SECTIONS", "bench_command", "register", "summary_table"]
 
-SECTIONS = ("engine", "timers", "state", "simulate", "e2e")
+SECTIONS = ("engine", "processor", "timers", "state", "simulate", "e2e")
 
 
 def register(subparsers: Any) -> None:
@@ -82,6 +82,14 @@ def summary_table(report: dict[str, Any]) -> str:
                     f"engine   {r['variant']:<26} {r['journeys']:>5} jrn {r['events_per_s']:>9,.0f} ev/s "
                     f"({r['us_per_event']:.1f} us, x{r['cost_vs_10']})"
                 )
+    if "processor" in s:
+        for r in s["processor"]["rows"]:
+            b, o = r["batched"], r["one_by_one"]
+            add(
+                f"processor {r['shape']:<6} {r['journeys']} jrn: batched {b['us_per_message']:.1f} us/msg, "
+                f"one by one {o['us_per_message']:.1f} (x{r['batched_vs_one_by_one']}), "
+                f"record {b['mean_record_bytes']:,.0f} B"
+            )
     if "timers" in s:
         for r in s["timers"]["rows"]:
             add(
@@ -105,7 +113,7 @@ def summary_table(report: dict[str, Any]) -> str:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from orchestrator.bench import e2e, micro
+    from orchestrator.bench import e2e, micro, processor
 
     wanted = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = sorted(set(wanted) - set(SECTIONS))
@@ -114,6 +122,7 @@ def bench_command(args: argparse.Namespace) -> int:
         return 2
     runs: dict[str, Callable[[], dict[str, Any]]] = {
         "engine": lambda: micro.bench_engine(args.quick),
+        "processor": lambda: processor.bench_processor(args.quick),
         "timers": lambda: micro.bench_timers(args.quick),
         "state": lambda: micro.bench_state(args.quick),
         "simulate": lambda: micro.bench_simulate(args.quick, args.sim_events),

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_HISTORY_MAX",
     "DEFAULT_HISTORY_WINDOW_MS",
     "DEFAULT_TIMEZONE",
+    "HISTORY_FIELDS",
     "WINDOWS_DAYS",
     "Profile",
     "apply_event",
@@ -56,7 +57,8 @@ CONSENT_DEFAULTS = {"marketing": False, "transactional": True}
 """Consent assumed when a customer never said: no marketing, yes to transactional messages."""
 _CHANNELS = ("email", "sms", "push")
 _ADDRESS_FIELDS = {"email": "email", "phone": "sms", "push_token": "push"}
-_HISTORY_FIELDS = ("type", "at_ms", "campaign", "action_id", "journey", "channel")
+HISTORY_FIELDS = ("type", "at_ms", "campaign", "action_id", "journey", "channel")
+"""The fields of a history row, in order."""
 CAMPAIGNS_KEPT = 50
 ACTIVITY_DAYS = 30
 """Days of per-day engagement counts kept (the longest sliding window)."""
@@ -83,8 +85,9 @@ class Profile:
     """Where to reach the customer, by channel (email, sms, push)."""
     consent: dict[str, dict[str, bool]] = field(default_factory=dict)
     """Explicit consent by channel, then category (marketing, transactional)."""
-    history: list[dict[str, Any]] = field(default_factory=list)
-    """Recent events, oldest first, in the shape CEL's history functions read."""
+    history_rows: list[list[Any]] = field(default_factory=list)
+    """Recent events, oldest first, each ``[type, at_ms, campaign, action_id, journey, channel]``
+    (:data:`HISTORY_FIELDS`): the stored form; :attr:`history` is what conditions read."""
     engagement: dict[str, list[int]] = field(default_factory=dict)
     """Engagement event type (``email.opened``) -> [count, latest time in ms]."""
     campaign_engagement: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -93,6 +96,20 @@ class Profile:
     """Engagement event type -> UTC day number (epoch days, as text) -> count; ACTIVITY_DAYS days kept."""
     hours: dict[str, dict[str, int]] = field(default_factory=dict)
     """Channel -> hour of week (0..167, as text) -> opens and clicks."""
+    _history: list[dict[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Recent events, oldest first, as records with named fields (what CEL's ``history`` and
+        seen()/count() read); made from :attr:`history_rows` when first asked for after a change."""
+        view = self._history
+        if view is None:
+            view = self._history = [dict(zip(HISTORY_FIELDS, row, strict=True)) for row in self.history_rows]
+        return view
+
+    def set_history_rows(self, rows: list[list[Any]]) -> None:
+        self.history_rows = rows
+        self._history = None
 
     def engaged_since(self, event_types: frozenset[str], since_ms: int, campaign: str | None = None) -> bool:
         """Did one of ``event_types`` happen at or after ``since_ms`` (for ``campaign`` when given)?"""
@@ -158,7 +175,7 @@ class Profile:
             "counts_by_type": self.counts_by_type,
             "addresses": self.addresses,
             "consent": self.consent,
-            "history": [[h[f] for f in _HISTORY_FIELDS] for h in self.history],
+            "history": self.history_rows,
             **({"engagement": self.engagement} if self.engagement else {}),
             **({"campaign_engagement": self.campaign_engagement} if self.campaign_engagement else {}),
             **({"activity": self.activity} if self.activity else {}),
@@ -180,7 +197,7 @@ class Profile:
                 get("counts_by_type") or {},
                 get("addresses") or {},
                 get("consent") or {},
-                [dict(zip(_HISTORY_FIELDS, row, strict=True)) for row in get("history", ())],
+                get("history") or [],
                 get("engagement") or {},
                 get("campaign_engagement") or {},
                 get("activity") or {},
@@ -196,7 +213,7 @@ class Profile:
             counts_by_type=dict(data.get("counts_by_type", {})),
             addresses=dict(data.get("addresses", {})),
             consent={k: dict(v) for k, v in data.get("consent", {}).items()},
-            history=[dict(zip(_HISTORY_FIELDS, row, strict=True)) for row in data.get("history", [])],
+            history_rows=[list(row) for row in data.get("history", [])],
             engagement={k: list(v) for k, v in data.get("engagement", {}).items()},
             campaign_engagement={k: dict(v) for k, v in data.get("campaign_engagement", {}).items()},
             activity={k: dict(v) for k, v in data.get("activity", {}).items()},
@@ -323,24 +340,26 @@ def _update_consent(profile: Profile, properties: dict[str, Any]) -> None:
 
 
 def _remember(profile: Profile, event: Event, at: int, window_ms: int, max_items: int) -> None:
-    channel = event.type.split(".", 1)[0]
-    entry = {
-        "type": event.type,
-        "at_ms": at,
-        "campaign": event.campaign or "",
-        "action_id": event.action_id or "",
-        "journey": event.journey or "",
-        "channel": channel if channel in _CHANNELS else "",
-    }
-    history = profile.history
-    if not history or history[-1]["at_ms"] <= at:
-        history.append(entry)
+    kind = event.type
+    channel = kind.partition(".")[0]
+    row = [
+        kind,
+        at,
+        event.campaign or "",
+        event.action_id or "",
+        event.journey or "",
+        channel if channel in _CHANNELS else "",
+    ]
+    rows = profile.history_rows
+    if not rows or rows[-1][1] <= at:
+        rows.append(row)
     else:
-        bisect.insort_right(history, entry, key=lambda h: int(h["at_ms"]))
-    horizon = history[-1]["at_ms"] - window_ms
+        bisect.insort_right(rows, row, key=lambda r: int(r[1]))
+    horizon = rows[-1][1] - window_ms
     drop = 0
-    while drop < len(history) and history[drop]["at_ms"] < horizon:
+    while drop < len(rows) and rows[drop][1] < horizon:
         drop += 1
-    drop = max(drop, len(history) - max_items)
+    drop = max(drop, len(rows) - max_items)
     if drop:
-        del history[:drop]
+        del rows[:drop]
+    profile._history = None

@@ -86,6 +86,8 @@ class Processed:
     """The same decisions as models (for metrics); empty on a replay."""
     transitions: list[Transition] = field(default_factory=list)
     next_wakeup_ms: int | None = None
+    """The customer's next wake-up after this message (the per-message methods; a batch gives one in
+    :attr:`Applied.next_wakeup_ms`); messages that change nothing give it too."""
     replayed: bool = False
     duplicate: bool = False
     changed: bool = True
@@ -221,10 +223,11 @@ class Processor:
             return Applied(raw, False, touched, self._wake(record) if record is not None else None, done)
         if record is None:
             return Applied(None, True, True, None, done)
+        wake = self._wake(record)
         data = self._encode(record)
         if len(data) > self.max_record_bytes:
             raise _OneByOne
-        return Applied(data, True, True, self._wake(record), done)
+        return Applied(data, True, True, wake, done)
 
     def _one_by_one(self, customer: str, raw: bytes | None, messages: list[Message]) -> Applied:
         done: list[Processed] = []
@@ -345,6 +348,8 @@ class Processor:
 
     def _finish(self, raw: bytes | None, box: _Box, done: Processed) -> Processed:
         if done.changed:
+            if box.record is not None:
+                done.next_wakeup_ms = self._wake(box.record)
             done.record, done.trimmed = self._store_box(box)
         else:
             done.record = raw
@@ -612,7 +617,6 @@ class Processor:
             read = record.setdefault("raw", {})
             read[str(raw_source[0])] = max(read.get(str(raw_source[0]), -1), raw_source[1])
         box.record = record
-        out.next_wakeup_ms = self._wake(record)
         return out
 
     def _replay(self, record: Record, source: Source, offset: int) -> Processed:

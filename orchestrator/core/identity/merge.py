@@ -73,11 +73,11 @@ def merge_profiles(
 
 
 def _merge_history(canonical: Profile, other: Profile, window_ms: int, max_items: int) -> None:
-    history = sorted([*canonical.history, *other.history], key=lambda h: int(h["at_ms"]))
-    if history:
-        horizon = int(history[-1]["at_ms"]) - window_ms
-        history = [h for h in history if int(h["at_ms"]) >= horizon][-max_items:]
-    canonical.history = history
+    rows = sorted([*canonical.history_rows, *other.history_rows], key=lambda r: int(r[1]))
+    if rows:
+        horizon = int(rows[-1][1]) - window_ms
+        rows = [r for r in rows if int(r[1]) >= horizon][-max_items:]
+    canonical.set_history_rows(rows)
 
 
 def _merge_engagement(canonical: Profile, other: Profile) -> None:

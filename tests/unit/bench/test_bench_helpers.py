@@ -37,4 +37,17 @@ def test_timers_quick_and_summary_table() -> None:
     table = summary_table({"sections": {"timers": timers}, "errors": {"e2e": "boom"}})
     assert "10,000 pending" in table
     assert "e2e      FAILED: boom" in table
-    assert SECTIONS == ("engine", "timers", "state", "simulate", "e2e")
+    assert SECTIONS == ("engine", "processor", "timers", "state", "simulate", "e2e")
+
+
+def test_processor_section_measures_both_ways_on_the_same_messages() -> None:
+    from orchestrator.bench.processor import bench_processor
+
+    report = bench_processor(quick=True, events=1_500)
+    for row in report["rows"]:
+        batched, one_by_one = row["batched"], row["one_by_one"]
+        assert batched["messages"] == one_by_one["messages"] > 1_500  # events, hand-overs, wake-ups
+        assert batched["actions"] == one_by_one["actions"] > 0
+        assert batched["us_per_message"] > 0
+        assert row["batched_vs_one_by_one"] > 0
+    assert "processor spread" in summary_table({"sections": {"processor": report}})
