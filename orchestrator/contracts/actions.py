@@ -45,4 +45,6 @@ class ChannelAction(BaseModel):
     not_before: AwareDatetime | None = Field(None, description="Do not deliver before this instant.")
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        # The same bytes as orjson.dumps(self.model_dump(mode="json")) (a unit test holds them equal),
+        # without the dump: the fields in order, datetimes in ISO 8601 with Z.
+        return orjson.dumps(self.__dict__, option=orjson.OPT_UTC_Z)

@@ -74,4 +74,8 @@ class Decision(BaseModel):
     policy: str | None = Field(None, description="`<policy id>@<version>` in effect, None without one.")
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+        # The same bytes as orjson.dumps(self.model_dump(mode="json", exclude_none=True)) (a unit test
+        # holds them equal), without the dump.
+        return orjson.dumps(
+            {k: v for k, v in self.__dict__.items() if v is not None}, option=orjson.OPT_UTC_Z
+        )

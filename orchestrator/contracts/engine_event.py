@@ -108,11 +108,11 @@ class Event:
         as carried by the resolved topic); ``data`` is kept for :meth:`to_dict`. Not validated: a
         malformed one raises ValueError."""
         try:
-            ids = data["identifiers"]
+            # written by CustomerEvent.to_json: the identifiers present, in priority order
             return cls(
                 event_id=data["event_id"],
                 type=data["type"],
-                identifiers=tuple((k, ids[k]) for k in IDENTIFIER_PRIORITY if ids.get(k)),
+                identifiers=tuple(data["identifiers"].items()),
                 occurred_ms=_ms(datetime.fromisoformat(data["occurred_at"])),
                 source=data["source"],
                 properties=data.get("properties", {}),

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 from orchestrator.contracts.actions import ChannelAction
 from orchestrator.contracts.decision import Decision
-from orchestrator.contracts.events import parse_event
+from orchestrator.contracts.engine_event import read_event
 from orchestrator.core.customer import ERASE_EVENT, CustomerLogic, Outcome
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.identity import IdentityGraph
@@ -163,7 +163,7 @@ class Simulator:
             return
         self.result.events_read += 1
         try:
-            event = parse_event(raw)
+            event = read_event(raw)
         except InvalidEventError as exc:
             self.result.invalid.append(InvalidLine(line_no, exc.reason, exc.detail))
             return

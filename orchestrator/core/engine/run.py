@@ -68,16 +68,24 @@ class Run:
         self._profile_view = None
 
     def activation(
-        self, event: dict[str, Any], at_ms: int, inst: Instance | None, journey: JourneyDefinition
+        self,
+        event: dict[str, Any],
+        at_ms: int,
+        inst: Instance | None,
+        journey: JourneyDefinition,
+        referenced: frozenset[str] | None = None,
     ) -> dict[str, Any]:
-        if self._profile_view is None:
-            self._profile_view = self.state.profile.cel_view()
-        return {
-            "profile": self._profile_view,
-            "event": event,
-            "history": self.state.profile.history,
-            "now_ms": at_ms,
-            "journey": {
+        """The variables of a condition; ``referenced``: only those it uses (the profile's view, its
+        history records and the journey's are made only when asked for)."""
+        act: dict[str, Any] = {"event": event, "now_ms": at_ms}
+        if referenced is None or "profile" in referenced:
+            if self._profile_view is None:
+                self._profile_view = self.state.profile.cel_view()
+            act["profile"] = self._profile_view
+        if referenced is None or "history" in referenced:
+            act["history"] = self.state.profile.history
+        if referenced is None or "journey" in referenced:
+            act["journey"] = {
                 "id": journey.id,
                 "version": journey.version,
                 "entry_seq": inst.entry_seq if inst else 0,
@@ -86,8 +94,8 @@ class Run:
                 "splits": inst.splits if inst else {},
                 "visits": inst.visits if inst else {},
                 "entry_event": inst.entry_event if inst else event,
-            },
-        }
+            }
+        return act
 
     def test(
         self,
@@ -100,16 +108,19 @@ class Run:
         """True when ``cond`` is absent or holds; a run-time error counts as false."""
         if cond is None:
             return True
+        compiled = cond.compiled
         try:
-            return cond.compiled.test(self.activation(event, at_ms, inst, journey))
+            return compiled.test(self.activation(event, at_ms, inst, journey, compiled.referenced))
         except ConditionError:
             return False
 
     def value(
         self, cond: Condition, event: dict[str, Any], at_ms: int, inst: Instance, journey: JourneyDefinition
     ) -> tuple[bool, Any]:
+        compiled = cond.compiled
         try:
-            return True, to_json_value(cond.compiled.evaluate(self.activation(event, at_ms, inst, journey)))
+            act = self.activation(event, at_ms, inst, journey, compiled.referenced)
+            return True, to_json_value(compiled.evaluate(act))
         except ConditionError:
             return False, None
 

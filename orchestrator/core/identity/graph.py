@@ -29,7 +29,7 @@ still resolves) and :data:`MAX_ALIASES` aliases per customer (the oldest is forg
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,10 +178,17 @@ class IdentityGraph:
         return self._erased
 
     # -- resolution -----------------------------------------------------------------------------
-    def resolve(self, identifiers: Identifiers | Iterable[tuple[str, str]], at_ms: int) -> Resolution:
-        """The canonical customer of an event with these identifiers at event time ``at_ms``."""
+    def resolve(
+        self, identifiers: Identifiers | tuple[tuple[str, str], ...] | Iterable[tuple[str, str]], at_ms: int
+    ) -> Resolution:
+        """The canonical customer of an event with these identifiers at event time ``at_ms``: a model,
+        an :class:`~orchestrator.contracts.engine_event.Event`'s pairs (a tuple, in priority order) or
+        any pairs."""
+        pairs: Sequence[tuple[str, str]]
         if isinstance(identifiers, Identifiers):
             pairs = identifiers.items()  # already in priority order
+        elif type(identifiers) is tuple:
+            pairs = identifiers  # an Event's: already in priority order
         else:
             pairs = sorted(identifiers, key=lambda kv: IDENTIFIER_PRIORITY.index(kv[0]))
         cid = pairs[0][1] if pairs and pairs[0][0] == "customer_id" else None
