@@ -36,8 +36,19 @@ __all__ = ["Event", "read_event"]
 
 _TYPE: Final = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
 _TIME: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
-_REQUIRED: Final = frozenset({"event_id", "type", "identifiers", "occurred_at", "source"})
-_ALLOWED: Final = _REQUIRED | {"properties", "action_id", "campaign", "journey"}
+_ALLOWED: Final = frozenset(
+    {
+        "event_id",
+        "type",
+        "identifiers",
+        "occurred_at",
+        "source",
+        "properties",
+        "action_id",
+        "campaign",
+        "journey",
+    }
+)
 _IDS: Final = frozenset(IDENTIFIER_PRIORITY)
 
 
@@ -170,64 +181,57 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-def _text(value: Any, low: int, high: int) -> bool:
-    return type(value) is str and low <= len(value) <= high
-
-
-def _optional_text(data: dict[str, Any], name: str) -> bool:
-    value = data.get(name)
-    return value is None or type(value) is str
-
-
 def _fast(data: dict[str, Any]) -> Event | None:
     """The event when ``data`` has one of the common valid shapes; None: ask the model."""
-    keys = data.keys()
-    if not (keys >= _REQUIRED and keys <= _ALLOWED):
-        return None
-    ids = data["identifiers"]
-    when = data["occurred_at"]
-    kind = data["type"]
-    if not (
-        _text(data["event_id"], 1, 200)
-        and _text(kind, 3, 100)
-        and _TYPE.fullmatch(kind)
-        and _text(data["source"], 1, 200)
-        and type(when) is str
-        and _TIME.fullmatch(when)
-        and type(ids) is dict
-        and ids.keys() <= _IDS
-        and _optional_text(data, "action_id")
-        and _optional_text(data, "campaign")
-        and _optional_text(data, "journey")
+    get = data.get
+    event_id, kind, ids, when, source = (
+        get("event_id"), get("type"), get("identifiers"), get("occurred_at"), get("source")
+    )  # fmt: skip
+    if (
+        type(event_id) is not str
+        or type(kind) is not str
+        or type(source) is not str
+        or type(when) is not str
+        or type(ids) is not dict
+        or not (0 < len(event_id) <= 200 and 3 <= len(kind) <= 100 and 0 < len(source) <= 200)
+        or (len(data) > 5 and not data.keys() <= _ALLOWED)
+        or _TYPE.fullmatch(kind) is None
+        or _TIME.fullmatch(when) is None
     ):
         return None
-    properties = data.get("properties", {})
-    if type(properties) is not dict:
+    properties = get("properties", {})
+    action_id, campaign, journey = get("action_id"), get("campaign"), get("journey")
+    if (
+        type(properties) is not dict
+        or (action_id is not None and type(action_id) is not str)
+        or (campaign is not None and type(campaign) is not str)
+        or (journey is not None and type(journey) is not str)
+    ):
         return None
     pairs = []
     for name in IDENTIFIER_PRIORITY:
         value = ids.get(name)
         if value is None:
             continue
-        if not _text(value, 1, 512):
+        if type(value) is not str or not 0 < len(value) <= 512:
             return None
         pairs.append((name, value))
-    if not pairs:
+    if not pairs or len(ids) > len(_IDS) or not ids.keys() <= _IDS:
         return None
     try:
         at = datetime.fromisoformat(when)
     except ValueError:
         return None
     return Event(
-        event_id=data["event_id"],
+        event_id=event_id,
         type=kind,
         identifiers=tuple(pairs),
         occurred_ms=_ms(at),
-        source=data["source"],
+        source=source,
         properties=properties,
-        action_id=data.get("action_id"),
-        campaign=data.get("campaign"),
-        journey=data.get("journey"),
+        action_id=action_id,
+        campaign=campaign,
+        journey=journey,
     )
 
 

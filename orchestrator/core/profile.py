@@ -97,6 +97,9 @@ class Profile:
     hours: dict[str, dict[str, int]] = field(default_factory=dict)
     """Channel -> hour of week (0..167, as text) -> opens and clicks."""
     _history: list[dict[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
+    _engagement: tuple[int, dict[str, dict[str, Any]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -118,11 +121,24 @@ class Profile:
             return any(latest.get(t, since_ms - 1) >= since_ms for t in event_types)
         return any(self.engagement.get(t, (0, since_ms - 1))[1] >= since_ms for t in event_types)
 
+    def engagement_changed(self) -> None:
+        """The engagement facts changed: :meth:`engagement_view` is made again when next asked for."""
+        self._engagement = None
+
     def engagement_view(self) -> dict[str, dict[str, Any]]:
         """``{"email": {"opened": 3, "last_opened_ms": ..., "opened_7d": 1, "hour_of_week": [...]}, ...,
-        "campaigns": {"welcome": {"last_opened_ms": ...}}}`` (every channel)."""
-        view: dict[str, dict[str, Any]] = {ch: {} for ch in _CHANNELS}
+        "campaigns": {"welcome": {"last_opened_ms": ...}}}`` (every channel). Kept until the engagement
+        facts or the day of the latest event change (read-only: conditions share it)."""
         today = (self.last_seen_ms or 0) // _DAY_MS
+        kept = self._engagement
+        if kept is not None and kept[0] == today:
+            return kept[1]
+        view = self._engagement_view(today)
+        self._engagement = (today, view)
+        return view
+
+    def _engagement_view(self, today: int) -> dict[str, dict[str, Any]]:
+        view: dict[str, dict[str, Any]] = {ch: {} for ch in _CHANNELS}
         for event_type, (count, last) in self.engagement.items():
             channel, _, kind = event_type.partition(".")
             if channel in view:
@@ -157,7 +173,14 @@ class Profile:
         view["phone"] = self.addresses.get("sms", "")
         view["push_token"] = self.addresses.get("push", "")
         view["addresses"] = self.addresses
-        view["consent"] = {ch: {c: self.has_consent(ch, c) for c in CONSENT_DEFAULTS} for ch in _CHANNELS}
+        consent = self.consent
+        view["consent"] = {
+            ch: {
+                "marketing": consent.get(ch, {}).get("marketing", False),
+                "transactional": consent.get(ch, {}).get("transactional", True),
+            }
+            for ch in _CHANNELS
+        }  # (has_consent for CONSENT_DEFAULTS, inline: made for every condition that reads profile)
         view["counts"] = self.counts_by_type
         view["engagement"] = self.engagement_view()
         view["first_seen_ms"] = self.first_seen_ms or 0
@@ -280,6 +303,7 @@ def _update_attributes(profile: Profile, properties: dict[str, Any]) -> None:
 
 
 def _update_engagement(profile: Profile, event_type: str, campaign: str | None, at: int) -> None:
+    profile.engagement_changed()
     count, last = profile.engagement.get(event_type, (0, at))
     profile.engagement[event_type] = [count + 1, max(last, at)]
     if not campaign:

@@ -137,6 +137,17 @@ class Compiler:
                         return slow(act)
 
                 return sel2
+
+            def seln(act: Mapping[str, Any]) -> Any:
+                try:
+                    v = act[root]
+                    for f in walk:
+                        v = v[f]
+                    return v
+                except (KeyError, TypeError, IndexError):
+                    return slow(act)
+
+            return seln
         return slow
 
     def _has(self, node: Has, local: frozenset[str]) -> Fn:

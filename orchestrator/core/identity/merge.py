@@ -81,6 +81,7 @@ def _merge_history(canonical: Profile, other: Profile, window_ms: int, max_items
 
 
 def _merge_engagement(canonical: Profile, other: Profile) -> None:
+    canonical.engagement_changed()
     for event_type, (count, last) in other.engagement.items():
         mine = canonical.engagement.get(event_type)
         canonical.engagement[event_type] = (
