@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-__all__ = ["CHANNELS", "Category", "Channel", "ChannelAction", "make_action_id"]
+__all__ = ["CHANNELS", "Category", "Channel", "ChannelAction", "make_action_id", "trusted_model"]
+
+_M = TypeVar("_M", bound=BaseModel)
 
 Channel = Literal["email", "sms", "push"]
 Category = Literal["marketing", "transactional"]
@@ -21,8 +23,24 @@ def make_action_id(*parts: object) -> str:
     The engine passes customer, journey, version, entry sequence, step and visit sequence; never an
     offset or the wall clock, so a replay yields the same id and connectors can drop duplicates.
     """
-    digest = hashlib.blake2b("\x1f".join(str(p) for p in parts).encode(), digest_size=16).hexdigest()
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).hexdigest()
     return f"act_{digest}"
+
+
+def trusted_model(cls: type[_M], fields: dict[str, Any]) -> _M:
+    """An instance of the pydantic model ``cls`` from values the engine made and knows valid (the
+    right types, every field given), without validating them again: what ``model_construct`` does,
+    at a fifth of its cost. Relies on the four attributes pydantic 2 keeps on an instance; a unit
+    test holds the result equal to the validated model's, field for field."""
+    model = object.__new__(cls)
+    _set(model, "__dict__", fields)
+    _set(model, "__pydantic_fields_set__", set(fields))
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+    return model
+
+
+_set = object.__setattr__
 
 
 class ChannelAction(BaseModel):

@@ -181,6 +181,19 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+_TYPES_SEEN: dict[str, bool] = {}
+"""Event types checked already (a stream carries few): the pattern runs once per type."""
+
+
+def _type_ok(kind: str) -> bool:
+    ok = _TYPES_SEEN.get(kind)
+    if ok is None:
+        ok = _TYPE.fullmatch(kind) is not None
+        if len(_TYPES_SEEN) < 10_000:
+            _TYPES_SEEN[kind] = ok
+    return ok
+
+
 def _fast(data: dict[str, Any]) -> Event | None:
     """The event when ``data`` has one of the common valid shapes; None: ask the model."""
     get = data.get
@@ -195,7 +208,7 @@ def _fast(data: dict[str, Any]) -> Event | None:
         or type(ids) is not dict
         or not (0 < len(event_id) <= 200 and 3 <= len(kind) <= 100 and 0 < len(source) <= 200)
         or (len(data) > 5 and not data.keys() <= _ALLOWED)
-        or _TYPE.fullmatch(kind) is None
+        or not _type_ok(kind)
         or _TIME.fullmatch(when) is None
     ):
         return None

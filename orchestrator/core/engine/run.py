@@ -60,8 +60,19 @@ class Run:
         self.actions: list[ChannelAction] = []
         self.transitions: list[Transition] = []
         self.decisions: list[Decision] = []
-        self.gate = PolicyGate(policies, customer_key, state, self.actions, self.decisions)
+        self.policies = policies
+        self._gate: PolicyGate | None = None
         self._profile_view: dict[str, Any] | None = None
+
+    @property
+    def gate(self) -> PolicyGate:
+        """The policy's gate for this call (made at the first send: most calls send nothing)."""
+        gate = self._gate
+        if gate is None:
+            gate = self._gate = PolicyGate(
+                self.policies, self.customer_key, self.state, self.actions, self.decisions
+            )
+        return gate
 
     # -- conditions -------------------------------------------------------------------------------
     def profile_changed(self) -> None:

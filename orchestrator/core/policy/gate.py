@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.contracts.actions import ChannelAction, make_action_id
+from orchestrator.contracts.actions import ChannelAction, make_action_id, trusted_model
 from orchestrator.contracts.decision import Decision, DecisionKind, make_decision_id
 from orchestrator.core.engine.clock import next_local_time, utc_from_ms, zone
 from orchestrator.core.engine.state import CustomerState, PendingSend
@@ -222,24 +222,27 @@ class PolicyGate:
         self, send: PendingSend, verdict: Verdict, final_id: str, policy: Policy | None, at_ms: int
     ) -> None:
         self.decisions.append(
-            Decision(
-                decision_id=make_decision_id(send.action_id, verdict.kind, at_ms),
-                kind=verdict.kind,
-                reason=verdict.reason,
-                rule=verdict.rule,
-                detail=verdict.detail,
-                customer_id=self.customer_key,
-                action_id=final_id,
-                original_action_id=send.action_id,
-                journey_id=send.journey_id,
-                journey_version=send.journey_version,
-                step_id=send.step_id,
-                campaign=send.campaign,
-                category=send.category,
-                channel=verdict.channel,
-                original_channel=send.channel,
-                at=utc_from_ms(at_ms),
-                release_at=utc_from_ms(verdict.release_ms) if verdict.release_ms is not None else None,
-                policy=policy.key if policy is not None else None,
+            trusted_model(
+                Decision,
+                {
+                    "decision_id": make_decision_id(send.action_id, verdict.kind, at_ms),
+                    "kind": verdict.kind,
+                    "reason": verdict.reason,
+                    "rule": verdict.rule,
+                    "detail": verdict.detail,
+                    "customer_id": self.customer_key,
+                    "action_id": final_id,
+                    "original_action_id": send.action_id,
+                    "journey_id": send.journey_id,
+                    "journey_version": send.journey_version,
+                    "step_id": send.step_id,
+                    "campaign": send.campaign,
+                    "category": send.category,
+                    "channel": verdict.channel,
+                    "original_channel": send.channel,
+                    "at": utc_from_ms(at_ms),
+                    "release_at": utc_from_ms(verdict.release_ms) if verdict.release_ms is not None else None,
+                    "policy": policy.key if policy is not None else None,
+                },
             )
         )

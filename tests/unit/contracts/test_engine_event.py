@@ -165,3 +165,40 @@ def test_action_and_decision_json_are_the_models_dump(
         release_at=None if ms % 3 else at, policy=None if ms % 5 else "p@1",
     )  # fmt: skip
     assert decision.to_json() == orjson.dumps(decision.model_dump(mode="json", exclude_none=True))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ms=st.integers(0, 253402300799999),
+    personalization=st.dictionaries(st.text(max_size=4), values),
+    campaign=st.one_of(st.none(), st.text(max_size=5)),
+)
+def test_models_the_engine_builds_without_validation_equal_validated_ones(
+    ms: int, personalization: dict[str, Any], campaign: str | None
+) -> None:
+    from orchestrator.contracts.actions import trusted_model
+    from orchestrator.core.engine.clock import utc_from_ms
+
+    fields: dict[str, Any] = {
+        "action_id": "act_1", "channel": "push", "category": "transactional", "customer_id": "c",
+        "recipient": "tok", "journey_id": "j", "journey_version": 3, "step_id": "s", "template_id": "t",
+        "campaign": campaign, "personalization": personalization, "created_at": utc_from_ms(ms),
+        "not_before": None,
+    }  # fmt: skip
+    trusted = trusted_model(ChannelAction, dict(fields))
+    validated = ChannelAction.model_validate(fields)
+    assert trusted == validated
+    assert trusted.to_json() == validated.to_json()
+    assert trusted.model_dump() == validated.model_dump()
+    decision: dict[str, Any] = {
+        "decision_id": "dec_1", "kind": "sent", "reason": "allowed", "rule": None, "detail": "",
+        "customer_id": "c", "action_id": "act_1", "original_action_id": "act_1", "journey_id": "j",
+        "journey_version": 1, "step_id": "s", "campaign": campaign, "category": "marketing",
+        "channel": "email", "original_channel": "email", "at": utc_from_ms(ms), "release_at": None,
+        "policy": None,
+    }  # fmt: skip
+    assert list(decision) == list(Decision.model_fields)  # the engine's dicts are in field order
+    assert list(fields) == list(ChannelAction.model_fields)
+    made = trusted_model(Decision, dict(decision))
+    assert made == Decision.model_validate(decision)
+    assert made.to_json() == Decision.model_validate(decision).to_json()
