@@ -126,6 +126,7 @@ class CustomerLogic:
             history_max=self.history_max,
             at_ms=occurred,
         )
+        run.profile_changed()  # (timers that fired before the event may have made a view of the profile)
         state.clock_ms = max(state.clock_ms, at)
         if event.type == ERASE_EVENT:
             for inst in list(state.instances):

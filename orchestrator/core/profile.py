@@ -163,8 +163,10 @@ class Profile:
     def has_consent(self, channel: str, category: str) -> bool:
         return self.consent.get(channel, {}).get(category, CONSENT_DEFAULTS.get(category, False))
 
-    def cel_view(self) -> dict[str, Any]:
-        """The ``profile`` variable of conditions: attributes at the top, then the reserved fields."""
+    def cel_view(self, engagement: bool = True) -> dict[str, Any]:
+        """The ``profile`` variable of conditions: attributes at the top, then the reserved fields.
+        ``engagement=False``: without ``engagement`` (the costliest field), for a condition that reads
+        other fields only."""
         view = dict(self.attributes)
         view["attributes"] = self.attributes
         view["key"] = self.customer_key
@@ -182,7 +184,8 @@ class Profile:
             for ch in _CHANNELS
         }  # (has_consent for CONSENT_DEFAULTS, inline: made for every condition that reads profile)
         view["counts"] = self.counts_by_type
-        view["engagement"] = self.engagement_view()
+        if engagement:
+            view["engagement"] = self.engagement_view()
         view["first_seen_ms"] = self.first_seen_ms or 0
         view["last_seen_ms"] = self.last_seen_ms or 0
         return view

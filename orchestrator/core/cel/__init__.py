@@ -48,16 +48,28 @@ class CompiledCondition:
     newest last.
     """
 
-    __slots__ = ("_fn", "max_lookback_ms", "referenced", "result_type", "source")
+    __slots__ = ("_fn", "_selected", "max_lookback_ms", "referenced", "result_type", "source")
 
     def __init__(
-        self, source: str, fn: Fn, max_lookback_ms: int, referenced: frozenset[str], result_type: CelType
+        self,
+        source: str,
+        fn: Fn,
+        max_lookback_ms: int,
+        referenced: frozenset[str],
+        result_type: CelType,
+        selected: Mapping[str, frozenset[str]] | None = None,
     ):
         self.source = source
         self.max_lookback_ms = max_lookback_ms
         self.referenced = referenced
         self.result_type = result_type
         self._fn = fn
+        self._selected = dict(selected or {})
+
+    def fields_read(self, variable: str) -> frozenset[str] | None:
+        """The fields of ``variable`` the condition reads (``profile.email`` reads ``email``); None
+        when it may read any (it uses the variable as a whole: a map function, has(), an argument)."""
+        return self._selected.get(variable)
 
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
         """The condition's value; raises CelEvaluationError on a runtime error (no such key, overflow...)."""
@@ -102,4 +114,10 @@ def _compile(source: str, variables: Mapping[str, CelType] | None, *, check: boo
         result_type = checker.check(node)
     compiler = Compiler(source)
     fn = compiler.compile(node)
-    return CompiledCondition(source, fn, compiler.max_lookback_ms, frozenset(checker.referenced), result_type)
+    selected = {
+        name: frozenset(fields) for name, fields in compiler.selected.items() if name not in compiler.whole
+    }
+    selected.update({name: frozenset() for name in checker.referenced - compiler.whole - selected.keys()})
+    return CompiledCondition(
+        source, fn, compiler.max_lookback_ms, frozenset(checker.referenced), result_type, selected
+    )

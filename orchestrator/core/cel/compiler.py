@@ -68,6 +68,10 @@ class Compiler:
     def __init__(self, source: str) -> None:
         self.source = source
         self.max_lookback_ms = 0
+        self.selected: dict[str, set[str]] = {}
+        """Per variable, the fields it is read through (``profile.email`` reads ``email``)."""
+        self.whole: set[str] = set()
+        """Variables used otherwise than through a field (as a map, in has(), as an argument...)."""
 
     def fail(self, reason: str, node: Node) -> CelCompileError:
         return CelCompileError(reason, node.col, self.source)
@@ -82,6 +86,11 @@ class Compiler:
         return lambda act: value
 
     def _ident(self, node: Ident, local: frozenset[str]) -> Fn:
+        if node.name not in local:
+            self.whole.add(node.name)
+        return self._variable(node, local)
+
+    def _variable(self, node: Ident, local: frozenset[str]) -> Fn:
         name = node.name
         if name == "now" and name not in local:
 
@@ -106,7 +115,11 @@ class Compiler:
             fields.append(cur.field)
             cur = cur.operand
         fields.reverse()
-        base = self.compile(cur, local)
+        if isinstance(cur, Ident) and cur.name not in local:
+            self.selected.setdefault(cur.name, set()).add(fields[0])
+            base = self._variable(cur, local)
+        else:
+            base = self.compile(cur, local)
         walk = tuple(fields)
 
         def slow(act: Mapping[str, Any]) -> Any:

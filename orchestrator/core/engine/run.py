@@ -63,6 +63,7 @@ class Run:
         self.policies = policies
         self._gate: PolicyGate | None = None
         self._profile_view: dict[str, Any] | None = None
+        self._profile_lite: dict[str, Any] | None = None
 
     @property
     def gate(self) -> PolicyGate:
@@ -77,6 +78,19 @@ class Run:
     # -- conditions -------------------------------------------------------------------------------
     def profile_changed(self) -> None:
         self._profile_view = None
+        self._profile_lite = None
+
+    def _profile(self, fields: frozenset[str] | None) -> dict[str, Any]:
+        """The profile's view; without its engagement summary when ``fields`` says it is not read."""
+        if fields is not None and "engagement" not in fields:
+            if self._profile_view is not None:
+                return self._profile_view
+            if self._profile_lite is None:
+                self._profile_lite = self.state.profile.cel_view(engagement=False)
+            return self._profile_lite
+        if self._profile_view is None:
+            self._profile_view = self.state.profile.cel_view()
+        return self._profile_view
 
     def activation(
         self,
@@ -85,14 +99,14 @@ class Run:
         inst: Instance | None,
         journey: JourneyDefinition,
         referenced: frozenset[str] | None = None,
+        fields: frozenset[str] | None = None,
     ) -> dict[str, Any]:
         """The variables of a condition; ``referenced``: only those it uses (the profile's view, its
-        history records and the journey's are made only when asked for)."""
+        history records and the journey's are made only when asked for); ``fields``: the profile's
+        fields it reads (None: any)."""
         act: dict[str, Any] = {"event": event, "now_ms": at_ms}
         if referenced is None or "profile" in referenced:
-            if self._profile_view is None:
-                self._profile_view = self.state.profile.cel_view()
-            act["profile"] = self._profile_view
+            act["profile"] = self._profile(fields)
         if referenced is None or "history" in referenced:
             act["history"] = self.state.profile.history
         if referenced is None or "journey" in referenced:
@@ -121,7 +135,10 @@ class Run:
             return True
         compiled = cond.compiled
         try:
-            return compiled.test(self.activation(event, at_ms, inst, journey, compiled.referenced))
+            act = self.activation(
+                event, at_ms, inst, journey, compiled.referenced, compiled.fields_read("profile")
+            )
+            return compiled.test(act)
         except ConditionError:
             return False
 
@@ -130,7 +147,9 @@ class Run:
     ) -> tuple[bool, Any]:
         compiled = cond.compiled
         try:
-            act = self.activation(event, at_ms, inst, journey, compiled.referenced)
+            act = self.activation(
+                event, at_ms, inst, journey, compiled.referenced, compiled.fields_read("profile")
+            )
             return True, to_json_value(compiled.evaluate(act))
         except ConditionError:
             return False, None
