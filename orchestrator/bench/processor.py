@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -37,12 +38,18 @@ class _Timed(Processor):
         self.one_by_one = one_by_one
         self.seconds = 0.0
 
-    def apply(self, customer: str, raw: bytes | None, messages: list[Message]) -> Applied:
+    def apply(
+        self,
+        customer: str,
+        raw: bytes | None,
+        messages: list[Message],
+        committed: Mapping[str, int] | None = None,
+    ) -> Applied:
         t0 = time.perf_counter()
         if self.one_by_one:
-            out = self._one_by_one(customer, raw, messages)
+            out = self._one_by_one(customer, raw, messages, committed)
         else:
-            out = super().apply(customer, raw, messages)
+            out = super().apply(customer, raw, messages, committed)
         self.seconds += time.perf_counter() - t0
         return out
 

@@ -29,6 +29,7 @@ later message until each awaited ``merge_in`` has arrived (one that comes first 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -170,6 +171,9 @@ class _Box:
     """The last stored message was an event (its record may not be trimmed below its outbox)."""
     added: int = 0
     """Outbox entries added since the record was read (all are kept)."""
+    committed: Mapping[str, int] | None = None
+    """Per source (``e``, ``t``), the committed offset of the customer's partition: outbox entries
+    below it can never be read again, so they are dropped when the record is written."""
 
 
 class _OneByOne(Exception):
@@ -196,18 +200,28 @@ class Processor:
         return CustomerState.from_dict(record["s"])
 
     # -- batches --------------------------------------------------------------------------------
-    def apply(self, customer: str, raw: bytes | None, messages: list[Message]) -> Applied:
+    def apply(
+        self,
+        customer: str,
+        raw: bytes | None,
+        messages: list[Message],
+        committed: Mapping[str, int] | None = None,
+    ) -> Applied:
         """Apply one customer's messages, in order, to its stored record ``raw``: the record is read
         once and written once. A message that fails (``Processed.error``) changes nothing and the
         others apply as if it had not been there; a record over its limit is judged message by
-        message (as :meth:`on_event` does), so the result never depends on how messages were batched."""
+        message (as :meth:`on_event` does), so the result never depends on how messages were batched.
+        ``committed``: per source (``e`` resolved, ``t`` timers), the offset the group has committed
+        on the customer's partition; outbox entries below it are dropped (they cannot be read again)."""
         try:
-            return self._together(customer, raw, messages)
+            return self._together(customer, raw, messages, committed)
         except _OneByOne:
-            return self._one_by_one(customer, raw, messages)
+            return self._one_by_one(customer, raw, messages, committed)
 
-    def _together(self, customer: str, raw: bytes | None, messages: list[Message]) -> Applied:
-        box = _Box(self.decode(raw))
+    def _together(
+        self, customer: str, raw: bytes | None, messages: list[Message], committed: Mapping[str, int] | None
+    ) -> Applied:
+        box = _Box(self.decode(raw), committed=committed)
         done: list[Processed] = []
         changed = touched = False
         try:
@@ -229,12 +243,18 @@ class Processor:
             raise _OneByOne
         return Applied(data, True, True, wake, done)
 
-    def _one_by_one(self, customer: str, raw: bytes | None, messages: list[Message]) -> Applied:
+    def _one_by_one(
+        self,
+        customer: str,
+        raw: bytes | None,
+        messages: list[Message],
+        committed: Mapping[str, int] | None = None,
+    ) -> Applied:
         done: list[Processed] = []
         changed = touched = False
         trimmed: list[str] = []
         for message in messages:
-            box = _Box(self.decode(raw))
+            box = _Box(self.decode(raw), committed=committed)
             try:
                 one = self._dispatch(customer, box, message)
                 if one.changed:
@@ -613,6 +633,9 @@ class Processor:
             )
             box.added += 1
             del outbox[: -max(OUTBOX_KEEP, box.added)]
+        committed = box.committed
+        if committed is not None and record["out"]:
+            record["out"] = [e for e in record["out"] if e[1] >= committed.get(e[0], -1)]
         if raw_source is not None:
             read = record.setdefault("raw", {})
             read[str(raw_source[0])] = max(read.get(str(raw_source[0]), -1), raw_source[1])

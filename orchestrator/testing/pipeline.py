@@ -60,6 +60,8 @@ class LocalPipeline:
         self.records: dict[str, bytes] = {}
         self.timers = TimerIndex()
         self.timer_offsets = [0] * partitions
+        self.committed: list[dict[str, int]] = [{} for _ in range(partitions)]
+        """Per partition, the offsets committed after its last fetch (resolved ``e``, timers ``t``)."""
         self.output = PipelineOutput()
         self._identify_offset = 0
         self._raw_offset = 0
@@ -105,6 +107,8 @@ class LocalPipeline:
                 self.read[p] = start + len(fetch)
                 self.apply_fetch(p, fetch)
                 self.fire_due(p)
+                # the worker commits what it applied: those messages are never read again
+                self.committed[p] = {"e": self.read[p], "t": self.timer_offsets[p]}
                 progressed = True
             if not progressed:
                 return self.output
@@ -135,7 +139,8 @@ class LocalPipeline:
         for customer, message in messages:
             by_customer.setdefault(customer, []).append(message)
         for customer, mine in by_customer.items():
-            self._take(p, customer, self.processor.apply(customer, self.records.get(customer), mine))
+            applied = self.processor.apply(customer, self.records.get(customer), mine, self.committed[p])
+            self._take(p, customer, applied)
 
     def _take(self, p: int, customer: str, applied: Applied) -> None:
         for one in applied.done:

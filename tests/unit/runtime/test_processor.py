@@ -9,7 +9,7 @@ import orjson
 from orchestrator.contracts import parse_event
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.journey import JourneyRegistry, load_journey_file
-from orchestrator.runtime.processor import Processor
+from orchestrator.runtime.processor import Message, Processor
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -69,3 +69,53 @@ def test_a_replayed_message_that_carries_its_raw_offset_still_resends_its_action
     assert again.replayed
     assert again.actions == first.actions
     assert again.next_wakeup_ms == first.next_wakeup_ms
+
+
+def _resolved(raw: bytes, key: str = "c1") -> bytes:
+    return orjson.dumps({"customer_key": key, "event": orjson.loads(parse_event(raw).to_json())})
+
+
+def test_a_batch_reads_and_writes_the_record_once_and_replays_like_one_by_one() -> None:
+    proc = _processor()
+    batch = [Message.resolved(10 + i, _resolved(_signup(f"s{i}")), 0) for i in range(3)]
+    applied = proc.apply("c1", None, batch)
+    assert applied.changed
+    assert [len(d.actions) for d in applied.done] == [1, 0, 0]  # s1 and s2: the same customer again
+    together = proc.decode(applied.record)
+    alone = proc._one_by_one("c1", None, batch)
+    assert together is not None
+    assert together["s"] == (proc.decode(alone.record) or {})["s"]
+    # read again after a crash (nothing committed): the first message re-sends its action, byte for byte
+    again = proc.apply("c1", applied.record, batch[:1])
+    assert again.done[0].replayed
+    assert again.done[0].actions == applied.done[0].actions
+    assert not again.changed
+
+
+def test_outbox_entries_below_the_committed_offset_are_dropped_when_the_record_is_written() -> None:
+    proc = _processor()
+    first = proc.apply("c1", None, [Message.resolved(10, _resolved(_signup("a")), 0)])
+    assert len((proc.decode(first.record) or {})["out"]) == 1
+    later = proc.apply(
+        "c1", first.record, [Message.resolved(11, _resolved(_signup("b")), 0)], committed={"e": 11}
+    )
+    assert (proc.decode(later.record) or {})["out"] == []  # offset 10 is committed: never read again
+    kept = proc.apply(
+        "c1", first.record, [Message.resolved(11, _resolved(_signup("b")), 0)], committed={"e": 10}
+    )
+    assert [e[1] for e in (proc.decode(kept.record) or {})["out"]] == [10]
+
+
+def test_a_failing_message_fails_alone_in_its_batch() -> None:
+    proc = _processor()
+    batch = [
+        Message.resolved(1, _resolved(_signup("a")), 0),
+        Message.resolved(2, b'{"customer_key": "c1", "event": {"type": "x.y"}}', 0),
+        Message.resolved(3, _resolved(_signup("c")), 0),
+    ]
+    applied = proc.apply("c1", None, batch)
+    assert [d.error is not None for d in applied.done] == [False, True, False]
+    assert "not an event this orchestrator wrote" in str(applied.done[1].error)
+    state = proc.state_of(applied.record)
+    assert state is not None
+    assert set(state.seen) == {"a", "c"}
