@@ -6,6 +6,7 @@ import logging
 from typing import NoReturn
 
 from orchestrator.runtime.app import WorkerApp
+from orchestrator.runtime.faust_compat import warn_if_unchecked
 from orchestrator.runtime.logs import logging_config
 
 __all__ = ["run_worker"]
@@ -22,4 +23,5 @@ def run_worker(worker_app: WorkerApp) -> NoReturn:
         logging_config=logging_config(settings.log_level, json=settings.log_json),
     )
     logging.getLogger("orchestrator").setLevel(settings.log_level)
+    warn_if_unchecked()
     worker.execute_from_commandline()  # leaves only through SystemExit on shutdown

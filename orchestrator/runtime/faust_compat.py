@@ -1,0 +1,83 @@
+"""Where the runtime depends on Faust beyond its public API: the defects it works around and the
+private attributes it reads, in one place, with the version they were checked against.
+
+A new faust-streaming (or aiokafka) release must be checked against every entry below before it is
+allowed: ``tests/unit/runtime/test_faust_compat.py`` fails while the installed version differs from
+:data:`CHECKED`, and checks that every private attribute still exists; the worker logs a warning when
+it runs on another version.
+
+Defects worked around (faust-streaming 0.15.3):
+
+- ``skip-then-commit`` — Faust can skip records of an input partition and still commit past them
+  (records fetched and dropped during table recovery, no seek for a never-committed partition, jumps
+  above the read offset taken as acknowledged gaps, older-generation records dropped). The agents read
+  with ``acks=False`` and the worker admits only the next offset of each partition and commits itself:
+  ``runtime/offsets.py``, ``runtime/reading.py``; tests ``tests/unit/runtime/test_offsets.py``,
+  ``test_reread.py``, ``tests/integration/test_resilience.py``.
+- ``flush-is-not-a-flush`` — ``ProducerBuffer.flush()`` returns after 100 ms without a send
+  (``flush_atmost``), records still buffered, so a commit could pass undelivered state. The worker's
+  ``DurableProducer`` awaits every record: ``runtime/producer.py``; test
+  ``tests/integration/test_producer.py``.
+- ``sasl-without-tls`` — ``faust.SASLCredentials`` without an ``ssl_context`` connects SASL_PLAINTEXT
+  (the password in clear) and ``faust.SSLCredentials()`` without a context raises ``TypeError``: the
+  credentials are built with a context: ``kafka/security.py``; tests ``tests/unit/kafka/test_security.py``,
+  ``tests/integration/test_security.py``.
+- ``web-bind`` — Faust binds its web server to ``web_bind`` (0.0.0.0 by default), not ``web_host``:
+  ``runtime/web.py`` sets both; tests ``tests/unit/runtime/test_web.py``,
+  ``tests/integration/test_web_security.py``.
+- ``highwater-asserts`` — ``consumer.highwater(tp)`` asserts the partition is assigned, and it can move
+  away while the ticker awaits: ``reading.highwater_of`` treats that as unknown.
+- ``debug-root-logger`` — ``faust.Worker`` at its default level installs a spinner handler and sets
+  the root logger to DEBUG (a debug line per record): ``runtime/worker.py`` passes ``quiet=True`` and
+  its own logging configuration (docs/performance.md, "Where Faust's per-event overhead comes from").
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+__all__ = ["CHECKED", "PRIVATE_ATTRIBUTES", "installed_versions", "warn_if_unchecked"]
+
+CHECKED: dict[str, str] = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+"""The versions every entry of this module was checked against."""
+
+PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str, str], ...] = (
+    # (module, class, attribute, what the runtime does with it)
+    ("faust.transport.consumer", "Consumer", "_commit", "commit what the worker decided"),
+    ("faust.transport.consumer", "Consumer", "_committed_offset", "where reading starts"),
+    ("faust.transport.consumer", "Consumer", "_read_offset", "the /partitions/ page"),
+    ("faust.transport.consumer", "Consumer", "_active_partitions", "the /partitions/ page"),
+    ("faust.transport.consumer", "Consumer", "_paused_partitions", "the /partitions/ page"),
+    ("faust.tables.manager", "TableManager", "recovery", "no timers while tables recover"),
+    ("faust.tables.recovery", "Recovery", "in_recovery", "no timers while tables recover"),
+    ("faust.tables.recovery", "Recovery", "completed", "readiness after recovery"),
+    ("faust.transport.producer", "ProducerBuffer", "flush_atmost", "the defect DurableProducer replaces"),
+    ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_client", "cluster metadata (journey_feed)"),
+)  # fmt: skip
+"""Private attributes the runtime reads or calls: checked to exist by the unit test."""
+
+log = logging.getLogger("orchestrator.worker")
+
+
+def installed_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for package in CHECKED:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = None
+    return out
+
+
+def warn_if_unchecked() -> list[str]:
+    """Log (and return) a warning for each package whose installed version was not checked."""
+    warnings = [
+        f"{package} {found} is installed; the runtime's Faust workarounds were checked against "
+        f"{CHECKED[package]} (orchestrator/runtime/faust_compat.py)"
+        for package, found in installed_versions().items()
+        if found != CHECKED[package]
+    ]
+    for text in warnings:
+        log.warning(text)
+    return warnings
