@@ -333,7 +333,7 @@ def build_app(settings: Settings) -> WorkerApp:
                     w.metrics.timer_fired(int(wake["due"]), w.clocks.get(p), _wall_ms())
                 else:
                     message = Message.resolved(msg.offset, msg.value, w.clocks.get(p), _wall_ms())
-                applied = w.processor.apply(key, raw, [message])
+                applied = w.processor.apply(key, raw, [message], _committed(w, p))
                 done = applied.done[0]
                 if done.error is not None:
                     raise done.error
@@ -433,6 +433,18 @@ def build_app(settings: Settings) -> WorkerApp:
 
     register_pages(app, w)
     return w
+
+
+def _committed(w: WorkerApp, p: int) -> dict[str, int]:
+    """The offsets committed on partition ``p`` of the customer stage's inputs (outbox entries below
+    them can never be read again)."""
+    t = w.settings.topics
+    out: dict[str, int] = {}
+    for source, topic in (("e", t.resolved_events), ("t", t.timers)):
+        offset = w.offsets.committed.get(TP(topic, p))
+        if offset is not None:
+            out[source] = offset
+    return out
 
 
 async def _apply(
