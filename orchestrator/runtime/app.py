@@ -35,15 +35,16 @@ from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.exceptions import StateLimitError
 from orchestrator.kafka.security import faust_credentials
+from orchestrator.runtime.batches import BatchApp
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
+from orchestrator.runtime.customer_stage import CustomerStage
 from orchestrator.runtime.erasure import install_local_erasure
 from orchestrator.runtime.identify import WATERMARK_KEY, IdentifyStage
 from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyFeed
 from orchestrator.runtime.metrics import WorkerMetrics
 from orchestrator.runtime.offsets import InputOffsets
-from orchestrator.runtime.processor import Message, Processed, Processor
-from orchestrator.runtime.producer import DurableApp
+from orchestrator.runtime.processor import Processor
 from orchestrator.runtime.reading import admit, commit, highwater_of, lag_of, reread_dropped, start_offset
 from orchestrator.runtime.reread import DropWatch
 from orchestrator.runtime.stuck import StuckWatch
@@ -57,8 +58,6 @@ log = logging.getLogger("orchestrator.worker")
 CUSTOMERS_TABLE = "customers"
 IDENTITIES_TABLE = "identities"
 WAKEUPS_TABLE = "wakeups"
-RETRY_WAKEUP_MS = 60_000
-"""A wake-up whose processing failed (dead-lettered) is tried again this much later (partition clock)."""
 PRODUCER_BATCH_BYTES = 512 * 1024
 """Per-partition batch size of the worker's producer (Faust's default is 16 kB). A customer's record
 with its outbox is kilobytes, so 16 kB batches held a handful of changelog records, one batch per
@@ -105,7 +104,7 @@ def _wall_ms() -> int:
 
 def build_app(settings: Settings) -> WorkerApp:
     """A Faust app wired to ``settings``; nothing connects until it runs."""
-    app = DurableApp(
+    app = BatchApp(
         settings.app_id,
         broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],
         broker_credentials=faust_credentials(settings),
@@ -292,76 +291,17 @@ def build_app(settings: Settings) -> WorkerApp:
             w.metrics.identified(done.merges, done.erased, done.dropped, done.copies)
             w.offsets.done(msg.tp, msg.offset)
 
+    stage = CustomerStage(w, action_topics, resolved_topic, set_aside)
+    app.batch_topics.update((t.resolved_events, t.timers))
+
     @app.agent(customer_input)
     async def customer_agent(stream: Any) -> None:
+        # one stream event per fetched batch of one partition (:mod:`.batches`)
         await feed.caught_up.wait()
         event: EventT[Any]
         async for event in stream.events():
             msg = event.message
-            p = msg.partition
-            if not await admit(w, msg):
-                continue
-            if msg.key is None or msg.value is None:
-                log.error("customer message without key or value at %s[%s]@%s", msg.topic, p, msg.offset)
-                w.offsets.done(msg.tp, msg.offset)
-                continue
-            if msg.key == WATERMARK_KEY:
-                try:
-                    mark = orjson.loads(msg.value)
-                    w.clocks.watermark(p, int(mark["r"]), int(mark["t"]))
-                except Exception as exc:
-                    await set_aside(msg, exc)
-                    continue
-                w.offsets.done(msg.tp, msg.offset)
-                continue
-            try:
-                key = msg.key.decode()
-            except UnicodeDecodeError as exc:  # not a customer key: this message alone
-                await set_aside(msg, exc)
-                continue
-            raw = customers.get(key)
-            try:
-                if msg.topic == t.timers:
-                    wake = orjson.loads(msg.value)
-                    # Never past this partition's own clock: a wake-up read again after a crash or a
-                    # takeover was sent at the previous owner's clock, while the customer's events
-                    # before that time may not be applied again yet (the resolved topic is read on its
-                    # own). Fired early, a timer would miss them; held back, the ticker fires it when
-                    # the clock gets there (the customer's wake-up stays recorded).
-                    now = min(int(wake["now"]), w.clocks.get(p) - 1)
-                    message = Message.wakeup(msg.offset, now)
-                    w.metrics.timer_fired(int(wake["due"]), w.clocks.get(p), _wall_ms())
-                else:
-                    message = Message.resolved(msg.offset, msg.value, w.clocks.get(p), _wall_ms())
-                applied = w.processor.apply(key, raw, [message], _committed(w, p))
-                done = applied.done[0]
-                if done.error is not None:
-                    raise done.error
-                done.record, done.next_wakeup_ms = applied.record, applied.next_wakeup_ms
-                done.trimmed = applied.trimmed or done.trimmed
-                if done.event_type is not None:
-                    w.metrics.event_consumed(done.event_type)
-            except Exception as exc:  # a message the logic cannot take: set aside, never lost
-                await set_aside(msg, exc)
-                if msg.topic == t.timers and w.wakeups.get(key) is not None:
-                    # the ticker took the timer out of its index: try again a minute later (partition
-                    # clock), so a failing wake-up neither stops the customer nor spins
-                    w.timers.set(p, key, w.clocks.get(p) + RETRY_WAKEUP_MS)
-                continue
-            try:
-                await _apply(w, p, key, msg.key, done, action_topics, resolved_topic)
-            except BaseException:
-                # The state store or Kafka failed: stop hard, before this offset can be committed,
-                # so the message is read again after the restart (at-least-once).
-                log.critical("worker failed while writing state or actions; exiting", exc_info=True)
-                os._exit(70)
-            w.metrics.processed(done, None if msg.topic == t.timers else msg.timestamp)
-            if done.trimmed:
-                w.metrics.trimmed(done.trimmed)
-            if done.merged:
-                log.info("merge into %s done (%d)", key, done.merged)
-            w.metrics.record_decisions(done.decision_models)
-            w.offsets.done(msg.tp, msg.offset)
+            await stage.on_batch(msg.tp, msg.value)  # type: ignore[arg-type]
 
     @app.timer(interval=settings.timer_tick_s)
     async def fire_due_timers() -> None:
@@ -433,53 +373,6 @@ def build_app(settings: Settings) -> WorkerApp:
 
     register_pages(app, w)
     return w
-
-
-def _committed(w: WorkerApp, p: int) -> dict[str, int]:
-    """The offsets committed on partition ``p`` of the customer stage's inputs (outbox entries below
-    them can never be read again)."""
-    t = w.settings.topics
-    out: dict[str, int] = {}
-    for source, topic in (("e", t.resolved_events), ("t", t.timers)):
-        offset = w.offsets.committed.get(TP(topic, p))
-        if offset is not None:
-            out[source] = offset
-    return out
-
-
-async def _apply(
-    w: WorkerApp,
-    p: int,
-    key: str,
-    key_bytes: bytes,
-    done: Processed,
-    topics: dict[str, Any],
-    resolved_topic: Any,
-) -> None:
-    """Write the customer's new state and next wake-up, and send its actions; the message's offset is
-    committed only after the producer has flushed all of it (:mod:`.reading`)."""
-    if done.changed:
-        if done.record is None:
-            w.customers.pop(key, None)
-        else:
-            w.customers[key] = done.record
-    if done.changed or done.replayed or done.duplicate:
-        # A replay or a duplicate re-asserts the wake-up too: the wake-up table has its own
-        # changelog, and a crash may have kept the customer's new state but lost this write.
-        due = done.next_wakeup_ms if done.record is not None or not done.changed else None
-        entry = None if due is None else f"{p}:{due}".encode()
-        if w.wakeups.get(key) != entry:
-            if entry is None:
-                w.wakeups.pop(key, None)
-            else:
-                w.wakeups[key] = entry
-        w.timers.set(p, key, due)
-    for channel, action in done.actions:
-        await topics[channel].send(key=key_bytes, value=action, force=True)
-    for decision in done.decisions:
-        await topics["decisions"].send(key=key_bytes, value=decision, force=True)
-    for to_key, message in done.forwards:
-        await resolved_topic.send(key=to_key, value=message, force=True)
 
 
 async def _watch_stuck(w: WorkerApp, actives: Any, wall: int) -> None:

@@ -23,7 +23,7 @@ whose state, actions and hand-overs are not on the broker. Pure: the caller pass
 from __future__ import annotations
 
 import enum
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["RESEEK_MS", "Admit", "InputOffsets"]
@@ -83,6 +83,24 @@ class InputOffsets:
         self.seeking[tp] = (expected, now_ms)
         self.skipped += 1
         return Admit.SEEK
+
+    def take(self, tp: Hashable, offsets: Sequence[int]) -> tuple[int, int, int | None]:
+        """Of a fetched batch's offsets (ascending): ``(start, end, gap)`` — ``offsets[start:end]`` is
+        the run to process (from the next offset on, without a hole), ``gap`` the first offset after a
+        hole (records skipped: :meth:`admit` it to seek back), None when there is none. Records below
+        the next offset were processed already. Does not move the next offset: :meth:`done` does, once
+        the run is processed, so no commit passes records still being applied."""
+        expected = self.next[tp]
+        start = 0
+        while start < len(offsets) and offsets[start] < expected:
+            start += 1
+        end = start
+        while end < len(offsets) and offsets[end] == expected:
+            expected += 1
+            end += 1
+        if end > start:
+            self.seeking.pop(tp, None)
+        return start, end, offsets[end] if end < len(offsets) else None
 
     def done(self, tp: Hashable, offset: int) -> None:
         """The record at ``offset`` was processed (its state written and its messages handed over)."""

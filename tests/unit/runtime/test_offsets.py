@@ -78,3 +78,18 @@ def test_whatever_is_delivered_only_a_gapless_prefix_is_processed_and_committed(
             offsets.done("p", offset)
     assert processed == list(range(len(processed)))
     assert offsets.to_commit() == ({"p": len(processed)} if processed else {})
+
+
+def test_a_batch_is_taken_from_the_next_offset_up_to_a_hole() -> None:
+    from orchestrator.runtime.offsets import InputOffsets
+
+    offsets = InputOffsets()
+    offsets.begin("p0", 10)
+    assert offsets.take("p0", [8, 9, 10, 11, 12]) == (2, 5, None)  # 8, 9 processed already
+    assert offsets.next["p0"] == 10, "moved only once the run is done"
+    offsets.done("p0", 12)
+    assert offsets.take("p0", [13, 14, 16, 17]) == (0, 2, 16)  # 15 is missing: seek back after 14
+    offsets.done("p0", 14)
+    assert offsets.admit("p0", 16, 0).value == "seek"
+    assert offsets.take("p0", [20, 21]) == (0, 0, 20)  # nothing to take: all after a hole
+    assert offsets.take("p0", [3, 4]) == (2, 2, None)  # all processed already

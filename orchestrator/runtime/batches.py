@@ -1,0 +1,96 @@
+"""Faust agents whose stream events are fetched partition batches (docs/runtime.md, "Batches").
+
+Faust pays 150-700 µs per record between its consumer and an agent (message objects, the conductor,
+queues, stream iteration, acknowledgements: ../shared/notes/faust-batch-hot-path.md). For the topics in
+:attr:`BatchApp.batch_topics` the consumer's fetch loop (:class:`BatchConsumer`) hands the conductor
+**one message per partition per fetch** instead: its ``value`` is the list of the fetched aiokafka
+records (key, value, offset, timestamp), its ``offset`` the last one's. Everything else stays Faust's:
+group membership and its assignor, tables, recovery, standbys, other topics (read record by record).
+
+The batch topics are read with Faust's acknowledgements off: the worker admits records in order and
+commits offsets itself (:mod:`.offsets`, :mod:`.reading`). The loop follows ``Consumer.getmany`` and
+``Consumer._drain_messages`` of faust-streaming 0.15.3 (``faust_compat``): no records while the flow is
+suspended (a rebalance: seek back to the committed offsets), nothing of an older consumer generation,
+records of paused partitions (in recovery) dropped, Faust's read offset kept per partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from faust.transport.drivers import aiokafka as aiokafka_driver
+
+from orchestrator.runtime.producer import DurableApp
+
+__all__ = ["BatchApp", "BatchConsumer"]
+
+
+class BatchConsumer(aiokafka_driver.Consumer):
+    """Faust's aiokafka consumer with a fetch loop that hands batch topics over one fetch at a time."""
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        callback = self.callback
+        batch_topics: set[str] = self.app.batch_topics  # type: ignore[attr-defined]
+        read_offset = self._read_offset
+        consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                records, active = await self._wait_next_records(1.0)
+                await self.sleep(0)
+                if not records or self.should_stop:
+                    continue
+                if not self.flow_active:
+                    await self.perform_seek()  # as getmany: a rebalance, read again from the commits
+                    continue
+                generation = self.app.consumer_generation_id
+                for tp, fetched in records.items():
+                    if not self.flow_active or self.app.consumer_generation_id != generation:
+                        break
+                    if active is not None and tp not in active and tp not in self._buffered_partitions:
+                        continue  # paused (recovering): getmany drops them too; the reading check reads again
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    if tp.topic in batch_topics:
+                        message = self._to_message(tp, fetched[-1])
+                        message.value = fetched  # type: ignore[assignment]
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                        read_offset[tp] = fetched[-1].offset
+                    else:
+                        await self._one_by_one(tp, fetched)
+        except self.consumer_stopped_errors:
+            if not self.transport.app.should_stop:
+                raise
+        except asyncio.CancelledError:
+            if not self.transport.app.should_stop:
+                raise
+
+    async def _one_by_one(self, tp: Any, fetched: list[Any]) -> None:
+        """Other topics (table changelogs, per-record agents): exactly Faust's per-record rules."""
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        commit_every = self._commit_every
+        for record in fetched:
+            offset = record.offset
+            r_offset = read_offset[tp]
+            if r_offset is not None and offset < r_offset:
+                continue  # dropped, as Faust drops it
+            if r_offset and offset - r_offset > 1 and acks_enabled_for(tp.topic):
+                await self._add_gap(tp, r_offset + 1, offset)
+            if commit_every is not None and self._n_acked >= commit_every:
+                self._n_acked = 0
+                await self.commit()
+            await self.wait_first(self.callback(self._to_message(tp, record)), self.suspend_flow.wait())
+            read_offset[tp] = offset
+
+
+class BatchApp(DurableApp):
+    """A :class:`DurableApp` whose consumer is a :class:`BatchConsumer`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_topics: set[str] = set()
+
+    def _new_transport(self) -> Any:
+        transport = super()._new_transport()
+        transport.Consumer = BatchConsumer  # type: ignore[misc]
+        return transport

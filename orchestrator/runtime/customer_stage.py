@@ -1,0 +1,198 @@
+"""The customer stage: read a batch → apply per customer → write state and actions → acknowledge.
+
+Its agent is handed one fetched batch of one partition at a time (:mod:`.batches`): a partition of the
+resolved topic (events, hand-overs, watermarks) or of the timers topic (wake-ups). For each batch:
+
+1. **read** — the run of records from the partition's next offset on (:meth:`InputOffsets.take`: what
+   was processed already is skipped; a hole means Faust skipped records, and the partition is sought
+   back to them after the run); watermarks move the partition's clock in order, each message keeps the
+   clock of its place;
+2. **apply per customer** — each customer's messages, in order, with :meth:`Processor.apply`: its record
+   read once and written once;
+3. **write** — the record and the next wake-up to the tables, the actions, decisions and hand-overs to
+   their topics (the producer keeps them until the broker has them);
+4. **acknowledge** — the run's last offset is done: the worker's next commit, after a flush that waits
+   for all of the above, may pass it (:mod:`.reading`).
+
+A message that fails is dead-lettered alone; the others of its customer apply as if it had not been
+there. A failing state store or producer stops the worker before anything can be committed past it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from faust.types import TP
+
+from orchestrator.runtime.identify import WATERMARK_KEY
+from orchestrator.runtime.processor import Applied, Message
+from orchestrator.runtime.reading import admit, start_offset
+
+if TYPE_CHECKING:
+    from orchestrator.runtime.app import WorkerApp
+
+__all__ = ["RETRY_WAKEUP_MS", "CustomerStage"]
+
+log = logging.getLogger("orchestrator.worker")
+
+RETRY_WAKEUP_MS = 60_000
+"""A wake-up that failed is tried again this much later (partition clock): it neither stops the customer
+nor spins."""
+
+SetAside = Callable[[Any, Exception], Awaitable[None]]
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class _At:
+    """A record position, for :func:`~orchestrator.runtime.reading.admit`."""
+
+    tp: TP
+    offset: int
+
+
+@dataclass
+class CustomerStage:
+    w: WorkerApp
+    topics: dict[str, Any]
+    """The action topics by channel, and ``decisions``."""
+    resolved_topic: Any
+    set_aside: SetAside
+
+    async def on_batch(self, tp: TP, records: list[Any]) -> None:
+        """One fetched batch (aiokafka records of partition ``tp``, in offset order)."""
+        w = self.w
+        offsets = w.offsets
+        if not offsets.knows(tp):
+            offsets.begin(tp, await start_offset(w.app, tp))
+        start, end, gap = offsets.take(tp, [r.offset for r in records])
+        if end > start:
+            groups = await self._read(tp, records[start:end])
+            committed = self._committed(tp.partition)
+            for key, items in groups.items():
+                applied = w.processor.apply(key, w.customers.get(key), [m for _, m in items], committed)
+                await self._write(tp, key, items, applied)
+            offsets.done(tp, records[end - 1].offset)
+        if gap is not None:
+            await admit(w, _At(tp, gap))  # records were skipped before it: seek back
+
+    async def _read(self, tp: TP, records: list[Any]) -> dict[str, list[tuple[Any, Message]]]:
+        """The run's messages by customer, in order; watermarks move the clock as they come."""
+        w = self.w
+        p = tp.partition
+        timers = tp.topic == w.settings.topics.timers
+        wall = _wall_ms()
+        groups: dict[str, list[tuple[Any, Message]]] = {}
+        for rec in records:
+            if rec.key is None or rec.value is None:
+                log.error("customer message without key or value at %s[%s]@%s", tp.topic, p, rec.offset)
+                continue
+            if rec.key == WATERMARK_KEY:
+                try:
+                    mark = orjson.loads(rec.value)
+                    w.clocks.watermark(p, int(mark["r"]), int(mark["t"]))
+                except Exception as exc:
+                    await self.set_aside(rec, exc)
+                continue
+            try:
+                key = rec.key.decode()
+            except UnicodeDecodeError as exc:  # not a customer key: this message alone
+                await self.set_aside(rec, exc)
+                continue
+            if timers:
+                try:
+                    wake = orjson.loads(rec.value)
+                    # Never past this partition's own clock: a wake-up read again after a crash or a
+                    # takeover was sent at the previous owner's clock, while the customer's events
+                    # before that time may not be applied again yet (the resolved topic is read on its
+                    # own). Fired early, a timer would miss them; held back, the ticker fires it when
+                    # the clock gets there (the customer's wake-up stays recorded).
+                    now = min(int(wake["now"]), w.clocks.get(p) - 1)
+                    due = int(wake["due"])
+                except Exception as exc:
+                    await self.set_aside(rec, exc)
+                    self._retry_later(p, key)
+                    continue
+                w.metrics.timer_fired(due, w.clocks.get(p), wall)
+                message = Message.wakeup(rec.offset, now)
+            else:
+                message = Message.resolved(rec.offset, rec.value, w.clocks.get(p), wall)
+            groups.setdefault(key, []).append((rec, message))
+        return groups
+
+    async def _write(self, tp: TP, key: str, items: list[tuple[Any, Message]], applied: Applied) -> None:
+        w = self.w
+        p = tp.partition
+        timers = tp.topic == w.settings.topics.timers
+        for (rec, _), done in zip(items, applied.done, strict=True):
+            if done.error is not None:  # a message the logic cannot take: set aside, never lost
+                await self.set_aside(rec, done.error)
+                if timers:
+                    self._retry_later(p, key)
+        key_bytes = key.encode()
+        try:
+            if applied.changed:
+                if applied.record is None:
+                    w.customers.pop(key, None)
+                else:
+                    w.customers[key] = applied.record
+            if applied.touched:
+                # A replay or a duplicate re-asserts the wake-up too: the wake-up table has its own
+                # changelog, and a crash may have kept the customer's new state but lost this write.
+                due = applied.next_wakeup_ms
+                entry = None if due is None else f"{p}:{due}".encode()
+                if w.wakeups.get(key) != entry:
+                    if entry is None:
+                        w.wakeups.pop(key, None)
+                    else:
+                        w.wakeups[key] = entry
+                w.timers.set(p, key, due)
+            for done in applied.done:
+                for channel, action in done.actions:
+                    await self.topics[channel].send(key=key_bytes, value=action, force=True)
+                for decision in done.decisions:
+                    await self.topics["decisions"].send(key=key_bytes, value=decision, force=True)
+                for to_key, message in done.forwards:
+                    await self.resolved_topic.send(key=to_key, value=message, force=True)
+        except BaseException:
+            # The state store or Kafka failed: stop hard, before these offsets can be committed, so
+            # the messages are read again after the restart (at-least-once).
+            log.critical("worker failed while writing state or actions; exiting", exc_info=True)
+            os._exit(70)
+        for (rec, _), done in zip(items, applied.done, strict=True):
+            if done.error is not None:
+                continue
+            if done.event_type is not None:
+                w.metrics.event_consumed(done.event_type)
+            w.metrics.processed(done, None if timers else rec.timestamp / 1000)
+            if done.trimmed:
+                w.metrics.trimmed(done.trimmed)
+            if done.merged:
+                log.info("merge into %s done (%d)", key, done.merged)
+            w.metrics.record_decisions(done.decision_models)
+
+    def _retry_later(self, p: int, key: str) -> None:
+        # the ticker took the timer out of its index: try again a minute later (partition clock)
+        w = self.w
+        if w.wakeups.get(key) is not None:
+            w.timers.set(p, key, w.clocks.get(p) + RETRY_WAKEUP_MS)
+
+    def _committed(self, p: int) -> dict[str, int]:
+        """The offsets committed on partition ``p`` of the stage's inputs (outbox entries below them can
+        never be read again)."""
+        t = self.w.settings.topics
+        out: dict[str, int] = {}
+        for source, topic in (("e", t.resolved_events), ("t", t.timers)):
+            offset = self.w.offsets.committed.get(TP(topic, p))
+            if offset is not None:
+                out[source] = offset
+        return out
