@@ -275,7 +275,7 @@ class CustomerLogic:
         return False
 
     def _entries(self, run: Run, event_type: str, view: dict[str, Any], at: int) -> None:
-        by_event = self.registry.entered_by(event_type)
+        by_event = self.registry.entry_candidates(event_type, view)
         by_condition = self.registry.condition_entries()
         candidates = by_event if not by_condition else tuple(dict.fromkeys((*by_event, *by_condition)))
         state = run.state

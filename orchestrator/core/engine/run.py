@@ -64,6 +64,7 @@ class Run:
         self._gate: PolicyGate | None = None
         self._profile_view: dict[str, Any] | None = None
         self._profile_lite: dict[str, Any] | None = None
+        self._shared: dict[str, Any] | None = None
 
     @property
     def gate(self) -> PolicyGate:
@@ -79,6 +80,7 @@ class Run:
     def profile_changed(self) -> None:
         self._profile_view = None
         self._profile_lite = None
+        self._shared = None
 
     def _profile(self, fields: frozenset[str] | None) -> dict[str, Any]:
         """The profile's view; without its engagement summary when ``fields`` says it is not read."""
@@ -104,7 +106,17 @@ class Run:
         """The variables of a condition; ``referenced``: only those it uses (the profile's view, its
         history records and the journey's are made only when asked for); ``fields``: the profile's
         fields it reads (None: any)."""
-        act: dict[str, Any] = {"event": event, "now_ms": at_ms}
+        if referenced is not None and "journey" not in referenced:
+            # the same for every condition of this event at this time: made once, grown as needed
+            act = self._shared
+            if act is None or act["event"] is not event or act["now_ms"] != at_ms:
+                act = self._shared = {"event": event, "now_ms": at_ms}
+            if "profile" in referenced:
+                act["profile"] = self._profile(fields)
+            if "history" in referenced:
+                act["history"] = self.state.profile.history
+            return act
+        act = {"event": event, "now_ms": at_ms}
         if referenced is None or "profile" in referenced:
             act["profile"] = self._profile(fields)
         if referenced is None or "history" in referenced:

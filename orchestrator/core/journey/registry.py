@@ -19,7 +19,9 @@ import bisect
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from orchestrator.core.journey.entry_index import EntryIndex, required_text
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS
 from orchestrator.core.journey.model import STATUSES, JourneyDefinition, Status
 from orchestrator.exceptions import JourneyValidationError
@@ -49,6 +51,7 @@ class JourneyRegistry:
         self._starts: dict[str, list[int]] = {}
         self._versions: dict[tuple[str, int], JourneyDefinition] = {}
         self._by_entry_event: dict[str, tuple[str, ...]] = {}
+        self._entry_index: dict[str, EntryIndex] = {}
         self._condition_entry: tuple[str, ...] = ()
         self._seq = 0
         self.generation = 0
@@ -116,6 +119,16 @@ class JourneyRegistry:
                 condition.append(jid)
         self._by_entry_event = {t: tuple(ids) for t, ids in by_event.items()}
         self._condition_entry = tuple(condition)
+        self._entry_index = {}
+        for t, ids in self._by_entry_event.items():
+            needs: dict[str, list[tuple[tuple[str, ...], str] | None]] = {}
+            for jid in ids:
+                for dep in self._timeline[jid]:
+                    entry = dep.definition.entry
+                    if t in entry.events or jid in condition:  # (condition entries: every event)
+                        cond = entry.condition
+                        needs.setdefault(jid, []).append(None if cond is None else required_text(cond.source))
+            self._entry_index[t] = EntryIndex.build(ids, needs)
         self.generation += 1
 
     # -- reading --------------------------------------------------------------------------------
@@ -134,6 +147,12 @@ class JourneyRegistry:
     def entered_by(self, event_type: str) -> tuple[str, ...]:
         """Ids of journeys (any version) an event of this type can start."""
         return self._by_entry_event.get(event_type, ())
+
+    def entry_candidates(self, event_type: str, event: dict[str, Any]) -> tuple[str, ...] | list[str]:
+        """Of :meth:`entered_by`, the journeys whose entry condition ``event`` (the condition view of
+        an event of that type) may satisfy, in the same order (:mod:`.entry_index`)."""
+        index = self._entry_index.get(event_type)
+        return () if index is None else index.candidates(event)
 
     def condition_entries(self) -> tuple[str, ...]:
         """Ids of journeys (any version) entered when a condition becomes true: checked on every event."""
