@@ -36,6 +36,11 @@ class BatchConsumer(aiokafka_driver.Consumer):
         consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
         try:
             while not (consumer_stopped() or fetcher_stopped()):
+                if self.flow_active and self._buffered_partitions and not self._get_active_partitions():
+                    # Every partition is paused because its stream's queue is full: Faust's fetch
+                    # would now sleep a whole second (_wait_next_records). Look again shortly.
+                    await asyncio.sleep(0.005)
+                    continue
                 records, active = await self._wait_next_records(1.0)
                 await self.sleep(0)
                 if not records or self.should_stop:
