@@ -82,7 +82,7 @@ def _measure(lines: list[bytes], journeys: int, one_by_one: bool, batch: int) ->
 
 def bench_processor(quick: bool = False, events: int | None = None) -> dict[str, Any]:
     """µs per message of the customer stage's processor, batched and one by one, 100 journeys."""
-    n = events or (12_000 if quick else 120_000)
+    n = events or (6_000 if quick else 120_000)
     rounds = 1 if quick else 3
     batch = 3_000
     shapes = {"spread": max(1_000, n // 5), "hot": max(60, n // 1_000)}

@@ -185,8 +185,9 @@ def build_app(settings: Settings) -> WorkerApp:
         w.offsets.forget(revoked)  # reading starts over at the group's offset where it comes back
         w.drops.forget()
 
-    async def set_aside(msg: Any, exc: Exception) -> None:
-        """One message failed in a stage's logic: dead-letter it (``processing_error``) and go on."""
+    async def dead_letter(msg: Any, exc: Exception) -> None:
+        """One message (a Faust message or a record of a batch) failed in a stage's logic: dead-letter
+        it (``processing_error``, ``over_limit``) and go on."""
         log.error(
             "processing %s[%s]@%s failed; dead-lettered", msg.topic, msg.partition, msg.offset, exc_info=exc
         )
@@ -198,6 +199,10 @@ def build_app(settings: Settings) -> WorkerApp:
             value=msg.value or b"", at=datetime.now(UTC),
         )  # fmt: skip
         await dead_letter_topic.send(key=DeadLetter.key_of(msg.key), value=letter.to_json(), force=True)
+
+    async def set_aside(msg: Any, exc: Exception) -> None:
+        """Dead-letter one message of a record-by-record stage; its offset is done."""
+        await dead_letter(msg, exc)
         w.offsets.done(msg.tp, msg.offset)
 
     @app.task
@@ -291,7 +296,7 @@ def build_app(settings: Settings) -> WorkerApp:
             w.metrics.identified(done.merges, done.erased, done.dropped, done.copies)
             w.offsets.done(msg.tp, msg.offset)
 
-    stage = CustomerStage(w, action_topics, resolved_topic, set_aside)
+    stage = CustomerStage(w, action_topics, resolved_topic, dead_letter)
     app.batch_topics.update((t.resolved_events, t.timers))
 
     @app.agent(customer_input)

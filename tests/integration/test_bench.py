@@ -25,7 +25,9 @@ def test_bench_quick_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     report = orjson.loads(out.read_bytes())
     assert report["errors"] == {}
     s = report["sections"]
-    assert set(s) == {"e2e", "engine", "timers", "state", "simulate"}
+    assert set(s) == {"e2e", "engine", "processor", "timers", "state", "simulate"}
+    assert {r["shape"] for r in s["processor"]["rows"]} == {"spread", "hot"}
+    assert all(r["batched"]["us_per_message"] > 0 for r in s["processor"]["rows"])
     e2e = s["e2e"]
     assert e2e["worker"]["events_per_s"] > 0
     assert e2e["raw_passthrough_aiokafka"]["events_per_s"] > 0

@@ -116,3 +116,49 @@ def test_poison_among_valid_events(settings: Settings, tmp_path: Path, actions: 
         assert letter.value_bytes == len(value)
         assert letter.original_value() == value[: len(letter.original_value())]
         assert letter.error.startswith(f"{settings.topics.raw_events}[")
+
+
+def test_a_customer_stage_message_that_fails_fails_alone(
+    settings: Settings, tmp_path: Path, actions: ActionReader
+) -> None:
+    """Records on the customer stage's own topics (written by anything but the worker) that the logic
+    cannot take are dead-lettered one by one, within their batch; the other customers of the batch and
+    the valid events go on."""
+    files = [JOURNEYS / f"{n}.yaml" for n in EXAMPLE_NAMES]
+    deploy(settings, files)
+    events = example_events()
+    t = settings.topics
+    bad = {
+        ("resolved", b"c-not-json"): (t.resolved_events, b"\xff not json"),
+        ("resolved", b"c-no-event"): (t.resolved_events, orjson.dumps({"customer_key": "c-no-event"})),
+        ("resolved", b"c-half-event"): (
+            t.resolved_events,
+            orjson.dumps({"customer_key": "c-half-event", "event": {"type": "a.b"}}),
+        ),
+        ("timers", b"c-bad-wakeup"): (t.timers, b"{not a wake-up"),
+    }
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    for (_, key), (topic, value) in bad.items():
+        producer.produce(topic, key=key, value=value)
+    assert producer.flush(30) == 0
+    produce(settings, events)
+    worker = WorkerProcess(settings, tmp_path / "worker.log", extra_env={"ORCH_LATENESS_HOURS": "0"})
+    worker.start().wait_ready()
+    try:
+        expected = by_id(simulate(files, events, until_ms=int(time.time() * 1000)))
+        actions.wait_for_ids(set(expected), describe=expected)
+        letters = read_topic(settings.bootstrap_servers, t.dead_letter, expect=len(bad))
+        actions.settle()
+        assert worker.proc is not None
+        assert worker.proc.poll() is None, worker.log_tail()
+    finally:
+        worker.stop()
+    assert by_id(actions.records) == expected
+    got = {(r.key or b""): DeadLetter.model_validate_json(r.value or b"") for r in letters}
+    assert set(got) == {key for _, key in bad}
+    for (_, key), (topic, value) in bad.items():
+        letter = got[key]
+        assert letter.reason == "processing_error", letter.error
+        assert letter.topic == topic
+        assert letter.error.startswith(f"{topic}[{letter.partition}]@{letter.offset}: ")
+        assert letter.original_value() == value
