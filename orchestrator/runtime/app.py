@@ -35,7 +35,7 @@ from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.exceptions import StateLimitError
 from orchestrator.kafka.security import faust_credentials
-from orchestrator.runtime.batches import BatchApp
+from orchestrator.runtime.batches import BatchApp, batch_of
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
 from orchestrator.runtime.customer_stage import CustomerStage
 from orchestrator.runtime.erasure import install_local_erasure
@@ -305,8 +305,7 @@ def build_app(settings: Settings) -> WorkerApp:
         await feed.caught_up.wait()
         event: EventT[Any]
         async for event in stream.events():
-            msg = event.message
-            await stage.on_batch(msg.tp, msg.value)  # type: ignore[arg-type]
+            await stage.on_batch(*batch_of(event))
 
     @app.timer(interval=settings.timer_tick_s)
     async def fire_due_timers() -> None:

@@ -20,10 +20,18 @@ import asyncio
 from typing import Any
 
 from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
 
 from orchestrator.runtime.producer import DurableApp
 
-__all__ = ["BatchApp", "BatchConsumer"]
+__all__ = ["BatchApp", "BatchConsumer", "batch_of"]
+
+
+def batch_of(event: Any) -> tuple[TP, list[Any]]:
+    """The partition of a batch topic's stream event and its fetched records (aiokafka
+    ``ConsumerRecord``: ``offset``, ``key``, ``value``, ``timestamp`` in ms, ``topic``, ``partition``)."""
+    message = event.message
+    return message.tp, message.value
 
 
 class BatchConsumer(aiokafka_driver.Consumer):

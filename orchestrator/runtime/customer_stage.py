@@ -32,7 +32,7 @@ from faust.types import TP
 
 from orchestrator.runtime.identify import WATERMARK_KEY
 from orchestrator.runtime.processor import Applied, Message
-from orchestrator.runtime.reading import admit, start_offset
+from orchestrator.runtime.reading import finish_run, take_run
 
 if TYPE_CHECKING:
     from orchestrator.runtime.app import WorkerApp
@@ -52,14 +52,6 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
-@dataclass(frozen=True, slots=True)
-class _At:
-    """A record position, for :func:`~orchestrator.runtime.reading.admit`."""
-
-    tp: TP
-    offset: int
-
-
 @dataclass
 class CustomerStage:
     w: WorkerApp
@@ -71,19 +63,15 @@ class CustomerStage:
     async def on_batch(self, tp: TP, records: list[Any]) -> None:
         """One fetched batch (aiokafka records of partition ``tp``, in offset order)."""
         w = self.w
-        offsets = w.offsets
-        if not offsets.knows(tp):
-            offsets.begin(tp, await start_offset(w.app, tp))
-        start, end, gap = offsets.take(tp, [r.offset for r in records])
-        if end > start:
-            groups = await self._read(tp, records[start:end])
+        run, gap = await take_run(w, tp, records)
+        if run:
+            groups = await self._read(tp, run)
             committed = self._committed(tp.partition)
             for key, items in groups.items():
                 applied = w.processor.apply(key, w.customers.get(key), [m for _, m in items], committed)
                 await self._write(tp, key, items, applied)
-            offsets.done(tp, records[end - 1].offset)
-        if gap is not None:
-            await admit(w, _At(tp, gap))  # records were skipped before it: seek back
+            w.offsets.done(tp, run[-1].offset)
+        await finish_run(w, tp, gap)
 
     async def _read(self, tp: TP, records: list[Any]) -> dict[str, list[tuple[Any, Message]]]:
         """The run's messages by customer, in order; watermarks move the clock as they come."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -19,13 +20,48 @@ from orchestrator.runtime.offsets import Admit
 if TYPE_CHECKING:
     from orchestrator.runtime.app import WorkerApp
 
-__all__ = ["admit", "commit", "highwater_of", "lag_of", "position_of", "reread_dropped", "start_offset"]
+__all__ = [
+    "Position",
+    "admit",
+    "commit",
+    "finish_run",
+    "highwater_of",
+    "lag_of",
+    "position_of",
+    "reread_dropped",
+    "start_offset",
+    "take_run",
+]
 
 log = logging.getLogger("orchestrator.worker")
 
 
 def _wall_ms() -> int:
     return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A record's place, for :func:`admit`."""
+
+    tp: TP
+    offset: int
+
+
+async def take_run(w: WorkerApp, tp: TP, records: list[Any]) -> tuple[list[Any], int | None]:
+    """Of a fetched batch of ``tp``: the records to process (from the next offset on, without a hole)
+    and the offset after a hole (None: none). Mark each processed record done, then call
+    :func:`finish_run` with the hole: it seeks the partition back to the skipped records."""
+    offsets = w.offsets
+    if not offsets.knows(tp):
+        offsets.begin(tp, await start_offset(w.app, tp))
+    start, end, gap = offsets.take(tp, [r.offset for r in records])
+    return records[start:end], gap
+
+
+async def finish_run(w: WorkerApp, tp: TP, gap: int | None) -> None:
+    if gap is not None:
+        await admit(w, Position(tp, gap))  # records were skipped before it: seek back
 
 
 async def admit(w: WorkerApp, msg: Any) -> bool:
