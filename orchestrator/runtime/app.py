@@ -45,7 +45,15 @@ from orchestrator.runtime.journey_feed import JourneyFeed
 from orchestrator.runtime.metrics import WorkerMetrics
 from orchestrator.runtime.offsets import InputOffsets
 from orchestrator.runtime.processor import Processor
-from orchestrator.runtime.reading import admit, commit, highwater_of, lag_of, reread_dropped, start_offset
+from orchestrator.runtime.reading import (
+    commit,
+    finish_run,
+    highwater_of,
+    lag_of,
+    reread_dropped,
+    start_offset,
+    take_run,
+)
 from orchestrator.runtime.reread import DropWatch
 from orchestrator.runtime.stuck import StuckWatch
 from orchestrator.runtime.timers import TimerIndex
@@ -200,104 +208,110 @@ def build_app(settings: Settings) -> WorkerApp:
         )  # fmt: skip
         await dead_letter_topic.send(key=DeadLetter.key_of(msg.key), value=letter.to_json(), force=True)
 
-    async def set_aside(msg: Any, exc: Exception) -> None:
-        """Dead-letter one message of a record-by-record stage; its offset is done."""
-        await dead_letter(msg, exc)
-        w.offsets.done(msg.tp, msg.offset)
-
     @app.task
     async def journey_feed() -> None:
         await feed.run()
 
+    async def set_aside_record(tp: TP, rec: Any, exc: Exception) -> None:
+        await dead_letter(rec, exc)
+        w.offsets.done(tp, rec.offset)
+
     @app.agent(raw_topic)
     async def resolve(stream: Any) -> None:
+        # one stream event per fetched batch of one partition (:mod:`.batches`); each record in order
         event: EventT[Any]
         async for event in stream.events():
-            msg = event.message
-            if not await admit(w, msg):
-                continue
-            try:  # never raises for any bytes (hypothesis-tested); a bug would still fail this one alone
-                routed = route_raw(
-                    msg.value, msg.key, topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                    topics=t, at=datetime.now(UTC), limits=limits,
-                )  # fmt: skip
-            except Exception as exc:
-                await set_aside(msg, exc)
-                continue
-            w.metrics.routed(routed.reason)
-            if routed.reason != "resolved":
-                log.warning(
-                    "dead-lettered %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, routed.reason
-                )
-            else:
-                w.sources.observe(msg.partition, event_time(routed.event_ms, _wall_ms()))
-            # force=True: hand over to the producer now, in order (Faust would otherwise hold it
-            # until the next commit); the producer is flushed before any offset is committed.
-            await out_topics[routed.topic].send(
-                key=routed.key, value=routed.value, partition=0 if routed.topic == t.identify else None,
-                force=True,
+            tp, records = batch_of(event)
+            run, gap = await take_run(w, tp, records)
+            for rec in run:
+                await _resolve_one(tp, rec)
+            await finish_run(w, tp, gap)
+
+    async def _resolve_one(tp: TP, rec: Any) -> None:
+        try:  # never raises for any bytes (hypothesis-tested); a bug would still fail this one alone
+            routed = route_raw(
+                rec.value, rec.key, topic=tp.topic, partition=tp.partition, offset=rec.offset,
+                topics=t, at=datetime.now(UTC), limits=limits,
             )  # fmt: skip
-            w.offsets.done(msg.tp, msg.offset)
+        except Exception as exc:
+            await set_aside_record(tp, rec, exc)
+            return
+        w.metrics.routed(routed.reason)
+        if routed.reason != "resolved":
+            log.warning("dead-lettered %s[%s]@%s: %s", tp.topic, tp.partition, rec.offset, routed.reason)
+        else:
+            w.sources.observe(tp.partition, event_time(routed.event_ms, _wall_ms()))
+        # force=True: hand over to the producer now, in order (Faust would otherwise hold it
+        # until the next commit); the producer is flushed before any offset is committed.
+        await out_topics[routed.topic].send(
+            key=routed.key, value=routed.value, partition=0 if routed.topic == t.identify else None,
+            force=True,
+        )  # fmt: skip
+        w.offsets.done(tp, rec.offset)
 
     @app.agent(identify_topic)
     async def identify(stream: Any) -> None:
         event: EventT[Any]
-        stage = w.identify
         async for event in stream.events():
-            msg = event.message
-            if not await admit(w, msg):
-                continue
-            if msg.value is None:
-                log.error("identify message without a value at %s@%s", msg.topic, msg.offset)
-                w.offsets.done(msg.tp, msg.offset)
-                continue
-            if not stage.loaded:
-                stage.load((k, orjson.loads(v)) for k, v in identities.items())
-                log.info(
-                    "identity graph loaded: %d customers, %d events held, at offset %d",
-                    len(stage.graph or ()), stage.held(), stage.last,
-                )  # fmt: skip
-            try:
-                committed = w.offsets.committed.get(msg.tp)
-                for name in stage.prune(committed):
+            tp, records = batch_of(event)
+            run, gap = await take_run(w, tp, records)
+            for rec in run:
+                await _identify_one(tp, rec)
+            await finish_run(w, tp, gap)
+
+    async def _identify_one(tp: TP, rec: Any) -> None:
+        stage = w.identify
+        if rec.value is None:
+            log.error("identify message without a value at %s@%s", tp.topic, rec.offset)
+            w.offsets.done(tp, rec.offset)
+            return
+        if not stage.loaded:
+            stage.load((k, orjson.loads(v)) for k, v in identities.items())
+            log.info(
+                "identity graph loaded: %d customers, %d events held, at offset %d",
+                len(stage.graph or ()), stage.held(), stage.last,
+            )  # fmt: skip
+        try:
+            committed = w.offsets.committed.get(tp)
+            for name in stage.prune(committed):
+                identities.pop(name, None)
+            stored = None
+            if stage.needs_stored(rec.offset):
+                row = identities.get(stage.outbox_row(rec.offset))
+                stored = None if row is None else orjson.loads(row)
+        except BaseException:
+            log.critical("identity table failed at %s@%s; exiting", tp.topic, rec.offset, exc_info=True)
+            os._exit(70)
+        try:
+            if rec.key == WATERMARK_KEY:
+                mark = orjson.loads(rec.value)
+                done = stage.on_watermark(rec.offset, int(mark["r"]), int(mark["t"]), stored)
+            else:
+                resolved = ResolvedEvent.model_validate_json(rec.value)
+                at = event_time(resolved.event.occurred_ms, _wall_ms())
+                done = stage.on_event(rec.offset, resolved, at, stored)
+        except Exception as exc:  # this message alone: set aside, the stage goes on
+            stage.unload()  # it may have half-applied the message: reload from the table
+            await set_aside_record(tp, rec, exc)
+            return
+        try:
+            for name, value in done.rows.items():
+                if value is None:
                     identities.pop(name, None)
-                stored = None
-                if stage.needs_stored(msg.offset):
-                    row = identities.get(stage.outbox_row(msg.offset))
-                    stored = None if row is None else orjson.loads(row)
-            except BaseException:
-                log.critical("identity table failed at %s@%s; exiting", msg.topic, msg.offset, exc_info=True)
-                os._exit(70)
-            try:
-                if msg.key == WATERMARK_KEY:
-                    mark = orjson.loads(msg.value)
-                    done = stage.on_watermark(msg.offset, int(mark["r"]), int(mark["t"]), stored)
                 else:
-                    resolved = ResolvedEvent.model_validate_json(msg.value)
-                    at = event_time(resolved.event.occurred_ms, _wall_ms())
-                    done = stage.on_event(msg.offset, resolved, at, stored)
-            except Exception as exc:  # this message alone: set aside, the stage goes on
-                stage.unload()  # it may have half-applied the message: reload from the table
-                await set_aside(msg, exc)
-                continue
-            try:
-                for name, value in done.rows.items():
-                    if value is None:
-                        identities.pop(name, None)
-                    else:
-                        identities[name] = orjson.dumps(value)
-                for key, value, partition in done.messages:
-                    await resolved_topic.send(key=key, value=value, partition=partition, force=True)
-            except BaseException:
-                # the table or Kafka failed; stop before this offset can be committed, so it is read
-                # again after the restart
-                log.critical("identify stage failed at %s@%s; exiting", msg.topic, msg.offset, exc_info=True)
-                os._exit(70)
-            w.metrics.identified(done.merges, done.erased, done.dropped, done.copies)
-            w.offsets.done(msg.tp, msg.offset)
+                    identities[name] = orjson.dumps(value)
+            for key, value, partition in done.messages:
+                await resolved_topic.send(key=key, value=value, partition=partition, force=True)
+        except BaseException:
+            # the table or Kafka failed; stop before this offset can be committed, so it is read
+            # again after the restart
+            log.critical("identify stage failed at %s@%s; exiting", tp.topic, rec.offset, exc_info=True)
+            os._exit(70)
+        w.metrics.identified(done.merges, done.erased, done.dropped, done.copies)
+        w.offsets.done(tp, rec.offset)
 
     stage = CustomerStage(w, action_topics, resolved_topic, dead_letter)
-    app.batch_topics.update((t.resolved_events, t.timers))
+    app.batch_topics.update((t.raw_events, t.identify, t.resolved_events, t.timers))
 
     @app.agent(customer_input)
     async def customer_agent(stream: Any) -> None:
