@@ -35,7 +35,7 @@ from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.exceptions import StateLimitError
 from orchestrator.kafka.security import faust_credentials
-from orchestrator.runtime.batches import BatchApp, batch_of
+from orchestrator.runtime.batches import BatchApp, Pacer, batch_of
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
 from orchestrator.runtime.customer_stage import CustomerStage
 from orchestrator.runtime.erasure import install_local_erasure
@@ -223,8 +223,10 @@ def build_app(settings: Settings) -> WorkerApp:
         async for event in stream.events():
             tp, records = batch_of(event)
             run, gap = await take_run(w, tp, records)
+            pace = Pacer()
             for rec in run:
                 await _resolve_one(tp, rec)
+                await pace()
             await finish_run(w, tp, gap)
 
     async def _resolve_one(tp: TP, rec: Any) -> None:
@@ -255,8 +257,10 @@ def build_app(settings: Settings) -> WorkerApp:
         async for event in stream.events():
             tp, records = batch_of(event)
             run, gap = await take_run(w, tp, records)
+            pace = Pacer()
             for rec in run:
                 await _identify_one(tp, rec)
+                await pace()
             await finish_run(w, tp, gap)
 
     async def _identify_one(tp: TP, rec: Any) -> None:

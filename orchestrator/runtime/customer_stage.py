@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from faust.types import TP
 
+from orchestrator.runtime.batches import Pacer
 from orchestrator.runtime.identify import WATERMARK_KEY
 from orchestrator.runtime.processor import Applied, Message
 from orchestrator.runtime.reading import finish_run, take_run
@@ -67,9 +68,11 @@ class CustomerStage:
         if run:
             groups = await self._read(tp, run)
             committed = self._committed(tp.partition)
+            pace = Pacer()
             for key, items in groups.items():
                 applied = w.processor.apply(key, w.customers.get(key), [m for _, m in items], committed)
                 await self._write(tp, key, items, applied)
+                await pace()
             w.offsets.done(tp, run[-1].offset)
         await finish_run(w, tp, gap)
 

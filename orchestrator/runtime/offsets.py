@@ -103,8 +103,10 @@ class InputOffsets:
         return start, end, offsets[end] if end < len(offsets) else None
 
     def done(self, tp: Hashable, offset: int) -> None:
-        """The record at ``offset`` was processed (its state written and its messages handed over)."""
-        self.next[tp] = offset + 1
+        """The record at ``offset`` was processed (its state written and its messages handed over).
+        Nothing for a partition revoked meanwhile (:meth:`forget`): its new owner reads it again."""
+        if tp in self.next:
+            self.next[tp] = offset + 1
 
     def last(self, tp: Hashable) -> int | None:
         """The last offset processed since the assignment; None when none."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +100,9 @@ async def admit(w: WorkerApp, msg: Any) -> bool:
 async def commit(w: WorkerApp) -> None:
     """Commit the next offsets of the records processed, once everything they produced (state
     changelogs, actions, hand-overs) is on the broker."""
-    pending = w.offsets.to_commit()
+    assigned = w.app.consumer.assignment()
+    # only partitions still assigned: Faust drops the others and aiokafka refuses an empty commit
+    pending: dict[Hashable, int] = {tp: n for tp, n in w.offsets.to_commit().items() if tp in assigned}
     if not pending:
         return
     await w.app.producer.flush()  # DurableProducer: waits for the broker's acknowledgements

@@ -93,3 +93,14 @@ def test_a_batch_is_taken_from_the_next_offset_up_to_a_hole() -> None:
     assert offsets.admit("p0", 16, 0).value == "seek"
     assert offsets.take("p0", [20, 21]) == (0, 0, 20)  # nothing to take: all after a hole
     assert offsets.take("p0", [3, 4]) == (2, 2, None)  # all processed already
+
+
+def test_a_record_done_after_its_partition_was_revoked_changes_nothing() -> None:
+    from orchestrator.runtime.offsets import InputOffsets
+
+    offsets = InputOffsets()
+    offsets.begin("p0", 10)
+    offsets.forget(["p0"])  # a rebalance while the batch was being applied
+    offsets.done("p0", 12)
+    assert offsets.to_commit() == {}
+    assert not offsets.knows("p0")
