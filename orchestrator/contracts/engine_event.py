@@ -29,6 +29,7 @@ from orchestrator.contracts.events import (
     CustomerEvent,
     EventLimits,
     describe_error,
+    load_event_json,
 )
 from orchestrator.exceptions import InvalidEventError
 
@@ -251,14 +252,7 @@ def _fast(data: dict[str, Any]) -> Event | None:
 def read_event(raw: bytes | str, limits: EventLimits = DEFAULT_LIMITS) -> Event:
     """Validate raw bytes into an :class:`Event`: the same events and the same errors as
     :func:`~orchestrator.contracts.events.parse_event` (``not_json``, ``over_limit``, ``invalid_event``)."""
-    limits.check_size(raw)
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEventError("not_json", f"not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidEventError("invalid_event", f"an event is a JSON object, got {type(data).__name__}")
-    limits.check(raw, data)
+    data = load_event_json(raw, limits)
     event = _fast(data)
     if event is not None:
         return event

@@ -21,6 +21,7 @@ __all__ = [
     "EventLimits",
     "Identifiers",
     "describe_error",
+    "load_event_json",
     "parse_event",
 ]
 
@@ -218,12 +219,9 @@ def _over(where: str, what: str, setting: str) -> InvalidEventError:
 DEFAULT_LIMITS: Final = EventLimits()
 
 
-def parse_event(raw: bytes | str, limits: EventLimits = DEFAULT_LIMITS) -> CustomerEvent:
-    """Parse raw bytes into a :class:`CustomerEvent`.
-
-    Raises :class:`InvalidEventError` with reason ``not_json``, ``over_limit`` (``limits``) or
-    ``invalid_event`` and a detail that names each offending field.
-    """
+def load_event_json(raw: bytes | str, limits: EventLimits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """The JSON object of a raw event within ``limits``; raises :class:`InvalidEventError` with reason
+    ``over_limit``, ``not_json`` or ``invalid_event`` (not an object). The fields are not checked."""
     limits.check_size(raw)
     try:
         data = orjson.loads(raw)
@@ -232,6 +230,16 @@ def parse_event(raw: bytes | str, limits: EventLimits = DEFAULT_LIMITS) -> Custo
     if not isinstance(data, dict):
         raise InvalidEventError("invalid_event", f"an event is a JSON object, got {type(data).__name__}")
     limits.check(raw, data)
+    return data
+
+
+def parse_event(raw: bytes | str, limits: EventLimits = DEFAULT_LIMITS) -> CustomerEvent:
+    """Parse raw bytes into a :class:`CustomerEvent`.
+
+    Raises :class:`InvalidEventError` with reason ``not_json``, ``over_limit`` (``limits``) or
+    ``invalid_event`` and a detail that names each offending field.
+    """
+    data = load_event_json(raw, limits)
     try:
         return CustomerEvent.model_validate(data)
     except ValidationError as exc:

@@ -35,7 +35,7 @@ from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.exceptions import StateLimitError
 from orchestrator.kafka.security import faust_credentials
-from orchestrator.runtime.batches import BatchApp, Pacer, batch_of
+from orchestrator.runtime.batches import BatchApp, batch_of
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
 from orchestrator.runtime.customer_stage import CustomerStage
 from orchestrator.runtime.erasure import install_local_erasure
@@ -47,12 +47,11 @@ from orchestrator.runtime.offsets import InputOffsets
 from orchestrator.runtime.processor import Processor
 from orchestrator.runtime.reading import (
     commit,
-    finish_run,
+    each_record,
     highwater_of,
     lag_of,
     reread_dropped,
     start_offset,
-    take_run,
 )
 from orchestrator.runtime.reread import DropWatch
 from orchestrator.runtime.stuck import StuckWatch
@@ -221,13 +220,7 @@ def build_app(settings: Settings) -> WorkerApp:
         # one stream event per fetched batch of one partition (:mod:`.batches`); each record in order
         event: EventT[Any]
         async for event in stream.events():
-            tp, records = batch_of(event)
-            run, gap = await take_run(w, tp, records)
-            pace = Pacer()
-            for rec in run:
-                await _resolve_one(tp, rec)
-                await pace()
-            await finish_run(w, tp, gap)
+            await each_record(w, event, _resolve_one)
 
     async def _resolve_one(tp: TP, rec: Any) -> None:
         try:  # never raises for any bytes (hypothesis-tested); a bug would still fail this one alone
@@ -255,13 +248,7 @@ def build_app(settings: Settings) -> WorkerApp:
     async def identify(stream: Any) -> None:
         event: EventT[Any]
         async for event in stream.events():
-            tp, records = batch_of(event)
-            run, gap = await take_run(w, tp, records)
-            pace = Pacer()
-            for rec in run:
-                await _identify_one(tp, rec)
-                await pace()
-            await finish_run(w, tp, gap)
+            await each_record(w, event, _identify_one)
 
     async def _identify_one(tp: TP, rec: Any) -> None:
         stage = w.identify

@@ -140,8 +140,7 @@ class Applied:
     """A message changed the record, was read again or was a duplicate: re-assert the wake-up."""
     next_wakeup_ms: int | None
     done: list[Processed]
-    """What each message produced, in order."""
-    trimmed: list[str] = field(default_factory=list)
+    """What each message produced, in order (``trimmed``: what keeping the record in bounds cost)."""
 
 
 @dataclass(slots=True)
@@ -252,7 +251,6 @@ class Processor:
     ) -> Applied:
         done: list[Processed] = []
         changed = touched = False
-        trimmed: list[str] = []
         for message in messages:
             box = _Box(self.decode(raw), committed=committed)
             try:
@@ -264,13 +262,12 @@ class Processor:
                 continue
             if one.changed:
                 raw = one.record
-                trimmed += [t for t in one.trimmed if t not in trimmed]
             changed = changed or one.changed
             touched = touched or one.changed or one.replayed or one.duplicate
             done.append(one)
         record = self.decode(raw)
         wake = self._wake(record) if record is not None else None
-        return Applied(raw, changed, touched, wake, done, trimmed)
+        return Applied(raw, changed, touched, wake, done)
 
     def _dispatch(self, customer: str, box: _Box, message: Message) -> Processed:
         if message.source == "t":

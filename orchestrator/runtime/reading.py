@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import faust
 from faust.types import TP
 
+from orchestrator.runtime.batches import Pacer, batch_of
 from orchestrator.runtime.offsets import Admit
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ __all__ = [
     "Position",
     "admit",
     "commit",
+    "each_record",
     "finish_run",
     "highwater_of",
     "lag_of",
@@ -63,6 +65,18 @@ async def take_run(w: WorkerApp, tp: TP, records: list[Any]) -> tuple[list[Any],
 async def finish_run(w: WorkerApp, tp: TP, gap: int | None) -> None:
     if gap is not None:
         await admit(w, Position(tp, gap))  # records were skipped before it: seek back
+
+
+async def each_record(w: WorkerApp, event: Any, one: Callable[[TP, Any], Awaitable[None]]) -> None:
+    """A batch stream event of a stage that applies its records one by one, in order: ``one(tp, record)``
+    for the run :func:`take_run` gives (it marks each record done), the event loop given its turns."""
+    tp, records = batch_of(event)
+    run, gap = await take_run(w, tp, records)
+    pace = Pacer()
+    for rec in run:
+        await one(tp, rec)
+        await pace()
+    await finish_run(w, tp, gap)
 
 
 async def admit(w: WorkerApp, msg: Any) -> bool:
