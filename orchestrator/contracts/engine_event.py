@@ -30,6 +30,7 @@ from orchestrator.contracts.events import (
     EventLimits,
     describe_error,
     load_event_json,
+    utc_from_ms,
 )
 from orchestrator.exceptions import InvalidEventError
 
@@ -146,8 +147,6 @@ class Event:
         """The pydantic model of this event (slow; for the edges)."""
         if self._data is not None:
             return CustomerEvent.model_validate(self._data)
-        from orchestrator.core.engine.clock import utc_from_ms
-
         return CustomerEvent(
             event_id=self.event_id,
             type=self.type,

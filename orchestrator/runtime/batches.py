@@ -104,7 +104,9 @@ class BatchConsumer(aiokafka_driver.Consumer):
         read_offset = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
         commit_every = self._commit_every
-        for record in fetched:
+        for n, record in enumerate(fetched, 1):
+            if n % 100 == 0:
+                await asyncio.sleep(0)  # as Faust's loop: a turn for the event loop every 100 records
             offset = record.offset
             r_offset = read_offset[tp]
             if r_offset is not None and offset < r_offset:
