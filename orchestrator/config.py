@@ -18,9 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from orchestrator.contracts.events import EventLimits
 from orchestrator.exceptions import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "TopicNames", "load_settings", "secret_list"]
+__all__ = ["ENV_PREFIX", "STAGES", "Settings", "TopicNames", "load_settings", "secret_list"]
 
 ENV_PREFIX = "ORCH_"
+STAGES = ("ingest", "identify", "customer")
+"""The worker's stages, in the order events go through them (docs/runtime.md)."""
 
 
 class TopicNames(BaseModel):
@@ -119,6 +121,12 @@ class Settings(BaseModel):
     session_timeout_s: float = Field(
         30.0, gt=0, description="Kafka consumer session timeout; a dead worker's partitions move after it."
     )
+    stages: str = Field(
+        ",".join(STAGES),
+        description="The stages this worker runs, comma-separated, of: ingest, identify, customer. "
+        "Workers with different stages may share one app id: each stage's partitions go to the workers "
+        "that run it.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
 
@@ -128,6 +136,19 @@ class Settings(BaseModel):
         if not value.strip():
             raise ValueError("must name at least one host:port")
         return value
+
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, value: str) -> str:
+        names = [part.strip() for part in value.split(",") if part.strip()]
+        unknown = [name for name in names if name not in STAGES]
+        if unknown or not names:
+            raise ValueError(f"unknown stages {unknown}; choose one or more of {', '.join(STAGES)}")
+        return ",".join(name for name in STAGES if name in names)
+
+    def runs(self, stage: str) -> bool:
+        """Whether this worker runs ``stage`` (one of :data:`STAGES`)."""
+        return stage in self.stages.split(",")
 
     def event_limits(self) -> EventLimits:
         """The bounds every raw event must respect (docs/contracts.md)."""

@@ -1,9 +1,10 @@
 """``orchestrator bench [--quick] [--only e2e,engine,...] [--bootstrap HOST:PORT] [--json FILE]``.
 
 Measures the orchestrator (issue 8; docs/performance.md): end-to-end throughput of one worker on a real
-broker against a raw passthrough, event -> action latency, the pure engine with 10/100/1,000 journeys,
-the timer index, bytes of state per customer, and ``orchestrator simulate``. Without ``--bootstrap``
-the e2e part starts a local Apache Kafka on free ports (and stops it). ``--quick``: small sizes, for CI.
+broker against a raw passthrough, event -> action latency, each stage on its own, the pure engine
+with 10/100/1,000 journeys, the timer index, bytes of state per customer, and ``orchestrator simulate``.
+Without ``--bootstrap`` the e2e and stages parts start a local Apache Kafka on free ports (and stop it).
+``--quick``: small sizes, for CI.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import orjson
 
 __all__ = ["SECTIONS", "bench_command", "register", "summary_table"]
 
-SECTIONS = ("engine", "processor", "timers", "state", "simulate", "e2e")
+SECTIONS = ("engine", "processor", "timers", "state", "simulate", "stages", "e2e")
 
 
 def register(subparsers: Any) -> None:
@@ -42,6 +43,13 @@ def register(subparsers: Any) -> None:
         help="e2e: offered events/s (default: half the measured max)",
     )
     parser.add_argument("--store", default="rocksdb://", help="e2e: the worker's table store")
+    parser.add_argument(
+        "--stage-events",
+        type=int,
+        default=None,
+        help="stages: events per stage (default 60,000; quick 2,000)",
+    )
+    parser.add_argument("--stage-partitions", type=int, default=6, help="stages: partitions of the topics")
     parser.set_defaults(func=bench_command)
 
 
@@ -75,6 +83,16 @@ def summary_table(report: dict[str, Any]) -> str:
         h = lat.get("worker_histogram")
         if h:
             add(f"e2e      worker's own histogram: p50 <= {h['p50_le_ms']} ms, p99 <= {h['p99_le_ms']} ms")
+    if "stages" in s:
+        st = s["stages"]
+        raw = st["raw_passthrough_aiokafka"]["records_per_s"]
+        add(f"stages   raw passthrough {raw:>12,.0f} rec/s aiokafka ({st['partitions']} partitions)")
+        for r in st["stages"]:
+            add(
+                f"stages   {r['stage']:<8} {r['store']:<11} {r['records_per_s']:>9,.0f} rec/s "
+                f"{r['cpu_us_per_record']:>6.1f} us CPU/rec  x{r['ratio_to_raw']} of raw "
+                f"({r['records']:,} rec)"
+            )
     if "engine" in s:
         for r in s["engine"]["rows"]:
             if "journeys" in r:
@@ -113,7 +131,7 @@ def summary_table(report: dict[str, Any]) -> str:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from orchestrator.bench import e2e, micro, processor
+    from orchestrator.bench import e2e, micro, processor, stages
 
     wanted = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = sorted(set(wanted) - set(SECTIONS))
@@ -126,6 +144,9 @@ def bench_command(args: argparse.Namespace) -> int:
         "timers": lambda: micro.bench_timers(args.quick),
         "state": lambda: micro.bench_state(args.quick),
         "simulate": lambda: micro.bench_simulate(args.quick, args.sim_events),
+        "stages": lambda: stages.bench_stages(
+            args.bootstrap, quick=args.quick, events=args.stage_events, partitions=args.stage_partitions
+        ),
         "e2e": lambda: e2e.bench_e2e(
             args.bootstrap,
             quick=args.quick,

@@ -215,12 +215,11 @@ def build_app(settings: Settings) -> WorkerApp:
         await dead_letter(rec, exc)
         w.offsets.done(tp, rec.offset)
 
-    @app.agent(raw_topic)
     async def resolve(stream: Any) -> None:
         # one stream event per fetched batch of one partition (:mod:`.batches`); each record in order
         event: EventT[Any]
         async for event in stream.events():
-            await each_record(w, event, _resolve_one)
+            await each_record(w, "ingest", event, _resolve_one)
 
     async def _resolve_one(tp: TP, rec: Any) -> None:
         try:  # never raises for any bytes (hypothesis-tested); a bug would still fail this one alone
@@ -244,11 +243,10 @@ def build_app(settings: Settings) -> WorkerApp:
         )  # fmt: skip
         w.offsets.done(tp, rec.offset)
 
-    @app.agent(identify_topic)
     async def identify(stream: Any) -> None:
         event: EventT[Any]
         async for event in stream.events():
-            await each_record(w, event, _identify_one)
+            await each_record(w, "identify", event, _identify_one)
 
     async def _identify_one(tp: TP, rec: Any) -> None:
         stage = w.identify
@@ -301,16 +299,26 @@ def build_app(settings: Settings) -> WorkerApp:
         w.metrics.identified(done.merges, done.erased, done.dropped, done.copies)
         w.offsets.done(tp, rec.offset)
 
-    stage = CustomerStage(w, action_topics, resolved_topic, dead_letter)
-    app.batch_topics.update((t.raw_events, t.identify, t.resolved_events, t.timers))
+    action_names = {channel: topic.get_topic_name() for channel, topic in action_topics.items()}
+    stage = CustomerStage(w, action_names, t.resolved_events, dead_letter)
 
-    @app.agent(customer_input)
     async def customer_agent(stream: Any) -> None:
         # one stream event per fetched batch of one partition (:mod:`.batches`)
         await feed.caught_up.wait()
         event: EventT[Any]
         async for event in stream.events():
             await stage.on_batch(*batch_of(event))
+
+    # Only the stages this worker runs read their topics (settings.stages); the group's assignor gives
+    # each stage's partitions to the workers that run it.
+    for name, agent, source, topics in (
+        ("ingest", resolve, raw_topic, (t.raw_events,)),
+        ("identify", identify, identify_topic, (t.identify,)),
+        ("customer", customer_agent, customer_input, (t.resolved_events, t.timers)),
+    ):
+        if settings.runs(name):
+            app.agent(source, name=f"orchestrator.{name}")(agent)
+            app.batch_topics.update(topics)
 
     @app.timer(interval=settings.timer_tick_s)
     async def fire_due_timers() -> None:

@@ -9,10 +9,10 @@ resolved topic (events, hand-overs, watermarks) or of the timers topic (wake-ups
    clock of its place;
 2. **apply per customer** — each customer's messages, in order, with :meth:`Processor.apply`: its record
    read once and written once;
-3. **write** — the record and the next wake-up to the tables, the actions, decisions and hand-overs to
-   their topics (the producer keeps them until the broker has them);
-4. **acknowledge** — the run's last offset is done: the worker's next commit, after a flush that waits
-   for all of the above, may pass it (:mod:`.reading`).
+3. **write** — the record and the next wake-up to the tables' stores, their changelog records and the
+   actions, decisions and hand-overs appended to record batches per topic partition (:mod:`.outgoing`);
+4. **acknowledge** — the batches are sent and the broker's acknowledgements awaited; only then is the
+   run's last offset done, and the worker's next commit may pass it (:mod:`.reading`).
 
 A message that fails is dead-lettered alone; the others of its customer apply as if it had not been
 there. A failing state store or producer stops the worker before anything can be committed past it.
@@ -24,14 +24,16 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from faust.types import TP
 
 from orchestrator.runtime.batches import Pacer
+from orchestrator.runtime.faust_compat import producer_client
 from orchestrator.runtime.identify import WATERMARK_KEY
+from orchestrator.runtime.outgoing import Outgoing, TableRows
 from orchestrator.runtime.processor import Applied, Message
 from orchestrator.runtime.reading import finish_run, take_run
 
@@ -56,25 +58,50 @@ def _wall_ms() -> int:
 @dataclass
 class CustomerStage:
     w: WorkerApp
-    topics: dict[str, Any]
-    """The action topics by channel, and ``decisions``."""
-    resolved_topic: Any
+    topics: dict[str, str]
+    """The action topics' names by channel, and ``decisions``."""
+    resolved_topic: str
     set_aside: SetAside
+    _rows: tuple[TableRows, TableRows] | None = None
+    _known_topics: set[str] = field(default_factory=set)
 
     async def on_batch(self, tp: TP, records: list[Any]) -> None:
-        """One fetched batch (aiokafka records of partition ``tp``, in offset order)."""
+        """One fetched batch (aiokafka records of partition ``tp``, in offset order), within the agent's
+        iteration of the stream (Faust's current event names the partition for the stores)."""
         w = self.w
         run, gap = await take_run(w, tp, records)
         if run:
             groups = await self._read(tp, run)
             committed = self._committed(tp.partition)
+            timers = tp.topic == w.settings.topics.timers
+            customers, wakeups = self._tables()
+            out = Outgoing(producer_client(w.app), self._known_topics)
             pace = Pacer()
-            for key, items in groups.items():
-                applied = w.processor.apply(key, w.customers.get(key), [m for _, m in items], committed)
-                await self._write(tp, key, items, applied)
-                await pace()
+            finished: list[tuple[str, list[tuple[Any, Message]], Applied]] = []
+            try:
+                for key, items in groups.items():
+                    applied = w.processor.apply(key, customers.get(key), [m for _, m in items], committed)
+                    if timers and any(done.error is not None for done in applied.done):
+                        self._retry_later(tp.partition, key)  # before the write: a wake-up due sooner wins
+                    await self._write(out, tp, key, applied, customers, wakeups)
+                    finished.append((key, items, applied))
+                    await pace()
+                await out.deliver()
+            except BaseException:
+                # The state store or Kafka failed: stop hard, before these offsets can be committed,
+                # so the messages are read again after the restart (at-least-once).
+                log.critical("worker failed while writing state or actions; exiting", exc_info=True)
+                os._exit(70)
+            for key, items, applied in finished:
+                await self._account(tp, key, items, applied)
             w.offsets.done(tp, run[-1].offset)
+            w.metrics.took("customer", len(run))
         await finish_run(w, tp, gap)
+
+    def _tables(self) -> tuple[TableRows, TableRows]:
+        if self._rows is None:  # built on the first batch: a table's store exists once the app runs
+            self._rows = (TableRows(self.w.customers), TableRows(self.w.wakeups))
+        return self._rows
 
     async def _read(self, tp: TP, records: list[Any]) -> dict[str, list[tuple[Any, Message]]]:
         """The run's messages by customer, in order; watermarks move the clock as they come."""
@@ -120,47 +147,37 @@ class CustomerStage:
             groups.setdefault(key, []).append((rec, message))
         return groups
 
-    async def _write(self, tp: TP, key: str, items: list[tuple[Any, Message]], applied: Applied) -> None:
-        w = self.w
+    async def _write(
+        self, out: Outgoing, tp: TP, key: str, applied: Applied, customers: TableRows, wakeups: TableRows
+    ) -> None:
         p = tp.partition
+        if applied.changed:
+            await customers.put(out, p, key, applied.record)
+        if applied.touched:
+            # A replay or a duplicate re-asserts the wake-up too: the wake-up table has its own
+            # changelog, and a crash may have kept the customer's new state but lost this write.
+            due = applied.next_wakeup_ms
+            entry = None if due is None else f"{p}:{due}".encode()
+            if wakeups.get(key) != entry:
+                await wakeups.put(out, p, key, entry)
+            self.w.timers.set(p, key, due)
+        key_bytes = key.encode()
+        topics = self.topics
+        for done in applied.done:
+            for channel, action in done.actions:
+                await out.add_keyed(topics[channel], key_bytes, action)
+            for decision in done.decisions:
+                await out.add_keyed(topics["decisions"], key_bytes, decision)
+            for to_key, message in done.forwards:
+                await out.add_keyed(self.resolved_topic, to_key, message)
+
+    async def _account(self, tp: TP, key: str, items: list[tuple[Any, Message]], applied: Applied) -> None:
+        """After delivery: set aside what failed, count what was done."""
+        w = self.w
         timers = tp.topic == w.settings.topics.timers
         for (rec, _), done in zip(items, applied.done, strict=True):
             if done.error is not None:  # a message the logic cannot take: set aside, never lost
                 await self.set_aside(rec, done.error)
-                if timers:
-                    self._retry_later(p, key)
-        key_bytes = key.encode()
-        try:
-            if applied.changed:
-                if applied.record is None:
-                    w.customers.pop(key, None)
-                else:
-                    w.customers[key] = applied.record
-            if applied.touched:
-                # A replay or a duplicate re-asserts the wake-up too: the wake-up table has its own
-                # changelog, and a crash may have kept the customer's new state but lost this write.
-                due = applied.next_wakeup_ms
-                entry = None if due is None else f"{p}:{due}".encode()
-                if w.wakeups.get(key) != entry:
-                    if entry is None:
-                        w.wakeups.pop(key, None)
-                    else:
-                        w.wakeups[key] = entry
-                w.timers.set(p, key, due)
-            for done in applied.done:
-                for channel, action in done.actions:
-                    await self.topics[channel].send(key=key_bytes, value=action, force=True)
-                for decision in done.decisions:
-                    await self.topics["decisions"].send(key=key_bytes, value=decision, force=True)
-                for to_key, message in done.forwards:
-                    await self.resolved_topic.send(key=to_key, value=message, force=True)
-        except BaseException:
-            # The state store or Kafka failed: stop hard, before these offsets can be committed, so
-            # the messages are read again after the restart (at-least-once).
-            log.critical("worker failed while writing state or actions; exiting", exc_info=True)
-            os._exit(70)
-        for (rec, _), done in zip(items, applied.done, strict=True):
-            if done.error is not None:
                 continue
             if done.event_type is not None:
                 w.metrics.event_consumed(done.event_type)

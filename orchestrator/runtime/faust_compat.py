@@ -27,6 +27,14 @@ Defects worked around (faust-streaming 0.15.3):
   ``tests/integration/test_web_security.py``.
 - ``highwater-asserts`` — ``consumer.highwater(tp)`` asserts the partition is assigned, and it can move
   away while the ticker awaits: ``reading.highwater_of`` treats that as unknown.
+- ``per-record-send`` — ``topic.send`` and ``table[key] = value`` cost 50-100 µs per record (a
+  ``FutureMessage``, a coroutine, ``ProducerBuffer``), more than the customer logic: the customer stage
+  writes rows to the tables' stores and sends their changelog records, actions and hand-overs as aiokafka
+  record batches it awaits (``runtime/outgoing.py``; tests ``tests/integration/test_outgoing.py``, the
+  kill -9 tests).
+- ``per-record-stream`` — Faust's stream hands records over one by one (150-700 µs each): the batch
+  consumer hands the agents one message per fetched partition batch (``runtime/batches.py``; tests
+  ``tests/integration/test_resilience.py``: the kill -9 and two-worker tests).
 - ``debug-root-logger`` — ``faust.Worker`` at its default level installs a spinner handler and sets
   the root logger to DEBUG (a debug line per record): ``runtime/worker.py`` passes ``quiet=True`` and
   its own logging configuration (docs/performance.md, "Where Faust's per-event overhead comes from").
@@ -36,8 +44,9 @@ from __future__ import annotations
 
 import logging
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-__all__ = ["CHECKED", "PRIVATE_ATTRIBUTES", "installed_versions", "warn_if_unchecked"]
+__all__ = ["CHECKED", "PRIVATE_ATTRIBUTES", "installed_versions", "producer_client", "warn_if_unchecked"]
 
 CHECKED: dict[str, str] = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
 """The versions every entry of this module was checked against."""
@@ -54,10 +63,32 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str, str], ...] = (
     ("faust.tables.recovery", "Recovery", "completed", "readiness after recovery"),
     ("faust.transport.producer", "ProducerBuffer", "flush_atmost", "the defect DurableProducer replaces"),
     ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_client", "cluster metadata (journey_feed)"),
+    # the batch consumer (runtime/batches.py): Faust's fetch loop, replaced
+    ("faust.transport.consumer", "Consumer", "_drain_messages", "replaced: one message per fetch"),
+    ("faust.transport.consumer", "Consumer", "_wait_next_records", "the fetch"),
+    ("faust.transport.consumer", "Consumer", "_buffered_partitions", "partitions paused by full queues"),
+    ("faust.transport.consumer", "Consumer", "_get_active_partitions", "partitions not paused"),
+    ("faust.transport.consumer", "Consumer", "_to_message", "the batch's stream message"),
+    ("faust.transport.consumer", "Consumer", "_add_gap", "per-record rules of other topics"),
+    ("faust.transport.consumer", "Consumer", "_commit_every", "per-record rules of other topics"),
+    ("faust.transport.consumer", "Consumer", "_n_acked", "per-record rules of other topics"),
+    ("mode.services", "Service", "_stopped", "the fetch loop's end"),
+    ("faust.app.base", "App", "_new_transport", "the batch consumer installed"),
+    ("faust.app.base", "App", "_new_producer", "the durable producer installed"),
+    # batch writes (runtime/outgoing.py)
+    ("faust.transport.drivers.aiokafka", "Producer", "_ensure_producer", "the aiokafka producer"),
+    ("aiokafka.producer.producer", "AIOKafkaProducer", "_partition", "the partition topic.send gives"),
+    ("aiokafka.client", "AIOKafkaClient", "_wait_on_metadata", "a topic's partitions before send_batch"),
+    ("faust.stores.base", "Store", "_encode_key", "changelog keys as the table encodes them"),
 )  # fmt: skip
 """Private attributes the runtime reads or calls: checked to exist by the unit test."""
 
 log = logging.getLogger("orchestrator.worker")
+
+
+def producer_client(app: Any) -> Any:
+    """The aiokafka producer under Faust's (``Producer._ensure_producer``)."""
+    return app.producer._ensure_producer()
 
 
 def installed_versions() -> dict[str, str | None]:

@@ -139,6 +139,13 @@ class WorkerMetrics:
         self.raw_messages = Counter(
             f"{p}_raw_messages", "Raw messages read by the resolve stage (valid or not).", registry=r
         )
+        self.stage_records = Counter(
+            f"{p}_stage_records",
+            "Input records a stage has taken (ingest: raw messages; identify: events and watermarks; "
+            "customer: events, hand-overs, watermarks and wake-ups).",
+            ["stage"],
+            registry=r,
+        )
         self.invalid_events = Counter(
             f"{p}_invalid_events",
             "Messages set aside in the dead-letter topic, by reason "
@@ -318,6 +325,10 @@ class WorkerMetrics:
         self.raw_messages.inc()
         if reason != "resolved":
             self._invalid.get(reason).inc()
+
+    def took(self, stage: str, records: int) -> None:
+        """``stage`` took ``records`` input records (a fetched batch's run)."""
+        self.stage_records.labels(stage).inc(records)
 
     def reread(self) -> None:
         self.rereads.inc()

@@ -67,7 +67,9 @@ async def finish_run(w: WorkerApp, tp: TP, gap: int | None) -> None:
         await admit(w, Position(tp, gap))  # records were skipped before it: seek back
 
 
-async def each_record(w: WorkerApp, event: Any, one: Callable[[TP, Any], Awaitable[None]]) -> None:
+async def each_record(
+    w: WorkerApp, stage: str, event: Any, one: Callable[[TP, Any], Awaitable[None]]
+) -> None:
     """A batch stream event of a stage that applies its records one by one, in order: ``one(tp, record)``
     for the run :func:`take_run` gives (it marks each record done), the event loop given its turns."""
     tp, records = batch_of(event)
@@ -76,6 +78,8 @@ async def each_record(w: WorkerApp, event: Any, one: Callable[[TP, Any], Awaitab
     for rec in run:
         await one(tp, rec)
         await pace()
+    if run:
+        w.metrics.took(stage, len(run))
     await finish_run(w, tp, gap)
 
 

@@ -25,7 +25,18 @@ def test_bench_quick_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     report = orjson.loads(out.read_bytes())
     assert report["errors"] == {}
     s = report["sections"]
-    assert set(s) == {"e2e", "engine", "processor", "timers", "state", "simulate"}
+    assert set(s) == {"e2e", "engine", "processor", "timers", "state", "simulate", "stages"}
+    runs = {(r["stage"], r["store"]): r for r in s["stages"]["stages"]}
+    assert set(runs) == {
+        ("ingest", "rocksdb://"),
+        ("identify", "rocksdb://"),
+        ("customer", "memory://"),
+        ("customer", "rocksdb://"),
+    }
+    for (stage, _), run in runs.items():
+        assert run["records"] >= s["stages"]["records"][stage] * 0.9, run  # the clock saw (nearly) all
+        assert min(run["records_per_s"], run["cpu_us_per_record"], run["ratio_to_raw"]) > 0, run
+    assert s["stages"]["records"]["customer"] > s["stages"]["events"]  # events, watermarks, hand-overs
     assert {r["shape"] for r in s["processor"]["rows"]} == {"spread", "hot"}
     assert all(r["batched"]["us_per_message"] > 0 for r in s["processor"]["rows"])
     e2e = s["e2e"]
@@ -46,3 +57,4 @@ def test_bench_quick_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     assert s["simulate"]["actions"] > 0
     assert "e2e" in proc.stdout
     assert "simulate" in proc.stdout
+    assert "stages   customer" in proc.stdout

@@ -1,0 +1,140 @@
+"""What a batch writes — table rows and their changelog records, actions, decisions, hand-overs — sent as
+record batches and awaited before the batch counts as done.
+
+Faust's own paths cost 50-100 µs per record (``topic.send``: a ``FutureMessage`` and a coroutine per
+record; ``table[key] = value``: the same through ``ProducerBuffer``), more than the customer logic
+itself (../shared/notes/faust-batch-hot-path.md). :class:`Outgoing` appends each record to an aiokafka
+``BatchBuilder`` per topic partition (~1-2 µs) and :meth:`Outgoing.deliver` hands every builder to the
+producer (``send_batch``) and waits until the broker has acknowledged all of them. Only then are the
+batch's input offsets done (:meth:`~orchestrator.runtime.offsets.InputOffsets.done`): no commit can pass
+state or actions that are not on the broker, without relying on the producer's flush.
+
+A table row (:class:`TableRows`) is written to the table's store (Faust's memory or RocksDB store, as
+``table[key] = value`` would) and its changelog record goes into the same delivery; once delivered, a
+RocksDB store records the changelog offset it holds (what Faust's ``_on_changelog_sent`` does per
+record), so a restart reads only the changelog's tail. Keys and values are encoded by the store's own
+serializers: recovery writes changelog bytes back into the store.
+
+Records sent without a partition go where Faust's ``topic.send`` would put them: the producer's
+partitioner (murmur2 of the key), so a customer's hand-overs reach the partition its other messages do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from faust.types import TP
+
+__all__ = ["Outgoing", "TableRows"]
+
+
+@dataclass
+class _Open:
+    builder: Any
+    """aiokafka ``BatchBuilder``."""
+    records: int = 0
+
+
+class Outgoing:
+    """Records for one batch, per topic partition; :meth:`deliver` sends them and awaits the broker."""
+
+    __slots__ = ("_client", "_open", "_sent", "_tables", "_topics")
+
+    def __init__(self, client: Any, known_topics: set[str]) -> None:
+        self._client = client
+        """The aiokafka producer under Faust's (``app.producer._ensure_producer()``)."""
+        self._topics = known_topics
+        """Topics whose metadata the client has (shared across batches by the caller)."""
+        self._open: dict[tuple[str, int], _Open] = {}
+        self._sent: list[tuple[str, int, int, asyncio.Future[Any]]] = []
+        self._tables: list[TableRows] = []
+
+    async def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
+        """Append one record for ``topic[partition]``; a full batch is handed to the producer now."""
+        slot = self._open.get((topic, partition))
+        if slot is None:
+            await self._know(topic)
+            slot = self._open[(topic, partition)] = _Open(self._client.create_batch())
+        if slot.builder.append(key=key, value=value, timestamp=None) is None:
+            await self._send(topic, partition, slot)
+            slot = self._open[(topic, partition)] = _Open(self._client.create_batch())
+            if slot.builder.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"a record of {len(value or b'')} bytes does not fit a batch of {topic!r}")
+        slot.records += 1
+
+    async def add_keyed(self, topic: str, key: bytes, value: bytes) -> None:
+        """Append one record to the partition the producer's partitioner gives ``key``."""
+        await self._know(topic)
+        partition = self._client._partition(topic, None, key, value, key, value)
+        await self.add(topic, partition, key, value)
+
+    def written(self, rows: TableRows) -> None:
+        """``rows`` wrote to its store in this batch: record its changelog offsets once delivered."""
+        if all(rows is not known for known in self._tables):
+            self._tables.append(rows)
+
+    async def deliver(self) -> None:
+        """Send every open batch and wait until the broker acknowledged all of them (raises if one
+        failed)."""
+        for (topic, partition), slot in self._open.items():
+            if slot.records:
+                await self._send(topic, partition, slot)
+        self._open = {}
+        sent, self._sent = self._sent, []
+        if not sent:
+            return
+        metas = await asyncio.gather(*(fut for _, _, _, fut in sent))
+        last: dict[tuple[str, int], int] = {}
+        for (topic, partition, count, _), meta in zip(sent, metas, strict=True):
+            last[(topic, partition)] = max(last.get((topic, partition), -1), meta.offset + count - 1)
+        for rows in self._tables:
+            rows.delivered(last)
+        self._tables = []
+
+    async def _send(self, topic: str, partition: int, slot: _Open) -> None:
+        fut = await self._client.send_batch(slot.builder, topic, partition=partition)
+        self._sent.append((topic, partition, slot.records, fut))
+
+    async def _know(self, topic: str) -> None:
+        if topic not in self._topics:
+            await self._client.client._wait_on_metadata(topic)
+            self._topics.add(topic)
+
+
+@dataclass(eq=False)  # identity: a Faust table compares equal by iterating all its rows
+class TableRows:
+    """Writes to one Faust table: the row to its store, the changelog record to an :class:`Outgoing`.
+
+    The store is the table's (``table.data``); the caller iterates the table's source stream, so
+    Faust's current event names the partition, as for ``table[key] = value``."""
+
+    table: Any
+    changelog: str = field(init=False)
+    _store: Any = field(init=False)
+    _encode_key: Callable[[Any], bytes] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.changelog = self.table.changelog_topic.get_topic_name()
+        self._store = self.table.data
+        self._encode_key = self._store._encode_key
+
+    def get(self, key: str) -> bytes | None:
+        value: bytes | None = self._store.get(key)
+        return value
+
+    async def put(self, out: Outgoing, partition: int, key: str, value: bytes | None) -> None:
+        """Set (or, with None, delete) ``key`` in the store and append its changelog record."""
+        if value is None:
+            self._store.pop(key, None)
+        else:
+            self._store[key] = value
+        await out.add(self.changelog, partition, self._encode_key(key), value)
+        out.written(self)
+
+    def delivered(self, last: dict[tuple[str, int], int]) -> None:
+        for (topic, partition), offset in last.items():
+            if topic == self.changelog:
+                self._store.set_persisted_offset(TP(topic, partition), offset)
