@@ -85,6 +85,11 @@ def _inputs(n: int, partitions: int, topics: Any, visitors: float = 0.2) -> Inpu
         for key, value, partition in messages:
             resolved.append((choose(key, every, every) if partition is None else partition, key, value))
 
+    def mark(at_ms: int) -> None:
+        for r in every:
+            identify.append((0, WATERMARK_KEY, orjson.dumps({"r": r, "t": at_ms})))
+            publish(stage.on_watermark(len(identify) - 1, r, at_ms).messages)
+
     last_ms = start_ms
     for i, (p, key, value) in enumerate(raw):
         routed = route_raw(
@@ -97,11 +102,12 @@ def _inputs(n: int, partitions: int, topics: Any, visitors: float = 0.2) -> Inpu
         event = ResolvedEvent.model_validate_json(routed.value)
         last_ms = event.event.occurred_ms
         publish(stage.on_event(len(identify) - 1, event, last_ms).messages)
-        if (i + 1) % WATERMARK_EVERY == 0 or i + 1 == len(raw):
-            for r in every:
-                body = orjson.dumps({"r": r, "t": last_ms})
-                identify.append((0, WATERMARK_KEY, body))
-                publish(stage.on_watermark(len(identify) - 1, r, last_ms).messages)
+        if (i + 1) % WATERMARK_EVERY == 0:
+            mark(last_ms)
+    # then the clock moves on (as the ticker's watermarks do when the backlog is read): all released
+    mark(last_ms + 60_000)
+    while stage.held():
+        mark(last_ms + 60_000)
     return Inputs(raw, identify, resolved)
 
 

@@ -20,7 +20,7 @@ import orjson
 
 __all__ = ["SECTIONS", "bench_command", "register", "summary_table"]
 
-SECTIONS = ("engine", "processor", "timers", "state", "simulate", "stages", "e2e")
+SECTIONS = ("engine", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e")
 
 
 def register(subparsers: Any) -> None:
@@ -50,6 +50,12 @@ def register(subparsers: Any) -> None:
         help="stages: events per stage (default 60,000; quick 2,000)",
     )
     parser.add_argument("--stage-partitions", type=int, default=6, help="stages: partitions of the topics")
+    parser.add_argument(
+        "--lateness-seconds", type=float, default=None, help="lateness: idle window (default 660; quick 33)"
+    )
+    parser.add_argument(
+        "--lateness-pending", type=int, default=None, help="lateness: timers held pending (default 1,000)"
+    )
     parser.set_defaults(func=bench_command)
 
 
@@ -93,6 +99,13 @@ def summary_table(report: dict[str, Any]) -> str:
                 f"{r['cpu_us_per_record']:>6.1f} us CPU/rec  x{r['ratio_to_raw']} of raw "
                 f"({r['records']:,} rec)"
             )
+    if "lateness" in s:
+        la = s["lateness"]
+        add(
+            f"lateness {la['fired']:,}/{la['wakeups']:,} wake-ups over {la['window_s']:.0f} idle s, "
+            f"{la['pending_held']:,} held: p50 {la['p50_s']:.3f} s, p99 {la['p99_s']:.3f} s, "
+            f"max {la['max_s']:.3f} s; overlapping ticks {la['overlapping_warnings']}"
+        )
     if "engine" in s:
         for r in s["engine"]["rows"]:
             if "journeys" in r:
@@ -131,7 +144,7 @@ def summary_table(report: dict[str, Any]) -> str:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from orchestrator.bench import e2e, micro, processor, stages
+    from orchestrator.bench import e2e, lateness, micro, processor, stages
 
     wanted = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = sorted(set(wanted) - set(SECTIONS))
@@ -146,6 +159,9 @@ def bench_command(args: argparse.Namespace) -> int:
         "simulate": lambda: micro.bench_simulate(args.quick, args.sim_events),
         "stages": lambda: stages.bench_stages(
             args.bootstrap, quick=args.quick, events=args.stage_events, partitions=args.stage_partitions
+        ),
+        "lateness": lambda: lateness.bench_lateness(
+            args.bootstrap, quick=args.quick, seconds=args.lateness_seconds, pending=args.lateness_pending
         ),
         "e2e": lambda: e2e.bench_e2e(
             args.bootstrap,

@@ -39,19 +39,21 @@ from orchestrator.runtime.batches import BatchApp, batch_of
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
 from orchestrator.runtime.customer_stage import CustomerStage
 from orchestrator.runtime.erasure import install_local_erasure
+from orchestrator.runtime.faust_compat import producer_client
 from orchestrator.runtime.identify import WATERMARK_KEY, IdentifyStage
 from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyFeed
 from orchestrator.runtime.metrics import WorkerMetrics
 from orchestrator.runtime.offsets import InputOffsets
+from orchestrator.runtime.outgoing import Outgoing, TableRows
 from orchestrator.runtime.processor import Processor
 from orchestrator.runtime.reading import (
     commit,
     each_record,
+    expected_offset,
     highwater_of,
     lag_of,
     reread_dropped,
-    start_offset,
 )
 from orchestrator.runtime.reread import DropWatch
 from orchestrator.runtime.stuck import StuckWatch
@@ -97,8 +99,16 @@ class WorkerApp:
     stuck: StuckWatch = field(default_factory=lambda: StuckWatch(30_000))
     """Input partitions with lag and no progress (:mod:`.stuck`), as of ``stuck_seen_ms``."""
     stuck_seen_ms: int = 0
-    stuck_starts: dict[Any, int] = field(default_factory=dict)
-    """Where reading starts, per input partition nothing was delivered from yet (asked once)."""
+    start_offsets: dict[Any, int] = field(default_factory=dict)
+    """Where reading starts, per input partition nothing was delivered from yet: asked once per
+    assignment (every consumer call waits for the consumer thread's current fetch)."""
+
+    known_topics: set[str] = field(default_factory=set)
+    """Topics the producer has metadata for (:class:`~.outgoing.Outgoing`)."""
+
+    def outgoing(self) -> Outgoing:
+        """A new batch of records to write (:mod:`.outgoing`)."""
+        return Outgoing(producer_client(self.app), self.known_topics)
 
     def stuck_partitions(self) -> list[Any]:
         """Input partitions stuck at the last look (the ticker looks every second)."""
@@ -134,9 +144,7 @@ def build_app(settings: Settings) -> WorkerApp:
     # The agents' inputs are read without Faust's acknowledgements: the worker checks the order of
     # every record and commits their offsets itself (:mod:`.offsets`).
     raw_topic = app.topic(t.raw_events, key_type=bytes, value_type=bytes, acks=False)
-    resolved_topic = app.topic(t.resolved_events, key_type=bytes, value_type=bytes)
     identify_topic = app.topic(t.identify, key_type=bytes, value_type=bytes, acks=False)
-    timers_topic = app.topic(t.timers, key_type=bytes, value_type=bytes)
     customer_input = app.topic(t.resolved_events, t.timers, key_type=bytes, value_type=bytes, acks=False)
     dead_letter_topic = app.topic(t.dead_letter, key_type=bytes, value_type=bytes)
     action_topics = {
@@ -178,7 +186,6 @@ def build_app(settings: Settings) -> WorkerApp:
     )
     w.stuck = StuckWatch(int(settings.stuck_after_s * 1000))
     feed = w.feed = JourneyFeed(settings, book)
-    out_topics = {t.identify: identify_topic, t.dead_letter: dead_letter_topic}
     limits = settings.event_limits()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -190,6 +197,8 @@ def build_app(settings: Settings) -> WorkerApp:
         except Exception:
             log.warning("commit before the rebalance failed; the new owner reads those records again")
         w.offsets.forget(revoked)  # reading starts over at the group's offset where it comes back
+        for tp in revoked:
+            w.start_offsets.pop(tp, None)
         w.drops.forget()
 
     async def dead_letter(msg: Any, exc: Exception) -> None:
@@ -211,49 +220,47 @@ def build_app(settings: Settings) -> WorkerApp:
     async def journey_feed() -> None:
         await feed.run()
 
-    async def set_aside_record(tp: TP, rec: Any, exc: Exception) -> None:
-        await dead_letter(rec, exc)
-        w.offsets.done(tp, rec.offset)
-
     async def resolve(stream: Any) -> None:
         # one stream event per fetched batch of one partition (:mod:`.batches`); each record in order
         event: EventT[Any]
         async for event in stream.events():
             await each_record(w, "ingest", event, _resolve_one)
 
-    async def _resolve_one(tp: TP, rec: Any) -> None:
+    async def _resolve_one(tp: TP, rec: Any, out: Outgoing) -> None:
         try:  # never raises for any bytes (hypothesis-tested); a bug would still fail this one alone
             routed = route_raw(
                 rec.value, rec.key, topic=tp.topic, partition=tp.partition, offset=rec.offset,
                 topics=t, at=datetime.now(UTC), limits=limits,
             )  # fmt: skip
         except Exception as exc:
-            await set_aside_record(tp, rec, exc)
+            await dead_letter(rec, exc)
             return
         w.metrics.routed(routed.reason)
         if routed.reason != "resolved":
             log.warning("dead-lettered %s[%s]@%s: %s", tp.topic, tp.partition, rec.offset, routed.reason)
+            await out.add_keyed(routed.topic, routed.key, routed.value)
         else:
             w.sources.observe(tp.partition, event_time(routed.event_ms, _wall_ms()))
-        # force=True: hand over to the producer now, in order (Faust would otherwise hold it
-        # until the next commit); the producer is flushed before any offset is committed.
-        await out_topics[routed.topic].send(
-            key=routed.key, value=routed.value, partition=0 if routed.topic == t.identify else None,
-            force=True,
-        )  # fmt: skip
-        w.offsets.done(tp, rec.offset)
+            await out.add(routed.topic, 0, routed.key, routed.value)  # the one identify partition
+
+    rows: dict[str, TableRows] = {}
+
+    def identity_rows() -> TableRows:
+        if "i" not in rows:  # the table's store exists once the app runs
+            rows["i"] = TableRows(identities)
+        return rows["i"]
 
     async def identify(stream: Any) -> None:
         event: EventT[Any]
         async for event in stream.events():
             await each_record(w, "identify", event, _identify_one)
 
-    async def _identify_one(tp: TP, rec: Any) -> None:
+    async def _identify_one(tp: TP, rec: Any, out: Outgoing) -> None:
         stage = w.identify
         if rec.value is None:
             log.error("identify message without a value at %s@%s", tp.topic, rec.offset)
-            w.offsets.done(tp, rec.offset)
             return
+        table = identity_rows()
         if not stage.loaded:
             stage.load((k, orjson.loads(v)) for k, v in identities.items())
             log.info(
@@ -263,10 +270,10 @@ def build_app(settings: Settings) -> WorkerApp:
         try:
             committed = w.offsets.committed.get(tp)
             for name in stage.prune(committed):
-                identities.pop(name, None)
+                await table.put(out, tp.partition, name, None)
             stored = None
             if stage.needs_stored(rec.offset):
-                row = identities.get(stage.outbox_row(rec.offset))
+                row = table.get(stage.outbox_row(rec.offset))
                 stored = None if row is None else orjson.loads(row)
         except BaseException:
             log.critical("identity table failed at %s@%s; exiting", tp.topic, rec.offset, exc_info=True)
@@ -281,23 +288,22 @@ def build_app(settings: Settings) -> WorkerApp:
                 done = stage.on_event(rec.offset, resolved, at, stored)
         except Exception as exc:  # this message alone: set aside, the stage goes on
             stage.unload()  # it may have half-applied the message: reload from the table
-            await set_aside_record(tp, rec, exc)
+            await dead_letter(rec, exc)
             return
         try:
             for name, value in done.rows.items():
-                if value is None:
-                    identities.pop(name, None)
-                else:
-                    identities[name] = orjson.dumps(value)
+                await table.put(out, tp.partition, name, None if value is None else orjson.dumps(value))
             for key, value, partition in done.messages:
-                await resolved_topic.send(key=key, value=value, partition=partition, force=True)
+                if partition is None:
+                    await out.add_keyed(t.resolved_events, key, value)
+                else:
+                    await out.add(t.resolved_events, partition, key, value)
         except BaseException:
             # the table or Kafka failed; stop before this offset can be committed, so it is read
             # again after the restart
             log.critical("identify stage failed at %s@%s; exiting", tp.topic, rec.offset, exc_info=True)
             os._exit(70)
         w.metrics.identified(done.merges, done.erased, done.dropped, done.copies)
-        w.offsets.done(tp, rec.offset)
 
     action_names = {channel: topic.get_topic_name() for channel, topic in action_topics.items()}
     stage = CustomerStage(w, action_names, t.resolved_events, dead_letter)
@@ -346,8 +352,8 @@ def build_app(settings: Settings) -> WorkerApp:
                 w.sources.sent[tp.partition] = mark
         if wall - w.last_heartbeat >= 1000:
             w.last_heartbeat = wall
-            await reread_dropped(w, actives, wall)
-        # Customer side: fire what is due on the partitions this worker owns.
+        # Customer side: fire what is due on the partitions this worker owns, as one batch.
+        out = w.outgoing()
         for p in owned:
             now = w.clocks.get(p)
             if now <= 0:
@@ -357,7 +363,22 @@ def build_app(settings: Settings) -> WorkerApp:
             fire_until = now - 1
             for customer, due in w.timers.pop_due(p, fire_until):
                 body = orjson.dumps({"due": due, "now": fire_until})
-                await timers_topic.send(key=customer.encode(), value=body, partition=p, force=True)
+                await out.add(t.timers, p, customer.encode(), body)
+        try:
+            await out.deliver()
+        except BaseException:
+            # taken out of the index but not sent: stop, the index is rebuilt from the wake-up table
+            log.critical("sending due wake-ups failed; exiting", exc_info=True)
+            os._exit(70)
+
+    @app.timer(interval=1.0)
+    async def watch_dropped() -> None:
+        # Its own timer: asking the consumer's positions may wait for its fetch, which must not
+        # delay the firing of due timers.
+        recovery = app.tables.recovery  # type: ignore[attr-defined]
+        if app.rebalancing or app.in_recovery or recovery.in_recovery or not recovery.completed.is_set():
+            return
+        await reread_dropped(w, app.assignor.assigned_actives(), _wall_ms())
 
     @app.timer(interval=1.0)
     async def watch_stuck() -> None:
@@ -401,18 +422,11 @@ async def _watch_stuck(w: WorkerApp, actives: Any, wall: int) -> None:
     t = w.settings.topics
     inputs = [tp for tp in actives if tp.topic in (t.raw_events, t.identify, t.resolved_events, t.timers)]
     before = set(w.stuck_partitions())
-    for tp in list(w.stuck_starts):
-        if tp not in inputs:
-            del w.stuck_starts[tp]
     for tp in inputs:
         high = highwater_of(w.app, tp)
         if high is None or high < 0:
             continue  # nothing fetched yet: unknown, not judged
-        expected = w.offsets.next.get(tp)
-        if expected is None:
-            if tp not in w.stuck_starts:
-                w.stuck_starts[tp] = await start_offset(w.app, tp)
-            expected = w.stuck_starts[tp]
+        expected = await expected_offset(w, tp)
         w.stuck.observe(tp, expected, max(0, high - expected), wall)
     w.stuck.keep_only(inputs)
     w.stuck_seen_ms = wall

@@ -25,12 +25,26 @@ from faust.types import TP
 
 from orchestrator.runtime.producer import DurableApp
 
-__all__ = ["YIELD_EVERY_S", "BatchApp", "BatchConsumer", "Pacer", "batch_of"]
+__all__ = [
+    "BROKER_FETCH_WAIT_MS",
+    "FETCH_WAIT_S",
+    "YIELD_EVERY_S",
+    "BatchApp",
+    "BatchConsumer",
+    "Pacer",
+    "batch_of",
+]
 
 
 YIELD_EVERY_S = 0.01
 """While a batch is applied, the event loop gets a turn at least this often: a batch of thousands of
 records must not hold up the HTTP API, the timers and the group's heartbeats for seconds."""
+
+
+FETCH_WAIT_S = 0.1
+"""How long one fetch waits for records (Faust's loop: 1 s). Every other call to the consumer (commits,
+seeks, positions, offsets) waits in its thread behind the current fetch: an idle worker's commits and
+timer ticks took seconds."""
 
 
 class Pacer:
@@ -56,8 +70,26 @@ def batch_of(event: Any) -> tuple[TP, list[Any]]:
     return message.tp, message.value
 
 
+BROKER_FETCH_WAIT_MS = 100
+"""How long the broker may hold a fetch request when no new records are there (Faust: 1,500 ms). A
+broker answers one request per connection at a time, so the consumer's other requests (its offset
+queries, commits, seeks) waited behind an idle fetch for up to 1.5 s each: the first batch of every
+partition (where reading starts) took 1.5-3 s, and an idle worker's ticks and commits overlapped."""
+
+
+class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = BROKER_FETCH_WAIT_MS  # read when it starts its fetcher
+        return consumer
+
+
 class BatchConsumer(aiokafka_driver.Consumer):
-    """Faust's aiokafka consumer with a fetch loop that hands batch topics over one fetch at a time."""
+    """Faust's aiokafka consumer with a fetch loop that hands batch topics over one fetch at a time, and
+    fetch requests the broker holds for at most :data:`BROKER_FETCH_WAIT_MS`."""
+
+    def _new_consumer_thread(self) -> Any:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         callback = self.callback
@@ -71,7 +103,7 @@ class BatchConsumer(aiokafka_driver.Consumer):
                     # would now sleep a whole second (_wait_next_records). Look again shortly.
                     await asyncio.sleep(0.005)
                     continue
-                records, active = await self._wait_next_records(1.0)
+                records, active = await self._wait_next_records(FETCH_WAIT_S)
                 await self.sleep(0)
                 if not records or self.should_stop:
                     continue

@@ -35,6 +35,12 @@ Defects worked around (faust-streaming 0.15.3):
 - ``per-record-stream`` — Faust's stream hands records over one by one (150-700 µs each): the batch
   consumer hands the agents one message per fetched partition batch (``runtime/batches.py``; tests
   ``tests/integration/test_resilience.py``: the kill -9 and two-worker tests).
+- ``fetch-holds-requests`` - Faust's consumer lets the broker hold a fetch for 1,500 ms
+  (``fetch_max_wait_ms``, not a setting), and a broker answers one request per connection at a time:
+  every offset query, commit and seek waited up to 1.5 s behind an idle fetch (each partition's first
+  batch took 1.5-3 s; an idle worker's timer ticks overlapped for 4-18 s). The batch consumer's thread
+  sets 100 ms (``runtime/batches.py``, ``BROKER_FETCH_WAIT_MS``; test
+  ``tests/unit/runtime/test_batches.py``; measured by ``orchestrator bench --only stages,lateness``).
 - ``debug-root-logger`` — ``faust.Worker`` at its default level installs a spinner handler and sets
   the root logger to DEBUG (a debug line per record): ``runtime/worker.py`` passes ``quiet=True`` and
   its own logging configuration (docs/performance.md, "Where Faust's per-event overhead comes from").
@@ -75,6 +81,9 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str, str], ...] = (
     ("mode.services", "Service", "_stopped", "the fetch loop's end"),
     ("faust.app.base", "App", "_new_transport", "the batch consumer installed"),
     ("faust.app.base", "App", "_new_producer", "the durable producer installed"),
+    ("faust.transport.drivers.aiokafka", "Consumer", "_new_consumer_thread", "the consumer's thread"),
+    ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "_create_worker_consumer", "fetch wait"),
+    ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_fetch_max_wait_ms", "fetch wait"),
     # batch writes (runtime/outgoing.py)
     ("faust.transport.drivers.aiokafka", "Producer", "_ensure_producer", "the aiokafka producer"),
     ("aiokafka.producer.producer", "AIOKafkaProducer", "_partition", "the partition topic.send gives"),

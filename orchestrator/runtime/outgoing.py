@@ -65,8 +65,8 @@ class Outgoing:
                 raise ValueError(f"a record of {len(value or b'')} bytes does not fit a batch of {topic!r}")
         slot.records += 1
 
-    async def add_keyed(self, topic: str, key: bytes, value: bytes) -> None:
-        """Append one record to the partition the producer's partitioner gives ``key``."""
+    async def add_keyed(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Append one record to the partition the producer's partitioner gives ``key`` (no key: any)."""
         await self._know(topic)
         partition = self._client._partition(topic, None, key, value, key, value)
         await self.add(topic, partition, key, value)

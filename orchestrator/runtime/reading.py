@@ -8,6 +8,7 @@ delivered, and report lag. docs/runtime.md, "Reading in order".
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from faust.types import TP
 
 from orchestrator.runtime.batches import Pacer, batch_of
 from orchestrator.runtime.offsets import Admit
+from orchestrator.runtime.outgoing import Outgoing
 
 if TYPE_CHECKING:
     from orchestrator.runtime.app import WorkerApp
@@ -27,6 +29,7 @@ __all__ = [
     "admit",
     "commit",
     "each_record",
+    "expected_offset",
     "finish_run",
     "highwater_of",
     "lag_of",
@@ -68,17 +71,28 @@ async def finish_run(w: WorkerApp, tp: TP, gap: int | None) -> None:
 
 
 async def each_record(
-    w: WorkerApp, stage: str, event: Any, one: Callable[[TP, Any], Awaitable[None]]
+    w: WorkerApp, stage: str, event: Any, one: Callable[[TP, Any, Outgoing], Awaitable[None]]
 ) -> None:
-    """A batch stream event of a stage that applies its records one by one, in order: ``one(tp, record)``
-    for the run :func:`take_run` gives (it marks each record done), the event loop given its turns."""
+    """A batch stream event of a stage that applies its records one by one, in order: ``one(tp, record,
+    out)`` for the run :func:`take_run` gives, appending what it writes to ``out``; then the writes are
+    delivered (awaited) and the run is done, so no commit passes a record whose output is not on the
+    broker. The event loop gets its turns meanwhile. A failed delivery stops the worker."""
     tp, records = batch_of(event)
     run, gap = await take_run(w, tp, records)
-    pace = Pacer()
-    for rec in run:
-        await one(tp, rec)
-        await pace()
     if run:
+        out = w.outgoing()
+        pace = Pacer()
+        for rec in run:
+            await one(tp, rec, out)
+            await pace()
+        try:
+            await out.deliver()
+        except BaseException:
+            log.critical(
+                "%s stage: delivering %s[%s] failed; exiting", stage, tp.topic, tp.partition, exc_info=True
+            )
+            os._exit(70)
+        w.offsets.done(tp, run[-1].offset)
         w.metrics.took(stage, len(run))
     await finish_run(w, tp, gap)
 
@@ -137,10 +151,14 @@ async def reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
     for tp in actives:
         if tp.topic not in ours:
             continue
+        expected = await expected_offset(w, tp)
+        high = highwater_of(w.app, tp)
+        if high is not None and 0 <= high <= expected:
+            # nothing left to read, so nothing can have been dropped: no consumer call (each one
+            # waits for the consumer thread's fetch)
+            w.drops.observe(tp, expected, expected, wall)
+            continue
         position = await position_of(w.app, tp)
-        expected = w.offsets.next.get(tp)
-        if expected is None:
-            expected = await start_offset(w.app, tp)
         if w.drops.observe(tp, position, expected, wall):
             dropped[tp] = (position, expected)
     if dropped and w.drops.should_seek(wall):
@@ -198,7 +216,15 @@ async def lag_of(w: WorkerApp, tp: TP) -> int:
     high = highwater_of(w.app, tp)
     if high is None or high < 0:
         return 1
+    return max(0, high - await expected_offset(w, tp))
+
+
+async def expected_offset(w: WorkerApp, tp: TP) -> int:
+    """The next offset of ``tp`` to process; before anything was delivered since the assignment, where
+    reading starts (asked once per assignment: :attr:`WorkerApp.start_offsets`)."""
     expected = w.offsets.next.get(tp)
-    if expected is None:  # nothing delivered since the assignment: from where reading starts
-        expected = await start_offset(w.app, tp)
-    return max(0, high - expected)
+    if expected is None:
+        expected = w.start_offsets.get(tp)
+        if expected is None:
+            expected = w.start_offsets[tp] = await start_offset(w.app, tp)
+    return expected

@@ -37,7 +37,7 @@ def test_timers_quick_and_summary_table() -> None:
     table = summary_table({"sections": {"timers": timers}, "errors": {"e2e": "boom"}})
     assert "10,000 pending" in table
     assert "e2e      FAILED: boom" in table
-    assert SECTIONS == ("engine", "processor", "timers", "state", "simulate", "stages", "e2e")
+    assert SECTIONS == ("engine", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e")
 
 
 def test_processor_section_measures_both_ways_on_the_same_messages() -> None:
