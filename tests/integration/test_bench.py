@@ -25,7 +25,11 @@ def test_bench_quick_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     report = orjson.loads(out.read_bytes())
     assert report["errors"] == {}
     s = report["sections"]
-    assert set(s) == {"e2e", "engine", "processor", "timers", "state", "simulate", "stages"}
+    assert set(s) == {"e2e", "engine", "processor", "timers", "state", "simulate", "stages", "lateness"}
+    late = s["lateness"]
+    assert late["fired"] == late["wakeups"] > 0, late  # every wake-up fired, none lost
+    assert late["pending_at_end"] >= late["pending_held"], late
+    assert late["p99_s"] >= late["p50_s"] >= 0
     runs = {(r["stage"], r["store"]): r for r in s["stages"]["stages"]}
     assert set(runs) == {
         ("ingest", "rocksdb://"),
@@ -58,3 +62,4 @@ def test_bench_quick_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     assert "e2e" in proc.stdout
     assert "simulate" in proc.stdout
     assert "stages   customer" in proc.stdout
+    assert "lateness " in proc.stdout
