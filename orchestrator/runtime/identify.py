@@ -8,8 +8,9 @@ each raw partition's events keep the order they were read in (customers recognis
 copies by raw offset). The graph thus sees the events in the order ``orchestrator simulate`` sees a
 time-ordered file, whichever raw partition each came from, and gives the same customers, merges and
 aliases. An event older than what was already released (late) goes as soon as its partition's
-earlier events have gone. The price is latency: an event waits for the next watermark of every raw
-partition (``timer_tick_s``).
+earlier events have gone, and the watermark the stage publishes never passes an event it still holds
+(one older than a newer event of its own raw partition waits behind it; issue 26). The price is
+latency: an event waits for the next watermark of every raw partition (``timer_tick_s``).
 
 For each released event the stage publishes on the resolved topic, keyed by customer:
 
@@ -208,7 +209,7 @@ class IdentifyStage:
         for _, entry in sorted(held, key=lambda h: h[0]):
             self._held.setdefault(entry[1], deque()).append(entry)
         low = self._low()
-        self.released_ms = 0 if low is None else low
+        self.released_ms = 0 if low is None else self._bound(low)
         self.graph = self._graph(graph_rows, stored_key)
         self.graph.changes()  # what was loaded is not a change
 
@@ -321,15 +322,29 @@ class IdentifyStage:
         while True:
             heads = [(q[0][0], rp) for rp, q in queues.items() if q and q[0][0] < low]
             if not heads:
-                return low
+                return self._bound(low)
             _, rp = min(heads)
             size = self._sizes.get(queues[rp][0][3], 0)
             if out.released and (out.released >= MAX_RELEASE or out.published_bytes + size > RELEASE_BYTES):
-                return min(heads)[0]  # the rest with the next message (a watermark comes every tick)
+                return self._bound(min(heads)[0])  # the rest with the next message (a watermark every tick)
             entry = queues[rp].popleft()
             self._sizes.pop(entry[3], None)
             out.rows[f"{_HELD}{entry[3]}"] = None
             self._release_one(entry, out)
+
+    def _bound(self, low: int) -> int:
+        """``low``, or the time of the oldest event still held when it is older (issue 26).
+
+        A raw partition's events keep their order, so one older than the watermark can wait behind a
+        newer one of its partition (event time that goes back within a partition: producers that
+        merge sources). Publishing the watermark past it would make it late at its customer (no
+        journey entry under ``lateness_hours``, timers fired before it): the customer's clock never
+        passes an event still held."""
+        for queue in self._held.values():
+            for entry in queue:
+                if entry[0] < low:
+                    low = entry[0]
+        return low
 
     def _low(self) -> int | None:
         if len(self.marks) < self.sources:

@@ -221,6 +221,35 @@ def test_a_raw_partition_keeps_its_own_order_when_its_event_times_do_not() -> No
     assert order == ["e3", "e1", "e2"]
 
 
+def _watermarks(out: Identified) -> set[int]:
+    return {orjson.loads(v)["t"] for k, v, _ in out.messages if k == WATERMARK_KEY}
+
+
+def test_the_watermark_never_passes_an_event_still_held_behind_a_newer_one() -> None:
+    # Issue 26: raw partition 0 reads a day-20 event, then a day-3 one (files concatenated). A watermark
+    # of partition 0 at day 6 (the latest it had read when the ticker asked) releases nothing of it:
+    # its head is day 20. Published as it was, day 6 made the held day-3 event late at its customer
+    # (no journey entry). Now the published time stops at the held event until it is released.
+    day = 24 * 60
+    feed = Feed(sources=2)
+    feed.event(_event("new", "page.viewed", {"customer_id": "c1"}, 20 * day, raw_partition=0, raw_offset=0))
+    feed.event(
+        _event("old", "account.created", {"customer_id": "c2"}, 3 * day, raw_partition=0, raw_offset=1)
+    )
+    feed.event(_event("other", "page.viewed", {"customer_id": "c3"}, 1 * day, raw_partition=1, raw_offset=0))
+    feed.mark(1, BASE + 30 * day * 60_000)
+    out = feed.mark(0, BASE + 6 * day * 60_000)
+    assert [body["event"]["event_id"] for _, body in _customer_messages(out)] == ["other"]
+    assert _watermarks(out) == {BASE + 3 * day * 60_000}  # not day 6: "old" is still held
+    out = feed.mark(0, BASE + 21 * day * 60_000)
+    assert [body["event"]["event_id"] for _, body in _customer_messages(out)] == ["new", "old"]
+    assert _watermarks(out) == {BASE + 21 * day * 60_000}
+    # a restart with the stored rows publishes nothing older than what is held either
+    again = IdentifyStage(sources=2, partitions=2)
+    again.load(feed.rows.items())
+    assert again.released_ms == BASE + 21 * day * 60_000
+
+
 def test_one_message_releases_a_bounded_number_of_events(monkeypatch: Any) -> None:
     # after a takeover thousands of events can be due at once; what one message releases is one row
     # of the table, which must stay under Kafka's message size limit
