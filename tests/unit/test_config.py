@@ -44,3 +44,16 @@ def test_client_options_carry_security() -> None:
     )
     assert librdkafka_options(s)["sasl.username"] == "u"
     assert aiokafka_options(s)["security_protocol"] == "SASL_SSL"
+
+
+def test_stages_are_named_checked_and_kept_in_pipeline_order() -> None:
+    assert load_settings(environ={}).stages == "ingest,identify,customer"
+    s = load_settings(environ={"ORCH_STAGES": " customer , ingest"})
+    assert s.stages == "ingest,customer"
+    assert [stage for stage in ("ingest", "identify", "customer") if s.runs(stage)] == ["ingest", "customer"]
+    with pytest.raises(
+        ConfigError, match=r"field 'stages' \(env ORCH_STAGES\): .*unknown stages \['resolve'\]"
+    ):
+        load_settings(environ={"ORCH_STAGES": "resolve"})
+    with pytest.raises(ConfigError, match="unknown stages"):
+        load_settings(environ={"ORCH_STAGES": " , "})
