@@ -224,7 +224,16 @@ def build_app(settings: Settings) -> WorkerApp:
         # one stream event per fetched batch of one partition (:mod:`.batches`); each record in order
         event: EventT[Any]
         async for event in stream.events():
-            await each_record(w, "ingest", event, _resolve_one)
+            await each_record(w, "ingest", event, _resolve_one, _observed)
+
+    read_ms: dict[int, int] = {}
+    """Per raw partition, the latest event time of the run being written: it counts for the watermarks
+    only once the run's events are on the broker (a watermark sent before them would overtake them)."""
+
+    def _observed(tp: TP) -> None:
+        at = read_ms.pop(tp.partition, None)
+        if at is not None:
+            w.sources.observe(tp.partition, at)
 
     async def _resolve_one(tp: TP, rec: Any, out: Outgoing) -> None:
         try:  # never raises for any bytes (hypothesis-tested); a bug would still fail this one alone
@@ -240,7 +249,9 @@ def build_app(settings: Settings) -> WorkerApp:
             log.warning("dead-lettered %s[%s]@%s: %s", tp.topic, tp.partition, rec.offset, routed.reason)
             await out.add_keyed(routed.topic, routed.key, routed.value)
         else:
-            w.sources.observe(tp.partition, event_time(routed.event_ms, _wall_ms()))
+            at = event_time(routed.event_ms, _wall_ms())
+            if at > read_ms.get(tp.partition, 0):
+                read_ms[tp.partition] = at
             await out.add(routed.topic, 0, routed.key, routed.value)  # the one identify partition
 
     rows: dict[str, TableRows] = {}
@@ -354,17 +365,18 @@ def build_app(settings: Settings) -> WorkerApp:
             w.last_heartbeat = wall
         # Customer side: fire what is due on the partitions this worker owns, as one batch.
         out = w.outgoing()
-        for p in owned:
-            now = w.clocks.get(p)
-            if now <= 0:
-                continue
-            # Timers due strictly before the clock: a customer's event at exactly the clock's instant
-            # may still be on its way, and it goes first ("an open at exactly the timeout counts").
-            fire_until = now - 1
-            for customer, due in w.timers.pop_due(p, fire_until):
-                body = orjson.dumps({"due": due, "now": fire_until})
-                await out.add(t.timers, p, customer.encode(), body)
         try:
+            for p in owned:
+                now = w.clocks.get(p)
+                if now <= 0:
+                    continue
+                # Timers due strictly before the clock: a customer's event at exactly the clock's
+                # instant may still be on its way, and it goes first ("an open at exactly the timeout
+                # counts").
+                fire_until = now - 1
+                for customer, due in w.timers.pop_due(p, fire_until):
+                    body = orjson.dumps({"due": due, "now": fire_until})
+                    await out.add(t.timers, p, customer.encode(), body)
             await out.deliver()
         except BaseException:
             # taken out of the index but not sent: stop, the index is rebuilt from the wake-up table

@@ -71,27 +71,35 @@ async def finish_run(w: WorkerApp, tp: TP, gap: int | None) -> None:
 
 
 async def each_record(
-    w: WorkerApp, stage: str, event: Any, one: Callable[[TP, Any, Outgoing], Awaitable[None]]
+    w: WorkerApp,
+    stage: str,
+    event: Any,
+    one: Callable[[TP, Any, Outgoing], Awaitable[None]],
+    delivered: Callable[[TP], None] | None = None,
 ) -> None:
     """A batch stream event of a stage that applies its records one by one, in order: ``one(tp, record,
     out)`` for the run :func:`take_run` gives, appending what it writes to ``out``; then the writes are
-    delivered (awaited) and the run is done, so no commit passes a record whose output is not on the
-    broker. The event loop gets its turns meanwhile. A failed delivery stops the worker."""
+    delivered (awaited), ``delivered(tp)`` is called, and the run is done, so no commit passes a record
+    whose output is not on the broker. The event loop gets its turns meanwhile. ``one`` handles what a
+    record's logic cannot take (dead letters); anything else failing here, or a failed delivery, stops
+    the worker: the store may hold rows whose changelog records were never sent."""
     tp, records = batch_of(event)
     run, gap = await take_run(w, tp, records)
     if run:
         out = w.outgoing()
         pace = Pacer()
-        for rec in run:
-            await one(tp, rec, out)
-            await pace()
         try:
+            for rec in run:
+                await one(tp, rec, out)
+                await pace()
             await out.deliver()
         except BaseException:
             log.critical(
-                "%s stage: delivering %s[%s] failed; exiting", stage, tp.topic, tp.partition, exc_info=True
+                "%s stage: %s[%s] failed while writing; exiting", stage, tp.topic, tp.partition, exc_info=True
             )
             os._exit(70)
+        if delivered is not None:
+            delivered(tp)
         w.offsets.done(tp, run[-1].offset)
         w.metrics.took(stage, len(run))
     await finish_run(w, tp, gap)
