@@ -85,8 +85,11 @@ def list_topics(bootstrap: str, prefix: str) -> list[str]:
     return [t for t in meta.topics if t.startswith(prefix)]
 
 
-def preproduce(bootstrap: str, topic: str, events: list[tuple[bytes, bytes]]) -> None:
-    """Write all events to ``topic`` (default partitioner: murmur2 of the key, as Java/aiokafka)."""
+def preproduce(
+    bootstrap: str, topic: str, events: list[tuple[bytes, bytes]], partitions: list[int] | None = None
+) -> None:
+    """Write all events to ``topic``: to ``partitions[i]`` when given, else by the default partitioner
+    (murmur2 of the key, as Java/aiokafka)."""
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -96,10 +99,11 @@ def preproduce(bootstrap: str, topic: str, events: list[tuple[bytes, bytes]]) ->
             "acks": "all",
         }
     )
-    for key, value in events:
+    for i, (key, value) in enumerate(events):
+        where = -1 if partitions is None else partitions[i]  # -1: the partitioner chooses
         while True:
             try:
-                producer.produce(topic, value=value, key=key)
+                producer.produce(topic, value=value, key=key, partition=where)
                 break
             except BufferError:
                 producer.poll(0.05)

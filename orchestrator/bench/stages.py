@@ -32,10 +32,10 @@ from typing import Any
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Producer
 
 from orchestrator.bench.baseline import run_raw_aiokafka
 from orchestrator.bench.common import create_topics as create_plain_topics
+from orchestrator.bench.common import preproduce
 from orchestrator.bench.e2e import _deploy, _metrics, broker
 from orchestrator.config import Settings
 from orchestrator.contracts import ResolvedEvent, parse_event
@@ -112,16 +112,7 @@ def _inputs(n: int, partitions: int, topics: Any, visitors: float = 0.2) -> Inpu
 
 
 def _produce(bootstrap: str, topic: str, records: list[Record]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10_000})
-    for partition, key, value in records:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, partition=partition)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    if producer.flush(60):
-        raise RuntimeError("pre-produced records not delivered")
+    preproduce(bootstrap, topic, [(k, v) for _, k, v in records], partitions=[p for p, _, _ in records])
 
 
 def _taken(worker: WorkerProcess, stage: str) -> int:

@@ -341,8 +341,7 @@ def build_app(settings: Settings) -> WorkerApp:
     async def fire_due_timers() -> None:
         # Not while partitions move or tables are restored from their changelogs: the timer index of
         # a newly assigned partition is rebuilt from the wake-up table, which must be complete.
-        recovery = app.tables.recovery  # type: ignore[attr-defined]
-        if app.rebalancing or app.in_recovery or recovery.in_recovery or not recovery.completed.is_set():
+        if not _settled(app):
             return
         actives = app.assignor.assigned_actives()
         owned = frozenset(tp.partition for tp in actives if tp.topic == t.resolved_events)
@@ -387,8 +386,7 @@ def build_app(settings: Settings) -> WorkerApp:
     async def watch_dropped() -> None:
         # Its own timer: asking the consumer's positions may wait for its fetch, which must not
         # delay the firing of due timers.
-        recovery = app.tables.recovery  # type: ignore[attr-defined]
-        if app.rebalancing or app.in_recovery or recovery.in_recovery or not recovery.completed.is_set():
+        if not _settled(app):
             return
         await reread_dropped(w, app.assignor.assigned_actives(), _wall_ms())
 
@@ -396,8 +394,7 @@ def build_app(settings: Settings) -> WorkerApp:
     async def watch_stuck() -> None:
         # Its own timer: asking offsets of partitions nothing was read from yet may take a broker
         # round trip, which must not delay the firing of due timers.
-        recovery = app.tables.recovery  # type: ignore[attr-defined]
-        if app.rebalancing or app.in_recovery or recovery.in_recovery or not recovery.completed.is_set():
+        if not _settled(app):
             return
         await _watch_stuck(w, app.assignor.assigned_actives(), _wall_ms())
 
@@ -448,6 +445,13 @@ async def _watch_stuck(w: WorkerApp, actives: Any, wall: int) -> None:
             tp.topic, tp.partition, w.stuck.lag(tp), w.stuck.stalled_ms(tp, wall) / 1000,
             w.offsets.next.get(tp),
         )  # fmt: skip
+
+
+def _settled(app: faust.App) -> bool:
+    """No rebalance going on and the tables restored: what the timers may rely on (the timer index is
+    rebuilt from the wake-up table, the consumer's positions are those of the assignment)."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
+    return not (app.rebalancing or app.in_recovery or recovery.in_recovery or not recovery.completed.is_set())
 
 
 def _rebuild_index(w: WorkerApp, owned: frozenset[int]) -> None:
