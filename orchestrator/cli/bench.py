@@ -121,6 +121,7 @@ def summary_table(report: dict[str, Any]) -> str:
                 f"one by one {o['us_per_message']:.1f} (x{r['batched_vs_one_by_one']}), "
                 f"record {b['mean_record_bytes']:,.0f} B"
             )
+            add("          batched, us/msg: " + ", ".join(f"{k} {v:.1f}" for k, v in b["parts_us"].items()))
     if "timers" in s:
         for r in s["timers"]["rows"]:
             add(
