@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,11 +19,44 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from orchestrator.contracts.events import EventLimits
 from orchestrator.exceptions import ConfigError
 
-__all__ = ["ENV_PREFIX", "STAGES", "Settings", "TopicNames", "load_settings", "secret_list"]
+__all__ = [
+    "ENV_PREFIX",
+    "STAGES",
+    "DeliveryFailpoint",
+    "Settings",
+    "TopicNames",
+    "load_settings",
+    "secret_list",
+]
 
 ENV_PREFIX = "ORCH_"
 STAGES = ("ingest", "identify", "customer")
 """The worker's stages, in the order events go through them (docs/runtime.md)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailpoint:
+    """Crash tests only (``failpoint = "deliver:<topic part>:<n>:<k>"``): at its ``n``-th batch delivery
+    that writes to a topic whose name contains ``topic_part`` and holds more than ``keep`` record
+    batches, the worker sends the first ``keep``, waits for the broker's acknowledgement, and kills
+    itself with SIGKILL: a kill -9 in the middle of a batch (docs/runtime.md)."""
+
+    topic_part: str
+    nth: int
+    keep: int
+
+    @classmethod
+    def parse(cls, text: str) -> DeliveryFailpoint:
+        parts = text.split(":")
+        if len(parts) != 4 or parts[0] != "deliver" or not parts[1]:
+            raise ValueError(f"{text!r}: expected deliver:<topic part>:<n>:<k>")
+        try:
+            nth, keep = int(parts[2]), int(parts[3])
+        except ValueError:
+            raise ValueError(f"{text!r}: <n> and <k> must be whole numbers") from None
+        if nth < 1 or keep < 0:
+            raise ValueError(f"{text!r}: <n> must be at least 1 and <k> at least 0")
+        return cls(parts[1], nth, keep)
 
 
 class TopicNames(BaseModel):
@@ -129,6 +163,12 @@ class Settings(BaseModel):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
+    failpoint: str = Field(
+        "",
+        description="Crash tests only, never in production: deliver:<topic part>:<n>:<k> kills the worker "
+        "(SIGKILL) in the middle of its n-th batch delivery to a topic containing <topic part>, after k "
+        "record batches are acknowledged. Empty: off.",
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -145,6 +185,17 @@ class Settings(BaseModel):
         if unknown or not names:
             raise ValueError(f"unknown stages {unknown}; choose one or more of {', '.join(STAGES)}")
         return ",".join(name for name in STAGES if name in names)
+
+    @field_validator("failpoint")
+    @classmethod
+    def _failpoint_form(cls, value: str) -> str:
+        if value:
+            DeliveryFailpoint.parse(value)
+        return value
+
+    def delivery_failpoint(self) -> DeliveryFailpoint | None:
+        """The crash tests' failpoint, if one is set."""
+        return DeliveryFailpoint.parse(self.failpoint) if self.failpoint else None
 
     def runs(self, stage: str) -> bool:
         """Whether this worker runs ``stage`` (one of :data:`STAGES`)."""

@@ -45,7 +45,7 @@ from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyFeed
 from orchestrator.runtime.metrics import WorkerMetrics
 from orchestrator.runtime.offsets import InputOffsets
-from orchestrator.runtime.outgoing import Outgoing, TableRows
+from orchestrator.runtime.outgoing import CrashAt, Outgoing, TableRows
 from orchestrator.runtime.processor import Processor
 from orchestrator.runtime.reading import (
     commit,
@@ -105,10 +105,12 @@ class WorkerApp:
 
     known_topics: set[str] = field(default_factory=set)
     """Topics the producer has metadata for (:class:`~.outgoing.Outgoing`)."""
+    crash: CrashAt | None = None
+    """The crash tests' failpoint (``settings.failpoint``), counting deliveries; None: off."""
 
     def outgoing(self) -> Outgoing:
         """A new batch of records to write (:mod:`.outgoing`)."""
-        return Outgoing(producer_client(self.app), self.known_topics)
+        return Outgoing(producer_client(self.app), self.known_topics, self.crash)
 
     def stuck_partitions(self) -> list[Any]:
         """Input partitions stuck at the last look (the ticker looks every second)."""
@@ -169,6 +171,10 @@ def build_app(settings: Settings) -> WorkerApp:
         app, settings, customers, wakeups, book, Processor(logic), metrics=WorkerMetrics(journeys=registry)
     )
     w.clocks = PartitionClocks(1)  # one watermark per customer partition: the identify stage's
+    failpoint = settings.delivery_failpoint()
+    if failpoint is not None:
+        log.warning("failpoint set (crash tests only): %s", settings.failpoint)
+        w.crash = CrashAt(failpoint)
     erasure_keys = secret_list(settings.erasure_key)
     w.identify = IdentifyStage(
         sources=settings.partitions,

@@ -24,14 +24,13 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from faust.types import TP
 
 from orchestrator.runtime.batches import Pacer
-from orchestrator.runtime.faust_compat import producer_client
 from orchestrator.runtime.identify import WATERMARK_KEY
 from orchestrator.runtime.outgoing import Outgoing, TableRows
 from orchestrator.runtime.processor import Applied, Message
@@ -63,7 +62,6 @@ class CustomerStage:
     resolved_topic: str
     set_aside: SetAside
     _rows: tuple[TableRows, TableRows] | None = None
-    _known_topics: set[str] = field(default_factory=set)
 
     async def on_batch(self, tp: TP, records: list[Any]) -> None:
         """One fetched batch (aiokafka records of partition ``tp``, in offset order), within the agent's
@@ -75,7 +73,7 @@ class CustomerStage:
             committed = self._committed(tp.partition)
             timers = tp.topic == w.settings.topics.timers
             customers, wakeups = self._tables()
-            out = Outgoing(producer_client(w.app), self._known_topics)
+            out = w.outgoing()
             pace = Pacer()
             finished: list[tuple[str, list[tuple[Any, Message]], Applied]] = []
             try:

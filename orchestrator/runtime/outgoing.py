@@ -17,18 +17,45 @@ serializers: recovery writes changelog bytes back into the store.
 
 Records sent without a partition go where Faust's ``topic.send`` would put them: the producer's
 partitioner (murmur2 of the key), so a customer's hand-overs reach the partition its other messages do.
+
+Crash tests only: with a :class:`~orchestrator.config.DeliveryFailpoint` (``settings.failpoint``), the
+chosen delivery sends part of its record batches, waits for them, and the process kills itself
+(:class:`CrashAt`): the kill -9 in the middle of a batch that a timed kill rarely hits.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from faust.types import TP
 
-__all__ = ["Outgoing", "TableRows"]
+from orchestrator.config import DeliveryFailpoint
+
+__all__ = ["CrashAt", "Outgoing", "TableRows"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CrashAt:
+    """Counts the deliveries a :class:`DeliveryFailpoint` names (one per worker process)."""
+
+    point: DeliveryFailpoint
+    seen: int = 0
+
+    def due(self, topics: Iterable[str], batches: int) -> bool:
+        """Whether this delivery (to ``topics``, ``batches`` record batches) is the one to crash in."""
+        point = self.point
+        if batches <= point.keep or not any(point.topic_part in t for t in topics):
+            return False
+        self.seen += 1
+        return self.seen == point.nth
 
 
 @dataclass
@@ -41,10 +68,11 @@ class _Open:
 class Outgoing:
     """Records for one batch, per topic partition; :meth:`deliver` sends them and awaits the broker."""
 
-    __slots__ = ("_client", "_open", "_sent", "_tables", "_topics")
+    __slots__ = ("_client", "_crash", "_open", "_sent", "_tables", "_topics")
 
-    def __init__(self, client: Any, known_topics: set[str]) -> None:
+    def __init__(self, client: Any, known_topics: set[str], crash: CrashAt | None = None) -> None:
         self._client = client
+        self._crash = crash
         """The aiokafka producer under Faust's (``app.producer._ensure_producer()``)."""
         self._topics = known_topics
         """Topics whose metadata the client has (shared across batches by the caller)."""
@@ -79,6 +107,8 @@ class Outgoing:
     async def deliver(self) -> None:
         """Send every open batch and wait until the broker acknowledged all of them (raises if one
         failed)."""
+        if self._crash is not None:
+            await self._maybe_crash(self._crash)
         for (topic, partition), slot in self._open.items():
             if slot.records:
                 await self._send(topic, partition, slot)
@@ -93,6 +123,27 @@ class Outgoing:
         for rows in self._tables:
             rows.delivered(last)
         self._tables = []
+
+    async def _maybe_crash(self, crash: CrashAt) -> None:
+        """The failpoint: the first ``keep`` open record batches sent and acknowledged, then SIGKILL."""
+        open_slots = [(key, slot) for key, slot in self._open.items() if slot.records]
+        if not crash.due((topic for (topic, _), _ in open_slots), len(open_slots)):
+            return
+        keep = crash.point.keep
+        for (topic, partition), slot in open_slots[:keep]:
+            fut = await self._client.send_batch(slot.builder, topic, partition=partition)
+            await fut
+        log.critical(
+            "failpoint %s: killing the worker after %d of %d record batches of delivery %d (%s)",
+            crash.point.topic_part,
+            keep,
+            len(open_slots),
+            crash.point.nth,
+            ", ".join(f"{t}[{p}]" for (t, p), _ in open_slots),
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
 
     async def _send(self, topic: str, partition: int, slot: _Open) -> None:
         fut = await self._client.send_batch(slot.builder, topic, partition=partition)

@@ -146,6 +146,18 @@ def by_id(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["action_id"]: r for r in records}
 
 
+def assert_exactly(actions: ActionReader, expected: dict[str, dict[str, Any]], timeout: float = 90) -> None:
+    """Every expected action arrives; a duplicate is identical to its first copy; nothing else comes."""
+    actions.wait_for_ids(set(expected), timeout=timeout, describe=expected)
+    actions.settle(2.0)
+    seen: dict[str, dict[str, Any]] = {}
+    for record in actions.records:
+        first = seen.setdefault(record["action_id"], record)
+        assert first == record, f"a duplicate of {record['action_id']} differs in content"
+    assert set(seen) == set(expected), f"unexpected: {sorted(set(seen) - set(expected))[:5]}"
+    assert seen == expected
+
+
 def inspect_live(settings: Settings, worker: WorkerProcess, name: str) -> dict[str, Any]:
     """`orchestrator inspect NAME --worker URL --json`, as an operator runs it."""
     env = {**os.environ, **settings_env(settings)}

@@ -16,7 +16,6 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -30,6 +29,7 @@ from tests.integration.runtime_helpers import (
     EXAMPLES,
     JOURNEYS,
     ActionReader,
+    assert_exactly,
     by_id,
     deploy,
     produce,
@@ -59,17 +59,6 @@ def _concatenated() -> list[bytes]:
 
 def _loaded(worker: WorkerProcess) -> bool:
     return worker.log_path.exists() and "journeys loaded" in worker.log_path.read_text(errors="replace")
-
-
-def _identical_and_complete(actions: ActionReader, expected: dict[str, dict[str, Any]]) -> None:
-    actions.wait_for_ids(set(expected), timeout=90, describe=expected)
-    actions.settle(2.0)
-    seen: dict[str, dict[str, Any]] = {}
-    for record in actions.records:
-        first = seen.setdefault(record["action_id"], record)
-        assert first == record, f"a duplicate of {record['action_id']} differs in content"
-    assert set(seen) == set(expected), f"unexpected: {sorted(set(seen) - set(expected))[:5]}"
-    assert seen == expected
 
 
 @pytest.mark.timeout(240 * RUNS)
@@ -108,7 +97,7 @@ def _one_run(kafka_bootstrap: str, tmp_path: Path, delay_s: float) -> None:
         second = _worker(settings, tmp_path, "second").start()
         try:
             second.wait_ready(timeout=120)
-            _identical_and_complete(actions, expected)
+            assert_exactly(actions, expected)
         finally:
             second.stop()
     finally:

@@ -57,3 +57,27 @@ def test_stages_are_named_checked_and_kept_in_pipeline_order() -> None:
         load_settings(environ={"ORCH_STAGES": "resolve"})
     with pytest.raises(ConfigError, match="unknown stages"):
         load_settings(environ={"ORCH_STAGES": " , "})
+
+
+def test_the_crash_tests_failpoint_is_off_by_default_and_checked() -> None:
+    from orchestrator.config import DeliveryFailpoint
+    from orchestrator.runtime.outgoing import CrashAt
+
+    assert load_settings(environ={}).delivery_failpoint() is None
+    s = load_settings(environ={"ORCH_FAILPOINT": "deliver:customers-changelog:3:1"})
+    point = s.delivery_failpoint()
+    assert point == DeliveryFailpoint("customers-changelog", 3, 1)
+    for bad, why in [
+        ("kill:x:1:1", "expected deliver"),
+        ("deliver::1:1", "expected deliver"),
+        ("deliver:x:one:1", "whole numbers"),
+        ("deliver:x:0:1", "at least 1"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"field 'failpoint' \(env ORCH_FAILPOINT\): .*{why}"):
+            load_settings(environ={"ORCH_FAILPOINT": bad})
+    crash = CrashAt(DeliveryFailpoint("customers-changelog", 2, 1))
+    assert not crash.due(["app-customers-changelog", "actions"], 1)  # nothing left after the kept one
+    assert not crash.due(["app-wakeups-changelog", "actions"], 3)  # not the topic
+    assert not crash.due(["app-customers-changelog", "actions"], 2)  # the first such delivery
+    assert crash.due(["app-customers-changelog", "actions"], 2)  # the second
+    assert not crash.due(["app-customers-changelog", "actions"], 2)  # once only
