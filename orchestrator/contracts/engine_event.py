@@ -34,7 +34,7 @@ from orchestrator.contracts.events import (
 )
 from orchestrator.exceptions import InvalidEventError
 
-__all__ = ["Event", "read_event"]
+__all__ = ["Event", "read_event", "read_event_json"]
 
 _TYPE: Final = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
 _TIME: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
@@ -194,8 +194,9 @@ def _type_ok(kind: str) -> bool:
     return ok
 
 
-def _fast(data: dict[str, Any]) -> Event | None:
-    """The event when ``data`` has one of the common valid shapes; None: ask the model."""
+def _fast(data: dict[str, Any]) -> tuple[Event, datetime] | None:
+    """The event (and its time as written) when ``data`` has one of the common valid shapes; None: ask
+    the model."""
     get = data.get
     event_id, kind, ids, when, source = (
         get("event_id"), get("type"), get("identifiers"), get("occurred_at"), get("source")
@@ -235,7 +236,7 @@ def _fast(data: dict[str, Any]) -> Event | None:
         at = datetime.fromisoformat(when)
     except ValueError:
         return None
-    return Event(
+    event = Event(
         event_id=event_id,
         type=kind,
         identifiers=tuple(pairs),
@@ -246,16 +247,47 @@ def _fast(data: dict[str, Any]) -> Event | None:
         campaign=campaign,
         journey=journey,
     )
+    return event, at
 
 
 def read_event(raw: bytes | str, limits: EventLimits = DEFAULT_LIMITS) -> Event:
     """Validate raw bytes into an :class:`Event`: the same events and the same errors as
     :func:`~orchestrator.contracts.events.parse_event` (``not_json``, ``over_limit``, ``invalid_event``)."""
     data = load_event_json(raw, limits)
-    event = _fast(data)
-    if event is not None:
-        return event
+    found = _fast(data)
+    if found is not None:
+        return found[0]
     try:
         return Event.of(CustomerEvent.model_validate(data))
     except ValidationError as exc:
         raise InvalidEventError("invalid_event", describe_error(exc)) from None
+
+
+def read_event_json(raw: bytes | str, limits: EventLimits = DEFAULT_LIMITS) -> tuple[Event, bytes]:
+    """:func:`read_event`, and the event's JSON exactly as ``CustomerEvent.to_json`` writes it (the form
+    the identify and resolved topics carry; a unit test holds the bytes equal), without the model for
+    the common shapes."""
+    data = load_event_json(raw, limits)
+    found = _fast(data)
+    if found is None:
+        try:
+            model = CustomerEvent.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidEventError("invalid_event", describe_error(exc)) from None
+        return Event.of(model), model.to_json()
+    event, at = found
+    form: dict[str, Any] = {
+        "event_id": event.event_id,
+        "type": event.type,
+        "identifiers": dict(event.identifiers),  # the model's field order is the priority order
+        "occurred_at": at,
+        "source": event.source,
+        "properties": event.properties,
+    }
+    if event.action_id is not None:
+        form["action_id"] = event.action_id
+    if event.campaign is not None:
+        form["campaign"] = event.campaign
+    if event.journey is not None:
+        form["journey"] = event.journey
+    return event, orjson.dumps(form, option=orjson.OPT_UTC_Z)

@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
+
 from orchestrator.config import TopicNames
-from orchestrator.contracts import DeadLetter, ResolvedEvent, parse_event
+from orchestrator.contracts import DeadLetter
+from orchestrator.contracts.engine_event import read_event_json
 from orchestrator.contracts.events import DEFAULT_LIMITS, EventLimits
 from orchestrator.contracts.records import DeadLetterReason
 from orchestrator.core.resolution import canonical_key
@@ -51,7 +54,7 @@ def route_raw(
     """
     raw = value if value is not None else b""
     try:
-        event = parse_event(raw, limits)
+        event, event_json = read_event_json(raw, limits)
     except InvalidEventError as exc:
         letter = DeadLetter.of(
             reason=_REASONS.get(exc.reason, "invalid_event"),
@@ -65,8 +68,14 @@ def route_raw(
         )
         return Routed(topics.dead_letter, DeadLetter.key_of(key), letter.to_json(), letter.reason)
     customer_key = canonical_key(event.identifiers)
-    resolved = ResolvedEvent(
-        customer_key=customer_key, event=event, source_partition=partition, source_offset=offset
+    # ResolvedEvent.to_json's bytes (a unit test holds them equal), without the models.
+    resolved = orjson.dumps(
+        {
+            "customer_key": customer_key,
+            "event": orjson.Fragment(event_json),
+            "source_partition": partition,
+            "source_offset": offset,
+        }
     )
     # On to the identify stage, which resolves the canonical customer (the key here is a hint).
-    return Routed(topics.identify, customer_key.encode(), resolved.to_json(), "resolved", event.occurred_ms)
+    return Routed(topics.identify, customer_key.encode(), resolved, "resolved", event.occurred_ms)

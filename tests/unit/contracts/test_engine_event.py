@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.contracts import ChannelAction, CustomerEvent, Decision, parse_event
-from orchestrator.contracts.engine_event import Event, read_event
+from orchestrator.contracts.engine_event import Event, read_event, read_event_json
 from orchestrator.exceptions import InvalidEventError
 
 VALID: dict[str, Any] = {
@@ -119,6 +119,47 @@ def near_valid(draw: st.DrawFn) -> dict[str, Any]:
 def test_read_event_accepts_and_refuses_exactly_what_the_contract_does(event: dict[str, Any]) -> None:
     raw = orjson.dumps(event)
     assert _read(raw) == _outcome(raw)
+
+
+def _json_outcome(raw: bytes) -> tuple[str, Any]:
+    try:
+        event, data = read_event_json(raw)
+        return "ok", (_fields(event), data)
+    except InvalidEventError as exc:
+        return exc.reason, exc.detail
+
+
+def _model_json_outcome(raw: bytes) -> tuple[str, Any]:
+    try:
+        model = parse_event(raw)
+        return "ok", (_fields(Event.of(model)), model.to_json())
+    except InvalidEventError as exc:
+        return exc.reason, exc.detail
+
+
+@settings(max_examples=600, deadline=None)
+@given(near_valid())
+def test_read_event_json_writes_the_contracts_bytes(event: dict[str, Any]) -> None:
+    raw = orjson.dumps(event)
+    assert _json_outcome(raw) == _model_json_outcome(raw)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2025-03-03T10:04:48.000Z",
+        "2025-03-03T10:04:48.000120Z",
+        "2025-03-03T10:04:48+00:00",
+        "2025-03-03T10:04:48-00:00",
+        "2025-03-03T10:04:48.5-05:30",
+        "0001-01-01T00:00:00Z",
+        "0999-12-31T23:59:59.999999+14:00",
+        "9999-12-31T23:59:59.999999Z",
+    ],
+)
+def test_read_event_json_times(when: str) -> None:
+    raw = orjson.dumps({**VALID, "occurred_at": when, "properties": {"a": None, "b": [None, 1.5e300]}})
+    assert _json_outcome(raw) == _model_json_outcome(raw)
 
 
 @pytest.mark.parametrize(

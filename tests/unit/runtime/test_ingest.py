@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.config import TopicNames
-from orchestrator.contracts import DeadLetter, Identifiers, ResolvedEvent
+from orchestrator.contracts import DeadLetter, Identifiers, ResolvedEvent, parse_event
 from orchestrator.core.resolution import canonical_key
+from orchestrator.exceptions import InvalidEventError
 from orchestrator.runtime.ingest import route_raw
+from tests.unit.contracts.test_engine_event import near_valid
 
 TOPICS = TopicNames()
 AT = datetime(2026, 11, 22, tzinfo=UTC)
@@ -48,3 +53,30 @@ def test_canonical_key_priority() -> None:
     assert canonical_key(Identifiers(customer_id="C1", email="a@b")) == "C1"
     assert canonical_key(Identifiers(phone="+1", device_id="d")) == "phone:+1"
     assert canonical_key(Identifiers(anonymous_id="x")) == "anonymous_id:x"
+
+
+@settings(max_examples=400, deadline=None)
+@given(near_valid(), st.integers(0, 63), st.integers(0, 2**40))
+def test_routed_bytes_are_what_the_models_write(event: dict[str, Any], partition: int, offset: int) -> None:
+    """The resolved message is ResolvedEvent.to_json's bytes; a dead letter names the model's error."""
+    value = orjson.dumps(event)
+    routed = route_raw(value, None, topic="in", partition=partition, offset=offset, topics=TOPICS, at=AT)
+    try:
+        model = parse_event(value)
+    except InvalidEventError as exc:
+        refused = exc.detail
+    else:
+        refused = None
+    if refused is not None:
+        assert routed.topic == TOPICS.dead_letter
+        assert str(refused) in DeadLetter.model_validate_json(routed.value).error
+        return
+    expected = ResolvedEvent(
+        customer_key=canonical_key(model.identifiers),
+        event=model,
+        source_partition=partition,
+        source_offset=offset,
+    )
+    assert (routed.topic, routed.key) == (TOPICS.identify, expected.customer_key.encode())
+    assert routed.value == expected.to_json()
+    assert routed.event_ms == model.occurred_ms
