@@ -107,6 +107,25 @@ class Settings(BaseModel):
     store: str = Field(
         "rocksdb://", description="Faust table store: rocksdb:// in production, memory:// in tests."
     )
+    rocksdb_write_buffer_mb: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="RocksDB memtable size of each table partition's database (MB): writes are held in "
+        "memory until a memtable is full, then flushed to disk.",
+    )
+    rocksdb_write_buffers: int = Field(
+        2,
+        ge=2,
+        le=8,
+        description="Memtables a table partition's database may hold (one filling, the rest flushing).",
+    )
+    rocksdb_block_cache_mb: int = Field(
+        8,
+        ge=1,
+        le=65536,
+        description="RocksDB read cache of each table partition's database (MB).",
+    )
     data_dir: Path = Field(Path("var/worker"), description="Where the worker keeps RocksDB files.")
     web_host: str = Field(
         "127.0.0.1", description="Address the worker's HTTP server binds (loopback by default)."
@@ -192,6 +211,18 @@ class Settings(BaseModel):
         if value:
             DeliveryFailpoint.parse(value)
         return value
+
+    def rocksdb_options(self) -> dict[str, int]:
+        """Faust's RocksDB store options (``app.Table(options=...)``) for the sizes above: a table
+        partition's database holds at most ``write_buffer * write_buffers + block_cache`` in memory
+        (docs/operations.md; Faust's own defaults are 64 MB * 3 + 2 GB per database)."""
+        mb = 1024 * 1024
+        return {
+            "write_buffer_size": self.rocksdb_write_buffer_mb * mb,
+            "max_write_buffer_number": self.rocksdb_write_buffers,
+            "block_cache_size": self.rocksdb_block_cache_mb * mb,
+            "block_cache_compressed_size": self.rocksdb_block_cache_mb * mb,
+        }
 
     def delivery_failpoint(self) -> DeliveryFailpoint | None:
         """The crash tests' failpoint, if one is set."""

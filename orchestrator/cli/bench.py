@@ -18,16 +18,21 @@ from typing import Any
 
 import orjson
 
-__all__ = ["SECTIONS", "bench_command", "register", "summary_table"]
+__all__ = ["DEFAULT_SECTIONS", "SECTIONS", "bench_command", "register", "summary_table"]
 
-SECTIONS = ("engine", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e")
+SECTIONS = ("engine", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e", "soak")
+DEFAULT_SECTIONS = SECTIONS[:-1]
+"""What a bare ``orchestrator bench`` runs: the soak (20 minutes) only when asked for."""
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("bench", help="benchmarks: e2e on Kafka, engine, timers, state, simulate")
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run, < 2 minutes)")
     parser.add_argument(
-        "--only", default=",".join(SECTIONS), metavar="LIST", help=f"comma-separated of {','.join(SECTIONS)}"
+        "--only",
+        default=",".join(DEFAULT_SECTIONS),
+        metavar="LIST",
+        help=f"comma-separated of {','.join(SECTIONS)} (default: all but soak)",
     )
     parser.add_argument("--bootstrap", default=None, help="broker for e2e (default: start a local one)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results as JSON")
@@ -55,6 +60,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--lateness-pending", type=int, default=None, help="lateness: timers held pending (default 1,000)"
+    )
+    parser.add_argument(
+        "--soak-seconds", type=float, default=None, help="soak: duration (default 1,200; quick 60)"
+    )
+    parser.add_argument("--soak-rate", type=float, default=None, help="soak: offered events/s (default 500)")
+    parser.add_argument(
+        "--soak-customers", type=int, default=None, help="soak: customers (default 60,000; quick 5,000)"
     )
     parser.set_defaults(func=bench_command)
 
@@ -139,13 +151,21 @@ def summary_table(report: dict[str, Any]) -> str:
     if "simulate" in s:
         sim = s["simulate"]
         add(f"simulate {sim['events_per_s']:>12,.0f} ev/s  ({sim['events']:,} events, {sim['seconds']} s)")
+    if "soak" in s:
+        so = s["soak"]
+        add(
+            f"soak     {so['seconds']:.0f} s at {so['rate']:,.0f} ev/s over {so['customers']:,} customers: "
+            f"RSS {so['rss_mb_start']:.0f} -> {so['rss_mb_end']:.0f} MB, slope after warm-up "
+            f"{so['rss_slope_mb_per_10min']:+.1f} MB/10 min, max lag {so['max_lag_after_warmup']:,}, "
+            f"CPU {so['cpu_share']:.0%}, data {so['data_dir_mb']:.0f} MB, dead letters {so['dead_letters']}"
+        )
     for name, err in report.get("errors", {}).items():
         add(f"{name:<8} FAILED: {err}")
     return "\n".join(lines)
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from orchestrator.bench import e2e, lateness, micro, processor, stages
+    from orchestrator.bench import e2e, lateness, micro, processor, soak, stages
 
     wanted = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = sorted(set(wanted) - set(SECTIONS))
@@ -171,6 +191,13 @@ def bench_command(args: argparse.Namespace) -> int:
             partitions=args.partitions,
             store=args.store,
             latency_rate=args.latency_rate,
+        ),
+        "soak": lambda: soak.bench_soak(
+            args.bootstrap,
+            quick=args.quick,
+            seconds=args.soak_seconds,
+            rate=args.soak_rate,
+            customers=args.soak_customers,
         ),
     }
     report: dict[str, Any] = {

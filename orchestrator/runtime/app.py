@@ -155,9 +155,18 @@ def build_app(settings: Settings) -> WorkerApp:
         "push": app.topic(t.action_push, key_type=bytes, value_type=bytes),
         "decisions": app.topic(t.decisions, key_type=bytes, value_type=bytes),
     }
-    customers = app.Table(CUSTOMERS_TABLE, key_type=str, value_type=bytes, partitions=settings.partitions)
-    wakeups = app.Table(WAKEUPS_TABLE, key_type=str, value_type=bytes, partitions=settings.partitions)
-    identities = app.Table(IDENTITIES_TABLE, key_type=str, value_type=bytes, partitions=1)
+
+    def table(name: str, partitions: int) -> Any:
+        # Faust's RocksDB defaults (64 MB x 3 memtables and a 2 GB cache per partition's database) let
+        # a worker's memory grow with its data (issue 27): every database is sized by the settings.
+        # Faust's store pops keys from the options it is given: a fresh dict per table.
+        rocks = settings.store.startswith("rocksdb")
+        options = settings.rocksdb_options() if rocks else None
+        return app.Table(name, key_type=str, value_type=bytes, partitions=partitions, options=options)
+
+    customers = table(CUSTOMERS_TABLE, settings.partitions)
+    wakeups = table(WAKEUPS_TABLE, settings.partitions)
+    identities = table(IDENTITIES_TABLE, 1)
     registry = JourneyRegistry(history_window_ms=settings.history_window_days * 86_400_000)
     book = DeploymentBook(registry)
     logic = CustomerLogic(

@@ -63,3 +63,25 @@ def test_bench_quick_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     assert "simulate" in proc.stdout
     assert "stages   customer" in proc.stdout
     assert "lateness " in proc.stdout
+
+
+@pytest.mark.timeout(300)
+def test_bench_soak_samples_memory_cpu_and_lag(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "bench", "--quick", "--only", "soak", "--bootstrap",
+         kafka_bootstrap, "--soak-seconds", "30", "--soak-rate", "100", "--json", str(out)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = orjson.loads(out.read_bytes())
+    assert report["errors"] == {}
+    soak = report["sections"]["soak"]
+    assert len(soak["samples"]) >= 10
+    assert soak["offered"] == 3000
+    assert 0 < soak["consumed"] <= soak["offered"]
+    assert soak["dead_letters"] == 0
+    assert soak["rss_mb_end"] > 0
+    assert soak["data_dir_mb"] > 0
+    assert soak["cpu_share"] > 0
+    assert "soak     30 s at 100 ev/s" in proc.stdout

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from orchestrator.bench.e2e import _bucket_quantiles, _buckets
 from orchestrator.bench.micro import bench_timers, build_registry, nomatch_journey_yaml
-from orchestrator.cli.bench import SECTIONS, summary_table
+from orchestrator.cli.bench import DEFAULT_SECTIONS, SECTIONS, summary_table
 from orchestrator.core.journey import load_journey_text
 
 
@@ -37,7 +39,18 @@ def test_timers_quick_and_summary_table() -> None:
     table = summary_table({"sections": {"timers": timers}, "errors": {"e2e": "boom"}})
     assert "10,000 pending" in table
     assert "e2e      FAILED: boom" in table
-    assert SECTIONS == ("engine", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e")
+    assert SECTIONS == (
+        "engine",
+        "processor",
+        "timers",
+        "state",
+        "simulate",
+        "stages",
+        "lateness",
+        "e2e",
+        "soak",
+    )
+    assert "soak" not in DEFAULT_SECTIONS  # 20 minutes: only when asked for
 
 
 def test_processor_section_measures_both_ways_on_the_same_messages() -> None:
@@ -55,3 +68,12 @@ def test_processor_section_measures_both_ways_on_the_same_messages() -> None:
         assert all(v >= 0 for v in parts.values())
         assert abs(sum(parts.values()) - batched["us_per_message"]) < 0.1 + 0.01 * batched["us_per_message"]
     assert "processor spread" in summary_table({"sections": {"processor": report}})
+
+
+def test_the_soak_slope_is_a_least_squares_fit_per_10_minutes() -> None:
+    from orchestrator.bench.soak import rss_slope_mb_per_10min
+
+    assert rss_slope_mb_per_10min([]) == 0.0
+    assert rss_slope_mb_per_10min([(0.0, 100.0), (600.0, 105.0), (1200.0, 110.0)]) == pytest.approx(5.0)
+    flat_with_noise = [(t * 10.0, 200.0 + (1 if t % 2 else -1)) for t in range(120)]
+    assert abs(rss_slope_mb_per_10min(flat_with_noise)) < 0.1

@@ -71,3 +71,17 @@ def test_table_rows_compare_by_identity_not_by_the_tables_rows() -> None:
     one, two = TableRows(Table()), TableRows(Table())
     assert one != two
     assert one == one
+
+
+def test_every_rocksdb_table_is_sized_by_the_settings(tmp_path: Path) -> None:
+    """Faust's defaults (64 MB x 3 memtables, a 2 GB cache per partition's database) are not used."""
+
+    async def stores() -> list[Any]:
+        settings = unique_settings("127.0.0.1:1", tmp_path, store="rocksdb://", rocksdb_block_cache_mb=12)
+        w = build_app(settings)
+        return [table.data.rocksdb_options for table in (w.customers, w.wakeups, w.identities)]
+
+    mb = 1024 * 1024
+    for options in asyncio.run(stores()):
+        assert (options.write_buffer_size, options.max_write_buffer_number) == (4 * mb, 2)
+        assert options.block_cache_size == 12 * mb

@@ -1,0 +1,177 @@
+"""A steady live rate over many customers for a while: does the worker's memory stay flat? (issue 27)
+
+One worker (every stage, RocksDB, ``partitions`` partitions, the example journeys and the example
+policy) is offered the generated mix (20 % visitors) at ``rate`` events/s over ``customers``
+customers for ``seconds``, each event stamped with the wall clock as it is produced (live traffic:
+journeys wait, timers fire). Every ``sample_s`` the worker process's RSS and CPU time, the events it
+consumed (its ``orchestrator_events_consumed_total``) and the lag (offered - consumed) are sampled.
+
+Reported: the RSS slope after the warm-up (least squares over the samples after ``warmup_s``, in MB
+per 10 minutes), the RSS at the start, after the warm-up and at the end, the largest lag after the
+warm-up, the CPU share, the dead letters, and the size of the worker's data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Producer
+
+from orchestrator.bench.e2e import PAST, _consumed, _metrics, broker
+from orchestrator.core.engine.clock import iso_from_ms
+from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
+from orchestrator.kafka.topics import create_topics
+from orchestrator.simulate.generate import generate_events
+from orchestrator.testing import WorkerProcess, unique_settings
+
+__all__ = ["bench_soak", "rss_slope_mb_per_10min"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _dir_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1024 / 1024
+
+
+def rss_slope_mb_per_10min(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, MB) samples, in MB per 10 minutes (0 with fewer than 2)."""
+    if len(samples) < 2:
+        return 0.0
+    n = len(samples)
+    mt = sum(t for t, _ in samples) / n
+    mr = sum(r for _, r in samples) / n
+    var = sum((t - mt) ** 2 for t, _ in samples)
+    if var == 0:
+        return 0.0
+    cov = sum((t - mt) * (r - mr) for t, r in samples)
+    return cov / var * 600
+
+
+@dataclass(frozen=True)
+class _Plan:
+    seconds: float
+    rate: float
+    customers: int
+    sample_s: float
+    warmup_s: float
+
+
+def _dead_letters(worker: WorkerProcess) -> int:
+    total = 0.0
+    for line in _metrics(worker).splitlines():
+        if line.startswith("orchestrator_invalid_events_total"):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def bench_soak(
+    bootstrap: str | None,
+    *,
+    quick: bool = False,
+    seconds: float | None = None,
+    rate: float | None = None,
+    customers: int | None = None,
+    partitions: int = 6,
+    sample_s: float | None = None,
+) -> dict[str, Any]:
+    length = seconds or (60.0 if quick else 1200.0)
+    plan = _Plan(
+        seconds=length,
+        rate=rate or (200.0 if quick else 500.0),
+        customers=customers or (5_000 if quick else 60_000),
+        sample_s=sample_s or (2.0 if quick else 10.0),
+        warmup_s=min(300.0, length / 4),
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp, broker(bootstrap, Path(tmp)) as boot:
+        work = Path(tmp)
+        settings = unique_settings(boot, work / "data", partitions=partitions, store="rocksdb://")
+        create_topics(settings)
+        files = sorted((ROOT / "journeys").glob("*.yaml"))  # the example journeys and policy
+        publish_deployments(settings, prepare_deployments(files, PAST))
+        worker = WorkerProcess(settings, work / "worker.log").start()
+        try:
+            worker.wait_ready(timeout=120)
+            assert worker.proc is not None
+            return _soak(worker, worker.proc.pid, settings.topics.raw_events, boot, work / "data", plan)
+        finally:
+            worker.stop()
+
+
+def _soak(worker: WorkerProcess, pid: int, topic: str, boot: str, data: Path, plan: _Plan) -> dict[str, Any]:
+    seconds, rate, customers, sample_s, warmup_s = (
+        plan.seconds, plan.rate, plan.customers, plan.sample_s, plan.warmup_s
+    )  # fmt: skip
+    total = int(seconds * rate)
+    producer = Producer({"bootstrap.servers": boot, "linger.ms": 5})
+    mix = generate_events(total, customers, seed=27, visitors=0.2)
+    samples: list[dict[str, float]] = []
+    base_consumed = max(0, _consumed(worker))
+    cpu0, t0 = _cpu_s(pid), time.perf_counter()
+    next_sample = t0
+    offered = 0
+    while True:
+        now = time.perf_counter()
+        due = min(total, int((now - t0) * rate))
+        while offered < due:
+            ev = next(mix)
+            ev["occurred_at"] = iso_from_ms(int(time.time() * 1000))
+            key = next(iter(ev["identifiers"].values())).encode()
+            producer.produce(topic, key=key, value=orjson.dumps(ev))
+            offered += 1
+        producer.poll(0)
+        if now >= next_sample:
+            consumed = max(0, _consumed(worker) - base_consumed)
+            samples.append(
+                {
+                    "t": round(now - t0, 1),
+                    "rss_mb": round(_rss_mb(pid), 1),
+                    "cpu_s": round(_cpu_s(pid) - cpu0, 2),
+                    "offered": offered,
+                    "consumed": consumed,
+                    "lag": offered - consumed,
+                }
+            )
+            next_sample += sample_s
+            if now - t0 >= seconds:
+                break
+        time.sleep(0.005)
+    producer.flush(30)
+    after = [s for s in samples if s["t"] >= warmup_s]
+    slope = rss_slope_mb_per_10min([(s["t"], s["rss_mb"]) for s in after])
+    last = samples[-1]
+    return {
+        "what": __doc__,
+        "seconds": seconds,
+        "rate": rate,
+        "customers": customers,
+        "warmup_s": warmup_s,
+        "offered": offered,
+        "consumed": last["consumed"],
+        "rss_mb_start": samples[0]["rss_mb"],
+        "rss_mb_after_warmup": after[0]["rss_mb"] if after else None,
+        "rss_mb_end": last["rss_mb"],
+        "rss_slope_mb_per_10min": round(slope, 2),
+        "max_lag_after_warmup": max((s["lag"] for s in after), default=0),
+        "cpu_share": round(last["cpu_s"] / max(last["t"], 1e-9), 3),
+        "dead_letters": _dead_letters(worker),
+        "data_dir_mb": round(_dir_mb(data), 1),
+        "samples": samples,
+    }
