@@ -72,6 +72,7 @@ class _Plan:
     customers: int
     sample_s: float
     warmup_s: float
+    settings: dict[str, Any]
 
 
 def _dead_letters(worker: WorkerProcess) -> int:
@@ -91,7 +92,9 @@ def bench_soak(
     customers: int | None = None,
     partitions: int = 6,
     sample_s: float | None = None,
+    settings_over: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``settings_over``: worker settings to change (e.g. the RocksDB sizes, to compare)."""
     length = seconds or (60.0 if quick else 1200.0)
     plan = _Plan(
         seconds=length,
@@ -99,10 +102,13 @@ def bench_soak(
         customers=customers or (5_000 if quick else 60_000),
         sample_s=sample_s or (2.0 if quick else 10.0),
         warmup_s=min(300.0, length / 4),
+        settings=settings_over or {},
     )
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp, broker(bootstrap, Path(tmp)) as boot:
         work = Path(tmp)
-        settings = unique_settings(boot, work / "data", partitions=partitions, store="rocksdb://")
+        settings = unique_settings(
+            boot, work / "data", partitions=partitions, store="rocksdb://", **(settings_over or {})
+        )
         create_topics(settings)
         files = sorted((ROOT / "journeys").glob("*.yaml"))  # the example journeys and policy
         publish_deployments(settings, prepare_deployments(files, PAST))
@@ -161,6 +167,7 @@ def _soak(worker: WorkerProcess, pid: int, topic: str, boot: str, data: Path, pl
         "what": __doc__,
         "seconds": seconds,
         "rate": rate,
+        "settings": plan.settings,
         "customers": customers,
         "warmup_s": warmup_s,
         "offered": offered,

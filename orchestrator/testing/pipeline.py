@@ -27,6 +27,7 @@ import orjson
 from orchestrator.contracts import ResolvedEvent, parse_event
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.runtime.identify import WATERMARK_KEY, IdentifyStage
+from orchestrator.runtime.outgoing import trimmed
 from orchestrator.runtime.processor import Applied, Message, Processor
 from orchestrator.runtime.timers import TimerIndex
 
@@ -156,6 +157,6 @@ class LocalPipeline:
             if applied.record is None:
                 self.records.pop(customer, None)
             else:
-                self.records[customer] = applied.record
+                self.records[customer] = trimmed(applied.record)  # kept: see trimmed()
         if applied.touched:  # as the worker does
             self.timers.set(p, customer, applied.next_wakeup_ms)
