@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from orchestrator.kafka.topics import create_topics
 from orchestrator.simulate.generate import generate_events
 from orchestrator.testing import WorkerProcess, unique_settings
 
-__all__ = ["bench_soak", "rss_slope_mb_per_10min"]
+__all__ = ["bench_held", "bench_soak", "rss_slope_mb_per_10min"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -182,3 +183,89 @@ def _soak(worker: WorkerProcess, pid: int, topic: str, boot: str, data: Path, pl
         "data_dir_mb": round(_dir_mb(data), 1),
         "samples": samples,
     }
+
+
+def _gauge_sum(worker: WorkerProcess, name: str) -> int:
+    total = 0.0
+    for line in _metrics(worker).splitlines():
+        if line.startswith((name + "{", name + " ")):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def _one_event_each(customers: int) -> Iterator[tuple[bytes, bytes]]:
+    """One event of the generated mix per customer (``m-<i>``), in the last minutes by the wall clock
+    (live: journeys that wait keep a timer pending)."""
+    start = int(time.time() * 1000) - customers
+    for i, ev in enumerate(generate_events(customers, customers, seed=31)):
+        cid = f"m-{i}"
+        ev["identifiers"] = {"customer_id": cid, "email": f"{cid}@example.com"}
+        ev["event_id"] = f"m-{ev['event_id']}"
+        ev["occurred_at"] = iso_from_ms(start + i)
+        yield cid.encode(), orjson.dumps(ev)
+
+
+def bench_held(
+    bootstrap: str | None,
+    *,
+    quick: bool = False,
+    customers: int | None = None,
+    partitions: int = 6,
+    timeout: float = 3600.0,
+) -> dict[str, Any]:
+    """Memory of one worker holding many customers on RocksDB (issue 27's 1,000,000): one event each
+    (the generated mix: some customers enter journeys and keep timers pending), pre-produced; once all
+    are consumed and the worker has settled, its RSS against its RSS before the first event."""
+    n = customers or (5_000 if quick else 1_000_000)
+    with tempfile.TemporaryDirectory(prefix="bench-held-") as tmp, broker(bootstrap, Path(tmp)) as boot:
+        work = Path(tmp)
+        settings = unique_settings(boot, work / "data", partitions=partitions, store="rocksdb://")
+        create_topics(settings)
+        files = sorted((ROOT / "journeys").glob("*.yaml"))
+        publish_deployments(settings, prepare_deployments(files, PAST))
+        worker = WorkerProcess(settings, work / "worker.log").start()
+        try:
+            worker.wait_ready(timeout=120)
+            assert worker.proc is not None
+            pid = worker.proc.pid
+            rss0 = _rss_mb(pid)
+            producer = Producer({"bootstrap.servers": boot, "linger.ms": 20, "batch.num.messages": 10_000})
+            for key, value in _one_event_each(n):
+                while True:
+                    try:
+                        producer.produce(settings.topics.raw_events, key=key, value=value)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+            if producer.flush(120):
+                raise RuntimeError("pre-produced events not delivered")
+            t0, cpu0 = time.perf_counter(), _cpu_s(pid)
+            peak = rss0
+            deadline = time.monotonic() + timeout
+            while _consumed(worker) < n:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{_consumed(worker)}/{n} consumed in {timeout:.0f} s\n{worker.log_tail()}"
+                    )
+                peak = max(peak, _rss_mb(pid))
+                time.sleep(1.0)
+            seconds = time.perf_counter() - t0
+            cpu = _cpu_s(pid) - cpu0
+            time.sleep(10.0)  # the last batches written, memtables as they stay
+            rss = _rss_mb(pid)
+            return {
+                "what": bench_held.__doc__,
+                "customers": n,
+                "partitions": partitions,
+                "settings": settings.rocksdb_options(),
+                "rss_mb_before": round(rss0, 1),
+                "rss_mb_peak": round(max(peak, rss), 1),
+                "rss_mb_held": round(rss, 1),
+                "rss_bytes_per_customer": round((rss - rss0) * 1024 * 1024 / n, 1),
+                "pending_timers": _gauge_sum(worker, "orchestrator_pending_timers"),
+                "events_per_s": round(n / seconds, 1) if seconds > 0 else 0.0,
+                "cpu_us_per_event": round(cpu * 1e6 / n, 1),
+                "data_dir_mb": round(_dir_mb(work / "data"), 1),
+            }
+        finally:
+            worker.stop()

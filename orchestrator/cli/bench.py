@@ -20,9 +20,10 @@ import orjson
 
 __all__ = ["DEFAULT_SECTIONS", "SECTIONS", "bench_command", "register", "summary_table"]
 
-SECTIONS = ("engine", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e", "soak")
-DEFAULT_SECTIONS = SECTIONS[:-1]
-"""What a bare ``orchestrator bench`` runs: the soak (20 minutes) only when asked for."""
+SECTIONS = ("engine", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e", "soak", "held")
+DEFAULT_SECTIONS = SECTIONS[:-2]
+"""What a bare ``orchestrator bench`` runs: the soak (20 minutes) and held (1,000,000 customers) only
+when asked for."""
 
 
 def register(subparsers: Any) -> None:
@@ -32,7 +33,7 @@ def register(subparsers: Any) -> None:
         "--only",
         default=",".join(DEFAULT_SECTIONS),
         metavar="LIST",
-        help=f"comma-separated of {','.join(SECTIONS)} (default: all but soak)",
+        help=f"comma-separated of {','.join(SECTIONS)} (default: all but soak and held)",
     )
     parser.add_argument("--bootstrap", default=None, help="broker for e2e (default: start a local one)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results as JSON")
@@ -67,6 +68,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--soak-rate", type=float, default=None, help="soak: offered events/s (default 500)")
     parser.add_argument(
         "--soak-customers", type=int, default=None, help="soak: customers (default 60,000; quick 5,000)"
+    )
+    parser.add_argument(
+        "--held-customers", type=int, default=None, help="held: customers (default 1,000,000; quick 5,000)"
     )
     parser.set_defaults(func=bench_command)
 
@@ -159,6 +163,14 @@ def summary_table(report: dict[str, Any]) -> str:
             f"{so['rss_slope_mb_per_10min']:+.1f} MB/10 min, max lag {so['max_lag_after_warmup']:,}, "
             f"CPU {so['cpu_share']:.0%}, data {so['data_dir_mb']:.0f} MB, dead letters {so['dead_letters']}"
         )
+    if "held" in s:
+        he = s["held"]
+        add(
+            f"held     {he['customers']:,} customers on RocksDB: RSS {he['rss_mb_before']:.0f} -> "
+            f"{he['rss_mb_held']:.0f} MB (peak {he['rss_mb_peak']:.0f}), "
+            f"{he['rss_bytes_per_customer']:,.0f} B per customer, data {he['data_dir_mb']:.0f} MB, "
+            f"{he['pending_timers']:,} timers pending"
+        )
     for name, err in report.get("errors", {}).items():
         add(f"{name:<8} FAILED: {err}")
     return "\n".join(lines)
@@ -199,6 +211,7 @@ def bench_command(args: argparse.Namespace) -> int:
             rate=args.soak_rate,
             customers=args.soak_customers,
         ),
+        "held": lambda: soak.bench_held(args.bootstrap, quick=args.quick, customers=args.held_customers),
     }
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),

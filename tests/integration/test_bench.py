@@ -85,3 +85,23 @@ def test_bench_soak_samples_memory_cpu_and_lag(kafka_bootstrap: str, tmp_path: P
     assert soak["data_dir_mb"] > 0
     assert soak["cpu_share"] > 0
     assert "soak     30 s at 100 ev/s" in proc.stdout
+
+
+@pytest.mark.timeout(300)
+def test_bench_held_reports_memory_per_customer(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = tmp_path / "held.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "bench", "--quick", "--only", "held", "--bootstrap",
+         kafka_bootstrap, "--held-customers", "2000", "--json", str(out)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = orjson.loads(out.read_bytes())
+    assert report["errors"] == {}
+    held = report["sections"]["held"]
+    assert held["customers"] == 2000
+    assert held["rss_mb_held"] >= held["rss_mb_before"] > 0
+    assert held["rss_mb_peak"] >= held["rss_mb_held"]
+    assert held["pending_timers"] > 0  # some customers wait in a journey
+    assert held["settings"]["write_buffer_size"] == 4 * 1024 * 1024
+    assert "held     2,000 customers on RocksDB" in proc.stdout
