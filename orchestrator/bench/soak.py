@@ -14,6 +14,7 @@ warm-up, the CPU share, the dead letters, and the size of the worker's data dire
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -76,6 +77,15 @@ class _Plan:
     settings: dict[str, Any]
 
 
+def _sum(text: str, prefix: str) -> int:
+    """The sum of the metric lines starting with ``prefix`` (a name, or a name and its labels)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(prefix) and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
 def _dead_letters(worker: WorkerProcess) -> int:
     total = 0.0
     for line in _metrics(worker).splitlines():
@@ -94,8 +104,10 @@ def bench_soak(
     partitions: int = 6,
     sample_s: float | None = None,
     settings_over: dict[str, Any] | None = None,
+    log_to: Path | None = None,
 ) -> dict[str, Any]:
-    """``settings_over``: worker settings to change (e.g. the RocksDB sizes, to compare)."""
+    """``settings_over``: worker settings to change (e.g. the RocksDB sizes, to compare); ``log_to``:
+    where to keep the worker's log."""
     length = seconds or (60.0 if quick else 1200.0)
     plan = _Plan(
         seconds=length,
@@ -120,6 +132,8 @@ def bench_soak(
             return _soak(worker, worker.proc.pid, settings.topics.raw_events, boot, work / "data", plan)
         finally:
             worker.stop()
+            if log_to is not None:
+                shutil.copyfile(work / "worker.log", log_to)
 
 
 def _soak(worker: WorkerProcess, pid: int, topic: str, boot: str, data: Path, plan: _Plan) -> dict[str, Any]:
@@ -146,6 +160,7 @@ def _soak(worker: WorkerProcess, pid: int, topic: str, boot: str, data: Path, pl
         producer.poll(0)
         if now >= next_sample:
             consumed = max(0, _consumed(worker) - base_consumed)
+            text = _metrics(worker)
             samples.append(
                 {
                     "t": round(now - t0, 1),
@@ -154,6 +169,12 @@ def _soak(worker: WorkerProcess, pid: int, topic: str, boot: str, data: Path, pl
                     "offered": offered,
                     "consumed": consumed,
                     "lag": offered - consumed,
+                    **{
+                        f"{stage}_records": _sum(text, f'orchestrator_stage_records_total{{stage="{stage}"}}')
+                        for stage in ("ingest", "identify", "customer")
+                    },
+                    "rereads": _sum(text, "orchestrator_rereads_total"),
+                    "stuck": _sum(text, "orchestrator_partition_stuck"),
                 }
             )
             next_sample += sample_s
