@@ -80,7 +80,9 @@ partition (where reading starts) took 1.5-3 s, and an idle worker's ticks and co
 class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = BROKER_FETCH_WAIT_MS  # read when it starts its fetcher
+        # both read when the consumer starts its fetcher
+        consumer._fetch_max_wait_ms = BROKER_FETCH_WAIT_MS
+        consumer._fetch_min_bytes = getattr(self.consumer.app, "fetch_min_bytes", 1)
         return consumer
 
 
@@ -158,6 +160,9 @@ class BatchApp(DurableApp):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.batch_topics: set[str] = set()
+        self.fetch_min_bytes = 1
+        """What the broker gathers before it answers a fetch (at most :data:`BROKER_FETCH_WAIT_MS`
+        later): live traffic then comes in batches, not a record at a time (``fetch_min_kb``)."""
 
     def _new_transport(self) -> Any:
         transport = super()._new_transport()

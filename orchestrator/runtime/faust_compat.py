@@ -84,6 +84,7 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str, str], ...] = (
     ("faust.transport.drivers.aiokafka", "Consumer", "_new_consumer_thread", "the consumer's thread"),
     ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "_create_worker_consumer", "fetch wait"),
     ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_fetch_max_wait_ms", "fetch wait"),
+    ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_fetch_min_bytes", "what a fetch gathers"),
     # batch writes (runtime/outgoing.py)
     ("faust.transport.drivers.aiokafka", "Producer", "_ensure_producer", "the aiokafka producer"),
     ("aiokafka.producer.producer", "AIOKafkaProducer", "_partition", "the partition topic.send gives"),

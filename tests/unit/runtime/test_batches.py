@@ -21,11 +21,13 @@ def test_the_worker_consumer_lets_the_broker_hold_a_fetch_briefly(tmp_path: Path
         thread = w.app.consumer._new_consumer_thread()
         made = thread._create_worker_consumer(w.app.transport)
         try:
-            return made._fetch_max_wait_ms
+            return made._fetch_max_wait_ms, made._fetch_min_bytes
         finally:
             await made.stop()
 
-    assert asyncio.run(consumer()) == BROKER_FETCH_WAIT_MS < 1500
+    wait_ms, min_bytes = asyncio.run(consumer())
+    assert wait_ms == BROKER_FETCH_WAIT_MS < 1500
+    assert min_bytes == 32 * 1024  # fetch_min_kb: live traffic read in batches
 
 
 def test_the_pacer_gives_the_loop_a_turn_while_a_batch_runs() -> None:
