@@ -81,3 +81,17 @@ def test_the_crash_tests_failpoint_is_off_by_default_and_checked() -> None:
     assert not crash.due(["app-customers-changelog", "actions"], 2)  # the first such delivery
     assert crash.due(["app-customers-changelog", "actions"], 2)  # the second
     assert not crash.due(["app-customers-changelog", "actions"], 2)  # once only
+
+
+def test_every_setting_is_documented() -> None:
+    from orchestrator.config import Settings
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    rows = {
+        name.strip()
+        for line in doc.splitlines()
+        if line.startswith("| ")
+        for name in line.split("|")[1].split("/")
+    }
+    missing = [name for name in Settings.model_fields if name != "topics" and name not in rows]
+    assert not missing, f"not in docs/configuration.md: {missing}"
