@@ -63,8 +63,9 @@ class _Timed(Processor):
     """The processor, timing its own calls (the pipeline's plumbing around it is not counted) and
     their parts: parsing the stored record (``parse``), making its state objects (``state``), the
     journey logic (``logic``), encoding the record (``encode``); the rest is the processor's own
-    bookkeeping (offsets, outbox, actions as JSON). ``one_by_one``: each message's record decoded and
-    encoded on its own."""
+    bookkeeping (offsets, outbox, actions as JSON). The parts' own timers add ~1 µs per message to the
+    total (five timed calls; before the breakdown the figures were ~1 µs lower). ``one_by_one``: each
+    message's record decoded and encoded on its own."""
 
     def __init__(self, logic: _TimedLogic, one_by_one: bool) -> None:
         super().__init__(logic)

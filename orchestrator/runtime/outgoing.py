@@ -138,6 +138,9 @@ class Outgoing:
         open_slots = [(key, slot) for key, slot in self._open.items() if slot.records]
         if not crash.due((topic for (topic, _), _ in open_slots), len(open_slots)):
             return
+        # the named topic's batches first (a stable sort keeps the others in the order written);
+        # batches handed to the producer earlier, full before the delivery, are not held back
+        open_slots.sort(key=lambda item: crash.point.topic_part not in item[0][0])
         keep = crash.point.keep
         for (topic, partition), slot in open_slots[:keep]:
             fut = await self._client.send_batch(slot.builder, topic, partition=partition)
