@@ -168,13 +168,20 @@ class Settings(BaseModel):
         30.0, gt=0, description="A partition with lag and no progress this long is stuck: /readyz false."
     )
     timer_tick_s: float = Field(0.2, gt=0, description="How often a worker looks for due timers.")
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=1500,
+        description="How long the broker may hold a worker's fetch (for new records, or for fetch_min_kb "
+        "of them); the consumer's other requests (commits, seeks, offsets) wait behind it.",
+    )
     fetch_min_kb: int = Field(
         32,
         ge=0,
         le=1024,
-        description="What the broker gathers for a worker's fetch before it answers (at most 100 ms "
-        "later): live traffic is read in batches instead of one record at a time. 0: answer at once "
-        "(lowest latency, most CPU per event).",
+        description="What the broker gathers for a worker's fetch before it answers (at most "
+        "fetch_max_wait_ms later): live traffic is read in batches instead of one record at a time. 0: "
+        "answer at once (lowest latency, most CPU per event).",
     )
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often a worker commits the offsets of the records it processed."

@@ -250,13 +250,20 @@ def bench_e2e(
     latency_seconds: float | None = None,
     latency_rate: float | None = None,
     timeout: float = 600.0,
+    settings_over: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``settings_over``: worker settings to change (to compare, e.g. ``fetch_min_kb``)."""
     n = events or (3_000 if quick else 50_000)
     lat_s = latency_seconds or (5.0 if quick else 30.0)
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp, broker(bootstrap, Path(tmp)) as boot:
         work = Path(tmp)
         settings = unique_settings(
-            boot, work / "worker", partitions=partitions, store=store, lateness_hours=0
+            boot,
+            work / "worker",
+            partitions=partitions,
+            store=store,
+            lateness_hours=0,
+            **(settings_over or {}),
         )
         create_topics(settings)
         journeys = _deploy(settings, work, nomatch)

@@ -143,6 +143,7 @@ def build_app(settings: Settings) -> WorkerApp:
         broker_rebalance_timeout=settings.session_timeout_s * 2,
     )
     app.fetch_min_bytes = max(1, settings.fetch_min_kb * 1024)
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     t = settings.topics
     # The agents' inputs are read without Faust's acknowledgements: the worker checks the order of
     # every record and commits their offsets itself (:mod:`.offsets`).

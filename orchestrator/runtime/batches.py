@@ -81,8 +81,9 @@ class _ConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # both read when the consumer starts its fetcher
-        consumer._fetch_max_wait_ms = BROKER_FETCH_WAIT_MS
-        consumer._fetch_min_bytes = getattr(self.consumer.app, "fetch_min_bytes", 1)
+        app = self.consumer.app
+        consumer._fetch_max_wait_ms = getattr(app, "fetch_max_wait_ms", BROKER_FETCH_WAIT_MS)
+        consumer._fetch_min_bytes = getattr(app, "fetch_min_bytes", 1)
         return consumer
 
 
@@ -161,8 +162,10 @@ class BatchApp(DurableApp):
         super().__init__(*args, **kwargs)
         self.batch_topics: set[str] = set()
         self.fetch_min_bytes = 1
-        """What the broker gathers before it answers a fetch (at most :data:`BROKER_FETCH_WAIT_MS`
-        later): live traffic then comes in batches, not a record at a time (``fetch_min_kb``)."""
+        """What the broker gathers before it answers a fetch (at most ``fetch_max_wait_ms`` later):
+        live traffic then comes in batches, not a record at a time (``fetch_min_kb``)."""
+        self.fetch_max_wait_ms = BROKER_FETCH_WAIT_MS
+        """How long the broker may hold a fetch (``fetch_max_wait_ms``)."""
 
     def _new_transport(self) -> Any:
         transport = super()._new_transport()
