@@ -214,8 +214,10 @@ def build_app(settings: Settings) -> WorkerApp:
         except Exception:
             log.warning("commit before the rebalance failed; the new owner reads those records again")
         w.offsets.forget(revoked)  # reading starts over at the group's offset where it comes back
+        handed: dict[Any, int] = app.handed
         for tp in revoked:
             w.start_offsets.pop(tp, None)
+            handed.pop(tp, None)
         w.drops.forget()
 
     async def dead_letter(msg: Any, exc: Exception) -> None:

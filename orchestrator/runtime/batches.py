@@ -97,6 +97,7 @@ class BatchConsumer(aiokafka_driver.Consumer):
     async def _drain_messages(self, fetcher: Any) -> None:
         callback = self.callback
         batch_topics: set[str] = self.app.batch_topics  # type: ignore[attr-defined]
+        handed: dict[Any, int] = self.app.handed  # type: ignore[attr-defined]
         read_offset = self._read_offset
         consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
         try:
@@ -125,6 +126,7 @@ class BatchConsumer(aiokafka_driver.Consumer):
                         message.value = fetched  # type: ignore[assignment]
                         await self.wait_first(callback(message), self.suspend_flow.wait())
                         read_offset[tp] = fetched[-1].offset
+                        handed[tp] = fetched[-1].offset + 1
                     else:
                         await self._one_by_one(tp, fetched)
         except self.consumer_stopped_errors:
@@ -166,6 +168,10 @@ class BatchApp(DurableApp):
         live traffic then comes in batches, not a record at a time (``fetch_min_kb``)."""
         self.fetch_max_wait_ms = BROKER_FETCH_WAIT_MS
         """How long the broker may hold a fetch (``fetch_max_wait_ms``)."""
+        self.handed: dict[Any, int] = {}
+        """Per partition of a batch topic, the offset after the last record handed to its agent's
+        stream (forgotten when the partition is revoked): records below it are queued for the agent
+        or being processed, not dropped (:func:`~.reading.reread_dropped`)."""
 
     def _new_transport(self) -> Any:
         transport = super()._new_transport()

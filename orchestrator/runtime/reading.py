@@ -155,6 +155,7 @@ async def reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
     """Seek back when records were read but never reached an agent and none came after (:mod:`.reread`)."""
     t = w.settings.topics
     ours = {t.raw_events, t.identify, t.resolved_events, t.timers}
+    handed: dict[Any, int] = getattr(w.app, "handed", {})
     dropped: dict[TP, tuple[int | None, int]] = {}
     for tp in actives:
         if tp.topic not in ours:
@@ -164,6 +165,11 @@ async def reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
         if high is not None and 0 <= high <= expected:
             # nothing left to read, so nothing can have been dropped: no consumer call (each one
             # waits for the consumer thread's fetch)
+            w.drops.observe(tp, expected, expected, wall)
+            continue
+        if handed.get(tp, 0) > expected:
+            # handed to the agent and not processed yet: queued behind other batches, or the agent is
+            # busy (an overloaded worker took this for a drop and read everything again, for ever)
             w.drops.observe(tp, expected, expected, wall)
             continue
         position = await position_of(w.app, tp)

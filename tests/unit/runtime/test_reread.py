@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+
 from orchestrator.runtime.reread import COOLDOWN_MS, SETTLE_MS, DropWatch
 
 
@@ -35,3 +41,41 @@ def test_a_stalled_gap_counts_and_seeks_are_spaced() -> None:
     assert not watch.should_seek(SETTLE_MS + COOLDOWN_MS - 1)
     assert watch.should_seek(SETTLE_MS + COOLDOWN_MS)
     assert watch.seeks == 2
+
+
+def test_records_handed_to_a_busy_agent_are_not_read_again(monkeypatch: Any) -> None:
+    """An overloaded worker: its consumer is far ahead of what the agent processed, because the batches
+    wait in the agent's queue. That is no drop (it was taken for one, and everything was read again,
+    over and over); records never handed over still are."""
+    from orchestrator.config import TopicNames
+    from orchestrator.runtime import reading
+    from orchestrator.runtime.metrics import WorkerMetrics
+
+    topics = TopicNames()
+    busy, idle = TP(topics.identify, 0), TP(topics.raw_events, 1)
+    seeks: list[tuple[Any, int]] = []
+
+    class _Consumer:
+        async def seek(self, tp: Any, offset: int) -> None:
+            seeks.append((tp, offset))
+
+    app = SimpleNamespace(handed={busy: 302_102}, consumer=_Consumer())
+    w = SimpleNamespace(
+        settings=SimpleNamespace(topics=topics),
+        drops=DropWatch(),
+        app=app,
+        metrics=WorkerMetrics(process_metrics=False),
+    )
+
+    async def expected(_: Any, tp: Any) -> int:
+        return 126_298 if tp == busy else 500
+
+    async def position(_: Any, tp: Any) -> int:
+        return 302_102 if tp == busy else 900
+
+    monkeypatch.setattr(reading, "expected_offset", expected)
+    monkeypatch.setattr(reading, "highwater_of", lambda _app, _tp: None)
+    monkeypatch.setattr(reading, "position_of", position)
+    for now in (0, SETTLE_MS, 2 * SETTLE_MS):
+        asyncio.run(reading.reread_dropped(w, [busy, idle], now))  # type: ignore[arg-type]
+    assert seeks == [(idle, 500)]  # only the partition whose records never reached the agent
