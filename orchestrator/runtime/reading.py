@@ -20,6 +20,7 @@ from faust.types import TP
 from orchestrator.runtime.batches import Pacer, batch_of
 from orchestrator.runtime.offsets import Admit
 from orchestrator.runtime.outgoing import Outgoing
+from orchestrator.runtime.reread import HANDED_SETTLE_MS, SETTLE_MS
 
 if TYPE_CHECKING:
     from orchestrator.runtime.app import WorkerApp
@@ -167,13 +168,12 @@ async def reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:
             # waits for the consumer thread's fetch)
             w.drops.observe(tp, expected, expected, wall)
             continue
-        if handed.get(tp, 0) > expected:
-            # handed to the agent and not processed yet: queued behind other batches, or the agent is
-            # busy (an overloaded worker took this for a drop and read everything again, for ever)
-            w.drops.observe(tp, expected, expected, wall)
-            continue
+        # handed to the agent and not processed yet: queued behind other batches of a busy agent (an
+        # overloaded worker took this for a drop and read everything again, for ever), or dropped by
+        # the stream: only a long stop counts
+        settle = HANDED_SETTLE_MS if handed.get(tp, 0) > expected else SETTLE_MS
         position = await position_of(w.app, tp)
-        if w.drops.observe(tp, position, expected, wall):
+        if w.drops.observe(tp, position, expected, wall, settle):
             dropped[tp] = (position, expected)
     if dropped and w.drops.should_seek(wall):
         for tp, (position, expected) in dropped.items():

@@ -25,6 +25,10 @@ SETTLE_MS = 2_000
 """How long a partition may show records read but not processed, without progress, before it counts."""
 COOLDOWN_MS = 10_000
 """Least time between two seeks back."""
+HANDED_SETTLE_MS = 30_000
+"""The same, for records already handed to the agent's stream: they may wait behind other batches of a
+busy agent (an overloaded worker took such a queue for a drop, and re-read it for ever), or have been
+dropped by the stream itself (a record of an older consumer generation): only a long stop counts."""
 
 
 @dataclass
@@ -34,10 +38,12 @@ class DropWatch:
     last_seek_ms: int = -COOLDOWN_MS
     seeks: int = 0
 
-    def observe(self, tp: Hashable, position: int | None, expected: int, now_ms: int) -> bool:
+    def observe(
+        self, tp: Hashable, position: int | None, expected: int, now_ms: int, settle_ms: int = SETTLE_MS
+    ) -> bool:
         """One partition's state; True when the records between the next offset to process
         (``expected``) and the consumer's position look dropped: the position is past it and the
-        agent made no progress for :data:`SETTLE_MS`."""
+        agent made no progress for ``settle_ms``."""
         if position is None or position <= expected:
             self.since.pop(tp, None)
             return False
@@ -45,7 +51,7 @@ class DropWatch:
         if first is None or first[0] != expected:  # new, or the agent made progress: wait again
             self.since[tp] = (expected, now_ms)
             return False
-        return now_ms - first[1] >= SETTLE_MS
+        return now_ms - first[1] >= settle_ms
 
     def should_seek(self, now_ms: int) -> bool:
         """Called after a partition was found dropped; False while the last seek is recent."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from faust.types import TP
 
-from orchestrator.runtime.reread import COOLDOWN_MS, SETTLE_MS, DropWatch
+from orchestrator.runtime.reread import COOLDOWN_MS, HANDED_SETTLE_MS, SETTLE_MS, DropWatch
 
 
 def test_a_partition_read_to_the_end_with_nothing_processed_counts_after_settling() -> None:
@@ -79,3 +79,6 @@ def test_records_handed_to_a_busy_agent_are_not_read_again(monkeypatch: Any) -> 
     for now in (0, SETTLE_MS, 2 * SETTLE_MS):
         asyncio.run(reading.reread_dropped(w, [busy, idle], now))  # type: ignore[arg-type]
     assert seeks == [(idle, 500)]  # only the partition whose records never reached the agent
+    # handed over, and still nothing processed after a long stop: dropped by the stream, read again
+    asyncio.run(reading.reread_dropped(w, [busy, idle], 2 * SETTLE_MS + HANDED_SETTLE_MS))  # type: ignore[arg-type]
+    assert (busy, 126_298) in seeks
