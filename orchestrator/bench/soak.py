@@ -86,14 +86,6 @@ def _sum(text: str, prefix: str) -> int:
     return int(total)
 
 
-def _dead_letters(worker: WorkerProcess) -> int:
-    total = 0.0
-    for line in _metrics(worker).splitlines():
-        if line.startswith("orchestrator_invalid_events_total"):
-            total += float(line.rsplit(" ", 1)[1])
-    return int(total)
-
-
 def bench_soak(
     bootstrap: str | None,
     *,
@@ -200,18 +192,10 @@ def _soak(worker: WorkerProcess, pid: int, topic: str, boot: str, data: Path, pl
         "rss_slope_mb_per_10min": round(slope, 2),
         "max_lag_after_warmup": max((s["lag"] for s in after), default=0),
         "cpu_share": round(last["cpu_s"] / max(last["t"], 1e-9), 3),
-        "dead_letters": _dead_letters(worker),
+        "dead_letters": _sum(_metrics(worker), "orchestrator_invalid_events_total"),
         "data_dir_mb": round(_dir_mb(data), 1),
         "samples": samples,
     }
-
-
-def _gauge_sum(worker: WorkerProcess, name: str) -> int:
-    total = 0.0
-    for line in _metrics(worker).splitlines():
-        if line.startswith((name + "{", name + " ")):
-            total += float(line.rsplit(" ", 1)[1])
-    return int(total)
 
 
 def _one_event_each(customers: int) -> Iterator[tuple[bytes, bytes]]:
@@ -283,7 +267,7 @@ def bench_held(
                 "rss_mb_peak": round(max(peak, rss), 1),
                 "rss_mb_held": round(rss, 1),
                 "rss_bytes_per_customer": round((rss - rss0) * 1024 * 1024 / n, 1),
-                "pending_timers": _gauge_sum(worker, "orchestrator_pending_timers"),
+                "pending_timers": _sum(_metrics(worker), "orchestrator_pending_timers{"),
                 "events_per_s": round(n / seconds, 1) if seconds > 0 else 0.0,
                 "cpu_us_per_event": round(cpu * 1e6 / n, 1),
                 "data_dir_mb": round(_dir_mb(work / "data"), 1),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -67,15 +68,9 @@ def test_bench_quick_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
 
 @pytest.mark.timeout(300)
 def test_bench_soak_samples_memory_cpu_and_lag(kafka_bootstrap: str, tmp_path: Path) -> None:
-    out = tmp_path / "soak.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "bench", "--quick", "--only", "soak", "--bootstrap",
-         kafka_bootstrap, "--soak-seconds", "30", "--soak-rate", "100", "--json", str(out)],
-        capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = orjson.loads(out.read_bytes())
-    assert report["errors"] == {}
+    stdout, report = _quick_section(
+        kafka_bootstrap, tmp_path, "soak", "--soak-seconds", "30", "--soak-rate", "100"
+    )
     soak = report["sections"]["soak"]
     assert len(soak["samples"]) >= 10
     assert soak["offered"] == 3000
@@ -84,24 +79,31 @@ def test_bench_soak_samples_memory_cpu_and_lag(kafka_bootstrap: str, tmp_path: P
     assert soak["rss_mb_end"] > 0
     assert soak["data_dir_mb"] > 0
     assert soak["cpu_share"] > 0
-    assert "soak     30 s at 100 ev/s" in proc.stdout
+    assert "soak     30 s at 100 ev/s" in stdout
 
 
 @pytest.mark.timeout(300)
 def test_bench_held_reports_memory_per_customer(kafka_bootstrap: str, tmp_path: Path) -> None:
-    out = tmp_path / "held.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "bench", "--quick", "--only", "held", "--bootstrap",
-         kafka_bootstrap, "--held-customers", "2000", "--json", str(out)],
-        capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = orjson.loads(out.read_bytes())
-    assert report["errors"] == {}
+    stdout, report = _quick_section(kafka_bootstrap, tmp_path, "held", "--held-customers", "2000")
     held = report["sections"]["held"]
     assert held["customers"] == 2000
     assert held["rss_mb_held"] >= held["rss_mb_before"] > 0
     assert held["rss_mb_peak"] >= held["rss_mb_held"]
     assert held["pending_timers"] > 0  # some customers wait in a journey
     assert held["settings"]["write_buffer_size"] == 4 * 1024 * 1024
-    assert "held     2,000 customers on RocksDB" in proc.stdout
+    assert "held     2,000 customers on RocksDB" in stdout
+
+
+def _quick_section(kafka: str, tmp_path: Path, section: str, *options: str) -> tuple[str, dict[str, Any]]:
+    """``orchestrator bench --quick --only <section>`` on the session broker: its output and report,
+    which must have no errors."""
+    out = tmp_path / f"{section}.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "bench", "--quick", "--only", section, "--bootstrap", kafka,
+         *options, "--json", str(out)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report: dict[str, Any] = orjson.loads(out.read_bytes())
+    assert report["errors"] == {}
+    return proc.stdout, report
