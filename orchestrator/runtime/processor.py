@@ -21,10 +21,11 @@ crash (a new resolved offset) is recognised by its raw partition and offset and 
 Merges (docs/identity.md): the identify stage sends ``merge_out`` to the key merged away, then the
 event with ``merged_from`` to the canonical key. The old key's record becomes a *moved* record
 (``{"moved": <canonical key>, "exp": <ms>, ...}``) whose outbox holds the ``merge_in`` message with
-its state, so a crash can send it again; it is deleted :data:`MOVED_KEEP_MS` later (by its wake-up)
-or when the customer is erased. The canonical key holds (``await``/``pend``) the event and every
-later message until each awaited ``merge_in`` has arrived (one that comes first waits in
-``early``), then merges and applies what it held, in order; wake-ups meanwhile wait too.
+its state, so a crash can send it again; it is deleted :data:`MOVED_KEEP_MS` later (by its wake-up,
+once its last message is committed: :data:`MOVED_RETRY_MS`) or when the customer is erased. The
+canonical key holds (``await``/``pend``) the event and every later message until each awaited
+``merge_in`` has arrived (one that comes first waits in ``early``), then merges and applies what it
+held, in order; wake-ups meanwhile wait too.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from orchestrator.runtime.identify import CONTROL_PREFIX, control
 __all__ = [
     "MAX_RECORD_BYTES",
     "MOVED_KEEP_MS",
+    "MOVED_RETRY_MS",
     "OUTBOX_KEEP",
     "Applied",
     "Message",
@@ -63,6 +65,10 @@ OUTBOX_KEEP = 16
 message of a batch can be read again until the batch is committed)."""
 MOVED_KEEP_MS = 86_400_000
 """How long the record of a key merged away is kept (for re-sending its state after a crash)."""
+MOVED_RETRY_MS = 60_000
+"""A moved record past :data:`MOVED_KEEP_MS` whose last message is not yet committed looks again this
+much later (partition clock): deleted before, a crash would read that message again, find no record and
+apply it, and every earlier message not committed, to a new empty state."""
 MERGED_KEEP = 64
 """Keys merged in that a customer remembers (a merge_in read twice is recognised)."""
 
@@ -178,6 +184,16 @@ class _Box:
 class _OneByOne(Exception):
     """The batch must be applied again message by message (a message failed, or the record is over
     its limit): each message then gets its own verdict."""
+
+
+def _still_read_again(record: Record, committed: Mapping[str, int] | None) -> bool:
+    """Whether a resolved-topic message ``record`` has applied may still be read again: its offset is
+    not below the committed one (unknown commits: the per-message methods and tests, which never
+    read a message again, say no)."""
+    if committed is None:
+        return False
+    last = record.get("off", {}).get("e")
+    return last is not None and committed.get("e", -1) <= last
 
 
 class Processor:
@@ -446,10 +462,16 @@ class Processor:
         if offset <= record["off"].get("t", -1):
             return self._replay(record, "t", offset)
         if "moved" in record or (record.get("s") is None and "exp" in record and not record.get("await")):
-            if now_ms >= record["exp"]:
-                box.record = None
-                return Processed(record=None)  # a moved record, or a merged state nobody awaited
-            return Processed(record=None, changed=False, next_wakeup_ms=record["exp"])
+            if now_ms < record["exp"]:
+                return Processed(record=None, changed=False, next_wakeup_ms=record["exp"])
+            if _still_read_again(record, box.committed):
+                # Not yet: the messages it covers can still be read again after a crash, and would
+                # then find no record and apply to a new, empty state (found by the policy kill test).
+                record["exp"] = now_ms + MOVED_RETRY_MS
+                record["off"]["t"] = offset
+                return Processed(record=None, next_wakeup_ms=record["exp"])
+            box.record = None
+            return Processed(record=None)  # a moved record, or a merged state nobody awaited
         if record.get("await") or record.get("s") is None:
             # Held for a merge: its timers fire once the merge is done (the next wake-up is set then).
             return Processed(record=None, changed=False)

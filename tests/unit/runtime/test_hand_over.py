@@ -21,7 +21,7 @@ from orchestrator.contracts import ResolvedEvent, parse_event
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.journey import JourneyRegistry, load_journey_file
 from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, IdentifyStage
-from orchestrator.runtime.processor import MOVED_KEEP_MS, Processed, Processor
+from orchestrator.runtime.processor import MOVED_KEEP_MS, MOVED_RETRY_MS, Message, Processed, Processor
 from orchestrator.simulate.runner import Simulator
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -275,3 +275,36 @@ def test_a_copy_of_a_visitors_record_is_recognised_after_the_merge() -> None:
     late = copy.occurred_ms + 10 * 86_400_000  # far past the event-id dedupe window
     at_canonical = rt.proc.on_event("c1", rt.records["c1"], copy, 51, late, (0, 0))
     assert at_canonical.duplicate
+
+
+def test_a_moved_record_stays_until_the_messages_it_applied_are_committed() -> None:
+    # Found by the policy kill test: a moved record deleted at its keep time while its partition's
+    # commits lagged behind; after a kill the visitor's earlier messages were read again, found no
+    # record and built a new state from the cart alone (the push token lost: another decision).
+    rt = Runtime(2)
+    rt.identify(_event("d0", "profile.updated", {"anonymous_id": "v1"}, 0, push_token="tok-1"))
+    rt.identify(_event("d1", "cart.updated", {"anonymous_id": "v1"}, 10, item_count=1, total=9))
+    rt.identify(
+        _event("d2", "account.created", {"customer_id": "c1", "email": "c1@x.io", "anonymous_id": "v1"}, 30)
+    )
+    rt.drain(random.Random(3))
+    key = "anonymous_id:v1"
+    moved = orjson.loads(rt.records[key])
+    assert moved["moved"] == "c1"
+    last = moved["off"]["e"]
+    cart = next(m for m in rt.log[rt.partition(key)] if b'"d1"' in m[2])
+    exp = moved["exp"]
+
+    kept = rt.proc.apply(key, rt.records[key], [Message.wakeup(0, exp)], {"e": last})
+    assert kept.record is not None, "deleted while its last message can be read again"
+    assert kept.changed
+    assert kept.next_wakeup_ms == exp + MOVED_RETRY_MS
+    again = rt.proc.apply(key, kept.record, [Message.resolved(cart[0], cart[2], exp, None)], {"e": last})
+    assert again.done[0].replayed, "the cart read again is recognised, not applied to a new state"
+    assert again.record == kept.record
+
+    gone = rt.proc.apply(key, kept.record, [Message.wakeup(1, exp + MOVED_RETRY_MS)], {"e": last + 1})
+    assert gone.changed
+    assert gone.record is None
+    # without commits known (simulate, the per-message methods) it goes at its keep time
+    assert rt.proc.on_wakeup(key, rt.records[key], 0, exp).record is None
