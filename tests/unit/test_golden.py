@@ -3,7 +3,9 @@
 The reference digests (tests/golden/generated.json) and the records it stored half-way
 (records-v1.jsonl.gz) were written by the release before the processor's batch rewrite (issue 15):
 every optimisation since must leave the actions, the decisions and the stored customers unchanged,
-and read the records that release wrote with the same result (the upgrade test).
+and read the records that release wrote with the same result (the upgrade test). Rewritten once for
+a fix (2026-12-03: a moved record is kept until its messages are committed), which changed the
+pipeline's stored records and message counts, not its actions or decisions.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ def test_records_stored_by_the_reference_release_are_read_with_the_same_result()
     half = len(small) // 2
     run.resolve(small[:half])
     run.run()
-    # the same customers, in the same state, whichever release wrote them
-    assert old.keys() == run.records.keys()
+    # the same customers, in the same state, whichever release wrote them (since 2026-12-03 a visitor's
+    # moved record stays until its messages are committed: a few more of them half-way)
+    kept = {k for k in run.records.keys() - old.keys() if b'"moved"' in run.records[k]}
+    assert old.keys() == run.records.keys() - kept
     decode = run.processor.state_of
     for key, record in old.items():
         mine, theirs = decode(run.records[key]), decode(record)
