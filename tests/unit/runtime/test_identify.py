@@ -7,10 +7,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from orchestrator.contracts import ResolvedEvent, parse_event
-from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, Identified, IdentifyStage
+from orchestrator.runtime.identify import (
+    CONTROL_PREFIX,
+    WATERMARK_KEY,
+    Identified,
+    IdentifyStage,
+    _HeldQueue,
+)
 
 BASE = 1741600800000  # 2025-03-10T10:00:00Z
 
@@ -360,3 +368,21 @@ def test_local_compaction_after_an_erasure_is_delayed_and_rate_limited() -> None
     assert plan.take(330)
     assert not plan.take(1_000), "nothing noted: nothing to do"
     assert plan.runs == 3
+
+
+@given(st.lists(st.one_of(st.integers(0, 50), st.none()), max_size=200))
+def test_a_held_queue_knows_its_oldest_event_as_events_come_and_go(steps: list[int | None]) -> None:
+    # (the stage asked every held event for it on each message: quadratic in a backlog)
+    queue = _HeldQueue()
+    shadow: list[int] = []
+    offset = 0
+    for step in steps:
+        if step is None:
+            if shadow:
+                assert queue.popleft()[0] == shadow.pop(0)
+        else:
+            queue.append((step, 0, offset, offset, None))  # type: ignore[arg-type]
+            shadow.append(step)
+            offset += 1
+        assert queue.oldest() == (min(shadow) if shadow else None)
+        assert len(queue) == len(shadow)
