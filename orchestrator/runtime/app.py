@@ -28,7 +28,7 @@ import orjson
 from faust.types import TP, EventT
 
 from orchestrator.config import Settings, secret_list
-from orchestrator.contracts import DeadLetter, ResolvedEvent
+from orchestrator.contracts import DeadLetter
 from orchestrator.contracts.records import DeadLetterReason
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.deployments import DeploymentBook
@@ -40,7 +40,7 @@ from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_
 from orchestrator.runtime.customer_stage import CustomerStage
 from orchestrator.runtime.erasure import install_local_erasure
 from orchestrator.runtime.faust_compat import producer_client
-from orchestrator.runtime.identify import WATERMARK_KEY, IdentifyStage
+from orchestrator.runtime.identify import WATERMARK_KEY, HeldEvent, IdentifyStage
 from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyFeed
 from orchestrator.runtime.metrics import WorkerMetrics
@@ -147,9 +147,13 @@ def build_app(settings: Settings) -> WorkerApp:
     t = settings.topics
     # The agents' inputs are read without Faust's acknowledgements: the worker checks the order of
     # every record and commits their offsets itself (:mod:`.offsets`).
+    # Each item of their queues is a whole fetched batch: ``queued_batches`` bounds what waits there
+    # (set after creation: App.topic drops its ``maxsize``, faust_compat "topic-drops-maxsize").
     raw_topic = app.topic(t.raw_events, key_type=bytes, value_type=bytes, acks=False)
     identify_topic = app.topic(t.identify, key_type=bytes, value_type=bytes, acks=False)
     customer_input = app.topic(t.resolved_events, t.timers, key_type=bytes, value_type=bytes, acks=False)
+    for batch_topic in (raw_topic, identify_topic, customer_input):
+        batch_topic.maxsize = settings.queued_batches
     dead_letter_topic = app.topic(t.dead_letter, key_type=bytes, value_type=bytes)
     action_topics = {
         "email": app.topic(t.action_email, key_type=bytes, value_type=bytes),
@@ -313,9 +317,9 @@ def build_app(settings: Settings) -> WorkerApp:
                 mark = orjson.loads(rec.value)
                 done = stage.on_watermark(rec.offset, int(mark["r"]), int(mark["t"]), stored)
             else:
-                resolved = ResolvedEvent.model_validate_json(rec.value)
-                at = event_time(resolved.event.occurred_ms, _wall_ms())
-                done = stage.on_event(rec.offset, resolved, at, stored)
+                held = HeldEvent.read(rec.value)
+                at = event_time(held.occurred_ms, _wall_ms())
+                done = stage.on_event(rec.offset, held, at, stored)
         except Exception as exc:  # this message alone: set aside, the stage goes on
             stage.unload()  # it may have half-applied the message: reload from the table
             await dead_letter(rec, exc)

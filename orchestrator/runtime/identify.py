@@ -49,6 +49,7 @@ import secrets
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -64,6 +65,7 @@ __all__ = [
     "OUTBOX_SPAN",
     "RELEASE_BYTES",
     "WATERMARK_KEY",
+    "HeldEvent",
     "Identified",
     "IdentifyStage",
     "control",
@@ -97,7 +99,75 @@ _MARK = "w:"
 _KEY = "key"
 """Row of the generated erasure key (hex), when no ``erasure_key`` is configured."""
 
-_Held = tuple[int, int, int, int, ResolvedEvent]
+
+@dataclass(frozen=True, slots=True)
+class HeldEvent:
+    """An event of the identify topic as the stage keeps it while it waits for the watermarks: its JSON
+    and what resolving it needs. A ``ResolvedEvent`` model per held event took ~2.5 kB of memory (a
+    backlog read unevenly holds tens of thousands); this takes about its JSON's size, and reading it
+    skips the model's validation (the identify topic carries what ingest validated)."""
+
+    event_json: bytes
+    """The event's JSON as ``CustomerEvent.to_json`` wrote it (ingest), published as is."""
+    identifiers: tuple[tuple[str, str], ...]
+    """In priority order (as ``CustomerEvent.to_json`` writes them)."""
+    type: str
+    occurred_ms: int
+    source_partition: int | None = None
+    source_offset: int | None = None
+
+    @classmethod
+    def read(cls, value: bytes | str) -> HeldEvent:
+        """From an identify-topic record (``ResolvedEvent.to_json``); ValueError when it is not one."""
+        try:
+            data = orjson.loads(value)
+            event = data["event"]
+            return cls(
+                event_json=orjson.dumps(event),
+                identifiers=tuple((str(k), str(v)) for k, v in event["identifiers"].items()),
+                type=str(event["type"]),
+                occurred_ms=_ms(event["occurred_at"]),
+                source_partition=_int_or_none(data.get("source_partition")),
+                source_offset=_int_or_none(data.get("source_offset")),
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"not a resolved event of the identify topic: {exc!r}") from None
+
+    @classmethod
+    def of(cls, resolved: ResolvedEvent) -> HeldEvent:
+        event = resolved.event
+        return cls(
+            event_json=event.to_json(),
+            identifiers=tuple(event.identifiers.items()),
+            type=event.type,
+            occurred_ms=event.occurred_ms,
+            source_partition=resolved.source_partition,
+            source_offset=resolved.source_offset,
+        )
+
+    def to_json(self, customer_key: str, merged_from: list[str] | None = None) -> bytes:
+        """``ResolvedEvent.to_json``'s bytes for this event keyed ``customer_key`` (a unit test holds
+        them equal), without the model."""
+        form: dict[str, Any] = {"customer_key": customer_key, "event": orjson.Fragment(self.event_json)}
+        if self.source_partition is not None:
+            form["source_partition"] = self.source_partition
+        if self.source_offset is not None:
+            form["source_offset"] = self.source_offset
+        if merged_from:
+            form["merged_from"] = merged_from
+        return orjson.dumps(form)
+
+
+def _ms(occurred_at: str) -> int:
+    # as CustomerEvent.occurred_ms: the timestamp of the aware datetime, in whole milliseconds
+    return int(datetime.fromisoformat(occurred_at).timestamp() * 1000)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+_Held = tuple[int, int, int, int, HeldEvent]
 """(event time, raw partition, raw offset, identify offset, event)."""
 
 Message = tuple[bytes, bytes, int | None]
@@ -230,7 +300,7 @@ class IdentifyStage:
                 self._outbox.append(int(name[len(_OUT) :]))
             elif name.startswith(_HELD):
                 at, rp, ro, text = value
-                event = ResolvedEvent.model_validate_json(text)
+                event = HeldEvent.read(text)
                 offset = int(name[len(_HELD) :])
                 held.append((offset, (int(at), int(rp), int(ro), offset, event)))
                 self._sizes[offset] = len(text)
@@ -282,11 +352,16 @@ class IdentifyStage:
         self.graph = None
 
     # -- messages -------------------------------------------------------------------------------
-    def on_event(self, offset: int, resolved: ResolvedEvent, at_ms: int, stored: Any = None) -> Identified:
-        """An event read at ``offset`` of the identify topic; ``at_ms`` its logical time.
-        ``stored``: the ``o:<offset>`` row, which the caller looks up when :meth:`needs_stored`."""
+    def on_event(
+        self, offset: int, resolved: HeldEvent | ResolvedEvent, at_ms: int, stored: Any = None
+    ) -> Identified:
+        """An event read at ``offset`` of the identify topic (:meth:`HeldEvent.read`, or a model);
+        ``at_ms`` its logical time. ``stored``: the ``o:<offset>`` row, which the caller looks up when
+        :meth:`needs_stored`."""
         if offset <= self.last:
             return self._replay(stored)
+        if isinstance(resolved, ResolvedEvent):
+            resolved = HeldEvent.of(resolved)
         out = Identified()
         rp, ro = resolved.source_partition, resolved.source_offset
         if rp is not None and ro is not None:
@@ -305,7 +380,7 @@ class IdentifyStage:
             resolved,
         )
         self._held.setdefault(entry[1], _HeldQueue()).append(entry)
-        text = resolved.to_json().decode()
+        text = resolved.to_json("-").decode()  # (the key is a hint here: the stage decides it)
         self._sizes[offset] = len(text)
         out.rows[f"{_HELD}{offset}"] = [entry[0], entry[1], entry[2], text]
         self._release(out)  # a late event (older than what was released) goes at once
@@ -415,8 +490,7 @@ class IdentifyStage:
         if self.graph is None:
             self.graph = self._graph([], None)
         graph = self.graph
-        resolved = entry[4]
-        event = resolved.event
+        event = entry[4]
         at = event.occurred_ms
         resolution = graph.resolve(event.identifiers, at)
         out.released += 1
@@ -427,8 +501,7 @@ class IdentifyStage:
         merged = [m.from_key for m in resolution.merges]
         for m in resolution.merges:
             out.messages.append((m.from_key.encode(), control("merge_out", into=key, at=entry[0]), None))
-        copy = resolved.model_copy(update={"customer_key": key, "merged_from": merged or None})
-        out.messages.append((key.encode(), copy.to_json(), None))
+        out.messages.append((key.encode(), event.to_json(key, merged or None), None))
         out.merges += len(merged)
         if event.type == ERASE_EVENT:
             erasure = graph.erase(key, at)

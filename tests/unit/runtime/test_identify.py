@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -15,6 +16,7 @@ from orchestrator.contracts import ResolvedEvent, parse_event
 from orchestrator.runtime.identify import (
     CONTROL_PREFIX,
     WATERMARK_KEY,
+    HeldEvent,
     Identified,
     IdentifyStage,
     _HeldQueue,
@@ -386,3 +388,35 @@ def test_a_held_queue_knows_its_oldest_event_as_events_come_and_go(steps: list[i
             offset += 1
         assert queue.oldest() == (min(shadow) if shadow else None)
         assert len(queue) == len(shadow)
+
+
+@given(
+    st.integers(0, 10_000),
+    st.sampled_from([None, ["anonymous_id:v1"], ["anonymous_id:v1", "email:a@x.io"]]),
+    st.sampled_from([None, 0, 5]),
+)
+def test_a_held_event_publishes_the_bytes_the_model_would(
+    n: int, merged: list[str] | None, partition: int | None
+) -> None:
+    # The stage keeps held events as JSON and publishes them without the model: the resolved topic
+    # must carry exactly what ResolvedEvent.to_json wrote (customers and stored rows read it).
+    from orchestrator.simulate.generate import generate_events
+
+    raw = next(iter(generate_events(1, 50, seed=n, visitors=0.3)))
+    event = parse_event(orjson.dumps(raw))
+    offset = None if partition is None else n
+    resolved = ResolvedEvent(
+        customer_key="hint", event=event, source_partition=partition, source_offset=offset
+    )
+    held = HeldEvent.read(resolved.to_json())
+    assert held == HeldEvent.of(resolved)
+    assert held.occurred_ms == event.occurred_ms
+    assert held.identifiers == tuple(event.identifiers.items())
+    final = resolved.model_copy(update={"customer_key": "c-1", "merged_from": merged})
+    assert held.to_json("c-1", merged) == final.to_json()
+
+
+def test_a_record_that_is_not_a_resolved_event_is_refused_with_a_reason() -> None:
+    for bad in (b"not json", b"{}", b'{"event": {"identifiers": {}}}', b"[1]"):
+        with pytest.raises(ValueError, match="not a resolved event of the identify topic"):
+            HeldEvent.read(bad)
