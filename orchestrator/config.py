@@ -183,6 +183,12 @@ class Settings(BaseModel):
         "fetch_max_wait_ms later): live traffic is read in batches instead of one record at a time. 0: "
         "answer at once (lowest latency, most CPU per event).",
     )
+    malloc_trim_s: float = Field(
+        30.0,
+        ge=0,
+        description="How often a worker gives memory it freed back to the system (glibc's malloc_trim, "
+        "when over 16 MB are free): after a backlog the heap otherwise keeps its high-water mark. 0: never.",
+    )
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often a worker commits the offsets of the records it processed."
     )

@@ -29,6 +29,7 @@ from orchestrator.bench.e2e import PAST, _consumed, _metrics, broker
 from orchestrator.core.engine.clock import iso_from_ms
 from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
 from orchestrator.kafka.topics import create_topics
+from orchestrator.runtime.store_stats import ROCKSDB_MEMORY
 from orchestrator.simulate.generate import generate_events
 from orchestrator.testing import WorkerProcess, unique_settings
 
@@ -75,6 +76,18 @@ class _Plan:
     sample_s: float
     warmup_s: float
     settings: dict[str, Any]
+
+
+def _rocksdb_mb(text: str) -> dict[str, float]:
+    """The worker's RocksDB memory by part (``orchestrator_rocksdb_memory_bytes``, all tables), MB."""
+    total = dict.fromkeys(ROCKSDB_MEMORY, 0.0)
+    for line in text.splitlines():
+        if line.startswith("orchestrator_rocksdb_memory_bytes{"):
+            labels, value = line.rsplit(" ", 1)
+            for part in total:
+                if f'part="{part}"' in labels:
+                    total[part] += float(value) / (1024 * 1024)
+    return {part: round(mb, 1) for part, mb in total.items()}
 
 
 def _sum(text: str, prefix: str) -> int:
@@ -165,6 +178,7 @@ def _soak(worker: WorkerProcess, pid: int, topic: str, boot: str, data: Path, pl
                         f"{stage}_records": _sum(text, f'orchestrator_stage_records_total{{stage="{stage}"}}')
                         for stage in ("ingest", "identify", "customer")
                     },
+                    "rocksdb_mb": round(sum(_rocksdb_mb(text).values()), 1),
                     "rereads": _sum(text, "orchestrator_rereads_total"),
                     "stuck": _sum(text, "orchestrator_partition_stuck"),
                 }
@@ -176,6 +190,8 @@ def _soak(worker: WorkerProcess, pid: int, topic: str, boot: str, data: Path, pl
     producer.flush(30)
     after = [s for s in samples if s["t"] >= warmup_s]
     slope = rss_slope_mb_per_10min([(s["t"], s["rss_mb"]) for s in after])
+    # what grows beside RocksDB (whose memtables and caches fill up to their bounds)
+    rest = rss_slope_mb_per_10min([(s["t"], s["rss_mb"] - s["rocksdb_mb"]) for s in after])
     last = samples[-1]
     return {
         "what": __doc__,
@@ -190,6 +206,9 @@ def _soak(worker: WorkerProcess, pid: int, topic: str, boot: str, data: Path, pl
         "rss_mb_after_warmup": after[0]["rss_mb"] if after else None,
         "rss_mb_end": last["rss_mb"],
         "rss_slope_mb_per_10min": round(slope, 2),
+        "rocksdb_mb_after_warmup": after[0]["rocksdb_mb"] if after else None,
+        "rocksdb_mb_end": last["rocksdb_mb"],
+        "rss_slope_beside_rocksdb_mb_per_10min": round(rest, 2),
         "max_lag_after_warmup": max((s["lag"] for s in after), default=0),
         "cpu_share": round(last["cpu_s"] / max(last["t"], 1e-9), 3),
         "dead_letters": _sum(_metrics(worker), "orchestrator_invalid_events_total"),
@@ -217,14 +236,18 @@ def bench_held(
     customers: int | None = None,
     partitions: int = 6,
     timeout: float = 3600.0,
+    settings_over: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Memory of one worker holding many customers on RocksDB (issue 27's 1,000,000): one event each
     (the generated mix: some customers enter journeys and keep timers pending), pre-produced; once all
-    are consumed and the worker has settled, its RSS against its RSS before the first event."""
+    are consumed and the worker has settled, its RSS against its RSS before the first event.
+    ``settings_over``: worker settings to change (to compare, e.g. ``malloc_trim_s``)."""
     n = customers or (5_000 if quick else 1_000_000)
     with tempfile.TemporaryDirectory(prefix="bench-held-") as tmp, broker(bootstrap, Path(tmp)) as boot:
         work = Path(tmp)
-        settings = unique_settings(boot, work / "data", partitions=partitions, store="rocksdb://")
+        settings = unique_settings(
+            boot, work / "data", partitions=partitions, store="rocksdb://", **(settings_over or {})
+        )
         create_topics(settings)
         files = sorted((ROOT / "journeys").glob("*.yaml"))
         publish_deployments(settings, prepare_deployments(files, PAST))
@@ -245,7 +268,7 @@ def bench_held(
             if producer.flush(120):
                 raise RuntimeError("pre-produced events not delivered")
             t0, cpu0 = time.perf_counter(), _cpu_s(pid)
-            peak = rss0
+            peak, held_peak = rss0, 0
             deadline = time.monotonic() + timeout
             while _consumed(worker) < n:
                 if time.monotonic() > deadline:
@@ -253,21 +276,27 @@ def bench_held(
                         f"{_consumed(worker)}/{n} consumed in {timeout:.0f} s\n{worker.log_tail()}"
                     )
                 peak = max(peak, _rss_mb(pid))
+                held_peak = max(held_peak, _sum(_metrics(worker), "orchestrator_identify_held_events"))
                 time.sleep(1.0)
             seconds = time.perf_counter() - t0
             cpu = _cpu_s(pid) - cpu0
-            time.sleep(10.0)  # the last batches written, memtables as they stay
+            # the last batches written, memtables as they stay, and the heap's free memory given back
+            time.sleep(10.0 if quick else max(10.0, settings.malloc_trim_s + 5.0))
             rss = _rss_mb(pid)
+            text = _metrics(worker)
             return {
                 "what": bench_held.__doc__,
                 "customers": n,
                 "partitions": partitions,
-                "settings": settings.rocksdb_options(),
+                "settings": {**settings.rocksdb_options(), "malloc_trim_s": settings.malloc_trim_s},
                 "rss_mb_before": round(rss0, 1),
                 "rss_mb_peak": round(max(peak, rss), 1),
                 "rss_mb_held": round(rss, 1),
                 "rss_bytes_per_customer": round((rss - rss0) * 1024 * 1024 / n, 1),
-                "pending_timers": _sum(_metrics(worker), "orchestrator_pending_timers{"),
+                "pending_timers": _sum(text, "orchestrator_pending_timers{"),
+                "rocksdb_mb": _rocksdb_mb(text),
+                "identity_customers": _sum(text, "orchestrator_identity_customers"),
+                "identify_held_peak": held_peak,
                 "events_per_s": round(n / seconds, 1) if seconds > 0 else 0.0,
                 "cpu_us_per_event": round(cpu * 1e6 / n, 1),
                 "data_dir_mb": round(_dir_mb(work / "data"), 1),

@@ -160,7 +160,10 @@ def summary_table(report: dict[str, Any]) -> str:
         add(
             f"soak     {so['seconds']:.0f} s at {so['rate']:,.0f} ev/s over {so['customers']:,} customers: "
             f"RSS {so['rss_mb_start']:.0f} -> {so['rss_mb_end']:.0f} MB, slope after warm-up "
-            f"{so['rss_slope_mb_per_10min']:+.1f} MB/10 min, max lag {so['max_lag_after_warmup']:,}, "
+            f"{so['rss_slope_mb_per_10min']:+.1f} MB/10 min "
+            f"({so['rss_slope_beside_rocksdb_mb_per_10min']:+.1f} beside RocksDB, which went "
+            f"{so['rocksdb_mb_after_warmup']:.0f} -> {so['rocksdb_mb_end']:.0f} MB), "
+            f"max lag {so['max_lag_after_warmup']:,}, "
             f"CPU {so['cpu_share']:.0%}, data {so['data_dir_mb']:.0f} MB, dead letters {so['dead_letters']}"
         )
     if "held" in s:
@@ -169,7 +172,8 @@ def summary_table(report: dict[str, Any]) -> str:
             f"held     {he['customers']:,} customers on RocksDB: RSS {he['rss_mb_before']:.0f} -> "
             f"{he['rss_mb_held']:.0f} MB (peak {he['rss_mb_peak']:.0f}), "
             f"{he['rss_bytes_per_customer']:,.0f} B per customer, data {he['data_dir_mb']:.0f} MB, "
-            f"{he['pending_timers']:,} timers pending"
+            f"{he['pending_timers']:,} timers pending, RocksDB "
+            f"{', '.join(f'{k} {v:.0f}' for k, v in he['rocksdb_mb'].items())} MB"
         )
     for name, err in report.get("errors", {}).items():
         add(f"{name:<8} FAILED: {err}")

@@ -16,6 +16,7 @@ core); the agents only move bytes between Kafka, the tables and that code.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -35,6 +36,7 @@ from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.exceptions import StateLimitError
 from orchestrator.kafka.security import faust_credentials
+from orchestrator.runtime.allocator import trim
 from orchestrator.runtime.batches import BatchApp, batch_of
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
 from orchestrator.runtime.customer_stage import CustomerStage
@@ -147,13 +149,9 @@ def build_app(settings: Settings) -> WorkerApp:
     t = settings.topics
     # The agents' inputs are read without Faust's acknowledgements: the worker checks the order of
     # every record and commits their offsets itself (:mod:`.offsets`).
-    # Each item of their queues is a whole fetched batch: ``queued_batches`` bounds what waits there
-    # (set after creation: App.topic drops its ``maxsize``, faust_compat "topic-drops-maxsize").
     raw_topic = app.topic(t.raw_events, key_type=bytes, value_type=bytes, acks=False)
     identify_topic = app.topic(t.identify, key_type=bytes, value_type=bytes, acks=False)
     customer_input = app.topic(t.resolved_events, t.timers, key_type=bytes, value_type=bytes, acks=False)
-    for batch_topic in (raw_topic, identify_topic, customer_input):
-        batch_topic.maxsize = settings.queued_batches
     dead_letter_topic = app.topic(t.dead_letter, key_type=bytes, value_type=bytes)
     action_topics = {
         "email": app.topic(t.action_email, key_type=bytes, value_type=bytes),
@@ -420,6 +418,15 @@ def build_app(settings: Settings) -> WorkerApp:
         if not _settled(app):
             return
         await _watch_stuck(w, app.assignor.assigned_actives(), _wall_ms())
+
+    if settings.malloc_trim_s > 0:
+
+        @app.timer(interval=settings.malloc_trim_s)
+        async def give_back_memory() -> None:
+            # in a thread: the heap scan takes tens of ms and releases the GIL (runtime/allocator.py)
+            released = await asyncio.get_running_loop().run_in_executor(None, trim)
+            if released:
+                w.metrics.heap_trimmed(released)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def commit_at_shutdown(sender: Any, **_: Any) -> None:

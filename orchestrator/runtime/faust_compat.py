@@ -90,6 +90,7 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str, str], ...] = (
     ("aiokafka.producer.producer", "AIOKafkaProducer", "_partition", "the partition topic.send gives"),
     ("aiokafka.client", "AIOKafkaClient", "_wait_on_metadata", "a topic's partitions before send_batch"),
     ("faust.stores.base", "Store", "_encode_key", "changelog keys as the table encodes them"),
+    ("faust.stores.rocksdb", "Store", "_dbs", "RocksDB memory per table (metrics)"),
 )  # fmt: skip
 """Private attributes the runtime reads or calls: checked to exist by the unit test."""
 

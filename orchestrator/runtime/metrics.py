@@ -37,6 +37,8 @@ from prometheus_client import (
 from orchestrator.contracts.events import KNOWN_EVENT_TYPES
 from orchestrator.contracts.records import DEAD_LETTER_REASONS
 from orchestrator.core.journey import JourneyRegistry
+from orchestrator.runtime.allocator import heap
+from orchestrator.runtime.store_stats import rocksdb_memory, table_size
 
 if TYPE_CHECKING:
     from orchestrator.runtime.app import WorkerApp
@@ -272,6 +274,37 @@ class WorkerMetrics:
             ["table"],
             registry=r,
         )
+        self.identity_customers = Gauge(
+            f"{p}_identity_customers",
+            "Customers in the identity graph this worker holds in memory (the identify stage's owner).",
+            registry=r,
+        )
+        self.identify_held = Gauge(
+            f"{p}_identify_held_events",
+            "Events the identify stage holds (in memory and in its table) until every raw partition's "
+            "watermark passes them.",
+            registry=r,
+        )
+        self.heap = Gauge(
+            f"{p}_heap_bytes",
+            "The C heap of the worker process (glibc): in_use, and free (freed, kept by the allocator; "
+            "given back every malloc_trim_s when over 16 MB).",
+            ["state"],
+            registry=r,
+        )
+        self._heap_trimmed = Counter(
+            f"{p}_heap_trimmed_bytes",
+            "Free heap memory given back to the system (malloc_trim), as measured before each trim.",
+            registry=r,
+        )
+        self.rocksdb_memory = Gauge(
+            f"{p}_rocksdb_memory_bytes",
+            "Memory of the worker's RocksDB databases (every partition it has open), per table: "
+            "memtables, block_cache (bounded by the rocksdb_* settings) and table_readers (index and "
+            "bloom filters of the files on disk).",
+            ["table", "part"],
+            registry=r,
+        )
         self.journey_info = Gauge(
             f"{p}_journey_deployment_info",
             "1 for each journey version this worker has loaded, with its status.",
@@ -442,6 +475,10 @@ class WorkerMetrics:
         self._late_partition.observe(max(0, clock_ms - due_ms) / 1000)
         self._late_wall.observe(max(0, wall_ms - due_ms) / 1000)
 
+    def heap_trimmed(self, released: int) -> None:
+        """Free heap memory given back (:func:`~orchestrator.runtime.allocator.trim`)."""
+        self._heap_trimmed.inc(released)
+
     def record_decisions(self, decisions: Iterable[Decision]) -> None:
         """Count the cross-channel policy's decisions (kind, reason, channel, journey) for one message."""
         for d in decisions:
@@ -465,6 +502,20 @@ class WorkerMetrics:
                 self.table_keys.labels(name).set(table_size(table))
             except Exception:  # a store being reopened during a rebalance: keep the last value
                 log.debug("table %s size unavailable", name, exc_info=True)
+        now = heap()
+        if now is not None:
+            self.heap.labels("in_use").set(now.in_use)
+            self.heap.labels("free").set(now.free)
+        stage = w.identify
+        if stage.loaded:
+            self.identity_customers.set(len(stage.graph or ()))
+            self.identify_held.set(stage.held())
+        for name, table in (("customers", w.customers), ("wakeups", w.wakeups), ("identities", w.identities)):
+            try:
+                for kind, used in rocksdb_memory(table).items():
+                    self.rocksdb_memory.labels(name, kind).set(used)
+            except Exception:  # as above
+                log.debug("table %s memory unavailable", name, exc_info=True)
         registry = w.book.registry
         if registry.generation != self._series_gen:
             self.journey_series()
@@ -539,16 +590,6 @@ def exported_names(registry: CollectorRegistry) -> set[str]:
             out.add(family.name + suffix)
         out.update(s.name for s in family.samples)
     return out
-
-
-def table_size(table: Any) -> int:
-    """Keys of a Faust table on this worker's active partitions: RocksDB's own estimate (no scan)
-    where the store is RocksDB, else the exact count."""
-    store = table.data
-    dbs = getattr(store, "_dbs_for_actives", None)
-    if dbs is not None:
-        return sum(int(db.property_int_value("rocksdb.estimate-num-keys") or 0) for db in dbs())
-    return len(store)
 
 
 def _ready(w: WorkerApp) -> bool:

@@ -79,6 +79,8 @@ def test_bench_soak_samples_memory_cpu_and_lag(kafka_bootstrap: str, tmp_path: P
     assert soak["rss_mb_end"] > 0
     assert soak["data_dir_mb"] > 0
     assert soak["cpu_share"] > 0
+    assert soak["rocksdb_mb_end"] > 0  # the worker's RocksDB memory, read from its /metrics
+    assert all(s["rocksdb_mb"] > 0 for s in soak["samples"][-3:])
     assert "soak     30 s at 100 ev/s" in stdout
 
 
@@ -91,6 +93,7 @@ def test_bench_held_reports_memory_per_customer(kafka_bootstrap: str, tmp_path: 
     assert held["rss_mb_peak"] >= held["rss_mb_held"]
     assert held["pending_timers"] > 0  # some customers wait in a journey
     assert held["settings"]["write_buffer_size"] == 4 * 1024 * 1024
+    assert held["rocksdb_mb"]["memtables"] > 0
     assert "held     2,000 customers on RocksDB" in stdout
 
 

@@ -7,7 +7,6 @@ import logging
 import logging.config
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 import pytest
@@ -22,7 +21,6 @@ from orchestrator.runtime.metrics import (
     MAX_SERIES,
     WorkerMetrics,
     exported_names,
-    table_size,
 )
 from orchestrator.runtime.processor import Processed
 
@@ -272,37 +270,6 @@ def test_per_event_cost_is_a_few_microseconds() -> None:
     per_event_us = (time.perf_counter() - start) / n * 1e6
     assert value(m, "orchestrator_raw_messages_total") == n
     assert per_event_us < 100, f"{per_event_us:.1f} µs per event"
-
-
-class _MemoryStore(dict[bytes, bytes]):
-    pass
-
-
-class _FakeTable:
-    def __init__(self, data: object) -> None:
-        self.data = data
-
-
-def test_table_size_counts_memory_stores_and_reads_rocksdb_estimates(tmp_path: Path) -> None:
-    import rocksdict
-
-    assert table_size(_FakeTable(_MemoryStore({b"a": b"1", b"b": b"2"}))) == 2
-    dbs = []
-    for part in range(2):
-        db = rocksdict.Rdict(str(tmp_path / f"p{part}"))
-        for i in range(10 * (part + 1)):
-            db[f"k{i}".encode()] = b"v"
-        dbs.append(db)
-
-    class _RocksStore:
-        def _dbs_for_actives(self) -> list[rocksdict.Rdict]:
-            return dbs
-
-    try:
-        assert table_size(_FakeTable(_RocksStore())) == 30
-    finally:
-        for db in dbs:
-            db.close()
 
 
 # -- JSON logs ---------------------------------------------------------------------------------------
