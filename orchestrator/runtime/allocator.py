@@ -6,7 +6,8 @@ backlog's high-water mark (measured: a 100,000-customer backlog left ~360 MB res
 in the heap). ``malloc_trim`` gives the free pages back. The worker calls it every
 ``malloc_trim_s`` when the heap holds more than :data:`TRIM_ABOVE_BYTES` free (``/metrics``:
 ``orchestrator_heap_bytes``), in a thread: the call scans the heap (tens of ms for hundreds of MB) and
-releases the GIL.
+releases the GIL; the event loop's own allocations may wait on an arena's lock meanwhile (glibc makes
+the call safe beside other threads).
 
 Only on glibc (Linux; ``mallinfo2`` from glibc 2.33): elsewhere :func:`heap` gives None and
 :func:`trim` does nothing.
@@ -44,17 +45,18 @@ class _MallInfo2(ctypes.Structure):
 
 
 def _libc() -> Any | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name)
-        libc.mallinfo2.restype = _MallInfo2
-        libc.malloc_trim.argtypes = [ctypes.c_size_t]
-        libc.malloc_trim.restype = ctypes.c_int
-    except (OSError, AttributeError):  # not glibc, or older than 2.33
-        return None
-    return libc
+    for name in ("libc.so.6", ctypes.util.find_library("c")):  # (find_library needs ldconfig or gcc)
+        if name is None:
+            continue
+        try:
+            libc = ctypes.CDLL(name)
+            libc.mallinfo2.restype = _MallInfo2
+            libc.malloc_trim.argtypes = [ctypes.c_size_t]
+            libc.malloc_trim.restype = ctypes.c_int
+        except (OSError, AttributeError):  # not glibc, or older than 2.33
+            continue
+        return libc
+    return None
 
 
 _LIBC = _libc()

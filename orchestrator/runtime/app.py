@@ -36,7 +36,7 @@ from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.exceptions import StateLimitError
 from orchestrator.kafka.security import faust_credentials
-from orchestrator.runtime.allocator import trim
+from orchestrator.runtime.allocator import heap, trim
 from orchestrator.runtime.batches import BatchApp, batch_of
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
 from orchestrator.runtime.customer_stage import CustomerStage
@@ -419,7 +419,9 @@ def build_app(settings: Settings) -> WorkerApp:
             return
         await _watch_stuck(w, app.assignor.assigned_actives(), _wall_ms())
 
-    if settings.malloc_trim_s > 0:
+    if settings.malloc_trim_s > 0 and heap() is None:
+        log.info("malloc_trim_s: not a glibc system, freed memory is left to the C library")
+    elif settings.malloc_trim_s > 0:
 
         @app.timer(interval=settings.malloc_trim_s)
         async def give_back_memory() -> None:

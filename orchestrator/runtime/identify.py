@@ -56,6 +56,7 @@ import orjson
 from pydantic import SecretStr
 
 from orchestrator.contracts import ResolvedEvent
+from orchestrator.contracts.events import IDENTIFIER_PRIORITY
 from orchestrator.core.customer import ERASE_EVENT
 from orchestrator.core.identity import IdentityGraph, key_id
 
@@ -122,10 +123,19 @@ class HeldEvent:
         try:
             data = orjson.loads(value)
             event = data["event"]
+            identifiers = tuple(event["identifiers"].items())
+            # what ingest validated, checked again where it is cheap: a held event that cannot be
+            # resolved would fail every later release, not only its own message
+            if not identifiers or any(
+                k not in IDENTIFIER_PRIORITY or type(v) is not str or not v for k, v in identifiers
+            ):
+                raise ValueError(f"identifiers {dict(identifiers)!r}")
+            if type(event["type"]) is not str:
+                raise ValueError("type")
             return cls(
                 event_json=orjson.dumps(event),
-                identifiers=tuple((str(k), str(v)) for k, v in event["identifiers"].items()),
-                type=str(event["type"]),
+                identifiers=identifiers,
+                type=event["type"],
                 occurred_ms=_ms(event["occurred_at"]),
                 source_partition=_int_or_none(data.get("source_partition")),
                 source_offset=_int_or_none(data.get("source_offset")),
@@ -160,7 +170,10 @@ class HeldEvent:
 
 def _ms(occurred_at: str) -> int:
     # as CustomerEvent.occurred_ms: the timestamp of the aware datetime, in whole milliseconds
-    return int(datetime.fromisoformat(occurred_at).timestamp() * 1000)
+    at = datetime.fromisoformat(occurred_at)
+    if at.tzinfo is None:
+        raise ValueError(f"occurred_at without a time zone: {occurred_at!r}")
+    return int(at.timestamp() * 1000)
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -506,10 +506,9 @@ class WorkerMetrics:
         if now is not None:
             self.heap.labels("in_use").set(now.in_use)
             self.heap.labels("free").set(now.free)
-        stage = w.identify
-        if stage.loaded:
-            self.identity_customers.set(len(stage.graph or ()))
-            self.identify_held.set(stage.held())
+        stage = w.identify  # (0 on a worker that does not own the identities table now)
+        self.identity_customers.set(len(stage.graph or ()) if stage.loaded else 0)
+        self.identify_held.set(stage.held() if stage.loaded else 0)
         for name, table in (("customers", w.customers), ("wakeups", w.wakeups), ("identities", w.identities)):
             try:
                 for kind, used in rocksdb_memory(table).items():

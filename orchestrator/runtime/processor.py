@@ -187,13 +187,25 @@ class _OneByOne(Exception):
 
 
 def _still_read_again(record: Record, committed: Mapping[str, int] | None) -> bool:
-    """Whether a resolved-topic message ``record`` has applied may still be read again: its offset is
-    not below the committed one (unknown commits: the per-message methods and tests, which never
-    read a message again, say no)."""
+    """Whether a resolved-topic message ``record`` has taken may still be read again: the last one it
+    applied (``off``) or took as a moved record (``hw``) is not below the committed offset (unknown
+    commits: the per-message methods and tests, which never read a message again, say no)."""
     if committed is None:
         return False
-    last = record.get("off", {}).get("e")
-    return last is not None and committed.get("e", -1) <= last
+    last = max(int(record.get("off", {}).get("e", -1)), int(record.get("hw", -1)))
+    return last >= 0 and committed.get("e", -1) <= last
+
+
+def _seen_by_moved(box: _Box, offset: int, done: Processed) -> Processed:
+    """A message a moved record took without applying it (a copy, a forward): its offset raises the
+    record's high-water (``hw``), so the record outlives it until it is committed
+    (:func:`_still_read_again`); otherwise ``done`` as is."""
+    record = box.record
+    if record is None or "moved" not in record or offset <= int(record.get("hw", -1)):
+        return done
+    record["hw"] = offset
+    done.changed = True
+    return done
 
 
 class Processor:
@@ -325,7 +337,7 @@ class Processor:
                 body.get("raw"),
             )
         if kind == "erase":
-            return self._erase(box)
+            return self._erase(box, offset)
         raise ValueError(f"unknown control message {kind!r}")
 
     # -- one message (the stored record in, the stored record out) ------------------------------
@@ -425,7 +437,13 @@ class Processor:
         if source is not None and read.get(str(source[0]), -1) >= source[1]:
             # a copy of a raw record applied already (here, or before this key was merged away)
             wake = self._wake(record) if record is not None else None
-            return Processed(record=None, duplicate=True, changed=False, next_wakeup_ms=wake)
+            done = Processed(record=None, duplicate=True, changed=False, next_wakeup_ms=wake)
+            return _seen_by_moved(box, offset, done)
+        if record is not None and record.get("erased"):
+            # (a copy in flight for a visitor whose customer was erased: dropped, as the identify
+            # stage drops an event of an erased identifier)
+            done = Processed(record=None, duplicate=True, changed=False, next_wakeup_ms=0)
+            return _seen_by_moved(box, offset, done)
         if record is not None and "moved" in record:
             # A key merged away (an event already on its way when the merge happened): on to the
             # canonical key.
@@ -434,7 +452,8 @@ class Processor:
             if source is not None:
                 copy["source_partition"], copy["source_offset"] = source
             forward = [(into.encode(), orjson.dumps(copy))]
-            return Processed(record=None, changed=False, next_wakeup_ms=record["exp"], forwards=forward)
+            done = Processed(record=None, changed=False, next_wakeup_ms=record["exp"], forwards=forward)
+            return _seen_by_moved(box, offset, done)
         record = record if record is not None else {"s": None, "off": {}, "out": []}
         waiting = list(record.get("await", []))
         for key in merged_from or ():
@@ -510,14 +529,18 @@ class Processor:
             record = {"s": None, "off": {}, "out": []}
             if at_ms is not None:
                 record["exp"] = at_ms + MOVED_KEEP_MS
+        if record.get("erased"):
+            done = Processed(record=None, duplicate=True, changed=False, next_wakeup_ms=0)
+            return _seen_by_moved(box, offset, done)
         if "moved" in record:  # (not expected: a merge is held until the states it awaits arrived)
             body = control("merge_in", key=key, s=state, at=at_ms, raw=raw_read or {})
-            return Processed(
+            done = Processed(
                 record=None,
                 changed=False,
                 next_wakeup_ms=record["exp"],
                 forwards=[(str(record["moved"]).encode(), body)],
             )
+            return _seen_by_moved(box, offset, done)
         if key in record.get("merged", []) or key in record.get("early", {}):
             return Processed(record=None, duplicate=True, changed=False, next_wakeup_ms=self._wake(record))
         record.setdefault("early", {})[key] = state
@@ -528,9 +551,21 @@ class Processor:
         return self._store(box, record, "e", offset, step)
 
     @staticmethod
-    def _erase(box: _Box) -> Processed:
-        if box.record is None:
+    def _erase(box: _Box, offset: int | None = None) -> Processed:
+        record = box.record
+        if record is None:
             return Processed(record=None, changed=False)
+        if "moved" in record and offset is not None:
+            record["hw"] = max(int(record.get("hw", -1)), offset)
+            if _still_read_again(record, box.committed):
+                # Its earlier messages can still be read again after a crash: they must find a record
+                # (and replay nothing), not build the erased visitor's state anew. Kept bare — no
+                # outbox, no raw offsets — until the retry loop of its wake-up deletes it.
+                box.record = {
+                    "moved": record["moved"], "erased": True, "exp": 0, "off": record["off"], "out": [],
+                    "hw": record["hw"],
+                }  # fmt: skip
+                return Processed(record=None, next_wakeup_ms=0)
         box.record = None
         return Processed(record=None)
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from orchestrator.contracts import ResolvedEvent, parse_event
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.journey import JourneyRegistry, load_journey_file
-from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, IdentifyStage
+from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, IdentifyStage, control
 from orchestrator.runtime.processor import MOVED_KEEP_MS, MOVED_RETRY_MS, Message, Processed, Processor
 from orchestrator.simulate.runner import Simulator
 
@@ -308,3 +308,65 @@ def test_a_moved_record_stays_until_the_messages_it_applied_are_committed() -> N
     assert gone.record is None
     # without commits known (simulate, the per-message methods) it goes at its keep time
     assert rt.proc.on_wakeup(key, rt.records[key], 0, exp).record is None
+
+
+def _visitor_signed_up() -> tuple[Runtime, str, tuple[int, str, bytes], bytes]:
+    rt = Runtime(2)
+    rt.identify(_event("d0", "profile.updated", {"anonymous_id": "v1"}, 0, push_token="tok-1"))
+    cart = _event("d1", "cart.updated", {"anonymous_id": "v1"}, 10, item_count=1, total=9)
+    rt.identify(cart)
+    rt.identify(
+        _event("d2", "account.created", {"customer_id": "c1", "email": "c1@x.io", "anonymous_id": "v1"}, 30)
+    )
+    rt.drain(random.Random(3))
+    key = "anonymous_id:v1"
+    message = next(m for m in rt.log[rt.partition(key)] if b'"d1"' in m[2])
+    return rt, key, message, cart
+
+
+def test_a_copy_a_moved_record_took_keeps_it_until_the_copy_is_committed() -> None:
+    # Found in review: the identify stage re-sends the cart after a crash, at a new offset past the
+    # merge; the moved record recognises the copy. Deleted once the merge alone was committed, a second
+    # kill would read the copy again and build the visitor anew from it.
+    rt, key, _, cart = _visitor_signed_up()
+    moved = orjson.loads(rt.records[key])
+    last, exp = moved["off"]["e"], moved["exp"]
+    copy_at = last + 7
+    copy = ResolvedEvent(customer_key=key, event=parse_event(cart), source_partition=0, source_offset=1)
+    took = rt.proc.apply(key, rt.records[key], [Message.resolved(copy_at, copy.to_json(), exp - 1, None)])
+    assert took.done[0].duplicate
+    assert took.changed, "the copy's offset is remembered"
+    kept = rt.proc.apply(key, took.record, [Message.wakeup(0, exp)], {"e": last + 1})
+    assert kept.record is not None, "deleted while the copy can be read again"
+    again = rt.proc.apply(
+        key, kept.record, [Message.resolved(copy_at, copy.to_json(), exp, None)], {"e": last + 1}
+    )
+    assert again.done[0].duplicate
+    assert again.record == kept.record
+    gone = rt.proc.apply(key, kept.record, [Message.wakeup(1, exp + MOVED_RETRY_MS)], {"e": copy_at + 1})
+    assert gone.record is None
+
+
+def test_an_erased_moved_record_stays_bare_until_its_messages_are_committed() -> None:
+    # Found in review: an erasure deleted a moved record at once; after a kill the visitor's earlier
+    # messages would rebuild the erased visitor's state (personal data) and hand it over again.
+    rt, key, cart, _ = _visitor_signed_up()
+    last = orjson.loads(rt.records[key])["off"]["e"]
+    erase = control("erase", into="c1")
+    bare = rt.proc.apply(key, rt.records[key], [Message.resolved(last + 1, erase, 0, None)], {"e": last})
+    record = orjson.loads(bare.record or b"null")
+    assert record is not None
+    assert record["erased"] is True
+    assert "tok-1" not in (bare.record or b"").decode()
+    assert "raw" not in record
+    assert record["out"] == []
+    again = rt.proc.apply(key, bare.record, [Message.resolved(cart[0], cart[2], 0, None)], {"e": last})
+    assert again.done[0].replayed
+    assert again.done[0].actions == []
+    assert again.done[0].forwards == []
+    assert again.record == bare.record, "nothing rebuilt"
+    assert bare.next_wakeup_ms == 0  # its wake-up comes at once, and retries until committed
+    kept = rt.proc.apply(key, bare.record, [Message.wakeup(0, 5)], {"e": last + 1})
+    assert kept.record is not None
+    gone = rt.proc.apply(key, kept.record, [Message.wakeup(1, 5 + MOVED_RETRY_MS)], {"e": last + 2})
+    assert gone.record is None

@@ -391,32 +391,53 @@ def test_a_held_queue_knows_its_oldest_event_as_events_come_and_go(steps: list[i
 
 
 @given(
-    st.integers(0, 10_000),
+    st.integers(0, 299),
     st.sampled_from([None, ["anonymous_id:v1"], ["anonymous_id:v1", "email:a@x.io"]]),
-    st.sampled_from([None, 0, 5]),
+    st.sampled_from(["", "+02:00", ".123456Z", ".5-07:30", "Z"]),
+    st.booleans(),
 )
 def test_a_held_event_publishes_the_bytes_the_model_would(
-    n: int, merged: list[str] | None, partition: int | None
+    n: int, merged: list[str] | None, zone: str, sent: bool
 ) -> None:
     # The stage keeps held events as JSON and publishes them without the model: the resolved topic
-    # must carry exactly what ResolvedEvent.to_json wrote (customers and stored rows read it).
+    # must carry exactly what ResolvedEvent.to_json wrote (customers and stored rows read it). The
+    # input is what ingest writes for a raw event.
+    from orchestrator.config import TopicNames
+    from orchestrator.runtime.ingest import route_raw
     from orchestrator.simulate.generate import generate_events
 
-    raw = next(iter(generate_events(1, 50, seed=n, visitors=0.3)))
-    event = parse_event(orjson.dumps(raw))
-    offset = None if partition is None else n
-    resolved = ResolvedEvent(
-        customer_key="hint", event=event, source_partition=partition, source_offset=offset
-    )
-    held = HeldEvent.read(resolved.to_json())
-    assert held == HeldEvent.of(resolved)
-    assert held.occurred_ms == event.occurred_ms
-    assert held.identifiers == tuple(event.identifiers.items())
-    final = resolved.model_copy(update={"customer_key": "c-1", "merged_from": merged})
+    raw = list(generate_events(300, 60, seed=7, visitors=0.3))[n]
+    raw["occurred_at"] = raw["occurred_at"].replace("Z", "")[:19] + (zone or "Z")
+    if sent:  # an engagement event of an action: the optional fields
+        raw.update(action_id=f"act_{n}", journey="welcome", campaign="spring")
+    routed = route_raw(
+        orjson.dumps(raw), b"k", topic="raw", partition=n % 6, offset=n, topics=TopicNames(),
+        at=datetime(2026, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    assert routed.reason == "resolved", routed
+    held = HeldEvent.read(routed.value)
+    model = ResolvedEvent.model_validate_json(routed.value)
+    assert held == HeldEvent.of(model)
+    assert held.occurred_ms == model.event.occurred_ms
+    assert held.identifiers == tuple(model.event.identifiers.items())
+    final = model.model_copy(update={"customer_key": "c-1", "merged_from": merged})
     assert held.to_json("c-1", merged) == final.to_json()
 
 
 def test_a_record_that_is_not_a_resolved_event_is_refused_with_a_reason() -> None:
-    for bad in (b"not json", b"{}", b'{"event": {"identifiers": {}}}', b"[1]"):
+    good = orjson.loads(_event("x", "page.viewed", {"anonymous_id": "v"}).to_json())
+    assert HeldEvent.read(orjson.dumps(good)).identifiers == (("anonymous_id", "v"),)
+    broken = []
+    for path, value in (
+        (("identifiers",), {}),
+        (("identifiers",), {"shoe_size": "42"}),
+        (("identifiers",), {"anonymous_id": 7}),
+        (("identifiers",), {"anonymous_id": ""}),
+        (("occurred_at",), "2025-03-01T10:00:00"),
+        (("type",), None),
+    ):
+        event = {**good["event"], path[0]: value}
+        broken.append(orjson.dumps({**good, "event": event}))
+    for bad in (b"not json", b"{}", b'{"event": {"identifiers": {}}}', b"[1]", *broken):
         with pytest.raises(ValueError, match="not a resolved event of the identify topic"):
             HeldEvent.read(bad)
