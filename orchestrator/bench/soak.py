@@ -35,6 +35,8 @@ from orchestrator.testing import WorkerProcess, unique_settings
 
 __all__ = ["bench_held", "bench_soak", "rss_slope_mb_per_10min"]
 
+MB = 1024 * 1024
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -179,6 +181,12 @@ def _soak(worker: WorkerProcess, pid: int, topic: str, boot: str, data: Path, pl
                         for stage in ("ingest", "identify", "customer")
                     },
                     "rocksdb_mb": round(sum(_rocksdb_mb(text).values()), 1),
+                    # what else could grow, to tell a step in the RSS apart
+                    "heap_in_use_mb": round(_sum(text, 'orchestrator_heap_bytes{state="in_use"}') / MB, 1),
+                    "heap_free_mb": round(_sum(text, 'orchestrator_heap_bytes{state="free"}') / MB, 1),
+                    "pending_timers": _sum(text, "orchestrator_pending_timers{"),
+                    "identity_customers": _sum(text, "orchestrator_identity_customers"),
+                    "identify_held": _sum(text, "orchestrator_identify_held_events"),
                     "rereads": _sum(text, "orchestrator_rereads_total"),
                     "stuck": _sum(text, "orchestrator_partition_stuck"),
                 }

@@ -45,6 +45,7 @@ from orchestrator.runtime.clock import event_time
 from orchestrator.runtime.identify import CONTROL_PREFIX, control
 
 __all__ = [
+    "ERASED_RETRY_MS",
     "MAX_RECORD_BYTES",
     "MOVED_KEEP_MS",
     "MOVED_RETRY_MS",
@@ -69,6 +70,9 @@ MOVED_RETRY_MS = 60_000
 """A moved record past :data:`MOVED_KEEP_MS` whose last message is not yet committed looks again this
 much later (partition clock): deleted before, a crash would read that message again, find no record and
 apply it, and every earlier message not committed, to a new empty state."""
+ERASED_RETRY_MS = 1_000
+"""The same for the bare record an erasure leaves (it still names the visitor's key): looked at again a
+second later (the worker commits every ``commit_interval_s``)."""
 MERGED_KEEP = 64
 """Keys merged in that a customer remembers (a merge_in read twice is recognised)."""
 
@@ -486,7 +490,7 @@ class Processor:
             if _still_read_again(record, box.committed):
                 # Not yet: the messages it covers can still be read again after a crash, and would
                 # then find no record and apply to a new, empty state (found by the policy kill test).
-                record["exp"] = now_ms + MOVED_RETRY_MS
+                record["exp"] = now_ms + (ERASED_RETRY_MS if record.get("erased") else MOVED_RETRY_MS)
                 record["off"]["t"] = offset
                 return Processed(record=None, next_wakeup_ms=record["exp"])
             box.record = None
@@ -560,11 +564,16 @@ class Processor:
             if _still_read_again(record, box.committed):
                 # Its earlier messages can still be read again after a crash: they must find a record
                 # (and replay nothing), not build the erased visitor's state anew. Kept bare — no
-                # outbox, no raw offsets — until the retry loop of its wake-up deletes it.
+                # outbox, no raw offsets, not even the customer's key — until the retry loop of its
+                # wake-up deletes it.
                 box.record = {
-                    "moved": record["moved"], "erased": True, "exp": 0, "off": record["off"], "out": [],
+                    "moved": "",
+                    "erased": True,
+                    "exp": 0,
+                    "off": record["off"],
+                    "out": [],
                     "hw": record["hw"],
-                }  # fmt: skip
+                }
                 return Processed(record=None, next_wakeup_ms=0)
         box.record = None
         return Processed(record=None)

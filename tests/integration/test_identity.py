@@ -123,7 +123,10 @@ def _tables(settings: Settings) -> dict[str, dict[str, bytes]]:
 
 def _tables_without_kept_messages(settings: Settings) -> dict[str, dict[str, bytes]] | None:
     tables = _tables(settings)
-    return None if any(k.startswith("o:") for k in tables["identities"]) else tables
+    kept = any(k.startswith("o:") for k in tables["identities"])
+    # an erased visitor's moved record stays bare until its messages are committed (docs/runtime.md)
+    bare = any(b'"erased":true' in v for v in tables["customers"].values())
+    return None if kept or bare else tables
 
 
 def test_stitching_consent_and_erasure_match_simulate(settings: Settings, tmp_path: Path) -> None:

@@ -21,7 +21,14 @@ from orchestrator.contracts import ResolvedEvent, parse_event
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.journey import JourneyRegistry, load_journey_file
 from orchestrator.runtime.identify import CONTROL_PREFIX, WATERMARK_KEY, IdentifyStage, control
-from orchestrator.runtime.processor import MOVED_KEEP_MS, MOVED_RETRY_MS, Message, Processed, Processor
+from orchestrator.runtime.processor import (
+    ERASED_RETRY_MS,
+    MOVED_KEEP_MS,
+    MOVED_RETRY_MS,
+    Message,
+    Processed,
+    Processor,
+)
 from orchestrator.simulate.runner import Simulator
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -358,6 +365,7 @@ def test_an_erased_moved_record_stays_bare_until_its_messages_are_committed() ->
     assert record is not None
     assert record["erased"] is True
     assert "tok-1" not in (bare.record or b"").decode()
+    assert record["moved"] == "", "not even the customer's key"
     assert "raw" not in record
     assert record["out"] == []
     again = rt.proc.apply(key, bare.record, [Message.resolved(cart[0], cart[2], 0, None)], {"e": last})
@@ -368,5 +376,6 @@ def test_an_erased_moved_record_stays_bare_until_its_messages_are_committed() ->
     assert bare.next_wakeup_ms == 0  # its wake-up comes at once, and retries until committed
     kept = rt.proc.apply(key, bare.record, [Message.wakeup(0, 5)], {"e": last + 1})
     assert kept.record is not None
-    gone = rt.proc.apply(key, kept.record, [Message.wakeup(1, 5 + MOVED_RETRY_MS)], {"e": last + 2})
+    assert kept.next_wakeup_ms == 5 + ERASED_RETRY_MS
+    gone = rt.proc.apply(key, kept.record, [Message.wakeup(1, 5 + ERASED_RETRY_MS)], {"e": last + 2})
     assert gone.record is None
