@@ -183,6 +183,13 @@ class Settings(BaseModel):
         "fetch_max_wait_ms later): live traffic is read in batches instead of one record at a time. 0: "
         "answer at once (lowest latency, most CPU per event).",
     )
+    identity_cache: int = Field(
+        100_000,
+        ge=1,
+        le=100_000_000,
+        description="Entries of each kind of the identity graph (customers, identifiers, aliases) the "
+        "identify stage keeps in memory; the rest are read from the identities table when needed.",
+    )
     malloc_trim_s: float = Field(
         30.0,
         ge=0,

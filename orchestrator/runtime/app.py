@@ -294,7 +294,11 @@ def build_app(settings: Settings) -> WorkerApp:
             return
         table = identity_rows()
         if not stage.loaded:
-            stage.load((k, orjson.loads(v)) for k, v in identities.items())
+            stage.load(
+                ((k, orjson.loads(v)) for k, v in identities.items()),
+                read=table.read,
+                cache=settings.identity_cache,
+            )
             log.info(
                 "identity graph loaded: %d customers, %d events held, at offset %d",
                 len(stage.graph or ()), stage.held(), stage.last,

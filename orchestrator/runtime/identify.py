@@ -58,10 +58,11 @@ from pydantic import SecretStr
 from orchestrator.contracts import ResolvedEvent
 from orchestrator.contracts.events import IDENTIFIER_PRIORITY
 from orchestrator.core.customer import ERASE_EVENT
-from orchestrator.core.identity import IdentityGraph, key_id
+from orchestrator.core.identity import IdentityGraph, RowReader, key_id
 
 __all__ = [
     "CONTROL_PREFIX",
+    "IDENTITY_CACHE",
     "MAX_RELEASE",
     "OUTBOX_SPAN",
     "RELEASE_BYTES",
@@ -84,6 +85,10 @@ worst twice as large): an event that would take it past this waits for the next 
 the first (an event alone is within ``max_event_bytes``). A catch-up burst of large events thus spreads
 over several messages instead of one row over Kafka's 1 MB."""
 
+IDENTITY_CACHE = 100_000
+"""Default of ``Settings.identity_cache``: entries of each kind of the identity graph (customers,
+identifiers, aliases) a worker keeps in memory; the rest stay in the table (RocksDB)."""
+
 OUTBOX_SPAN = 100_000
 """Offsets of the identify topic for which what a message published is kept for re-sending."""
 
@@ -99,6 +104,12 @@ _HELD = "b:"
 _MARK = "w:"
 _KEY = "key"
 """Row of the generated erasure key (hex), when no ``erasure_key`` is configured."""
+_VERSION = "v"
+"""Row of the table's layout: 2 since the graph's owner and alias rows are kept (a paged graph
+reads them); a table without it gets them written with the next message."""
+_LAYOUT = 2
+_NODE_ROW = "n:"
+_INDEX_ROWS = ("i:", "a:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,8 +303,17 @@ class IdentifyStage:
     def held(self) -> int:
         return sum(len(q) for q in self._held.values())
 
-    def load(self, rows: Iterable[tuple[str, Any]]) -> None:
-        """Rebuild from the stored rows (at start, and when the partition comes back to this worker)."""
+    def load(
+        self,
+        rows: Iterable[tuple[str, Any]],
+        read: RowReader | None = None,
+        cache: int = IDENTITY_CACHE,
+    ) -> None:
+        """Rebuild from the stored rows (at start, and when the partition comes back to this worker).
+
+        ``read``: a stored row by name (the table): the graph is then paged, at most ``cache`` entries
+        of each kind in memory (:meth:`IdentityGraph.paged`), and ``rows`` is only scanned. Without
+        it the graph is rebuilt whole (tests, small data)."""
         graph_rows: list[tuple[str, Any]] = []
         self.last = -1
         self.raw_read = {}
@@ -303,9 +323,24 @@ class IdentifyStage:
         self._outbox = []
         held: list[tuple[int, _Held]] = []
         stored_key: bytes | None = None
+        paged = read is not None
+        migrate = (read(_VERSION) if read is not None else None) != _LAYOUT
+        layout = None
+        customers = 0
+        staged: dict[str, Any] = {}
         for name, value in rows:
-            if name == _KEY:
+            if name.startswith(_NODE_ROW):
+                customers += 1
+                if paged and migrate and value is not None:
+                    staged.update(IdentityGraph.index_rows(name[len(_NODE_ROW) :], value))
+                if not paged:
+                    graph_rows.append((name, value))
+            elif name.startswith(_INDEX_ROWS):
+                continue  # read when needed (paged), rebuilt from the customers' rows (whole)
+            elif name == _KEY:
                 stored_key = bytes.fromhex(str(value))
+            elif name == _VERSION:
+                layout = value
             elif name == _LAST:
                 self.last = int(value[0])
                 self.raw_read = {int(r): int(o) for r, o in value[1].items()}
@@ -326,11 +361,28 @@ class IdentifyStage:
             self._held.setdefault(entry[1], _HeldQueue()).append(entry)
         low = self._low()
         self.released_ms = 0 if low is None else self._bound(low)
-        self.graph = self._graph(graph_rows, stored_key)
-        self.graph.changes()  # what was loaded is not a change
+        self.graph = self._graph(graph_rows, stored_key, read, customers, cache, staged)
+        if not paged:
+            self.graph.changes()  # what was loaded is not a change
+            if layout != _LAYOUT and customers:
+                self.graph.index_all()  # an older table: its owner and alias rows, with the next message
+        if layout != _LAYOUT:
+            self._pending[_VERSION] = _LAYOUT
+        if staged:
+            log.info("identity table of an older layout: writing the owner and alias rows of %d customers",
+                     customers)  # fmt: skip
 
-    def _graph(self, rows: list[tuple[str, Any]], stored: bytes | None) -> IdentityGraph:
-        """The graph of ``rows`` with the right keys (see the module docstring)."""
+    def _graph(
+        self,
+        rows: list[tuple[str, Any]],
+        stored: bytes | None,
+        read: RowReader | None = None,
+        customers: int = 0,
+        cache: int = IDENTITY_CACHE,
+        staged: dict[str, Any] | None = None,
+    ) -> IdentityGraph:
+        """The graph of ``rows`` with the right keys (see the module docstring): paged over ``read``
+        when given (``rows``: the markers only), else held whole."""
         self._pending = {}
         previous = list(self._previous)
         if self._configured is not None:
@@ -346,7 +398,10 @@ class IdentifyStage:
                 "no erasure_key is set: erased-identifier markers use a generated key kept in the "
                 "identities table; set erasure_key (docs/security.md)"
             )
-        graph = IdentityGraph.from_rows(rows, current, previous)
+        if read is None:
+            graph = IdentityGraph.from_rows(rows, current, previous)
+        else:
+            graph = IdentityGraph.paged(read, customers, cache, rows, current, previous, staged)
         markers = graph.markers
         if self._configured is not None and stored is not None and not markers.by_key().get(key_id(stored)):
             self._pending[_KEY] = None  # the generated key made no marker still kept: forget it

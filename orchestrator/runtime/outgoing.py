@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
 
@@ -191,6 +192,11 @@ class TableRows:
     def get(self, key: str) -> bytes | None:
         value: bytes | None = self._store.get(key)
         return value
+
+    def read(self, key: str) -> Any:
+        """The row's value decoded from JSON, or None when there is none."""
+        value = self._store.get(key)
+        return None if value is None else orjson.loads(value)
 
     async def put(self, out: Outgoing, partition: int, key: str, value: bytes | None) -> None:
         """Set (or, with None, delete) ``key`` in the store and append its changelog record."""

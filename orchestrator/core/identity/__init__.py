@@ -6,6 +6,7 @@ See docs/identity.md. Both shells use it: ``orchestrator simulate`` and the stre
 from orchestrator.core.identity.graph import (
     ERASED_KEPT,
     ERASED_TTL_MS,
+    GRAPH_ROWS,
     MAX_ALIASES,
     MAX_IDENTIFIERS,
     Erasure,
@@ -16,10 +17,12 @@ from orchestrator.core.identity.graph import (
 )
 from orchestrator.core.identity.markers import ErasedMarkers, key_id
 from orchestrator.core.identity.merge import MERGED_REASON, MergeResult, merge_profiles, merge_states
+from orchestrator.core.identity.pages import PagedMap, RowReader
 
 __all__ = [
     "ERASED_KEPT",
     "ERASED_TTL_MS",
+    "GRAPH_ROWS",
     "MAX_ALIASES",
     "MAX_IDENTIFIERS",
     "MERGED_REASON",
@@ -28,7 +31,9 @@ __all__ = [
     "IdentityGraph",
     "Merge",
     "MergeResult",
+    "PagedMap",
     "Resolution",
+    "RowReader",
     "identifier_token",
     "key_id",
     "merge_profiles",

@@ -22,6 +22,11 @@ Rules (docs/identity.md):
   ``erased=True`` and must be dropped. The key comes from the shell (the core reads no random source);
   a graph without one cannot erase. Unsalted markers of older versions are honoured until they expire.
 
+Storage: :meth:`IdentityGraph.changes` gives the rows to keep in a key-value table (``n:`` a customer,
+``i:`` an identifier's owner, ``a:`` an alias; ``h:``/``x:`` erased markers). :meth:`IdentityGraph.paged`
+works over such a table with at most ``cache`` entries of each kind in memory (:mod:`.pages`): same
+results as the graph held whole in memory.
+
 Deterministic: the result depends only on the identifiers and times passed in, in order.
 Bounded: at most :data:`MAX_IDENTIFIERS` identifiers per customer (more are not attached; the event
 still resolves) and :data:`MAX_ALIASES` aliases per customer (the oldest is forgotten).
@@ -41,10 +46,12 @@ from orchestrator.core.identity.markers import (
     LEGACY_ROW,
     ErasedMarkers,
 )
+from orchestrator.core.identity.pages import PagedMap, RowReader
 
 __all__ = [
     "ERASED_KEPT",
     "ERASED_TTL_MS",
+    "GRAPH_ROWS",
     "MAX_ALIASES",
     "MAX_IDENTIFIERS",
     "Erasure",
@@ -60,6 +67,12 @@ MAX_ALIASES = 64
 """Forwarding aliases kept per canonical customer (the oldest is forgotten first)."""
 _WEAK = IDENTIFIER_PRIORITY[1:]
 _NODE = "n:"
+_OWNER = "i:"
+"""Row ``i:<identifier token>`` -> the key of the customer who owns it."""
+_ALIAS = "a:"
+"""Row ``a:<old key>`` -> the canonical key it forwards to."""
+GRAPH_ROWS = (_NODE, _OWNER, _ALIAS, KEYED_ROW, LEGACY_ROW)
+"""The prefixes of the rows :meth:`IdentityGraph.changes` gives."""
 
 
 def identifier_token(kind: str, value: str) -> str:
@@ -108,6 +121,11 @@ class _Node:
     """Old keys forwarding here, oldest first."""
 
 
+def _node_of(row: Any) -> _Node:
+    known, tokens, aliases = row
+    return _Node(bool(known), list(tokens), list(aliases))
+
+
 class IdentityGraph:
     """Identifier -> canonical customer, with aliases and erased markers; see the module docstring.
 
@@ -117,15 +135,74 @@ class IdentityGraph:
     """
 
     def __init__(self, erasure_key: bytes | None = None, previous_keys: Iterable[bytes] = ()) -> None:
-        self._nodes: dict[str, _Node] = {}
-        self._owner: dict[str, str] = {}
+        self._nodes: dict[str, _Node] | PagedMap[_Node] = {}
+        self._owner: dict[str, str] | PagedMap[str] = {}
         """Weak identifier token -> customer key."""
-        self._alias: dict[str, str] = {}
+        self._alias: dict[str, str] | PagedMap[str] = {}
         """Old (merged) key -> canonical key."""
         self._erased = ErasedMarkers(erasure_key, previous_keys)
         """Markers of erased identifiers (keyed hashes) with their erasure times."""
         self._dirty: set[str] = set()
         """Row keys (see :meth:`changes`) changed since the last call of :meth:`changes`."""
+        self._staged: dict[str, Any] = {}
+        """Rows to give with the next :meth:`changes` that the table does not have yet (read first)."""
+
+    @classmethod
+    def paged(
+        cls,
+        read: RowReader,
+        customers: int,
+        cache: int,
+        marker_rows: Iterable[tuple[str, Any]] = (),
+        erasure_key: bytes | None = None,
+        previous_keys: Iterable[bytes] = (),
+        staged: dict[str, Any] | None = None,
+    ) -> IdentityGraph:
+        """The graph over a table: ``read`` gives a stored row (:meth:`changes`' format), ``customers``
+        is how many ``n:`` rows it has, ``cache`` the entries of each kind kept in memory.
+        ``marker_rows``: the ``h:``/``x:`` rows (the markers are bounded and kept whole). ``staged``:
+        rows the table lacks yet (an older table's owner and alias rows, :meth:`index_rows`), given
+        with the next :meth:`changes`."""
+        graph = cls(erasure_key, previous_keys)
+        graph._staged = dict(staged or {})
+        pending = graph._staged
+
+        def stored(row: str) -> Any:
+            value = pending.get(row)
+            return read(row) if value is None else value
+
+        graph._nodes = PagedMap(_NODE, stored, _node_of, cache, customers)
+        graph._owner = PagedMap(_OWNER, stored, str, cache)
+        graph._alias = PagedMap(_ALIAS, stored, str, cache)
+        keyed: dict[str, Any] = {}
+        legacy: dict[str, Any] = {}
+        for row, value in marker_rows:
+            if value is not None and row.startswith(KEYED_ROW):
+                keyed[row[2:]] = value
+            elif value is not None and row.startswith(LEGACY_ROW):
+                legacy[row[2:]] = value
+        graph._erased.load(keyed, legacy)
+        return graph
+
+    @staticmethod
+    def index_rows(key: str, node_row: Any) -> dict[str, str]:
+        """The owner and alias rows of a stored ``n:<key>`` row (what tables written before they
+        existed lack)."""
+        _, tokens, aliases = node_row
+        return {**{_OWNER + t: key for t in tokens}, **{_ALIAS + a: key for a in aliases}}
+
+    def index_all(self) -> None:
+        """Give every owner and alias row with the next :meth:`changes` (a graph held whole, rebuilt
+        from a table written before those rows were kept)."""
+        owners, aliases = self._owner, self._alias
+        if not isinstance(owners, dict) or not isinstance(aliases, dict):
+            raise TypeError("a paged graph's owner and alias rows are staged by IdentityGraph.paged")
+        self._dirty.update(_OWNER + t for t in owners)
+        self._dirty.update(_ALIAS + a for a in aliases)
+
+    def cache_misses(self) -> int:
+        """Lookups read from the table (0 when the graph is held whole)."""
+        return sum(m.misses for m in (self._nodes, self._owner, self._alias) if isinstance(m, PagedMap))
 
     # -- queries --------------------------------------------------------------------------------
     def forward(self, key: str) -> str:
@@ -254,19 +331,25 @@ class IdentityGraph:
             node.tokens.append(token)
             self._owner[token] = key
             self._dirty.add(_NODE + key)
+            self._dirty.add(_OWNER + token)
 
     def _merge(self, from_key: str, into_key: str) -> Merge:
         gone = self._nodes.pop(from_key)
         into = self._nodes[into_key]
-        self._dirty.update((_NODE + from_key, _NODE + into_key))
+        dirty = self._dirty
+        dirty.update((_NODE + from_key, _NODE + into_key))
         for token in gone.tokens:
             del self._owner[token]
+            dirty.add(_OWNER + token)
             self._attach(into_key, into, token)
         for old in [*gone.aliases, from_key]:
             self._alias[old] = into_key
+            dirty.add(_ALIAS + old)
             into.aliases.append(old)
         while len(into.aliases) > MAX_ALIASES:
-            self._alias.pop(into.aliases.pop(0), None)
+            dropped = into.aliases.pop(0)
+            self._alias.pop(dropped, None)
+            dirty.add(_ALIAS + dropped)
         return Merge(from_key, into_key)
 
     # -- erasure --------------------------------------------------------------------------------
@@ -286,16 +369,21 @@ class IdentityGraph:
             marks.mark("customer_id", key, at_ms)
         for token in node.tokens:
             self._owner.pop(token, None)
+            self._dirty.add(_OWNER + token)
             marks.mark(token.partition(":")[0], token, at_ms)
         for old in node.aliases:
             self._alias.pop(old, None)
+            self._dirty.add(_ALIAS + old)
         marks.sweep(at_ms)
         return Erasure(key, tuple(node.aliases), len(node.tokens) + int(node.known))
 
     # -- storage --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible; :meth:`from_dict` reads it back (owners are rebuilt from the nodes).
-        ``"h"``: keyed markers (digest -> [time, key id]); ``"x"``: legacy unsalted markers. No key."""
+        ``"h"``: keyed markers (digest -> [time, key id]); ``"x"``: legacy unsalted markers. No key.
+        Only a graph held whole (not :meth:`paged`) has them all at hand."""
+        if not isinstance(self._nodes, dict):
+            raise TypeError("a paged identity graph has no whole dict: read its table's rows")
         return {
             "n": {k: [int(n.known), n.tokens, n.aliases] for k, n in self._nodes.items()},
             **self._erased.to_dict(),
@@ -304,17 +392,28 @@ class IdentityGraph:
     def changes(self) -> dict[str, Any]:
         """Rows changed since the last call, for a key-value table with a compacted changelog.
 
-        ``"n:<customer key>"`` -> ``[known, identifiers, aliases]``, ``"h:<digest>"`` -> ``[erasure
-        time, key id]`` (a keyed marker) and ``"x:<digest>"`` (a legacy marker: only ever deleted);
-        ``None`` means delete the row (a tombstone: erasure leaves no row naming the customer).
-        :meth:`from_rows` rebuilds the graph from the stored rows. Keys come sorted (deterministic).
+        ``"n:<customer key>"`` -> ``[known, identifiers, aliases]``, ``"i:<identifier token>"`` -> its
+        owner's key, ``"a:<old key>"`` -> the canonical key, ``"h:<digest>"`` -> ``[erasure time, key
+        id]`` (a keyed marker) and ``"x:<digest>"`` (a legacy marker: only ever deleted); ``None`` means
+        delete the row (a tombstone: erasure leaves no row naming the customer). :meth:`from_rows`
+        rebuilds the graph from the stored rows, :meth:`paged` reads them as needed. Keys come sorted
+        (deterministic). A paged graph's rows must be written before the graph is used again.
         """
-        out: dict[str, Any] = {}
-        for row in sorted(self._dirty):
-            node = self._nodes.get(row[2:])
-            out[row] = None if node is None else [int(node.known), list(node.tokens), list(node.aliases)]
+        out: dict[str, Any] = dict(self._staged)
+        self._staged.clear()
+        nodes, owners, aliases = self._nodes, self._owner, self._alias
+        for row in self._dirty:
+            kind, name = row[:2], row[2:]
+            if kind == _NODE:
+                node = nodes.get(name)
+                out[row] = None if node is None else [int(node.known), list(node.tokens), list(node.aliases)]
+            else:
+                out[row] = (owners if kind == _OWNER else aliases).get(name)
         self._dirty.clear()
         out.update(self._erased.changes())
+        for paged in (nodes, owners, aliases):
+            if isinstance(paged, PagedMap):
+                paged.trim()
         return dict(sorted(out.items()))
 
     @classmethod

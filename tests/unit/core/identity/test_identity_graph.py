@@ -13,6 +13,7 @@ from orchestrator.core.identity import (
     MAX_IDENTIFIERS,
     IdentityGraph,
     Merge,
+    PagedMap,
     key_id,
 )
 from orchestrator.core.resolution import canonical_key
@@ -199,6 +200,72 @@ def test_row_changes_rebuild_the_same_graph(steps: list[dict[str, str] | str]) -
     assert IdentityGraph.from_rows(table.items(), KEY).resolve(probe, T + 99) == g.resolve(probe, T + 99)
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(_identifier_sets, st.sampled_from(["erase:1", "erase:2", "erase:email:1"])),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(min_value=1, max_value=3),
+)
+def test_a_paged_graph_with_a_tiny_cache_resolves_like_the_whole_one(
+    steps: list[dict[str, str] | str], cache: int
+) -> None:
+    whole = IdentityGraph(KEY)
+    table: dict[str, object] = {}
+    paged = IdentityGraph.paged(table.get, 0, cache, (), KEY)
+    for i, step in enumerate(steps):
+        if isinstance(step, str):
+            key = step.removeprefix("erase:")
+            assert paged.erase(key, T + i) == whole.erase(key, T + i)
+        else:
+            assert paged.resolve(Identifiers(**step), T + i) == whole.resolve(Identifiers(**step), T + i)
+        rows = paged.changes()
+        assert rows == whole.changes()
+        for row, value in rows.items():
+            if value is None:
+                table.pop(row, None)
+            else:
+                table[row] = value
+        assert len(paged) == len(whole)
+    assert IdentityGraph.from_rows(table.items(), KEY).to_dict() == whole.to_dict()
+    for name in ("1", "2", "email:1", "phone:2", "device_id:1", "anonymous_id:2", "customer_id:1"):
+        assert paged.lookup(name) == whole.lookup(name)
+        assert paged.identities(name) == whole.identities(name)
+        assert paged.aliases(name) == whole.aliases(name)
+
+
+def test_a_paged_graph_keeps_at_most_its_cache_in_memory() -> None:
+    table: dict[str, object] = {}
+    graph = IdentityGraph.paged(table.get, 0, 10, (), KEY)
+    for n in range(100):
+        graph.resolve(ids(customer_id=f"C{n}", email=f"c{n}@x.io"), T + n)
+        table.update(graph.changes())
+    assert len(graph) == 100
+    nodes = graph._nodes
+    assert isinstance(nodes, PagedMap)
+    assert nodes.cached() <= 10
+    before = graph.cache_misses()
+    assert graph.resolve(ids(email="c3@x.io"), T + 200).customer_key == "C3"  # read back from the table
+    assert graph.cache_misses() > before
+
+
+def test_an_older_table_gets_its_owner_and_alias_rows_once() -> None:
+    whole = IdentityGraph(KEY)
+    whole.resolve(ids(anonymous_id="a1"), T)
+    whole.resolve(ids(customer_id="C1", anonymous_id="a1", email="ann@example.com"), T + 1)
+    old_layout = {row: v for row, v in whole.changes().items() if v is not None and row.startswith("n:")}
+    staged: dict[str, object] = {}
+    for row, value in old_layout.items():
+        staged.update(IdentityGraph.index_rows(row[2:], value))
+    graph = IdentityGraph.paged(old_layout.get, 1, 4, (), KEY, staged=staged)
+    assert graph.resolve(ids(email="ann@example.com"), T + 2).customer_key == "C1"
+    assert graph.forward("anonymous_id:a1") == "C1"
+    assert graph.changes() == staged
+    assert graph.changes() == {}
+
+
 def test_erasure_leaves_only_tombstones_and_digests_in_the_rows() -> None:
     g = IdentityGraph(KEY)
     g.resolve(ids(anonymous_id="a1"), T)
@@ -206,9 +273,13 @@ def test_erasure_leaves_only_tombstones_and_digests_in_the_rows() -> None:
     assert g.changes() == {
         "n:C1": [1, ["email:ann@example.com", "anonymous_id:a1"], ["anonymous_id:a1"]],
         "n:anonymous_id:a1": None,
+        "i:anonymous_id:a1": "C1",
+        "i:email:ann@example.com": "C1",
+        "a:anonymous_id:a1": "C1",
     }
     g.erase("C1", T + 2)
     rows = g.changes()
-    assert rows.pop("n:C1") is None
+    for gone in ("n:C1", "i:anonymous_id:a1", "i:email:ann@example.com", "a:anonymous_id:a1"):
+        assert rows.pop(gone) is None
     assert len(rows) == 3
     assert all(row.startswith("h:") and value == [T + 2, key_id(KEY)] for row, value in rows.items())

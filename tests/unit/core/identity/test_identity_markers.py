@@ -55,7 +55,13 @@ def test_markers_are_keyed_not_the_plain_sha256_of_the_identifier() -> None:
 def test_two_keys_give_different_markers_and_a_key_id_each() -> None:
     _, a = _erased_graph(KEY)
     _, b = _erased_graph(OTHER)
-    assert len(set(a) | set(b)) == 7, "only the tombstone n:C1 is common"
+    assert len(set(a) | set(b)) == 9, "only the tombstones (n:C1 and its identifiers' i: rows) are common"
+    assert {r for r in a if not r.startswith("h:")} == {
+        "n:C1",
+        "i:email:ann@example.com",
+        "i:phone:+15550001",
+    }
+    assert all(a[r] is None for r in a if not r.startswith("h:"))
     assert key_id(KEY) != key_id(OTHER)
     assert {v[1] for r, v in a.items() if r.startswith("h:")} == {key_id(KEY)}
 
