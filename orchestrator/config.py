@@ -190,6 +190,13 @@ class Settings(BaseModel):
         description="Entries of each kind of the identity graph (customers, identifiers, aliases) the "
         "identify stage keeps in memory; the rest are read from the identities table when needed.",
     )
+    timer_cache: int = Field(
+        50_000,
+        ge=1,
+        le=100_000_000,
+        description="Pending wake-ups a worker keeps in memory per customer partition (the earliest); "
+        "the later ones stay in the wake-up table, read again when those are fired.",
+    )
     malloc_trim_s: float = Field(
         30.0,
         ge=0,

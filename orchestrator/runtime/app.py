@@ -184,6 +184,7 @@ def build_app(settings: Settings) -> WorkerApp:
         app, settings, customers, wakeups, book, Processor(logic), metrics=WorkerMetrics(journeys=registry)
     )
     w.clocks = PartitionClocks(1)  # one watermark per customer partition: the identify stage's
+    w.timers = TimerIndex(settings.timer_cache, lambda p: _wakeups_of(wakeups, frozenset((p,))).get(p, []))
     failpoint = settings.delivery_failpoint()
     if failpoint is not None:
         log.warning("failpoint set (crash tests only): %s", settings.failpoint)
@@ -398,9 +399,15 @@ def build_app(settings: Settings) -> WorkerApp:
                 # instant may still be on its way, and it goes first ("an open at exactly the timeout
                 # counts").
                 fire_until = now - 1
+                scans = w.timers.scans
                 for customer, due in w.timers.pop_due(p, fire_until):
                     body = orjson.dumps({"due": due, "now": fire_until})
                     await out.add(t.timers, p, customer.encode(), body)
+                if w.timers.scans != scans:
+                    log.info(
+                        "wake-ups of partition %d read again from the table (more than timer_cache pending): "
+                        "%d pending, %d in memory", p, w.timers.pending(p), w.timers.in_memory(),
+                    )  # fmt: skip
             await out.deliver()
         except BaseException:
             # taken out of the index but not sent: stop, the index is rebuilt from the wake-up table
@@ -498,9 +505,20 @@ def _rebuild_index(w: WorkerApp, owned: frozenset[int]) -> None:
             w.clocks.forget(p)
     fresh = owned - w.indexed
     if fresh:
-        for key, value in w.wakeups.items():
-            p_text, _, due_text = value.decode().partition(":")
-            if int(p_text) in fresh:
-                w.timers.set(int(p_text), key, int(due_text))
-        log.info("timer index rebuilt for partitions %s: %d pending", sorted(fresh), w.timers.pending())
+        found = _wakeups_of(w.wakeups, fresh)
+        for p in fresh:
+            w.timers.load(p, found.get(p, []))
+        log.info("timer index rebuilt for partitions %s: %d pending, %d in memory",
+                 sorted(fresh), w.timers.pending(), w.timers.in_memory())  # fmt: skip
     w.indexed = owned
+
+
+def _wakeups_of(wakeups: Any, partitions: frozenset[int]) -> dict[int, list[tuple[str, int]]]:
+    """The wake-up table's (customer, due) of these partitions (a row: ``"<partition>:<due>"``)."""
+    out: dict[int, list[tuple[str, int]]] = {}
+    for key, value in wakeups.items():
+        p_text, _, due_text = value.decode().partition(":")
+        p = int(p_text)
+        if p in partitions:
+            out.setdefault(p, []).append((key, int(due_text)))
+    return out

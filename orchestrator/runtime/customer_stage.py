@@ -156,9 +156,11 @@ class CustomerStage:
             # changelog, and a crash may have kept the customer's new state but lost this write.
             due = applied.next_wakeup_ms
             entry = None if due is None else f"{p}:{due}".encode()
-            if wakeups.get(key) != entry:
+            before = wakeups.get(key)
+            if before != entry:
                 await wakeups.put(out, p, key, entry)
-            self.w.timers.set(p, key, due)
+            previous = None if before is None else int(before.partition(b":")[2])
+            self.w.timers.set(p, key, due, previous)
         key_bytes = key.encode()
         topics = self.topics
         for done in applied.done:
@@ -189,8 +191,8 @@ class CustomerStage:
     def _retry_later(self, p: int, key: str) -> None:
         # the ticker took the timer out of its index: try again a minute later (partition clock)
         w = self.w
-        if w.wakeups.get(key) is not None:
-            w.timers.set(p, key, w.clocks.get(p) + RETRY_WAKEUP_MS)
+        if w.wakeups.get(key) is not None:  # (the table keeps the old time: the index pins this one)
+            w.timers.set(p, key, w.clocks.get(p) + RETRY_WAKEUP_MS, pin=True)
 
     def _committed(self, p: int) -> dict[str, int]:
         """The offsets committed on partition ``p`` of the stage's inputs (outbox entries below them can

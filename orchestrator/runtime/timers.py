@@ -1,35 +1,91 @@
-"""Which customers of a partition have a timer due: an index whose cost follows the due timers.
+"""Which customers of a partition have a timer due: an index whose cost follows the due timers, and
+whose memory is bounded.
 
 Each customer has at most one wake-up time (its earliest pending timer, from the engine's
-``next_wakeup_ms``). The index keeps, per partition, a heap of (due, customer) plus the current due
-time of each customer; a stale heap entry (the customer's wake-up moved) is skipped when popped.
-Taking the due ones costs O(k log n) for k due out of n pending.
+``next_wakeup_ms``), kept durably in the wake-up table. The index keeps, per partition, a heap of
+(due, customer) plus the current due time of each customer; a stale heap entry (the customer's wake-up
+moved) is skipped when popped. Taking the due ones costs O(k log n) for k due out of n in memory.
 
-The index is memory only; it is rebuilt from the durable wake-up table when a partition is
-assigned (after a restart or a rebalance), so timers survive both.
+**Bounded** (``limit``, ``Settings.timer_cache``): a partition keeps in memory only the wake-ups due up
+to its *horizon*, the earliest ``limit`` or so of them; every customer whose wake-up is at or before the
+horizon is in memory, the later ones only in the table. When the ones in memory are taken (or the
+clock passes the horizon), the index reads the table again (``scan``) for the next ``limit`` after the
+horizon. Memory is thus about ``2 * limit`` entries per partition, whatever the number of customers
+waiting; the price is one scan of the wake-up table per ``limit`` wake-ups fired. With fewer wake-ups
+than ``limit`` pending there is no horizon and no scan.
+
+The index is rebuilt from the wake-up table when a partition is assigned (after a restart or a
+rebalance), so timers survive both.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["TimerIndex"]
+__all__ = ["TIMER_CACHE", "TimerIndex", "WakeupScan"]
+
+TIMER_CACHE = 50_000
+"""Default of ``Settings.timer_cache``: wake-ups kept in memory per customer partition (~180 B each)."""
+
+WakeupScan = Callable[[int], Iterable[tuple[str, int]]]
+"""Every (customer, due) of a partition in the wake-up table."""
 
 
 @dataclass
 class _PartitionTimers:
     heap: list[tuple[int, str]] = field(default_factory=list)
     due: dict[str, int] = field(default_factory=dict)
+    horizon: tuple[int, str] | None = None
+    """Every wake-up (due, customer) at or before it is in :attr:`due`; None: every wake-up is."""
+    beyond: int = 0
+    """Wake-ups in the table after the horizon."""
+    pinned: set[str] = field(default_factory=set)
+    """Customers whose wake-up is in memory only (a retry): kept whatever the horizon."""
 
 
 class TimerIndex:
-    def __init__(self) -> None:
-        self._parts: dict[int, _PartitionTimers] = {}
+    """``limit``: wake-ups kept in memory per partition (None: all); ``scan``: the table's wake-ups of a
+    partition, read when the ones in memory run out (needed with a ``limit``)."""
 
-    def set(self, partition: int, customer: str, due_ms: int | None) -> None:
-        """Record the customer's next wake-up (None: no pending timer)."""
+    def __init__(self, limit: int | None = None, scan: WakeupScan | None = None) -> None:
+        if limit is not None and (limit < 1 or scan is None):
+            raise ValueError("a bounded timer index needs a limit of at least 1 and a scan of the table")
+        self._parts: dict[int, _PartitionTimers] = {}
+        self._limit = limit
+        self._scan = scan
+        self.scans = 0
+        """Reads of the wake-up table after the ones at assignment (each: ``limit`` wake-ups fired)."""
+
+    def load(self, partition: int, wakeups: Iterable[tuple[str, int]]) -> None:
+        """The partition's wake-ups from the table (at assignment): the earliest ``limit`` in memory."""
+        self._parts[partition] = self._earliest(wakeups, None)
+
+    def set(
+        self,
+        partition: int,
+        customer: str,
+        due_ms: int | None,
+        previous_ms: int | None = None,
+        pin: bool = False,
+    ) -> None:
+        """Record the customer's next wake-up (None: no pending timer). ``previous_ms``: what the table
+        had for it before (keeps the count of wake-ups beyond the horizon exact). ``pin``: a wake-up the
+        table does not have (a retry): kept in memory until it is taken or set again."""
         part = self._parts.setdefault(partition, _PartitionTimers())
+        horizon = part.horizon
+        if pin:
+            part.pinned.add(customer)
+        elif part.pinned:
+            part.pinned.discard(customer)
+        if horizon is not None and not pin:
+            was_beyond = previous_ms is not None and (previous_ms, customer) > horizon
+            now_beyond = due_ms is not None and (due_ms, customer) > horizon
+            part.beyond += int(now_beyond) - int(was_beyond)
+            if now_beyond:
+                part.due.pop(customer, None)
+                return
         if due_ms is None:
             part.due.pop(customer, None)
             return
@@ -37,7 +93,9 @@ class TimerIndex:
             return
         part.due[customer] = due_ms
         heapq.heappush(part.heap, (due_ms, customer))
-        if len(part.heap) > 4 * len(part.due) + 1024:
+        if self._limit is not None and len(part.due) > 2 * self._limit:
+            self._shrink(part, self._limit)
+        elif len(part.heap) > 4 * len(part.due) + 1024:
             part.heap = [(d, c) for c, d in part.due.items()]
             heapq.heapify(part.heap)
 
@@ -48,15 +106,22 @@ class TimerIndex:
         if part is None:
             return []
         out: list[tuple[str, int]] = []
-        heap = part.heap
-        while heap and heap[0][0] <= now_ms and len(out) < limit:
-            due, customer = heapq.heappop(heap)
-            if part.due.get(customer) == due:
-                del part.due[customer]
-                out.append((customer, due))
-        return out
+        while True:
+            heap = part.heap
+            while heap and heap[0][0] <= now_ms and len(out) < limit:
+                due, customer = heapq.heappop(heap)
+                if part.due.get(customer) == due:
+                    del part.due[customer]
+                    part.pinned.discard(customer)
+                    out.append((customer, due))
+            horizon = part.horizon
+            if len(out) >= limit or horizon is None or (part.due and horizon[0] > now_ms):
+                return out
+            part = self._refill(partition, part)  # those in memory are taken: the next from the table
 
     def next_due(self, partition: int) -> int | None:
+        """The partition's earliest wake-up (None when none is in memory: none pending, or the table
+        is read again at the next tick)."""
         part = self._parts.get(partition)
         if part is None:
             return None
@@ -67,7 +132,11 @@ class TimerIndex:
     def pending(self, partition: int | None = None) -> int:
         if partition is not None:
             part = self._parts.get(partition)
-            return len(part.due) if part else 0
+            return len(part.due) + part.beyond if part else 0
+        return sum(len(p.due) + p.beyond for p in self._parts.values())
+
+    def in_memory(self) -> int:
+        """Wake-ups held in memory, every partition."""
         return sum(len(p.due) for p in self._parts.values())
 
     def drop_partition(self, partition: int) -> None:
@@ -75,3 +144,55 @@ class TimerIndex:
 
     def partitions(self) -> list[int]:
         return sorted(self._parts)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _earliest(
+        self, wakeups: Iterable[tuple[str, int]], after: tuple[int, str] | None
+    ) -> _PartitionTimers:
+        """The wake-ups after ``after`` (None: all), the earliest ``limit`` of them in memory."""
+        part = _PartitionTimers()
+        if self._limit is None:
+            part.due = {c: d for c, d in wakeups if after is None or (d, c) > after}
+        else:
+            seen = 0
+
+            def later() -> Iterable[tuple[int, str]]:
+                nonlocal seen
+                for customer, due in wakeups:
+                    if after is None or (due, customer) > after:
+                        seen += 1
+                        yield due, customer
+
+            kept = heapq.nsmallest(self._limit, later())
+            part.beyond = seen - len(kept)
+            if part.beyond:
+                part.horizon = kept[-1]
+            part.due = {c: d for d, c in kept}
+        part.heap = [(d, c) for c, d in part.due.items()]
+        heapq.heapify(part.heap)
+        return part
+
+    @staticmethod
+    def _shrink(part: _PartitionTimers, limit: int) -> None:
+        """Keep the earliest ``limit`` wake-ups in memory (and the pinned ones); the rest are in the table."""
+        pinned = part.pinned
+        kept = heapq.nsmallest(limit, ((d, c) for c, d in part.due.items() if c not in pinned))
+        if not kept:
+            return
+        part.beyond += len(part.due) - len(pinned) - len(kept)
+        part.horizon = kept[-1]
+        part.due = {**{c: d for d, c in kept}, **{c: part.due[c] for c in pinned if c in part.due}}
+        part.heap = [(d, c) for c, d in part.due.items()]
+        heapq.heapify(part.heap)
+
+    def _refill(self, partition: int, part: _PartitionTimers) -> _PartitionTimers:
+        assert self._scan is not None
+        assert part.horizon is not None
+        self.scans += 1
+        fresh = self._earliest(self._scan(partition), part.horizon)
+        for customer, due in part.due.items():  # (at or before the old horizon, or pinned)
+            fresh.due[customer] = due
+            heapq.heappush(fresh.heap, (due, customer))
+        fresh.pinned = part.pinned
+        self._parts[partition] = fresh
+        return fresh

@@ -31,16 +31,23 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def test_examples_match_simulate(settings: Settings, tmp_path: Path, actions: ActionReader) -> None:
+@pytest.mark.parametrize("cache", [None, 2], ids=["default-caches", "tiny-caches"])
+def test_examples_match_simulate(
+    settings: Settings, tmp_path: Path, actions: ActionReader, cache: int | None
+) -> None:
     """Replaying recorded example events through the runtime gives simulate's actions: same ids and
     content. The events are in the past and wait as a backlog when the worker starts, so 24-hour
     waits resolve by event time (the partition clock follows the events while there is lag), and
-    by the clock reaching the wall clock once caught up, not by waiting."""
+    by the clock reaching the wall clock once caught up, not by waiting. With tiny caches the identity
+    graph and the pending wake-ups are read back from their tables all the time: the same actions."""
     files = [JOURNEYS / f"{n}.yaml" for n in EXAMPLE_NAMES]
     deploy(settings, files)
     events = example_events()
     produce(settings, events)
-    worker = WorkerProcess(settings, tmp_path / "worker.log", extra_env={"ORCH_LATENESS_HOURS": "0"})
+    env = {"ORCH_LATENESS_HOURS": "0"}
+    if cache is not None:
+        env |= {"ORCH_IDENTITY_CACHE": str(cache), "ORCH_TIMER_CACHE": str(cache)}
+    worker = WorkerProcess(settings, tmp_path / "worker.log", extra_env=env)
     worker.start().wait_ready()
     try:
         expected = by_id(simulate(files, events, until_ms=_now_ms()))
@@ -50,6 +57,8 @@ def test_examples_match_simulate(settings: Settings, tmp_path: Path, actions: Ac
     finally:
         worker.stop()
     assert by_id(actions.records) == expected
+    if cache is not None:
+        assert "read again from the table" in (tmp_path / "worker.log").read_text(), "the index was paged"
 
 
 def test_policy_decisions_match_simulate(settings: Settings, tmp_path: Path, actions: ActionReader) -> None:
