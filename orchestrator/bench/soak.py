@@ -41,6 +41,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _rss_mb(pid: int) -> float:
+    """Resident memory as the page tables count it now (``smaps_rollup``): ``VmRSS`` in ``status`` is
+    summed per thread with a delay and showed steps of ~16 MB that were not there (issue 27)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -88,7 +96,7 @@ def _rocksdb_mb(text: str) -> dict[str, float]:
             labels, value = line.rsplit(" ", 1)
             for part in total:
                 if f'part="{part}"' in labels:
-                    total[part] += float(value) / (1024 * 1024)
+                    total[part] += float(value) / MB
     return {part: round(mb, 1) for part, mb in total.items()}
 
 
@@ -186,6 +194,8 @@ def _soak(worker: WorkerProcess, pid: int, topic: str, boot: str, data: Path, pl
                     "heap_free_mb": round(_sum(text, 'orchestrator_heap_bytes{state="free"}') / MB, 1),
                     "pending_timers": _sum(text, "orchestrator_pending_timers{"),
                     "identity_customers": _sum(text, "orchestrator_identity_customers"),
+                    "identity_cached": _sum(text, "orchestrator_identity_cached_entries"),
+                    "timers_in_memory": _sum(text, "orchestrator_timers_in_memory"),
                     "identify_held": _sum(text, "orchestrator_identify_held_events"),
                     "rereads": _sum(text, "orchestrator_rereads_total"),
                     "stuck": _sum(text, "orchestrator_partition_stuck"),
@@ -296,7 +306,12 @@ def bench_held(
                 "what": bench_held.__doc__,
                 "customers": n,
                 "partitions": partitions,
-                "settings": {**settings.rocksdb_options(), "malloc_trim_s": settings.malloc_trim_s},
+                "settings": {
+                    **settings.rocksdb_options(),
+                    "malloc_trim_s": settings.malloc_trim_s,
+                    "identity_cache": settings.identity_cache,
+                    "timer_cache": settings.timer_cache,
+                },
                 "rss_mb_before": round(rss0, 1),
                 "rss_mb_peak": round(max(peak, rss), 1),
                 "rss_mb_held": round(rss, 1),
@@ -304,6 +319,10 @@ def bench_held(
                 "pending_timers": _sum(text, "orchestrator_pending_timers{"),
                 "rocksdb_mb": _rocksdb_mb(text),
                 "identity_customers": _sum(text, "orchestrator_identity_customers"),
+                "identity_cached": _sum(text, "orchestrator_identity_cached_entries"),
+                "identity_table_reads": _sum(text, "orchestrator_identity_table_reads"),
+                "timers_in_memory": _sum(text, "orchestrator_timers_in_memory"),
+                "timer_table_scans": _sum(text, "orchestrator_timer_table_scans"),
                 "identify_held_peak": held_peak,
                 "events_per_s": round(n / seconds, 1) if seconds > 0 else 0.0,
                 "cpu_us_per_event": round(cpu * 1e6 / n, 1),

@@ -37,8 +37,7 @@ from prometheus_client import (
 from orchestrator.contracts.events import KNOWN_EVENT_TYPES
 from orchestrator.contracts.records import DEAD_LETTER_REASONS
 from orchestrator.core.journey import JourneyRegistry
-from orchestrator.runtime.allocator import heap
-from orchestrator.runtime.store_stats import rocksdb_memory, table_size
+from orchestrator.runtime.memory_metrics import MemoryGauges
 
 if TYPE_CHECKING:
     from orchestrator.runtime.app import WorkerApp
@@ -268,43 +267,8 @@ class WorkerMetrics:
             ["topic", "partition"],
             registry=r,
         )
-        self.table_keys = Gauge(
-            f"{p}_table_keys",
-            "Keys in the worker's tables for its active partitions (estimate on RocksDB).",
-            ["table"],
-            registry=r,
-        )
-        self.identity_customers = Gauge(
-            f"{p}_identity_customers",
-            "Customers in the identity graph this worker holds in memory (the identify stage's owner).",
-            registry=r,
-        )
-        self.identify_held = Gauge(
-            f"{p}_identify_held_events",
-            "Events the identify stage holds (in memory and in its table) until every raw partition's "
-            "watermark passes them.",
-            registry=r,
-        )
-        self.heap = Gauge(
-            f"{p}_heap_bytes",
-            "The C heap of the worker process (glibc): in_use, and free (freed, kept by the allocator; "
-            "given back every malloc_trim_s when over 16 MB).",
-            ["state"],
-            registry=r,
-        )
-        self._heap_trimmed = Counter(
-            f"{p}_heap_trimmed_bytes",
-            "Free heap memory given back to the system (malloc_trim), as measured before each trim.",
-            registry=r,
-        )
-        self.rocksdb_memory = Gauge(
-            f"{p}_rocksdb_memory_bytes",
-            "Memory of the worker's RocksDB databases (every partition it has open), per table: "
-            "memtables, block_cache (bounded by the rocksdb_* settings) and table_readers (index and "
-            "bloom filters of the files on disk).",
-            ["table", "part"],
-            registry=r,
-        )
+        self.memory = MemoryGauges(r)
+        """The gauges of what the worker holds (:mod:`.memory_metrics`)."""
         self.journey_info = Gauge(
             f"{p}_journey_deployment_info",
             "1 for each journey version this worker has loaded, with its status.",
@@ -477,7 +441,7 @@ class WorkerMetrics:
 
     def heap_trimmed(self, released: int) -> None:
         """Free heap memory given back (:func:`~orchestrator.runtime.allocator.trim`)."""
-        self._heap_trimmed.inc(released)
+        self.memory.heap_trimmed.inc(released)
 
     def record_decisions(self, decisions: Iterable[Decision]) -> None:
         """Count the cross-channel policy's decisions (kind, reason, channel, journey) for one message."""
@@ -497,24 +461,7 @@ class WorkerMetrics:
             if clock:
                 self.clock_behind.labels(str(part)).set(max(0, wall_ms - clock) / 1000)
         await self._refresh_lag(w)
-        for name, table in (("customers", w.customers), ("wakeups", w.wakeups)):
-            try:
-                self.table_keys.labels(name).set(table_size(table))
-            except Exception:  # a store being reopened during a rebalance: keep the last value
-                log.debug("table %s size unavailable", name, exc_info=True)
-        now = heap()
-        if now is not None:
-            self.heap.labels("in_use").set(now.in_use)
-            self.heap.labels("free").set(now.free)
-        stage = w.identify  # (0 on a worker that does not own the identities table now)
-        self.identity_customers.set(len(stage.graph or ()) if stage.loaded else 0)
-        self.identify_held.set(stage.held() if stage.loaded else 0)
-        for name, table in (("customers", w.customers), ("wakeups", w.wakeups), ("identities", w.identities)):
-            try:
-                for kind, used in rocksdb_memory(table).items():
-                    self.rocksdb_memory.labels(name, kind).set(used)
-            except Exception:  # as above
-                log.debug("table %s memory unavailable", name, exc_info=True)
+        self.memory.refresh(w)
         registry = w.book.registry
         if registry.generation != self._series_gen:
             self.journey_series()

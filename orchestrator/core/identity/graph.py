@@ -200,6 +200,13 @@ class IdentityGraph:
         self._dirty.update(_OWNER + t for t in owners)
         self._dirty.update(_ALIAS + a for a in aliases)
 
+    def in_memory(self) -> int:
+        """Entries held in memory: customers, identifiers and aliases (absent ones a paged graph
+        remembers included)."""
+        return sum(
+            m.cached() if isinstance(m, PagedMap) else len(m) for m in (self._nodes, self._owner, self._alias)
+        )
+
     def cache_misses(self) -> int:
         """Lookups read from the table (0 when the graph is held whole)."""
         return sum(m.misses for m in (self._nodes, self._owner, self._alias) if isinstance(m, PagedMap))
