@@ -141,8 +141,8 @@ def summary_table(report: dict[str, Any]) -> str:
     if "timers" in s:
         for r in s["timers"]["rows"]:
             add(
-                f"timers   {r['pending']:>9,} pending {r['bytes_per_pending']:>7.0f} B each, fire 1,000 due: "
-                f"{r['fire_batch_ms_median']:.2f} ms"
+                f"timers   {r['pending']:>9,} pending, {r['index']:<14} {r['bytes_per_pending']:>7.0f} B "
+                f"each, {r['us_per_fired_timer']:.2f} us per fired timer ({r['table_scans']} table scans)"
             )
     if "state" in s:
         st = s["state"]

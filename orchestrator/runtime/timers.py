@@ -43,6 +43,9 @@ class _PartitionTimers:
     """Wake-ups in the table after the horizon."""
     pinned: set[str] = field(default_factory=set)
     """Customers whose wake-up is in memory only (a retry): kept whatever the horizon."""
+    taken: set[str] = field(default_factory=set)
+    """Customers taken by :meth:`TimerIndex.pop_due` and not set again yet: their row in the table is
+    the old time, which a read of the table must not bring back (a bounded index only)."""
 
 
 class TimerIndex:
@@ -75,12 +78,16 @@ class TimerIndex:
         table does not have (a retry): kept in memory until it is taken or set again."""
         part = self._parts.setdefault(partition, _PartitionTimers())
         horizon = part.horizon
+        # a pinned or taken customer's row in the table is an old time, counted nowhere
+        counted = customer not in part.pinned and customer not in part.taken
         if pin:
             part.pinned.add(customer)
         elif part.pinned:
             part.pinned.discard(customer)
+        if part.taken:
+            part.taken.discard(customer)
         if horizon is not None and not pin:
-            was_beyond = previous_ms is not None and (previous_ms, customer) > horizon
+            was_beyond = counted and previous_ms is not None and (previous_ms, customer) > horizon
             now_beyond = due_ms is not None and (due_ms, customer) > horizon
             part.beyond += int(now_beyond) - int(was_beyond)
             if now_beyond:
@@ -108,12 +115,18 @@ class TimerIndex:
         out: list[tuple[str, int]] = []
         while True:
             heap = part.heap
-            while heap and heap[0][0] <= now_ms and len(out) < limit:
+            # (a pinned wake-up after the horizon waits for the table's earlier ones: read first)
+            until = (
+                (now_ms, "\U0010ffff") if part.horizon is None else min((now_ms, "\U0010ffff"), part.horizon)
+            )
+            while heap and heap[0] <= until and len(out) < limit:
                 due, customer = heapq.heappop(heap)
                 if part.due.get(customer) == due:
                     del part.due[customer]
                     part.pinned.discard(customer)
                     out.append((customer, due))
+                    if self._limit is not None:
+                        part.taken.add(customer)
             horizon = part.horizon
             if len(out) >= limit or horizon is None or (part.due and horizon[0] > now_ms):
                 return out
@@ -158,8 +171,9 @@ class TimerIndex:
 
             def later() -> Iterable[tuple[int, str]]:
                 nonlocal seen
+                after_due, after_customer = after if after is not None else (-(2**63), "")
                 for customer, due in wakeups:
-                    if after is None or (due, customer) > after:
+                    if due > after_due or (due == after_due and customer > after_customer):
                         seen += 1
                         yield due, customer
 
@@ -189,10 +203,15 @@ class TimerIndex:
         assert self._scan is not None
         assert part.horizon is not None
         self.scans += 1
-        fresh = self._earliest(self._scan(partition), part.horizon)
+        stale = part.pinned | part.taken  # (their rows in the table are old times)
+        rows = self._scan(partition)
+        fresh = self._earliest(((c, d) for c, d in rows if c not in stale) if stale else rows, part.horizon)
         for customer, due in part.due.items():  # (at or before the old horizon, or pinned)
             fresh.due[customer] = due
             heapq.heappush(fresh.heap, (due, customer))
         fresh.pinned = part.pinned
+        # taken ones are set again once processed (a few ticks); past this bound (processing that never
+        # came back) they are forgotten: a read of the table then fires them again, a harmless duplicate
+        fresh.taken = part.taken if len(part.taken) <= 4 * (self._limit or 0) else set()
         self._parts[partition] = fresh
         return fresh

@@ -35,7 +35,15 @@ def test_bucket_quantiles_of_the_window_between_two_scrapes() -> None:
 
 def test_timers_quick_and_summary_table() -> None:
     timers = bench_timers(quick=True)
-    assert [r["pending"] for r in timers["rows"]] == [10_000, 100_000]
+    assert [(r["pending"], r["index"]) for r in timers["rows"]] == [
+        (10_000, "whole"),
+        (10_000, "bounded 50,000"),
+        (100_000, "whole"),
+        (100_000, "bounded 50,000"),
+    ]
+    bounded = timers["rows"][-1]
+    assert bounded["table_scans"] >= 1, "half of 100,000 fired: past the first horizon"
+    assert bounded["bytes_per_pending"] < timers["rows"][-2]["bytes_per_pending"]
     table = summary_table({"sections": {"timers": timers}, "errors": {"e2e": "boom"}})
     assert "10,000 pending" in table
     assert "e2e      FAILED: boom" in table
