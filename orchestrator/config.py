@@ -183,6 +183,13 @@ class Settings(BaseModel):
         "fetch_max_wait_ms later): live traffic is read in batches instead of one record at a time. 0: "
         "answer at once (lowest latency, most CPU per event).",
     )
+    watermark_idle_s: float = Field(
+        120.0,
+        ge=0,
+        description="A raw partition whose ingest sends no watermark for this long is left out of the "
+        "event-time order (its events then count as late) so that the others go on; longer than a "
+        "takeover after a worker dies (session_timeout_s plus the table restore). 0: wait for it forever.",
+    )
     identity_cache: int = Field(
         100_000,
         ge=1,

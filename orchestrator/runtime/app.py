@@ -195,6 +195,7 @@ def build_app(settings: Settings) -> WorkerApp:
         partitions=settings.partitions,
         erasure_key=erasure_keys[0] if erasure_keys else None,
         previous_keys=erasure_keys[1:],
+        idle_ms=None if settings.watermark_idle_s <= 0 else int(settings.watermark_idle_s * 1000),
     )
     w.identities = identities
     install_local_erasure(
@@ -318,7 +319,10 @@ def build_app(settings: Settings) -> WorkerApp:
         try:
             if rec.key == WATERMARK_KEY:
                 mark = orjson.loads(rec.value)
-                done = stage.on_watermark(rec.offset, int(mark["r"]), int(mark["t"]), stored)
+                sent = mark.get("s")
+                done = stage.on_watermark(
+                    rec.offset, int(mark["r"]), int(mark["t"]), stored, None if sent is None else int(sent)
+                )
             else:
                 held = HeldEvent.read(rec.value)
                 at = event_time(held.occurred_ms, _wall_ms())
@@ -382,7 +386,7 @@ def build_app(settings: Settings) -> WorkerApp:
             w.lags[f"raw-{tp.partition}"] = lag
             mark = w.sources.watermark(tp.partition, lag, wall)
             if mark > w.sources.sent.get(tp.partition, 0) or wall - w.last_heartbeat >= 1000:
-                body = orjson.dumps({"r": tp.partition, "t": mark})
+                body = orjson.dumps({"r": tp.partition, "t": mark, "s": wall})  # s: heard at (bounded wait)
                 # through the identify stage, after the events it resolved before (one order)
                 await identify_topic.send(key=WATERMARK_KEY, value=body, partition=0, force=True)
                 w.sources.sent[tp.partition] = mark

@@ -272,9 +272,12 @@ class IdentifyStage:
         partitions: int,
         erasure_key: SecretStr | str | bytes | None = None,
         previous_keys: Iterable[SecretStr | str | bytes] = (),
+        idle_ms: int | None = None,
     ) -> None:
         """``erasure_key``: ``Settings.erasure_key`` (None: a generated key kept in the table);
-        ``previous_keys``: keys whose markers are still honoured until they expire (after a rotation)."""
+        ``previous_keys``: keys whose markers are still honoured until they expire (after a rotation);
+        ``idle_ms``: ``Settings.watermark_idle_s`` — a raw partition not heard from for longer (by the
+        send times of the other partitions' watermarks) is left out of the minimum (None: never)."""
         self.sources = sources
         """Raw partitions: each must report a watermark before anything is released."""
         self.partitions = partitions
@@ -284,6 +287,10 @@ class IdentifyStage:
         self.raw_read: dict[int, int] = {}
         """Per raw partition, the highest raw offset taken (copies at or below it are dropped)."""
         self.marks: dict[int, int] = {}
+        self.heard: dict[int, int] = {}
+        """Per raw partition, the send time (wall clock of its ingest worker) of its last watermark."""
+        self.idle_ms = idle_ms
+        self._idle: frozenset[int] = frozenset()
         self.released_ms = 0
         self._held: dict[int, _HeldQueue] = {}
         """Per raw partition, the events held, in the order read (a raw partition's own order is kept
@@ -318,6 +325,8 @@ class IdentifyStage:
         self.last = -1
         self.raw_read = {}
         self.marks = {}
+        self.heard = {}
+        self._idle = frozenset()
         self._held = {}
         self._sizes = {}
         self._outbox = []
@@ -353,10 +362,15 @@ class IdentifyStage:
                 held.append((offset, (int(at), int(rp), int(ro), offset, event)))
                 self._sizes[offset] = len(text)
             elif name.startswith(_MARK):
-                self.marks[int(name[len(_MARK) :])] = int(value)
+                raw = int(name[len(_MARK) :])
+                if isinstance(value, list):  # [watermark, send time]
+                    self.marks[raw], self.heard[raw] = int(value[0]), int(value[1])
+                else:  # (before the send time was kept)
+                    self.marks[raw] = int(value)
             else:
                 graph_rows.append((name, value))
         self._outbox.sort()
+        self._idle = self._idle_now()
         for _, entry in sorted(held, key=lambda h: h[0]):
             self._held.setdefault(entry[1], _HeldQueue()).append(entry)
         low = self._low()
@@ -454,14 +468,35 @@ class IdentifyStage:
         self._release(out)  # a late event (older than what was released) goes at once
         return self._finish(offset, out)
 
-    def on_watermark(self, offset: int, raw_partition: int, value_ms: int, stored: Any = None) -> Identified:
-        """A raw partition's watermark: release what every raw partition has passed."""
+    def on_watermark(
+        self, offset: int, raw_partition: int, value_ms: int, stored: Any = None, sent_ms: int | None = None
+    ) -> Identified:
+        """A raw partition's watermark: release what every raw partition has passed. ``sent_ms``: when
+        its ingest worker sent it (wall clock): how the stage tells a silent raw partition."""
         if offset <= self.last:
             return self._replay(stored)
         out = Identified()
-        if value_ms > self.marks.get(raw_partition, 0):
+        changed = value_ms > self.marks.get(raw_partition, 0)
+        if changed:
             self.marks[raw_partition] = value_ms
-            out.rows[f"{_MARK}{raw_partition}"] = value_ms
+        if sent_ms is not None and sent_ms > self.heard.get(raw_partition, -1):
+            self.heard[raw_partition] = sent_ms
+            changed = True
+        if changed:
+            heard = self.heard.get(raw_partition)
+            mark = self.marks.get(raw_partition, 0)
+            out.rows[f"{_MARK}{raw_partition}"] = mark if heard is None else [mark, heard]
+        idle = self._idle_now()
+        if idle != self._idle:
+            for raw in sorted(idle - self._idle):
+                log.warning(
+                    "raw partition %d sent no watermark for over %.0f s (watermark_idle_s): left out of the "
+                    "event-time order until it is heard again; its events count as late meanwhile",
+                    raw, (self.idle_ms or 0) / 1000,
+                )  # fmt: skip
+            for raw in sorted(self._idle - idle):
+                log.info("raw partition %d is heard again: back in the event-time order", raw)
+            self._idle = idle
         low = self._release(out)
         if low is not None and low > self.released_ms:
             self.released_ms = low
@@ -523,9 +558,24 @@ class IdentifyStage:
         return low
 
     def _low(self) -> int | None:
+        """The minimum of the raw partitions' watermarks (all must have reported), silent ones left out."""
         if len(self.marks) < self.sources:
             return None
-        return min(self.marks.values())
+        idle = self._idle
+        if not idle:
+            return min(self.marks.values())
+        active = [m for raw, m in self.marks.items() if raw not in idle]
+        return min(active) if active else None
+
+    def idle(self) -> list[int]:
+        """Raw partitions left out of the minimum now (not heard from for ``idle_ms``)."""
+        return sorted(self._idle)
+
+    def _idle_now(self) -> frozenset[int]:
+        if self.idle_ms is None or not self.heard:
+            return frozenset()
+        now = max(self.heard.values())
+        return frozenset(raw for raw, at in self.heard.items() if now - at > self.idle_ms)
 
     def _replay(self, stored: Any) -> Identified:
         if stored is None:

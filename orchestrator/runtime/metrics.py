@@ -290,6 +290,13 @@ class WorkerMetrics:
         self.ready = Gauge(
             f"{p}_worker_ready", "1 when the worker is ready (as /readyz answers).", registry=r
         )
+        self.raw_idle = Gauge(
+            f"{p}_raw_partition_idle",
+            "1 when a raw partition sent no watermark for watermark_idle_s and is left out of the event-time "
+            "order (its events count as late); 0 otherwise. On the worker of the identify stage.",
+            ["partition"],
+            registry=r,
+        )
         self.stuck = Gauge(
             f"{p}_partition_stuck",
             "1 when an input partition has lag and no progress for stuck_after_s (0 otherwise).",
@@ -477,6 +484,11 @@ class WorkerMetrics:
         self.journeys_loaded.set(len(registry))
         self.journeys_refused.set(len(w.book.problems))
         self.ready.set(1 if _ready(w) else 0)
+        self.raw_idle.clear()
+        if w.identify.loaded:
+            idle = set(w.identify.idle())
+            for raw in sorted(w.identify.marks):
+                self.raw_idle.labels(str(raw)).set(1 if raw in idle else 0)
         stuck = set(w.stuck_partitions())
         self.stuck.clear()
         for tp in w.stuck.watched():
@@ -543,4 +555,7 @@ def _ready(w: WorkerApp) -> bool:
     recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
     journeys = w.feed is not None and w.feed.caught_up.is_set()
     stuck = w.stuck_partitions()
-    return bool(recovered and journeys and not app.rebalancing and not app.in_recovery and not stuck)
+    idle = w.identify.idle() if w.identify.loaded else []
+    return bool(
+        recovered and journeys and not app.rebalancing and not app.in_recovery and not stuck and not idle
+    )

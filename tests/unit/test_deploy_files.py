@@ -49,7 +49,7 @@ def _run(*args: str, cwd: Path = PROM) -> str:
 # -- promtool ----------------------------------------------------------------------------------------
 def test_promtool_checks_the_alert_rules() -> None:
     out = _run(_promtool(), "check", "rules", "alerts.yml")
-    assert "SUCCESS: 8 rules found" in out
+    assert "SUCCESS: 9 rules found" in out
 
 
 @pytest.mark.parametrize("config", ["prometheus.yml", "prometheus-kubernetes.yml"])

@@ -29,7 +29,7 @@ def _event(
     eid: str,
     etype: str,
     ids: dict[str, str],
-    minute: int = 0,
+    minute: float = 0,
     raw_partition: int = 0,
     raw_offset: int | None = None,
 ) -> ResolvedEvent:
@@ -46,7 +46,7 @@ def _event(
         customer_key="hint",
         event=parse_event(raw),
         source_partition=raw_partition,
-        source_offset=minute if raw_offset is None else raw_offset,
+        source_offset=int(minute) if raw_offset is None else raw_offset,
     )
 
 
@@ -496,3 +496,49 @@ def test_a_table_of_the_older_layout_gets_its_owner_and_alias_rows_on_the_next_m
     whole = IdentifyStage(sources=1, partitions=2, erasure_key=b"feed")
     whole.load(old.items())
     assert whole.on_watermark(feed.offset, 0, BASE + 1).rows == out.rows
+
+
+def test_a_silent_raw_partition_is_left_out_of_the_order_then_taken_back() -> None:
+    feed = Feed(sources=2)
+    stage = IdentifyStage(sources=2, partitions=2, idle_ms=5_000)
+    feed.stage = stage
+
+    def mark(raw: int, minute: float, sent_ms: int) -> Identified:
+        return feed._keep(stage.on_watermark(feed._next(), raw, BASE + int(minute * 60_000), None, sent_ms))
+
+    mark(0, 0, 0)
+    mark(1, 0, 0)
+    feed.event(_event("e1", "page.viewed", {"customer_id": "c1"}, 1, raw_partition=0))
+    assert _customer_messages(mark(0, 2, 1_000)) == [], "raw partition 1 has not passed minute 1"
+    assert _customer_messages(mark(0, 2, 5_000)) == [], "heard 5 s ago: not silent yet"
+    out = mark(0, 2, 5_001)
+    assert stage.idle() == [1]
+    assert [k for k, _ in _customer_messages(out)] == ["c1"], "released without the silent partition"
+    assert (WATERMARK_KEY, orjson.dumps({"r": 0, "t": BASE + 2 * 60_000}), 0) in out.messages
+    # a restart keeps who was heard when
+    again = IdentifyStage(sources=2, partitions=2, idle_ms=5_000)
+    again.load(feed.rows.items())
+    assert again.idle() == [1]
+    # heard again: back in the order at once; what it and the others send waits for its watermark again
+    feed.event(_event("e2", "page.viewed", {"customer_id": "c2"}, 3, raw_partition=0))
+    back = mark(1, 0.5, 6_000)
+    assert stage.idle() == []
+    assert _customer_messages(back) == [], "c2 (minute 3) waits for raw partition 1 again"
+    late = feed.event(_event("e3", "page.viewed", {"customer_id": "c3"}, 0.75, raw_partition=1))
+    assert _customer_messages(late) == []
+    after = mark(1, 4, 6_500)
+    assert [k for k, _ in _customer_messages(after)] == ["c3"]
+    assert not [m for m in after.messages if m[0] == WATERMARK_KEY], "the clocks never go back"
+    both = mark(0, 5, 7_000)
+    assert [k for k, _ in _customer_messages(both)] == ["c2"]
+    assert (WATERMARK_KEY, orjson.dumps({"r": 0, "t": BASE + 4 * 60_000}), 0) in both.messages
+
+
+def test_without_an_idle_bound_a_silent_partition_holds_everything() -> None:
+    stage = IdentifyStage(sources=2, partitions=2)
+    stage.on_watermark(0, 0, BASE, None, 0)
+    stage.on_watermark(1, 1, BASE, None, 0)
+    stage.on_event(2, _event("e1", "page.viewed", {"customer_id": "c1"}, 1), BASE + 60_000)
+    out = stage.on_watermark(3, 0, BASE + 10 * 60_000, None, 10**9)
+    assert stage.idle() == []
+    assert not [m for m in out.messages if m[0] != WATERMARK_KEY]
