@@ -146,6 +146,9 @@ class IdentityGraph:
         """Row keys (see :meth:`changes`) changed since the last call of :meth:`changes`."""
         self._staged: dict[str, Any] = {}
         """Rows to give with the next :meth:`changes` that the table does not have yet (read first)."""
+        self._given: dict[str, Any] = {}
+        """What the last :meth:`changes` gave (a paged graph reads it before the table: a reader between
+        that call and the shell's writes, such as a web look-up, sees the new rows)."""
 
     @classmethod
     def paged(
@@ -168,6 +171,9 @@ class IdentityGraph:
         pending = graph._staged
 
         def stored(row: str) -> Any:
+            recent = graph._given
+            if row in recent:  # given by the last changes(): maybe not in the table yet
+                return recent[row]
             value = pending.get(row)
             return read(row) if value is None else value
 
@@ -404,7 +410,7 @@ class IdentityGraph:
         id]`` (a keyed marker) and ``"x:<digest>"`` (a legacy marker: only ever deleted); ``None`` means
         delete the row (a tombstone: erasure leaves no row naming the customer). :meth:`from_rows`
         rebuilds the graph from the stored rows, :meth:`paged` reads them as needed. Keys come sorted
-        (deterministic). A paged graph's rows must be written before the graph is used again.
+        (deterministic). A paged graph's rows must be written before its next ``changes()``.
         """
         out: dict[str, Any] = dict(self._staged)
         self._staged.clear()
@@ -418,9 +424,11 @@ class IdentityGraph:
                 out[row] = (owners if kind == _OWNER else aliases).get(name)
         self._dirty.clear()
         out.update(self._erased.changes())
-        for paged in (nodes, owners, aliases):
-            if isinstance(paged, PagedMap):
-                paged.trim()
+        if isinstance(nodes, PagedMap):
+            self._given = out
+            for paged in (nodes, owners, aliases):
+                if isinstance(paged, PagedMap):
+                    paged.trim()
         return dict(sorted(out.items()))
 
     @classmethod

@@ -7,9 +7,10 @@ most recently used entries in memory, at most ``limit`` of them, the rest read b
 asked for. Nothing is kept per customer beyond that bound (issue 27).
 
 The contract with the shell: the rows :meth:`IdentityGraph.changes` returns are written to the table
-before the graph is used again. Entries changed since the last ``changes()`` are therefore never
-dropped from the cache (only :meth:`PagedMap.trim`, which ``changes()`` calls, drops any), and a row
-read from the table is never older than the cache's own value.
+before its next call. Entries changed since the last ``changes()`` are never dropped from the cache
+(only :meth:`PagedMap.trim`, which ``changes()`` calls once it has given them, drops any), and until the
+next call the graph reads the rows it gave before the table's: a reader in between (a look-up while the
+shell is still writing) never sees an older value.
 """
 
 from __future__ import annotations

@@ -251,6 +251,24 @@ def test_a_paged_graph_keeps_at_most_its_cache_in_memory() -> None:
     assert graph.cache_misses() > before
 
 
+def test_a_look_up_before_the_rows_are_written_sees_them() -> None:
+    table: dict[str, object] = {}
+    graph = IdentityGraph.paged(table.get, 0, 1, (), KEY)
+    graph.resolve(ids(anonymous_id="a1", device_id="d1"), T)
+    table.update(graph.changes())
+    graph.resolve(ids(customer_id="C1", anonymous_id="a1", email="c@x.io"), T + 1)
+    rows = graph.changes()  # given, not written yet (the shell is still writing them)
+    assert graph.lookup("device_id:d1") == "C1"
+    assert graph.lookup("anonymous_id:a1") == "C1"
+    assert graph.identities("C1")["email"] == ["c@x.io"]
+    table.update({k: v for k, v in rows.items() if v is not None})
+    for gone in [k for k, v in rows.items() if v is None]:
+        table.pop(gone, None)
+    graph.resolve(ids(customer_id="C2"), T + 2)
+    graph.changes()
+    assert graph.resolve(ids(device_id="d1"), T + 3).customer_key == "C1"
+
+
 def test_an_older_table_gets_its_owner_and_alias_rows_once() -> None:
     whole = IdentityGraph(KEY)
     whole.resolve(ids(anonymous_id="a1"), T)
