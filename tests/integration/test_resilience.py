@@ -143,3 +143,27 @@ def test_two_workers_share_the_partitions_and_survive_one_killed(
     finally:
         one.stop()
         two.kill()
+
+
+@pytest.mark.timeout(400)
+def test_a_worker_joins_under_load_then_the_first_is_killed(
+    settings: Settings, tmp_path: Path, actions: ActionReader
+) -> None:
+    """Rebalance under load (issue 17): a second worker joins while the first works through a backlog
+    (partitions move to it mid-stream), then the first is killed -9 (they move back). Every action
+    simulate gives, duplicates identical, none that it does not give."""
+    deploy(settings, [JOURNEYS / f"{name}.yaml" for name in EXAMPLE_NAMES])
+    events, expected = _workload(6000, 600, seed=17)
+    produce(settings, events)
+    one = _worker(settings, tmp_path, "one").start()
+    two = _worker(settings, tmp_path, "two")
+    try:
+        one.wait_ready(timeout=120)
+        wait_until(lambda: _seen(actions, 20), timeout=120, what="20 actions from the first worker")
+        two.start().wait_ready(timeout=120)
+        wait_until(lambda: _shared(one, two), timeout=90, what="the joining worker to take partitions")
+        one.kill()
+        _check(actions, expected, survivor=two)
+    finally:
+        one.kill()
+        two.stop()
