@@ -61,8 +61,11 @@ def _open(customer: str) -> bytes:
 
 
 def _raw_partitions(worker: WorkerProcess) -> set[int]:
-    status, body = worker.get_json("/clock/")
-    return {int(p) for p in body.get("sources", {})} if status == 200 else set()
+    try:
+        status, body = worker.get_json("/clock/")
+    except OSError:  # not listening yet
+        return set()
+    return {int(p) for p in body.get("raw_partitions", {})} if status == 200 else set()
 
 
 def _metric(worker: WorkerProcess, partition: int) -> float | None:
