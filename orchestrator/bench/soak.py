@@ -323,6 +323,8 @@ def bench_held(
                 "identity_table_reads": _sum(text, "orchestrator_identity_table_reads"),
                 "timers_in_memory": _sum(text, "orchestrator_timers_in_memory"),
                 "timer_table_scans": _sum(text, "orchestrator_timer_table_scans"),
+                "heap_in_use_mb": round(_sum(text, 'orchestrator_heap_bytes{state="in_use"}') / MB, 1),
+                "heap_free_mb": round(_sum(text, 'orchestrator_heap_bytes{state="free"}') / MB, 1),
                 "identify_held_peak": held_peak,
                 "events_per_s": round(n / seconds, 1) if seconds > 0 else 0.0,
                 "cpu_us_per_event": round(cpu * 1e6 / n, 1),

@@ -58,7 +58,7 @@ from pydantic import SecretStr
 from orchestrator.contracts import ResolvedEvent
 from orchestrator.contracts.events import IDENTIFIER_PRIORITY
 from orchestrator.core.customer import ERASE_EVENT
-from orchestrator.core.identity import IdentityGraph, RowReader, key_id
+from orchestrator.core.identity import ALIAS_ROW, NODE_ROW, OWNER_ROW, IdentityGraph, RowReader, key_id
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -108,8 +108,7 @@ _VERSION = "v"
 """Row of the table's layout: 2 since the graph's owner and alias rows are kept (a paged graph
 reads them); a table without it gets them written with the next message."""
 _LAYOUT = 2
-_NODE_ROW = "n:"
-_INDEX_ROWS = ("i:", "a:")
+_INDEX_ROWS = (OWNER_ROW, ALIAS_ROW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,10 +337,10 @@ class IdentifyStage:
         customers = 0
         staged: dict[str, Any] = {}
         for name, value in rows:
-            if name.startswith(_NODE_ROW):
+            if name.startswith(NODE_ROW):
                 customers += 1
                 if paged and migrate and value is not None:
-                    staged.update(IdentityGraph.index_rows(name[len(_NODE_ROW) :], value))
+                    staged.update(IdentityGraph.index_rows(name[len(NODE_ROW) :], value))
                 if not paged:
                     graph_rows.append((name, value))
             elif name.startswith(_INDEX_ROWS):

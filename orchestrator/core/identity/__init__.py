@@ -4,11 +4,13 @@ See docs/identity.md. Both shells use it: ``orchestrator simulate`` and the stre
 """
 
 from orchestrator.core.identity.graph import (
+    ALIAS_ROW,
     ERASED_KEPT,
     ERASED_TTL_MS,
-    GRAPH_ROWS,
     MAX_ALIASES,
     MAX_IDENTIFIERS,
+    NODE_ROW,
+    OWNER_ROW,
     Erasure,
     IdentityGraph,
     Merge,
@@ -20,12 +22,14 @@ from orchestrator.core.identity.merge import MERGED_REASON, MergeResult, merge_p
 from orchestrator.core.identity.pages import PagedMap, RowReader
 
 __all__ = [
+    "ALIAS_ROW",
     "ERASED_KEPT",
     "ERASED_TTL_MS",
-    "GRAPH_ROWS",
     "MAX_ALIASES",
     "MAX_IDENTIFIERS",
     "MERGED_REASON",
+    "NODE_ROW",
+    "OWNER_ROW",
     "ErasedMarkers",
     "Erasure",
     "IdentityGraph",

@@ -49,11 +49,13 @@ from orchestrator.core.identity.markers import (
 from orchestrator.core.identity.pages import PagedMap, RowReader
 
 __all__ = [
+    "ALIAS_ROW",
     "ERASED_KEPT",
     "ERASED_TTL_MS",
-    "GRAPH_ROWS",
     "MAX_ALIASES",
     "MAX_IDENTIFIERS",
+    "NODE_ROW",
+    "OWNER_ROW",
     "Erasure",
     "IdentityGraph",
     "Merge",
@@ -66,13 +68,12 @@ MAX_IDENTIFIERS = 64
 MAX_ALIASES = 64
 """Forwarding aliases kept per canonical customer (the oldest is forgotten first)."""
 _WEAK = IDENTIFIER_PRIORITY[1:]
-_NODE = "n:"
-_OWNER = "i:"
+NODE_ROW = _NODE = "n:"
+"""Row ``n:<customer key>`` -> ``[known, identifiers, aliases]``."""
+OWNER_ROW = _OWNER = "i:"
 """Row ``i:<identifier token>`` -> the key of the customer who owns it."""
-_ALIAS = "a:"
+ALIAS_ROW = _ALIAS = "a:"
 """Row ``a:<old key>`` -> the canonical key it forwards to."""
-GRAPH_ROWS = (_NODE, _OWNER, _ALIAS, KEYED_ROW, LEGACY_ROW)
-"""The prefixes of the rows :meth:`IdentityGraph.changes` gives."""
 
 
 def identifier_token(kind: str, value: str) -> str:
