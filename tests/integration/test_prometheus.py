@@ -155,7 +155,7 @@ def test_prometheus_scrapes_the_worker_and_promql_answers(
         return rules if rules and all(r["health"] == "ok" for r in rules) else None
 
     rules = wait_until(rules_evaluated, timeout=30, what="the alert rules evaluated")
-    assert len(rules) == 8
+    assert len(rules) == 9
     states = {r["name"]: r["state"] for r in rules}
     assert states.pop("OrchestratorDeadLetterRate") == "pending"
     assert set(states.values()) == {"inactive"}
