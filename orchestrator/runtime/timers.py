@@ -126,6 +126,8 @@ class TimerIndex:
                     part.pinned.discard(customer)
                     out.append((customer, due))
                     if self._limit is not None:
+                        if len(part.taken) >= 4 * self._limit:  # processing that never came back:
+                            part.taken.clear()  # forget them (a later scan fires them again, harmless)
                         part.taken.add(customer)
             horizon = part.horizon
             if len(out) >= limit or horizon is None or (part.due and horizon[0] > now_ms):
@@ -210,8 +212,6 @@ class TimerIndex:
             fresh.due[customer] = due
             heapq.heappush(fresh.heap, (due, customer))
         fresh.pinned = part.pinned
-        # taken ones are set again once processed (a few ticks); past this bound (processing that never
-        # came back) they are forgotten: a read of the table then fires them again, a harmless duplicate
-        fresh.taken = part.taken if len(part.taken) <= 4 * (self._limit or 0) else set()
+        fresh.taken = part.taken  # (set again once processed, a few ticks later; bounded in pop_due)
         self._parts[partition] = fresh
         return fresh
