@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -184,7 +185,9 @@ def build_app(settings: Settings) -> WorkerApp:
         app, settings, customers, wakeups, book, Processor(logic), metrics=WorkerMetrics(journeys=registry)
     )
     w.clocks = PartitionClocks(1)  # one watermark per customer partition: the identify stage's
-    w.timers = TimerIndex(settings.timer_cache, lambda p: _wakeups_of(wakeups, frozenset((p,))).get(p, []))
+    w.timers = TimerIndex(
+        settings.timer_cache, lambda p: ((c, d) for q, c, d in _wakeups_of(wakeups) if q == p)
+    )
     failpoint = settings.delivery_failpoint()
     if failpoint is not None:
         log.warning("failpoint set (crash tests only): %s", settings.failpoint)
@@ -509,20 +512,14 @@ def _rebuild_index(w: WorkerApp, owned: frozenset[int]) -> None:
             w.clocks.forget(p)
     fresh = owned - w.indexed
     if fresh:
-        found = _wakeups_of(w.wakeups, fresh)
-        for p in fresh:
-            w.timers.load(p, found.get(p, []))
+        w.timers.load_all(fresh, _wakeups_of(w.wakeups))
         log.info("timer index rebuilt for partitions %s: %d pending, %d in memory",
                  sorted(fresh), w.timers.pending(), w.timers.in_memory())  # fmt: skip
     w.indexed = owned
 
 
-def _wakeups_of(wakeups: Any, partitions: frozenset[int]) -> dict[int, list[tuple[str, int]]]:
-    """The wake-up table's (customer, due) of these partitions (a row: ``"<partition>:<due>"``)."""
-    out: dict[int, list[tuple[str, int]]] = {}
+def _wakeups_of(wakeups: Any) -> Iterator[tuple[int, str, int]]:
+    """The wake-up table's (partition, customer, due), read as it goes (a row: ``"<partition>:<due>"``)."""
     for key, value in wakeups.items():
         p_text, _, due_text = value.decode().partition(":")
-        p = int(p_text)
-        if p in partitions:
-            out.setdefault(p, []).append((key, int(due_text)))
-    return out
+        yield int(p_text), key, int(due_text)

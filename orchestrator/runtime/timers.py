@@ -33,6 +33,10 @@ WakeupScan = Callable[[int], Iterable[tuple[str, int]]]
 """Every (customer, due) of a partition in the wake-up table."""
 
 
+def _order(row: tuple[str, int]) -> tuple[int, str]:
+    return row[1], row[0]
+
+
 @dataclass
 class _PartitionTimers:
     heap: list[tuple[int, str]] = field(default_factory=list)
@@ -64,6 +68,30 @@ class TimerIndex:
     def load(self, partition: int, wakeups: Iterable[tuple[str, int]]) -> None:
         """The partition's wake-ups from the table (at assignment): the earliest ``limit`` in memory."""
         self._parts[partition] = self._earliest(wakeups, None)
+
+    def load_all(self, partitions: Iterable[int], wakeups: Iterable[tuple[int, str, int]]) -> None:
+        """:meth:`load` of several partitions from one read of the table's (partition, customer, due):
+        memory for at most ``4 * limit`` of each partition while it reads."""
+        wanted = set(partitions)
+        found: dict[int, list[tuple[str, int]]] = {p: [] for p in wanted}
+        dropped = dict.fromkeys(wanted, 0)
+        limit = self._limit
+        for partition, customer, due in wakeups:
+            rows = found.get(partition)
+            if rows is None:
+                continue
+            rows.append((customer, due))
+            if limit is not None and len(rows) >= 4 * limit:  # keep the earliest: the rest wait in the table
+                kept = heapq.nsmallest(limit, rows, key=_order)
+                dropped[partition] += len(rows) - len(kept)
+                found[partition] = kept
+        for partition in wanted:
+            part = self._earliest(found[partition], None)
+            if dropped[partition]:
+                part.beyond += dropped[partition]
+                if part.horizon is None:  # (exactly limit kept: the last of them is the horizon)
+                    part.horizon = max((d, c) for c, d in part.due.items())
+            self._parts[partition] = part
 
     def set(
         self,

@@ -114,3 +114,19 @@ def test_a_bounded_index_fires_what_an_unbounded_one_fires(
         assert bounded.pending(P) == whole.pending(P)
         assert bounded.in_memory() <= 2 * limit + 1 + len(bounded._parts[P].pinned), "retries are pinned"
     assert bounded.pop_due(P, 10_000, limit=10_000) == whole.pop_due(P, 10_000, limit=10_000)
+
+
+def test_loading_several_partitions_in_one_read_keeps_each_bounded_and_complete() -> None:
+    rng = __import__("random").Random(5)
+    table = {f"c{n:04d}": (n % 3, rng.randrange(10_000)) for n in range(3_000)}
+
+    def scan(p: int) -> list[tuple[str, int]]:
+        return [(c, d) for c, (q, d) in table.items() if q == p]
+
+    index = TimerIndex(limit=20, scan=scan)
+    index.load_all([0, 2], ((q, c, d) for c, (q, d) in table.items()))
+    assert index.partitions() == [0, 2]
+    assert index.pending(0) == 1_000
+    assert index.in_memory() == 40
+    fired = index.pop_due(0, 10_000, limit=100_000)
+    assert fired == sorted(scan(0), key=lambda cd: (cd[1], cd[0]))
