@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from confluent_kafka import Producer
 from orchestrator.config import Settings
 from orchestrator.kafka.local_broker import free_port
 from orchestrator.testing import WorkerProcess, wait_until
+from tests.integration.metrics_helpers import scrape
 from tests.integration.runtime_helpers import ActionReader, deploy
 
 pytestmark = pytest.mark.integration
@@ -69,11 +69,8 @@ def _raw_partitions(worker: WorkerProcess) -> set[int]:
 
 
 def _metric(worker: WorkerProcess, partition: int) -> float | None:
-    with urllib.request.urlopen(worker.url + "/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    line = f'orchestrator_raw_partition_idle{{partition="{partition}"}} '
-    found = [row for row in text.splitlines() if row.startswith(line)]
-    return float(found[0].rsplit(" ", 1)[1]) if found else None
+    _, samples = scrape(worker)
+    return samples.get(("orchestrator_raw_partition_idle", frozenset({("partition", str(partition))})))
 
 
 @pytest.mark.timeout(240)

@@ -122,6 +122,18 @@ class _Node:
     """Old keys forwarding here, oldest first."""
 
 
+def _by_kind(rows: Iterable[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Stored rows as :meth:`IdentityGraph.from_dict` reads them: ``"n"`` customers, ``"h"`` keyed and
+    ``"x"`` legacy markers, by the rest of their key (``None`` rows and other kinds left out)."""
+    out: dict[str, dict[str, Any]] = {"n": {}, "h": {}, "x": {}}
+    kinds = {_NODE: "n", KEYED_ROW: "h", LEGACY_ROW: "x"}
+    for row, value in rows:
+        kind = kinds.get(row[:2])
+        if kind is not None and value is not None:
+            out[kind][row[2:]] = value
+    return out
+
+
 def _node_of(row: Any) -> _Node:
     known, tokens, aliases = row
     return _Node(bool(known), list(tokens), list(aliases))
@@ -181,14 +193,8 @@ class IdentityGraph:
         graph._nodes = PagedMap(_NODE, stored, _node_of, cache, customers)
         graph._owner = PagedMap(_OWNER, stored, str, cache)
         graph._alias = PagedMap(_ALIAS, stored, str, cache)
-        keyed: dict[str, Any] = {}
-        legacy: dict[str, Any] = {}
-        for row, value in marker_rows:
-            if value is not None and row.startswith(KEYED_ROW):
-                keyed[row[2:]] = value
-            elif value is not None and row.startswith(LEGACY_ROW):
-                legacy[row[2:]] = value
-        graph._erased.load(keyed, legacy)
+        markers = _by_kind(marker_rows)
+        graph._erased.load(markers["h"], markers["x"])
         return graph
 
     @staticmethod
@@ -443,19 +449,7 @@ class IdentityGraph:
 
         Marker order (which one is dropped first at :data:`ERASED_KEPT`) follows erasure time.
         """
-        nodes: dict[str, Any] = {}
-        keyed: dict[str, Any] = {}
-        legacy: dict[str, Any] = {}
-        for row, value in rows:
-            if value is None:
-                continue
-            if row.startswith(_NODE):
-                nodes[row[2:]] = value
-            elif row.startswith(KEYED_ROW):
-                keyed[row[2:]] = value
-            elif row.startswith(LEGACY_ROW):
-                legacy[row[2:]] = value
-        return cls.from_dict({"n": nodes, "h": keyed, "x": legacy}, erasure_key, previous_keys)
+        return cls.from_dict(_by_kind(rows), erasure_key, previous_keys)
 
     @classmethod
     def from_dict(
