@@ -120,11 +120,13 @@ class Settings(BaseModel):
         le=8,
         description="Memtables a table partition's database may hold (one filling, the rest flushing).",
     )
-    rocksdb_block_cache_mb: int = Field(
-        8,
-        ge=1,
+    rocksdb_memory_mb: int = Field(
+        64,
+        ge=8,
         le=65536,
-        description="RocksDB read cache of each table partition's database (MB).",
+        description="All of the worker's RocksDB memory (MB): one read cache shared by every table "
+        "partition's database, which also holds the files' index and bloom filters and is charged for the "
+        "memtables (they are flushed once they pass half of it).",
     )
     data_dir: Path = Field(Path("var/worker"), description="Where the worker keeps RocksDB files.")
     web_host: str = Field(
@@ -255,15 +257,14 @@ class Settings(BaseModel):
         return value
 
     def rocksdb_options(self) -> dict[str, int]:
-        """Faust's RocksDB store options (``app.Table(options=...)``) for the sizes above: a table
-        partition's database holds at most ``write_buffer * write_buffers + block_cache`` in memory
-        (docs/operations.md; Faust's own defaults are 64 MB * 3 + 2 GB per database)."""
+        """Faust's RocksDB store options (``app.Table(options=...)``) for the sizes above; the worker
+        then gives every database one shared budget of ``rocksdb_memory_mb`` (``runtime/rocksdb_budget``;
+        Faust's own defaults are 64 MB * 3 memtables + a 2 GB cache per database)."""
         mb = 1024 * 1024
         return {
             "write_buffer_size": self.rocksdb_write_buffer_mb * mb,
             "max_write_buffer_number": self.rocksdb_write_buffers,
-            "block_cache_size": self.rocksdb_block_cache_mb * mb,
-            "block_cache_compressed_size": self.rocksdb_block_cache_mb * mb,
+            "block_cache_size": self.rocksdb_memory_mb * mb,
         }
 
     def delivery_failpoint(self) -> DeliveryFailpoint | None:

@@ -90,7 +90,7 @@ class _Plan:
 
 def _rocksdb_mb(text: str) -> dict[str, float]:
     """The worker's RocksDB memory by part (``orchestrator_rocksdb_memory_bytes``, all tables), MB."""
-    total = dict.fromkeys(ROCKSDB_MEMORY, 0.0)
+    total = dict.fromkeys([*ROCKSDB_MEMORY, "block_cache"], 0.0)
     for line in text.splitlines():
         if line.startswith("orchestrator_rocksdb_memory_bytes{"):
             labels, value = line.rsplit(" ", 1)
@@ -308,6 +308,7 @@ def bench_held(
                 "partitions": partitions,
                 "settings": {
                     **settings.rocksdb_options(),
+                    "rocksdb_memory_mb": settings.rocksdb_memory_mb,
                     "malloc_trim_s": settings.malloc_trim_s,
                     "identity_cache": settings.identity_cache,
                     "timer_cache": settings.timer_cache,

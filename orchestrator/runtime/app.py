@@ -59,6 +59,7 @@ from orchestrator.runtime.reading import (
     reread_dropped,
 )
 from orchestrator.runtime.reread import DropWatch
+from orchestrator.runtime.rocksdb_budget import RocksDBBudget, share
 from orchestrator.runtime.stuck import StuckWatch
 from orchestrator.runtime.timers import TimerIndex
 from orchestrator.runtime.web import register_pages, web_options
@@ -108,6 +109,8 @@ class WorkerApp:
 
     known_topics: set[str] = field(default_factory=set)
     """Topics the producer has metadata for (:class:`~.outgoing.Outgoing`)."""
+    rocksdb: RocksDBBudget | None = None
+    """The memory every RocksDB database of the worker shares (None on the memory store)."""
     crash: CrashAt | None = None
     """The crash tests' failpoint (``settings.failpoint``), counting deliveries; None: off."""
 
@@ -161,13 +164,18 @@ def build_app(settings: Settings) -> WorkerApp:
         "decisions": app.topic(t.decisions, key_type=bytes, value_type=bytes),
     }
 
+    rocks = settings.store.startswith("rocksdb")
+    budget = RocksDBBudget(settings.rocksdb_memory_mb) if rocks else None
+
     def table(name: str, partitions: int) -> Any:
         # Faust's RocksDB defaults (64 MB x 3 memtables and a 2 GB cache per partition's database) let
-        # a worker's memory grow with its data (issue 27): every database is sized by the settings.
-        # Faust's store pops keys from the options it is given: a fresh dict per table.
-        rocks = settings.store.startswith("rocksdb")
+        # a worker's memory grow with its data and its partitions (issue 27): every database shares one
+        # budget. Faust's store pops keys from the options it is given: a fresh dict per table.
         options = settings.rocksdb_options() if rocks else None
-        return app.Table(name, key_type=str, value_type=bytes, partitions=partitions, options=options)
+        made = app.Table(name, key_type=str, value_type=bytes, partitions=partitions, options=options)
+        if budget is not None:
+            share(made, budget)
+        return made
 
     customers = table(CUSTOMERS_TABLE, settings.partitions)
     wakeups = table(WAKEUPS_TABLE, settings.partitions)
@@ -184,6 +192,7 @@ def build_app(settings: Settings) -> WorkerApp:
     w = WorkerApp(
         app, settings, customers, wakeups, book, Processor(logic), metrics=WorkerMetrics(journeys=registry)
     )
+    w.rocksdb = budget
     w.clocks = PartitionClocks(1)  # one watermark per customer partition: the identify stage's
     w.timers = TimerIndex(
         settings.timer_cache, lambda p: ((c, d) for q, c, d in _wakeups_of(wakeups) if q == p)

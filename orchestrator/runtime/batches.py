@@ -94,6 +94,16 @@ class BatchConsumer(aiokafka_driver.Consumer):
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def _seek(self, partition: TP, offset: int) -> None:
+        """Seek in the consumer's thread, between two fetches (``seek-across-threads``).
+
+        Faust calls aiokafka's ``seek`` from the main thread while the consumer thread may be inside
+        ``Fetcher.fetched_records``, which lists the fetched partitions and then reads each: the seek
+        deletes one in between and the fetch raised ``KeyError`` (seen once in the two-worker kill
+        test, right after a "records skipped: reading again" seek), which stopped the worker."""
+        thread = self._thread
+        await thread.call_thread(_seek_in_thread, thread._ensure_consumer(), partition, offset)
+
     async def _drain_messages(self, fetcher: Any) -> None:
         callback = self.callback
         batch_topics: set[str] = self.app.batch_topics  # type: ignore[attr-defined]
@@ -155,6 +165,10 @@ class BatchConsumer(aiokafka_driver.Consumer):
                 await self.commit()
             await self.wait_first(self.callback(self._to_message(tp, record)), self.suspend_flow.wait())
             read_offset[tp] = offset
+
+
+async def _seek_in_thread(consumer: Any, partition: TP, offset: int) -> None:
+    consumer.seek(partition, offset)
 
 
 class BatchApp(DurableApp):

@@ -41,6 +41,20 @@ Defects worked around (faust-streaming 0.15.3):
   batch took 1.5-3 s; an idle worker's timer ticks overlapped for 4-18 s). The batch consumer's thread
   sets 100 ms (``runtime/batches.py``, ``BROKER_FETCH_WAIT_MS``; test
   ``tests/unit/runtime/test_batches.py``; measured by ``orchestrator bench --only stages,lateness``).
+- ``seek-across-threads`` - ``Consumer.seek`` calls aiokafka's ``seek`` from the main thread while
+  the consumer's own thread may be listing and reading the fetched partitions
+  (``Fetcher.fetched_records``): the seek deleted a partition's records in between and the fetch raised
+  ``KeyError: TopicPartition(...)``, which stopped the worker (seen after a "records skipped: reading
+  again" seek in the two-worker kill test). The batch consumer seeks in the consumer's thread, between
+  two fetches (``runtime/batches.py``, ``BatchConsumer._seek``; test
+  ``tests/unit/runtime/test_batches.py``; the re-read seeks of ``tests/integration/test_resilience.py``).
+- ``rocksdb-memory-per-database`` - Faust's RocksDB store gives every table partition's database its own
+  block cache and memtables (``RocksDBOptions.as_options``; defaults 64 MB x 3 and 2 GB each, and the
+  index and bloom filters beside the cache), so a worker's memory grew with its partitions and its
+  data. The worker replaces each store's ``rocksdb_options`` so that every database shares one cache
+  and one write buffer manager (``runtime/rocksdb_budget.py``; tests
+  ``tests/unit/runtime/test_rocksdb_budget.py``, ``test_batches.py``; measured by
+  ``orchestrator bench --only soak,held``).
 - ``debug-root-logger`` — ``faust.Worker`` at its default level installs a spinner handler and sets
   the root logger to DEBUG (a debug line per record): ``runtime/worker.py`` passes ``quiet=True`` and
   its own logging configuration (docs/performance.md, "Where Faust's per-event overhead comes from").
@@ -82,6 +96,10 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str, str], ...] = (
     ("faust.app.base", "App", "_new_transport", "the batch consumer installed"),
     ("faust.app.base", "App", "_new_producer", "the durable producer installed"),
     ("faust.transport.drivers.aiokafka", "Consumer", "_new_consumer_thread", "the consumer's thread"),
+    ("faust.transport.consumer", "ThreadDelegateConsumer", "_seek", "replaced: seek in the thread"),
+    ("faust.transport.consumer", "ThreadDelegateConsumer", "_thread", "replaced: seek in the thread"),
+    ("mode.threads", "QueueServiceThread", "call_thread", "seek in the consumer's thread"),
+    ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "_ensure_consumer", "seek in the thread"),
     ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "_create_worker_consumer", "fetch wait"),
     ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_fetch_max_wait_ms", "fetch wait"),
     ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_fetch_min_bytes", "what a fetch gathers"),
@@ -91,6 +109,8 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str, str], ...] = (
     ("aiokafka.client", "AIOKafkaClient", "_wait_on_metadata", "a topic's partitions before send_batch"),
     ("faust.stores.base", "Store", "_encode_key", "changelog keys as the table encodes them"),
     ("faust.stores.rocksdb", "Store", "_dbs", "RocksDB memory per table (metrics)"),
+    ("faust.stores.rocksdb", "Store", "rocksdb_options", "replaced: one budget for every database"),
+    ("faust.stores.rocksdb", "Store", "use_rocksdict", "the budget needs the rocksdict driver"),
 )  # fmt: skip
 """Private attributes the runtime reads or calls: checked to exist by the unit test."""
 

@@ -81,8 +81,9 @@ class MemoryGauges:
         self.rocksdb_memory = Gauge(
             f"{_P}_rocksdb_memory_bytes",
             "Memory of the worker's RocksDB databases (every partition it has open), per table: "
-            "memtables, block_cache (bounded by the rocksdb_* settings) and table_readers (index and "
-            "bloom filters of the files on disk).",
+            "memtables and table_readers (index and bloom filters not held in the cache); and "
+            'table="all": block_cache, the blocks in the cache every database shares. Memtables and '
+            "blocks together stay within rocksdb_memory_mb.",
             ["table", "part"],
             registry=r,
         )
@@ -111,3 +112,5 @@ class MemoryGauges:
                     self.rocksdb_memory.labels(name, kind).set(used)
             except Exception:  # as above
                 log.debug("table %s memory unavailable", name, exc_info=True)
+        if w.rocksdb is not None:
+            self.rocksdb_memory.labels("all", "block_cache").set(w.rocksdb.usage()["blocks"])

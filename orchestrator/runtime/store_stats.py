@@ -20,11 +20,11 @@ def table_size(table: Any) -> int:
 
 ROCKSDB_MEMORY = {
     "memtables": "rocksdb.cur-size-all-mem-tables",
-    "block_cache": "rocksdb.block-cache-usage",
     "table_readers": "rocksdb.estimate-table-readers-mem",
 }
-"""The RocksDB properties behind ``orchestrator_rocksdb_memory_bytes`` (each database has its own block
-cache: Faust makes one per database)."""
+"""The RocksDB properties behind ``orchestrator_rocksdb_memory_bytes`` per table. The block cache is
+shared by every database of the worker (``rocksdb_budget``): every database reports the whole of it, so
+it is read once, from the budget."""
 
 
 def rocksdb_memory(table: Any) -> dict[str, int]:

@@ -8,9 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from faust.types import TP
+
 from orchestrator.runtime.app import build_app
 from orchestrator.runtime.batches import BROKER_FETCH_WAIT_MS, YIELD_EVERY_S, BatchConsumer, Pacer
 from orchestrator.runtime.outgoing import TableRows
+from orchestrator.runtime.rocksdb_budget import SharedOptions
 from orchestrator.testing import unique_settings
 
 
@@ -75,15 +78,61 @@ def test_table_rows_compare_by_identity_not_by_the_tables_rows() -> None:
     assert one == one
 
 
-def test_every_rocksdb_table_is_sized_by_the_settings(tmp_path: Path) -> None:
-    """Faust's defaults (64 MB x 3 memtables, a 2 GB cache per partition's database) are not used."""
+def test_every_rocksdb_table_shares_the_workers_budget(tmp_path: Path) -> None:
+    """Faust's defaults (64 MB x 3 memtables, a 2 GB cache per partition's database) are not used: every
+    database of the worker shares one cache and one write buffer manager (``rocksdb_budget``)."""
 
-    async def stores() -> list[Any]:
-        settings = unique_settings("127.0.0.1:1", tmp_path, store="rocksdb://", rocksdb_block_cache_mb=12)
+    async def stores() -> tuple[Any, list[Any]]:
+        settings = unique_settings("127.0.0.1:1", tmp_path, store="rocksdb://", rocksdb_memory_mb=12)
         w = build_app(settings)
-        return [table.data.rocksdb_options for table in (w.customers, w.wakeups, w.identities)]
+        return w.rocksdb, [table.data.rocksdb_options for table in (w.customers, w.wakeups, w.identities)]
 
     mb = 1024 * 1024
-    for options in asyncio.run(stores()):
-        assert (options.write_buffer_size, options.max_write_buffer_number) == (4 * mb, 2)
-        assert options.block_cache_size == 12 * mb
+    budget, options = asyncio.run(stores())
+    assert budget.capacity == 12 * mb
+    for each in options:
+        assert isinstance(each, SharedOptions)
+        assert each.budget is budget
+        assert (each.write_buffer_size, each.max_write_buffer_number) == (4 * mb, 2)
+
+
+def test_a_seek_runs_in_the_consumer_thread_between_two_fetches(tmp_path: Path) -> None:
+    """``seek-across-threads`` (faust_compat): Faust seeks from the main thread while the consumer
+    thread may be reading its fetched partitions; the batch consumer hands the seek to that thread."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    seeks: list[tuple[Any, int, int]] = []
+
+    class AIOKafkaConsumer:
+        def seek(self, partition: Any, offset: int) -> None:
+            seeks.append((partition, offset, threading.get_ident()))
+
+    class ConsumerThread:
+        """Runs each call on its own thread's event loop, one at a time (mode's QueueServiceThread)."""
+
+        def __init__(self) -> None:
+            self.pool = ThreadPoolExecutor(1)
+            self.ident = self.pool.submit(threading.get_ident).result()
+            self.consumer = AIOKafkaConsumer()
+
+        def _ensure_consumer(self) -> AIOKafkaConsumer:
+            return self.consumer
+
+        async def call_thread(self, fun: Any, *args: Any) -> Any:
+            return await asyncio.wrap_future(self.pool.submit(asyncio.run, fun(*args)))
+
+    async def seek() -> int:
+        w = build_app(unique_settings("127.0.0.1:1", tmp_path))
+        consumer = w.app.consumer
+        thread = ConsumerThread()
+        consumer._thread = thread  # type: ignore[attr-defined]
+        tp = TP("orch.raw", 3)
+        await consumer.seek(tp, 42)  # Faust's public seek: read offset kept, _seek delegated
+        assert consumer._read_offset[tp] == 42
+        thread.pool.shutdown()
+        return thread.ident
+
+    ident = asyncio.run(seek())
+    assert [(offset, where) for _, offset, where in seeks] == [(42, ident)]
+    assert ident != threading.get_ident()
