@@ -45,6 +45,11 @@ class ResolvedEvent(BaseModel):
     source_offset: int | None = Field(
         None, description="Its raw-topic offset: a re-resolved copy (after a crash) is recognised by it."
     )
+    order_ms: int | None = Field(
+        None,
+        description="Its order time: the running maximum of the event times read in its raw partition up "
+        "to it (docs/runtime.md): events are ordered by (order time, raw partition, raw offset).",
+    )
     merged_from: list[str] | None = Field(
         None,
         description=(

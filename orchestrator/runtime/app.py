@@ -50,8 +50,10 @@ from orchestrator.runtime.metrics import WorkerMetrics
 from orchestrator.runtime.offsets import InputOffsets
 from orchestrator.runtime.outgoing import CrashAt, Outgoing, TableRows
 from orchestrator.runtime.processor import Processor
+from orchestrator.runtime.raw_order import RawOrder
 from orchestrator.runtime.reading import (
     commit,
+    committed_metadata,
     each_record,
     expected_offset,
     highwater_of,
@@ -109,6 +111,8 @@ class WorkerApp:
 
     known_topics: set[str] = field(default_factory=set)
     """Topics the producer has metadata for (:class:`~.outgoing.Outgoing`)."""
+    raw_order: RawOrder = field(default_factory=RawOrder)
+    """Ingest's order times per raw partition, kept with its commits (:mod:`.raw_order`)."""
     rocksdb: RocksDBBudget | None = None
     """The memory every RocksDB database of the worker shares (None on the memory store)."""
     crash: CrashAt | None = None
@@ -230,6 +234,7 @@ def build_app(settings: Settings) -> WorkerApp:
         except Exception:
             log.warning("commit before the rebalance failed; the new owner reads those records again")
         w.offsets.forget(revoked)  # reading starts over at the group's offset where it comes back
+        w.raw_order.forget(tp for tp in revoked if tp.topic == t.raw_events)
         handed: dict[Any, int] = app.handed
         for tp in revoked:
             w.start_offsets.pop(tp, None)
@@ -259,6 +264,9 @@ def build_app(settings: Settings) -> WorkerApp:
         # one stream event per fetched batch of one partition (:mod:`.batches`); each record in order
         event: EventT[Any]
         async for event in stream.events():
+            tp = batch_of(event)[0]
+            if w.raw_order.needs_restore(tp):
+                w.raw_order.restore(tp, await committed_metadata(app, tp))
             await each_record(w, "ingest", event, _resolve_one, _observed)
 
     read_ms: dict[int, int] = {}
@@ -266,15 +274,19 @@ def build_app(settings: Settings) -> WorkerApp:
     only once the run's events are on the broker (a watermark sent before them would overtake them)."""
 
     def _observed(tp: TP) -> None:
+        w.raw_order.done(tp)
         at = read_ms.pop(tp.partition, None)
         if at is not None:
             w.sources.observe(tp.partition, at)
 
     async def _resolve_one(tp: TP, rec: Any, out: Outgoing) -> None:
+        def order(occurred_ms: int) -> int:
+            return w.raw_order.next(tp, event_time(occurred_ms, _wall_ms()))
+
         try:  # never raises for any bytes (hypothesis-tested); a bug would still fail this one alone
             routed = route_raw(
                 rec.value, rec.key, topic=tp.topic, partition=tp.partition, offset=rec.offset,
-                topics=t, at=datetime.now(UTC), limits=limits,
+                topics=t, at=datetime.now(UTC), limits=limits, order=order,
             )  # fmt: skip
         except Exception as exc:
             await dead_letter(rec, exc)

@@ -20,6 +20,8 @@ import asyncio
 import time
 from typing import Any
 
+from aiokafka.errors import CommitFailedError
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
@@ -103,6 +105,40 @@ class BatchConsumer(aiokafka_driver.Consumer):
         test, right after a "records skipped: reading again" seek), which stopped the worker."""
         thread = self._thread
         await thread.call_thread(_seek_in_thread, thread._ensure_consumer(), partition, offset)
+
+    async def commit_with_metadata(self, offsets: dict[TP, tuple[int, str]]) -> bool:
+        """Commit offsets with a metadata string each (Faust's ``_commit`` always sends ``""``), in the
+        consumer's thread, as ``_commit`` does; False when the group has rebalanced meanwhile (the new
+        owner reads those records again), as ``_commit``. Ingest keeps its order times there."""
+        thread = self._thread
+        consumer = thread._ensure_consumer()
+        assigned = self.assignment()
+        wanted = {
+            TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(offset, metadata)
+            for tp, (offset, metadata) in offsets.items()
+            if tp in assigned
+        }
+        if not wanted:
+            return True
+        # as ``_commit``: Faust's watch of partitions that commit nothing reads these times
+        thread.tp_last_committed_at.update({tp: time.monotonic() for tp in offsets if tp in assigned})
+        try:
+            await thread.call_thread(consumer.commit, wanted)
+        except CommitFailedError as exc:
+            if "already rebalanced" in str(exc):
+                return False
+            raise
+        return True
+
+    async def committed_metadata(self, tp: TP) -> str | None:
+        """The metadata string of the group's committed offset of ``tp`` (None: nothing committed)."""
+        thread = self._thread
+        coordinator = thread._ensure_consumer()._coordinator
+        found = await thread.call_thread(
+            coordinator.fetch_committed_offsets, [TopicPartition(tp.topic, tp.partition)]
+        )
+        committed = found.get(TopicPartition(tp.topic, tp.partition))
+        return None if committed is None else committed.metadata
 
     async def _drain_messages(self, fetcher: Any) -> None:
         callback = self.callback

@@ -55,6 +55,12 @@ Defects worked around (faust-streaming 0.15.3):
   and one write buffer manager (``runtime/rocksdb_budget.py``; tests
   ``tests/unit/runtime/test_rocksdb_budget.py``, ``test_batches.py``; measured by
   ``orchestrator bench --only soak,held``).
+- ``commit-without-metadata`` - Faust's ``Consumer._commit`` commits every offset with an empty
+  metadata string, and its assignment reads only the offsets back. Ingest keeps its order times in its
+  raw offsets' commit metadata (docs/runtime.md, design note of issue 17): the batch consumer commits
+  those partitions itself, in the consumer's thread, and reads the metadata back from the group
+  coordinator (``runtime/batches.py``: ``commit_with_metadata``, ``committed_metadata``; test
+  ``tests/integration/test_order_times.py``).
 - ``debug-root-logger`` — ``faust.Worker`` at its default level installs a spinner handler and sets
   the root logger to DEBUG (a debug line per record): ``runtime/worker.py`` passes ``quiet=True`` and
   its own logging configuration (docs/performance.md, "Where Faust's per-event overhead comes from").
@@ -99,6 +105,9 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str, str], ...] = (
     ("faust.transport.consumer", "ThreadDelegateConsumer", "_seek", "replaced: seek in the thread"),
     ("faust.transport.consumer", "ThreadDelegateConsumer", "_thread", "replaced: seek in the thread"),
     ("mode.threads", "QueueServiceThread", "call_thread", "seek in the consumer's thread"),
+    ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_coordinator", "committed offsets' metadata"),
+    ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "tp_last_committed_at", "as _commit"),
+    ("aiokafka.consumer.group_coordinator", "GroupCoordinator", "fetch_committed_offsets", "their metadata"),
     ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "_ensure_consumer", "seek in the thread"),
     ("faust.transport.drivers.aiokafka", "AIOKafkaConsumerThread", "_create_worker_consumer", "fetch wait"),
     ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_fetch_max_wait_ms", "fetch wait"),

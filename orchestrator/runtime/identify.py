@@ -126,6 +126,8 @@ class HeldEvent:
     occurred_ms: int
     source_partition: int | None = None
     source_offset: int | None = None
+    order_ms: int | None = None
+    """Its order time (ingest: :mod:`.raw_order`); None from an ingest of an older version."""
 
     @classmethod
     def read(cls, value: bytes | str) -> HeldEvent:
@@ -149,6 +151,7 @@ class HeldEvent:
                 occurred_ms=_ms(event["occurred_at"]),
                 source_partition=_int_or_none(data.get("source_partition")),
                 source_offset=_int_or_none(data.get("source_offset")),
+                order_ms=_int_or_none(data.get("order_ms")),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a resolved event of the identify topic: {exc!r}") from None
@@ -163,6 +166,7 @@ class HeldEvent:
             occurred_ms=event.occurred_ms,
             source_partition=resolved.source_partition,
             source_offset=resolved.source_offset,
+            order_ms=resolved.order_ms,
         )
 
     def to_json(self, customer_key: str, merged_from: list[str] | None = None) -> bytes:
@@ -173,6 +177,8 @@ class HeldEvent:
             form["source_partition"] = self.source_partition
         if self.source_offset is not None:
             form["source_offset"] = self.source_offset
+        if self.order_ms is not None:
+            form["order_ms"] = self.order_ms
         if merged_from:
             form["merged_from"] = merged_from
         return orjson.dumps(form)
@@ -191,7 +197,7 @@ def _int_or_none(value: Any) -> int | None:
 
 
 _Held = tuple[int, int, int, int, HeldEvent]
-"""(event time, raw partition, raw offset, identify offset, event)."""
+"""(order time: the event time where ingest gave none; raw partition, raw offset, identify offset, event)."""
 
 Message = tuple[bytes, bytes, int | None]
 """(key, value, partition) for the resolved topic; partition None: by key."""
@@ -454,7 +460,8 @@ class IdentifyStage:
                 return self._finish(offset, out)
             self.raw_read[rp] = ro
         entry = (
-            at_ms,
+            # the order time: a late event keeps its place behind its raw partition's earlier events
+            at_ms if resolved.order_ms is None else resolved.order_ms,
             resolved.source_partition or 0,
             resolved.source_offset or 0,
             offset,

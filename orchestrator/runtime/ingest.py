@@ -6,6 +6,7 @@ agent in :mod:`orchestrator.runtime.app` only feeds it messages and sends what i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,6 +35,8 @@ class Routed:
     reason: str  # "resolved" or the dead-letter reason
     event_ms: int = 0
     """The resolved event's occurred time (0 for dead letters)."""
+    order_ms: int | None = None
+    """Its order time (:mod:`.ordering`), when ``route_raw`` was given ``order``."""
 
 
 def route_raw(
@@ -46,11 +49,14 @@ def route_raw(
     topics: TopicNames,
     at: datetime,
     limits: EventLimits = DEFAULT_LIMITS,
+    order: Callable[[int], int] | None = None,
 ) -> Routed:
     """Resolve one raw message, or turn it into a dead letter naming what is wrong and where.
 
     ``at`` is only stamped on dead letters (when they were set aside); it never affects resolution.
     ``limits`` bound the event's size and shape (:class:`~orchestrator.contracts.events.EventLimits`).
+    ``order``: the order time of a valid event from its occurred time (ms), called once per valid event
+    in the raw partition's order (:class:`~.raw_order.RawOrder`); it goes into the message.
     """
     raw = value if value is not None else b""
     try:
@@ -69,13 +75,15 @@ def route_raw(
         return Routed(topics.dead_letter, DeadLetter.key_of(key), letter.to_json(), letter.reason)
     customer_key = canonical_key(event.identifiers)
     # ResolvedEvent.to_json's bytes (a unit test holds them equal), without the models.
-    resolved = orjson.dumps(
-        {
-            "customer_key": customer_key,
-            "event": orjson.Fragment(event_json),
-            "source_partition": partition,
-            "source_offset": offset,
-        }
-    )
+    form: dict[str, object] = {
+        "customer_key": customer_key,
+        "event": orjson.Fragment(event_json),
+        "source_partition": partition,
+        "source_offset": offset,
+    }
+    order_ms = None if order is None else order(event.occurred_ms)
+    if order_ms is not None:
+        form["order_ms"] = order_ms
+    resolved = orjson.dumps(form)
     # On to the identify stage, which resolves the canonical customer (the key here is a hint).
-    return Routed(topics.identify, customer_key.encode(), resolved, "resolved", event.occurred_ms)
+    return Routed(topics.identify, customer_key.encode(), resolved, "resolved", event.occurred_ms, order_ms)

@@ -7,6 +7,7 @@ delivered, and report lag. docs/runtime.md, "Reading in order".
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -29,6 +30,7 @@ __all__ = [
     "Position",
     "admit",
     "commit",
+    "committed_metadata",
     "each_record",
     "expected_offset",
     "finish_run",
@@ -146,10 +148,38 @@ async def commit(w: WorkerApp) -> None:
     pending: dict[Hashable, int] = {tp: n for tp, n in w.offsets.to_commit().items() if tp in assigned}
     if not pending:
         return
+    raw = w.settings.topics.raw_events
+    # ingest's order times go with its offsets, taken now, with the offsets (:mod:`.raw_order`)
+    kept = {
+        tp: (n, w.raw_order.metadata(tp))  # type: ignore[arg-type]
+        for tp, n in pending.items()
+        if getattr(tp, "topic", None) == raw  # (Faust's TP or aiokafka's TopicPartition: equal tuples)
+    }
+    rest = {tp: n for tp, n in pending.items() if tp not in kept}
     await w.app.producer.flush()  # DurableProducer: waits for the broker's acknowledgements
-    committed = await w.app.consumer._commit(pending)  # type: ignore[attr-defined]
-    if committed:
-        w.offsets.on_committed(pending)
+    if rest and await w.app.consumer._commit(rest):  # type: ignore[attr-defined]
+        w.offsets.on_committed(rest)
+    if kept and await w.app.consumer.commit_with_metadata(kept):  # type: ignore[attr-defined]
+        w.offsets.on_committed({tp: n for tp, (n, _) in kept.items()})
+
+
+async def committed_metadata(app: faust.App, tp: TP, attempts: int = 5) -> str | None:
+    """The metadata of the group's committed offset of ``tp`` (ingest's order time, :mod:`.raw_order`),
+    asked of the group coordinator; tried again for a while (a coordinator moving), then the worker
+    stops rather than order events without it."""
+    for attempt in range(attempts):
+        try:
+            found: str | None = await app.consumer.committed_metadata(tp)  # type: ignore[attr-defined]
+            return found
+        except Exception:
+            if attempt == attempts - 1:
+                log.critical("%s[%s]: the committed offset's metadata could not be read; exiting",
+                             tp.topic, tp.partition, exc_info=True)  # fmt: skip
+                os._exit(70)
+            log.warning("%s[%s]: reading the committed offset's metadata failed; trying again",
+                        tp.topic, tp.partition, exc_info=True)  # fmt: skip
+            await asyncio.sleep(1.0)
+    return None
 
 
 async def reread_dropped(w: WorkerApp, actives: Any, wall: int) -> None:

@@ -234,6 +234,23 @@ def test_a_raw_partition_keeps_its_own_order_when_its_event_times_do_not() -> No
     assert order == ["e3", "e1", "e2"]
 
 
+def test_a_late_event_is_held_at_its_order_time_and_published_with_it() -> None:
+    # Ingest gives a late event (older than an earlier event of its raw partition) the order time of
+    # that earlier event: the stage holds it there and passes it on, for the customer partitions.
+    feed = Feed(sources=1)
+    newer = _event("e1", "page.viewed", {"customer_id": "c1"}, 5, raw_offset=3)
+    older = _event("e2", "page.viewed", {"customer_id": "c1"}, 2, raw_offset=4)
+    feed.event(newer.model_copy(update={"order_ms": newer.event.occurred_ms}))
+    feed.event(older.model_copy(update={"order_ms": newer.event.occurred_ms}))
+    assert [row[0] for k, row in feed.rows.items() if k.startswith("b:")] == [newer.event.occurred_ms] * 2
+    out = feed.mark(0, BASE + 10 * 60_000)
+    bodies = [body for _, body in _customer_messages(out)]
+    assert [(b["event"]["event_id"], b["order_ms"]) for b in bodies] == [
+        ("e1", newer.event.occurred_ms),
+        ("e2", newer.event.occurred_ms),
+    ]
+
+
 def _watermarks(out: Identified) -> set[int]:
     return {orjson.loads(v)["t"] for k, v, _ in out.messages if k == WATERMARK_KEY}
 
@@ -398,9 +415,10 @@ def test_a_held_queue_knows_its_oldest_event_as_events_come_and_go(steps: list[i
     st.sampled_from([None, ["anonymous_id:v1"], ["anonymous_id:v1", "email:a@x.io"]]),
     st.sampled_from(["", "+02:00", ".123456Z", ".5-07:30", "Z"]),
     st.booleans(),
+    st.sampled_from([None, 0, 3_600_000]),
 )
 def test_a_held_event_publishes_the_bytes_the_model_would(
-    n: int, merged: list[str] | None, zone: str, sent: bool
+    n: int, merged: list[str] | None, zone: str, sent: bool, later: int | None
 ) -> None:
     # The stage keeps held events as JSON and publishes them without the model: the resolved topic
     # must carry exactly what ResolvedEvent.to_json wrote (customers and stored rows read it). The
@@ -415,7 +433,7 @@ def test_a_held_event_publishes_the_bytes_the_model_would(
         raw.update(action_id=f"act_{n}", journey="welcome", campaign="spring")
     routed = route_raw(
         orjson.dumps(raw), b"k", topic="raw", partition=n % 6, offset=n, topics=TopicNames(),
-        at=datetime(2026, 1, 1, tzinfo=UTC),
+        at=datetime(2026, 1, 1, tzinfo=UTC), order=None if later is None else (lambda ms: ms + later),
     )  # fmt: skip
     assert routed.reason == "resolved", routed
     held = HeldEvent.read(routed.value)
@@ -423,6 +441,7 @@ def test_a_held_event_publishes_the_bytes_the_model_would(
     assert held == HeldEvent.of(model)
     assert held.occurred_ms == model.event.occurred_ms
     assert held.identifiers == tuple(model.event.identifiers.items())
+    assert held.order_ms == (None if later is None else model.event.occurred_ms + later)
     final = model.model_copy(update={"customer_key": "c-1", "merged_from": merged})
     assert held.to_json("c-1", merged) == final.to_json()
 

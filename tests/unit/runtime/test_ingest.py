@@ -56,11 +56,22 @@ def test_canonical_key_priority() -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(near_valid(), st.integers(0, 63), st.integers(0, 2**40))
-def test_routed_bytes_are_what_the_models_write(event: dict[str, Any], partition: int, offset: int) -> None:
+@given(near_valid(), st.integers(0, 63), st.integers(0, 2**40), st.one_of(st.none(), st.integers(0, 2**45)))
+def test_routed_bytes_are_what_the_models_write(
+    event: dict[str, Any], partition: int, offset: int, order_ms: int | None
+) -> None:
     """The resolved message is ResolvedEvent.to_json's bytes; a dead letter names the model's error."""
     value = orjson.dumps(event)
-    routed = route_raw(value, None, topic="in", partition=partition, offset=offset, topics=TOPICS, at=AT)
+    given_times: list[int] = []
+
+    def order(occurred_ms: int) -> int:
+        given_times.append(occurred_ms)
+        return order_ms if order_ms is not None else occurred_ms
+
+    routed = route_raw(
+        value, None, topic="in", partition=partition, offset=offset, topics=TOPICS, at=AT,
+        order=None if order_ms is None else order,
+    )  # fmt: skip
     try:
         model = parse_event(value)
     except InvalidEventError as exc:
@@ -76,7 +87,10 @@ def test_routed_bytes_are_what_the_models_write(event: dict[str, Any], partition
         event=model,
         source_partition=partition,
         source_offset=offset,
+        order_ms=order_ms,
     )
     assert (routed.topic, routed.key) == (TOPICS.identify, expected.customer_key.encode())
     assert routed.value == expected.to_json()
     assert routed.event_ms == model.occurred_ms
+    assert routed.order_ms == order_ms
+    assert given_times == ([] if order_ms is None else [model.occurred_ms])  # once per valid event
