@@ -292,7 +292,27 @@ def secret_list(value: SecretStr | str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+REMOVED_SETTINGS = {
+    "rocksdb_block_cache_mb": "rocksdb_memory_mb (the whole of the worker's RocksDB memory, 2026-12-07)",
+}
+"""Settings of earlier versions, and what took their place: naming one is an error that says so (an
+environment variable would otherwise be ignored without a word)."""
+
+
+def _removed(named: dict[str, str], where: str) -> ConfigError:
+    """The error for removed settings, ``named`` as the source names them."""
+    return ConfigError(
+        "\n".join(
+            f"{where}: {given} is no longer a setting; use {REMOVED_SETTINGS[name]}"
+            for given, name in named.items()
+        )
+    )
+
+
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    gone = [name for name in REMOVED_SETTINGS if ENV_PREFIX + name.upper() in environ]
+    if gone:
+        raise _removed({f"{ENV_PREFIX}{name.upper()}": name for name in gone}, "environment")
     out: dict[str, Any] = {}
     topic_fields = set(TopicNames.model_fields)
     for name in Settings.model_fields:
@@ -328,6 +348,13 @@ def load_settings(
             raise ConfigError(f"{file}: config file not found") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        gone = [name for name in REMOVED_SETTINGS if name in data]
+        if gone:
+            raise ConfigError(
+                "\n".join(
+                    f"{file}: {name} is no longer a setting; use {REMOVED_SETTINGS[name]}" for name in gone
+                )
+            )
     env_data = _env_overrides(env)
     topics = {**data.get("topics", {}), **env_data.pop("topics", {})}
     merged = {**data, **env_data, **{k: v for k, v in overrides.items() if v is not None}}

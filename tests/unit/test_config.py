@@ -33,6 +33,19 @@ def test_errors_name_the_source_and_the_field(tmp_path: Path) -> None:
         load_settings(environ={}).topics.action_topic("fax")
 
 
+def test_a_removed_setting_is_refused_with_what_took_its_place(tmp_path: Path) -> None:
+    # an unknown environment variable is otherwise ignored: the operator's old cache size would vanish
+    with pytest.raises(
+        ConfigError, match=r"environment: ORCH_ROCKSDB_BLOCK_CACHE_MB .* use rocksdb_memory_mb"
+    ):
+        load_settings(environ={"ORCH_ROCKSDB_BLOCK_CACHE_MB": "8"})
+    old = tmp_path / "old.toml"
+    old.write_text("rocksdb_block_cache_mb = 8\n")
+    with pytest.raises(ConfigError, match=r"old\.toml: rocksdb_block_cache_mb .* use rocksdb_memory_mb"):
+        load_settings(old, environ={})
+    assert load_settings(environ={"ORCH_ROCKSDB_MEMORY_MB": "128"}).rocksdb_memory_mb == 128
+
+
 def test_client_options_carry_security() -> None:
     s = load_settings(
         environ={
