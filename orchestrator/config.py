@@ -350,11 +350,7 @@ def load_settings(
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
         gone = [name for name in REMOVED_SETTINGS if name in data]
         if gone:
-            raise ConfigError(
-                "\n".join(
-                    f"{file}: {name} is no longer a setting; use {REMOVED_SETTINGS[name]}" for name in gone
-                )
-            )
+            raise _removed({name: name for name in gone}, str(file))
     env_data = _env_overrides(env)
     topics = {**data.get("topics", {}), **env_data.pop("topics", {})}
     merged = {**data, **env_data, **{k: v for k, v in overrides.items() if v is not None}}

@@ -134,10 +134,9 @@ class BatchConsumer(aiokafka_driver.Consumer):
         """The metadata string of the group's committed offset of ``tp`` (None: nothing committed)."""
         thread = self._thread
         coordinator = thread._ensure_consumer()._coordinator
-        found = await thread.call_thread(
-            coordinator.fetch_committed_offsets, [TopicPartition(tp.topic, tp.partition)]
-        )
-        committed = found.get(TopicPartition(tp.topic, tp.partition))
+        partition = TopicPartition(tp.topic, tp.partition)
+        found = await thread.call_thread(coordinator.fetch_committed_offsets, [partition])
+        committed = found.get(partition)
         return None if committed is None else committed.metadata
 
     async def _drain_messages(self, fetcher: Any) -> None:

@@ -77,5 +77,4 @@ class RawOrder:
         for tp in tps:
             self._restored.discard(tp)
             self._done.pop(tp, None)
-            if isinstance(tp, TP):
-                self.times.restore(tp.partition, None)
+            self.times.restore(tp.partition, None)
