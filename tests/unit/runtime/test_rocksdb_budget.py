@@ -29,7 +29,13 @@ def test_databases_share_one_cache_that_holds_their_memtables_blocks_and_indexes
             assert len(dbs[i % 6][f"customer-{i}".encode()]) == 200
         used = budget.usage()
         assert used["blocks"] > 0  # the databases read through the budget's cache
-        assert used["memtables"] + used["blocks"] <= budget.capacity * 1.1
+        # the LRU cache is not strict: what passes the budget is what cannot be evicted at that moment
+        # (the memtables' reservations, level-0 index and filter blocks, blocks being read), and that
+        # stays below the budget itself (CI once measured 9.4 MB in an 8 MB budget, beside compactions)
+        in_cache = used["memtables"] + used["blocks"]
+        pinned = int(budget.cache.get_pinned_usage())
+        assert in_cache <= budget.capacity + pinned
+        assert pinned < budget.capacity
         # index and bloom filter blocks are in the cache, not beside it
         assert sum(int(db.property_int_value("rocksdb.estimate-table-readers-mem")) for db in dbs) < MB
     finally:
