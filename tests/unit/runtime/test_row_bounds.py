@@ -23,7 +23,8 @@ from orchestrator.core.identity import MAX_IDENTIFIERS
 from orchestrator.core.journey import JourneyRegistry, load_journey_file
 from orchestrator.exceptions import StateLimitError
 from orchestrator.runtime.identify import RELEASE_BYTES, IdentifyStage
-from orchestrator.runtime.processor import MAX_RECORD_BYTES, Processor, fit_record
+from orchestrator.runtime.processor import MAX_RECORD_BYTES, Processor
+from orchestrator.runtime.record_fit import fit_record
 
 ROOT = Path(__file__).resolve().parents[3]
 KAFKA_LIMIT = 1_000_000
