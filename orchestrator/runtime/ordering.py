@@ -2,23 +2,27 @@
 
 Free of Faust and Kafka: the customer stage feeds it what it reads and applies what it releases.
 
-**The order key** of an event is ``(order time, raw partition, raw offset)``. The *order time* is the
-running maximum of the event times read so far in the event's raw partition (:class:`OrderTimes`,
-kept by ingest): within a raw partition it never goes back, so an event whose own time is older than
-an earlier event of its partition (a late event: producers that merge sources) keeps its place after
-that event, whichever path each of them takes to the customer partition. Without it, a customer
-partition merging two streams could apply the late event first; the earlier one would then look like
-a copy already applied (its raw offset is below the customer's last) and be dropped. The event keeps
-its own time for the journeys (lateness, timestamps): only the order uses the order time.
+**The order key** of an event is ``(order time, raw partition, raw offset, n)`` (``n``: its place
+among the messages one raw event releases — merge_outs, the event, erases; 0 on the fast path). The
+*order time* is the running maximum of the event times read so far in the event's raw partition
+(:class:`OrderTimes`, kept by ingest): within a raw partition it never goes back, so an event whose own
+time is older than an earlier event of its partition (a late event: producers that merge sources)
+keeps its place after that event, whichever path each of them takes to the customer partition.
+Without it, a customer partition merging two streams could apply the late event first; the earlier
+one would then look like a copy already applied (its raw offset is below the customer's last) and be
+dropped. The event keeps its own time for the journeys (lateness, timestamps): only the order uses the
+order time.
 
 **The merge** (:class:`OrderedInputs`): each source — a stream that arrives in its own key order (a raw
 partition's fast-path events; the identity writer's events, already in key order) — has a FIFO queue
-and a watermark: an order time below which the source sends nothing more. Messages are released in
-key order while their order time is below the minimum watermark of the sources (all must have
-reported; a source not heard from for ``idle_ms``, by the send times of the others, is left out until
-it is heard again: the bounded wait). What was released stays released, so the released keys only
-grow: the last one is the partition's *cursor* (a message read again after a crash with a key at or
-below it was applied before) and the released time is the partition's clock.
+and a watermark: an order time below which the source sends nothing more. The smallest key held is
+released as soon as no other source can still send a smaller one: each other source either holds a
+message (its head is larger) or has passed its time with its watermark (a source not heard from for
+``idle_ms``, by the send times of the others, is left out until it is heard again: the bounded wait).
+With one source — the identity writer alone, before the fast path — every message goes as it comes.
+What was released stays released, so the released keys only grow: the last one is the partition's
+*cursor* (a message read again after a crash with a key at or below it was applied before). The
+partition's clock is the time below which nothing is held or still to come.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from typing import Any, Generic, TypeVar
 
 __all__ = ["Admitted", "OrderKey", "OrderTimes", "OrderedInputs", "Released"]
 
-OrderKey = tuple[int, int, int]
-"""(order time in ms, raw partition, raw offset)."""
+OrderKey = tuple[int, int, int, int]
+"""(order time in ms, raw partition, raw offset, n)."""
 
 T = TypeVar("T")
 
@@ -146,27 +150,44 @@ class OrderedInputs(Generic[T]):
         return min(self.marks[s] for s in counted)
 
     def release(self, limit: int | None = None) -> list[Released[T]]:
-        """The held messages now in order, oldest key first (at most ``limit``): those with an order
-        time below the minimum watermark. An idle source's held messages go in their turn too: only its
-        watermark stops counting."""
-        low = self.low()
+        """The held messages that may go now, smallest key first (at most ``limit``): the smallest held
+        while every other source counted holds a larger one or has passed its time. An idle source's
+        held messages go in their turn too: only its watermark stops counting."""
+        idle = self.idle()
         out: list[Released[T]] = []
-        if low is None:
-            return out
-        queues = [q for q in self._queues.values() if q]
+        queues = self._queues
         while limit is None or len(out) < limit:
             best: deque[Released[T]] | None = None
-            for queue in queues:
-                if queue and queue[0].key[0] < low and (best is None or queue[0].key < best[0].key):
-                    best = queue
+            best_source = ""
+            for source, queue in queues.items():
+                if queue and (best is None or queue[0].key < best[0].key):
+                    best, best_source = queue, source
             if best is None:
+                break
+            time = best[0].key[0]
+            blocked = False
+            for source in self.sources:
+                if source == best_source or source in idle or queues.get(source):
+                    continue  # (a source holding a message holds a larger one)
+                mark = self.marks.get(source)
+                if mark is None or time >= mark:
+                    blocked = True
+                    break
+            if blocked:
                 break
             message = best.popleft()
             self._drop_position(message.position)
             self.cursor = message.key
             out.append(message)
-        waiting = [q[0].key[0] for q in queues if q and q[0].key[0] < low]
-        clock = min(waiting, default=low)  # (``limit`` reached: the rest below low still held)
+        # the clock: no message older is held or still to come (a source holding one sends only larger)
+        bounds = [q[0].key[0] for q in queues.values() if q]
+        for source in self.sources:
+            if source not in idle and not queues.get(source):
+                mark = self.marks.get(source)
+                if mark is None:
+                    return out
+                bounds.append(mark)
+        clock = min(bounds, default=self.clock)
         if clock > self.clock:
             self.clock = clock
         return out
@@ -185,7 +206,9 @@ class OrderedInputs(Generic[T]):
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Back to a :meth:`snapshot` (nothing held)."""
         cursor = snapshot.get("cursor")
-        self.cursor = None if cursor is None else (int(cursor[0]), int(cursor[1]), int(cursor[2]))
+        self.cursor = (
+            None if cursor is None else (int(cursor[0]), int(cursor[1]), int(cursor[2]), int(cursor[3]))
+        )
         self.clock = int(snapshot.get("clock", 0))
         self.marks = {str(s): int(m) for s, m in snapshot.get("marks", {}).items() if s in self.sources}
         self.heard = {str(s): int(m) for s, m in snapshot.get("heard", {}).items() if s in self.sources}

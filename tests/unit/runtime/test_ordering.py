@@ -37,7 +37,7 @@ def _paths(raws: list[list[int]], rng: random.Random) -> tuple[list[OrderKey], d
     for rp, events in enumerate(raws):
         streams[f"r{rp}"] = []
         for offset, t in enumerate(events):
-            key = (times.next(rp, t), rp, offset)
+            key = (times.next(rp, t), rp, offset, 0)
             keys.append(key)
             streams[WRITER if rng.random() < 0.4 else f"r{rp}"].append(key)
     streams[WRITER].sort()
@@ -96,7 +96,7 @@ def test_the_partition_applies_every_event_in_the_order_simulate_sorts_them(
     assert applied == sorted(keys)
     assert clocks == sorted(clocks)  # the clock never goes back
     for rp in range(len(raws)):  # each raw partition's events in offset order, whichever path
-        offsets = [o for _, p, o in applied if p == rp]
+        offsets = [o for _, p, o, _ in applied if p == rp]
         assert offsets == sorted(offsets)
 
 
@@ -137,7 +137,7 @@ def test_after_a_crash_the_partition_reads_from_its_commit_bound_and_applies_the
 
 def test_a_silent_source_is_left_out_after_idle_ms_and_its_late_messages_apply_at_once() -> None:
     inputs: OrderedInputs[str] = OrderedInputs(["r0", "r1"], idle_ms=1_000)
-    inputs.add("r0", (100, 0, 0), "a", 0)
+    inputs.add("r0", (100, 0, 0, 0), "a", 0)
     inputs.mark("r0", 100, sent_ms=0)
     inputs.mark("r1", 50, sent_ms=0)
     assert inputs.release() == []  # r1 has only passed 50
@@ -146,18 +146,52 @@ def test_a_silent_source_is_left_out_after_idle_ms_and_its_late_messages_apply_a
     inputs.mark("r0", 200, sent_ms=1_500)
     assert [r.item for r in inputs.release()] == ["a"]  # r1 silent for 1.5 s: left out
     assert inputs.idle() == frozenset({"r1"})
-    assert inputs.add("r1", (60, 1, 0), "late", 1) is Admitted.NOW  # older than what was released
-    assert inputs.add("r1", (300, 1, 1), "b", 2) is Admitted.HELD
+    assert inputs.add("r1", (60, 1, 0, 0), "late", 1) is Admitted.NOW  # older than what was released
+    assert inputs.add("r1", (300, 1, 1, 0), "b", 2) is Admitted.HELD
     inputs.mark("r1", 300, sent_ms=1_600)  # heard again: back in the minimum
     assert inputs.idle() == frozenset()
     assert inputs.low() == 200
     assert inputs.release() == []
-    assert inputs.add("r1", (300, 1, 1), "b", 3) is Admitted.COPY  # sent again behind its original
+    assert inputs.add("r1", (300, 1, 1, 0), "b", 3) is Admitted.COPY  # sent again behind its original
 
 
 def test_unknown_sources_are_refused() -> None:
     inputs: OrderedInputs[str] = OrderedInputs(["r0"])
     with pytest.raises(ValueError, match="r9"):
-        inputs.add("r9", (1, 9, 0), "x", 0)
+        inputs.add("r9", (1, 9, 0, 0), "x", 0)
     with pytest.raises(ValueError, match="r9"):
         inputs.mark("r9", 1)
+
+
+def test_one_source_releases_every_message_as_it_comes() -> None:
+    # the identity writer alone (before the fast path): its stream is in key order, nothing can overtake
+    inputs: OrderedInputs[str] = OrderedInputs(["w"])
+    assert inputs.add("w", (100, 0, 7, 0), "merge_out", 0) is Admitted.HELD
+    assert inputs.add("w", (100, 0, 7, 1), "event", 1) is Admitted.HELD  # same raw event, next message
+    assert [r.item for r in inputs.release()] == ["merge_out", "event"]
+    assert inputs.clock == 0  # (no watermark yet: the clock waits)
+    inputs.mark("w", 101)
+    assert inputs.release() == []
+    assert inputs.clock == 101
+    assert inputs.commit_bound(2) == 2
+
+
+def test_the_smallest_key_goes_once_every_other_source_holds_a_larger_one_or_passed_its_time() -> None:
+    inputs: OrderedInputs[str] = OrderedInputs(["w", "r0", "r1"])
+    inputs.add("r0", (10, 0, 0, 0), "a", 0)
+    inputs.add("w", (20, 1, 5, 0), "b", 1)
+    assert inputs.release() == []  # r1 has sent nothing: it could still send something older
+    inputs.mark("r1", 10)
+    assert inputs.release() == []  # r1 may still send time 10
+    inputs.mark("r1", 11)
+    assert [r.item for r in inputs.release()] == ["a"]  # w holds a larger key, r1 is past 10
+    assert inputs.commit_bound(2) == 1  # b is held: a commit stops before it
+    inputs.add("r1", (30, 2, 0, 0), "c", 2)
+    assert inputs.release() == []  # r0 is empty and has not passed 20
+    inputs.mark("r0", 25)
+    assert [r.item for r in inputs.release()] == ["b"]
+    assert inputs.clock == 10  # (r0 held a at 10, w held b, r1 had passed 10); w now holds nothing and
+    # has sent no watermark: it could still send time 20
+    inputs.mark("w", 40)
+    assert inputs.release() == []
+    assert inputs.clock == 25  # r0's mark; r1 holds c at 30 (it sends nothing older), w passed 40
