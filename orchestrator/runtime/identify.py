@@ -623,12 +623,21 @@ class IdentifyStage:
             return
         key = resolution.customer_key
         merged = [m.from_key for m in resolution.merges]
-        for m in resolution.merges:
-            out.messages.append((m.from_key.encode(), control("merge_out", into=key, at=entry[0]), None))
+        # Every message a raw event releases carries its order key [order time, raw partition, raw
+        # offset, n] (the event's own is read from its fields, n = its merges): the customer partitions
+        # apply them in that order (processor.py). Events without a raw source (tests) have none.
+        ordered = None not in (event.order_ms, event.source_partition, event.source_offset)
+        order = [entry[0], entry[1], entry[2]]
+        for n, m in enumerate(resolution.merges):
+            extra = {"ord": [*order, n]} if ordered else {}
+            out.messages.append(
+                (m.from_key.encode(), control("merge_out", into=key, at=entry[0], **extra), None)
+            )
         out.messages.append((key.encode(), event.to_json(key, merged or None), None))
         out.merges += len(merged)
         if event.type == ERASE_EVENT:
             erasure = graph.erase(key, at)
             out.erased += 1
-            for alias in erasure.aliases:
-                out.messages.append((alias.encode(), control("erase", into=key), None))
+            for n, alias in enumerate(erasure.aliases, start=len(merged) + 1):
+                extra = {"ord": [*order, n]} if ordered else {}
+                out.messages.append((alias.encode(), control("erase", into=key, **extra), None))

@@ -3,8 +3,12 @@
 The stored record wraps the engine's :class:`CustomerState` with what at-least-once delivery and
 identity merges need::
 
-    {"s": <state dict or null>, "off": {"e": <last resolved-topic offset>, "t": <last timer offset>},
-     "out": [[<source>, <offset>, [<action json>...], [<decision json>...], [[<key>, <message>]...]]...],
+    {"s": <state dict or null>,
+     "off": {"e": <highest resolved-topic offset of an ordered message applied>,
+             "h": <highest resolved-topic offset of a hand-over applied>, "t": <last timer offset>},
+     "k": <order key of the last ordered message applied>,
+     "out": [[<source>, <offset>, [<action json>...], [<decision json>...], [[<key>, <message>]...],
+              <order key or null>]...],
      "raw": {<raw partition>: <last raw offset applied>},
      "await": [<key>...], "early": {<key>: <state dict or null>}, "pend": [[<offset>, <now>, <event>]...],
      "merged": [<key>...]}
@@ -17,6 +21,16 @@ messages of each message are kept in a small per-customer outbox, and a replayed
 exactly those (same action_ids; connectors drop duplicates). The outbox keeps the last
 :data:`OUTBOX_KEEP` messages that produced something. A copy of a raw event resolved again after a
 crash (a new resolved offset) is recognised by its raw partition and offset and changes nothing.
+
+Which messages were applied (docs/runtime.md, "Step (a) worked out"): the identity writer's messages
+and, later, the fast path's are *ordered*: each carries an order key ``[order time, raw partition, raw
+offset, n]`` (``n``: its place among the messages one raw event released), and a customer partition
+applies them in key order, which need not be the order of their resolved offsets. So an ordered message
+was applied when its key is at or below the record's last (``k``), and its outbox entry is found by its
+key. Hand-overs between customer partitions (``merge_in``, events forwarded by a moved record) have no
+key: they are applied as they are read, so one was applied when any resolved message read after it was
+(its offset is at or below ``off``'s highest). A record written before order keys (no ``k``) is judged by
+its offsets, as it was then.
 
 Merges (docs/identity.md): the identify stage sends ``merge_out`` to the key merged away, then the
 event with ``merged_from`` to the canonical key. The old key's record becomes a *moved* record
@@ -54,6 +68,7 @@ __all__ = [
     "Message",
     "Processed",
     "Processor",
+    "order_key",
 ]
 
 MAX_RECORD_BYTES = 512 * 1024
@@ -76,6 +91,8 @@ MERGED_KEEP = 64
 """Keys merged in that a customer remembers (a merge_in read twice is recognised)."""
 
 Source = Literal["e", "t"]
+Order = list[int]
+"""An ordered message's key: ``[order time, raw partition, raw offset, n]`` (compared as a list)."""
 Record = dict[str, Any]
 """A decoded stored record. While a batch applies, its ``"s"`` may hold the :class:`CustomerState`
 object itself (decoded once, encoded once)."""
@@ -195,7 +212,8 @@ def _still_read_again(record: Record, committed: Mapping[str, int] | None) -> bo
     commits: the per-message methods and tests, which never read a message again, say no)."""
     if committed is None:
         return False
-    last = max(int(record.get("off", {}).get("e", -1)), int(record.get("hw", -1)))
+    off = record.get("off", {})
+    last = max(int(off.get("e", -1)), int(off.get("h", -1)), int(record.get("hw", -1)))
     return last >= 0 and committed.get("e", -1) <= last
 
 
@@ -307,7 +325,7 @@ class Processor:
         assert value is not None
         body = orjson.loads(value)
         if value.startswith(CONTROL_PREFIX):
-            return self._hand_over(customer, box, message.offset, body)
+            return self._control(customer, box, message.offset, body)
         if type(body) is not dict:
             raise ValueError("not a resolved event: not a JSON object")
         event = Event.trusted(body["event"]) if type(body.get("event")) is dict else None
@@ -317,17 +335,21 @@ class Processor:
         at = occurred if message.wall_ms is None else event_time(occurred, message.wall_ms)
         sp, so = body.get("source_partition"), body.get("source_offset")
         origin = (int(sp), int(so)) if sp is not None and so is not None else None
+        merged_from = body.get("merged_from")
+        order = order_key(body)
         done = self._event(
-            customer, box, event, message.offset, max(at, message.now_ms), origin, body.get("merged_from")
+            customer, box, event, message.offset, max(at, message.now_ms), origin, merged_from, order
         )
         done.event_type = event.type
         return done
 
-    def _hand_over(self, key: str, box: _Box, offset: int, body: dict[str, Any]) -> Processed:
-        """A control message of the identify stage or of another customer's agent (docs/identity.md)."""
+    def _control(self, key: str, box: _Box, offset: int, body: dict[str, Any]) -> Processed:
+        """A control message of the identify stage (``merge_out``, ``erase``: ordered, with their key
+        ``ord``) or of another customer's agent (``merge_in``; docs/identity.md)."""
         kind = body["ctl"]
+        order = order_key(body)
         if kind == "merge_out":
-            return self._merge_out(key, box, offset, str(body["into"]), int(body["at"]))
+            return self._merge_out(key, box, offset, str(body["into"]), int(body["at"]), order)
         if kind == "merge_in":
             at = body.get("at")
             return self._merge_in(
@@ -353,25 +375,31 @@ class Processor:
         now_ms: int,
         source: tuple[int, int] | None = None,
         merged_from: list[str] | None = None,
+        order: Order | None = None,
     ) -> Processed:
         """Apply one resolved event. ``source`` is its (raw partition, raw offset): after a crash the
         resolution stage reads raw events again and republishes them at new offsets; such a copy is
         recognised here, whatever its event time, and changes nothing. ``merged_from``: the keys whose
-        state must arrive (merge_in) before this event is applied."""
+        state must arrive (merge_in) before this event is applied. ``order``: its order key (an ordered
+        message; None: a hand-over)."""
         box = _Box(self.decode(raw))
         ev = event if type(event) is Event else Event.of(event)  # type: ignore[arg-type]
-        return self._finish(raw, box, self._event(customer, box, ev, offset, now_ms, source, merged_from))
+        return self._finish(
+            raw, box, self._event(customer, box, ev, offset, now_ms, source, merged_from, order)
+        )
 
     def on_wakeup(self, customer: str, raw: bytes | None, offset: int, now_ms: int) -> Processed:
         box = _Box(self.decode(raw))
         return self._finish(raw, box, self._wakeup(customer, box, offset, now_ms))
 
-    def on_merge_out(self, customer: str, raw: bytes | None, offset: int, into: str, at_ms: int) -> Processed:
+    def on_merge_out(
+        self, customer: str, raw: bytes | None, offset: int, into: str, at_ms: int, order: Order | None = None
+    ) -> Processed:
         """``customer`` was merged into ``into``: fire its timers due before the merge's time (as
         simulate does), then send its state over and keep a moved record. Held, like an event, while
         the customer itself waits for a merge."""
         box = _Box(self.decode(raw))
-        return self._finish(raw, box, self._merge_out(customer, box, offset, into, at_ms))
+        return self._finish(raw, box, self._merge_out(customer, box, offset, into, at_ms, order))
 
     def on_merge_in(
         self,
@@ -430,12 +458,13 @@ class Processor:
         now_ms: int,
         source: tuple[int, int] | None,
         merged_from: list[str] | None,
+        order: Order | None,
     ) -> Processed:
         record = box.record
-        if record is not None and offset <= record["off"].get("e", -1):
+        if record is not None and _applied(record, offset, order):
             # This very message read again (its offset was not committed before a crash): re-send
             # what it produced. Checked before the raw offset below, which it also matches.
-            return self._replay(record, "e", offset)
+            return self._replay(record, "e", offset, order)
         read: dict[str, int] = record.get("raw", {}) if record is not None else {}
         if source is not None and read.get(str(source[0]), -1) >= source[1]:
             # a copy of a raw record applied already (here, or before this key was merged away)
@@ -451,6 +480,7 @@ class Processor:
             # A key merged away (an event already on its way when the merge happened): on to the
             # canonical key.
             into = str(record["moved"])
+            # (a hand-over: no order time, so no order key — it is applied when it arrives)
             copy: dict[str, Any] = {"customer_key": into, "event": event.to_dict()}
             if source is not None:
                 copy["source_partition"], copy["source_offset"] = source
@@ -475,7 +505,7 @@ class Processor:
                     record=None, duplicate=True, changed=False, next_wakeup_ms=outcome.next_wakeup_ms
                 )
             step.take(outcome)
-        return self._store(box, record, "e", offset, step, source, strict=True)
+        return self._store(box, record, "e", offset, step, source, strict=True, order=order)
 
     def _wakeup(self, customer: str, box: _Box, offset: int, now_ms: int) -> Processed:
         record = box.record
@@ -501,17 +531,19 @@ class Processor:
         step.take(self.logic.on_wakeup(customer, step.state, now_ms))
         return self._store(box, record, "t", offset, step)
 
-    def _merge_out(self, customer: str, box: _Box, offset: int, into: str, at_ms: int) -> Processed:
+    def _merge_out(
+        self, customer: str, box: _Box, offset: int, into: str, at_ms: int, order: Order | None
+    ) -> Processed:
         record = box.record
-        if record is not None and offset <= record["off"].get("e", -1):
-            return self._replay(record, "e", offset)
+        if record is not None and _applied(record, offset, order):
+            return self._replay(record, "e", offset, order)
         record = record if record is not None else {"s": None, "off": {}, "out": []}
         step = _Step(None if "moved" in record else self._state(record))
         if record.get("await"):
             record["pend"].append([offset, "out", into, at_ms])
         else:
             self._move_out(customer, record, step, into, at_ms)
-        return self._store(box, record, "e", offset, step)
+        return self._store(box, record, "e", offset, step, order=order)
 
     def _merge_in(
         self,
@@ -524,7 +556,7 @@ class Processor:
         raw_read: dict[str, int] | None,
     ) -> Processed:
         record = box.record
-        if record is not None and offset <= record["off"].get("e", -1):
+        if record is not None and _applied(record, offset, None):
             return self._replay(record, "e", offset)
         if record is None:
             # Before the event that awaits it (rare), or for a customer erased meanwhile: kept only
@@ -573,6 +605,8 @@ class Processor:
                     "out": [],
                     "hw": record["hw"],
                 }
+                if "k" in record:
+                    box.record["k"] = record["k"]
                 return Processed(record=None, next_wakeup_ms=0)
         box.record = None
         return Processed(record=None)
@@ -658,6 +692,7 @@ class Processor:
         raw_source: tuple[int, int] | None = None,
         *,
         strict: bool = False,
+        order: Order | None = None,
     ) -> Processed:
         """``record`` after ``step``, kept in ``box`` (encoded by the caller). ``strict`` (an event): a
         record that cannot be trimmed to its limit refuses the event; otherwise (wake-ups, hand-overs,
@@ -681,7 +716,14 @@ class Processor:
             return out  # erased
         if "moved" not in record:
             record["s"] = step.state
-        record["off"][source] = offset
+        off = record["off"]
+        if source == "t":
+            off["t"] = offset
+        elif order is None:  # a hand-over (or a message of a release before order keys)
+            off["h"] = max(int(off.get("h", -1)), offset)
+        else:
+            off["e"] = max(int(off.get("e", -1)), offset)
+            record["k"] = order
         if actions or decisions or step.forwards:
             outbox: list[Any] = record["out"]
             outbox.append(
@@ -691,6 +733,7 @@ class Processor:
                     [orjson.Fragment(a) for _, a in actions],
                     [orjson.Fragment(d) for d in decisions],
                     [[k.decode(), v.decode()] for k, v in step.forwards],
+                    order,
                 ]
             )
             box.added += 1
@@ -704,12 +747,18 @@ class Processor:
         box.record = record
         return out
 
-    def _replay(self, record: Record, source: Source, offset: int) -> Processed:
+    def _replay(self, record: Record, source: Source, offset: int, order: Order | None = None) -> Processed:
+        """What the message at ``offset`` (an ordered one: with key ``order``) produced, sent again."""
         actions: list[tuple[str, bytes]] = []
         decisions: list[bytes] = []
         forwards: list[tuple[bytes, bytes]] = []
+        keyed = order is not None and "k" in record
         for entry in record["out"]:
-            if entry[0] == source and entry[1] == offset:
+            if (
+                (len(entry) > 5 and entry[5] == order)
+                if keyed
+                else (entry[0] == source and entry[1] == offset)
+            ):
                 for item in entry[2]:
                     data = _json(item)
                     actions.append((orjson.loads(data)["channel"], data))
@@ -724,6 +773,30 @@ class Processor:
             changed=False,
             next_wakeup_ms=self._wake(record),
         )
+
+
+def order_key(body: dict[str, Any]) -> Order | None:
+    """The order key of a resolved-topic message (its decoded JSON): a control message's ``ord``; an
+    event's ``[order_ms, source_partition, source_offset, number of merges]`` (the merge_outs its release
+    sent come first); None for a hand-over or an event without a raw source."""
+    if "ctl" in body:
+        order = body.get("ord")
+        return None if order is None else [int(x) for x in order]
+    order_ms, sp, so = body.get("order_ms"), body.get("source_partition"), body.get("source_offset")
+    if order_ms is None or sp is None or so is None:
+        return None
+    return [int(order_ms), int(sp), int(so), len(body.get("merged_from") or ())]
+
+
+def _applied(record: Record, offset: int, order: Order | None) -> bool:
+    """Whether the resolved message at ``offset`` (with key ``order``, an ordered message; None, a
+    hand-over) was applied to ``record`` already (see the module's docstring)."""
+    off = record["off"]
+    if order is not None and "k" in record:
+        return bool(order <= record["k"])
+    if order is not None:  # (a record of a release before order keys)
+        return offset <= int(off.get("e", -1))
+    return offset <= max(int(off.get("e", -1)), int(off.get("h", -1)))
 
 
 def _json(item: Any) -> bytes:

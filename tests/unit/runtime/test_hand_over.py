@@ -28,6 +28,7 @@ from orchestrator.runtime.processor import (
     Message,
     Processed,
     Processor,
+    order_key,
 )
 from orchestrator.simulate.runner import Simulator
 
@@ -69,6 +70,7 @@ class Runtime:
         self.log: list[list[tuple[int, str, bytes]]] = [[] for _ in range(partitions)]
         self.actions: list[bytes] = []
         self.fed = 0
+        self.order_ms = 0
 
     def partition(self, key: str) -> int:
         return zlib.crc32(key.encode()) % len(self.queues)
@@ -83,7 +85,14 @@ class Runtime:
     def identify(self, raw: bytes) -> None:
         """The event into the identify stage, then a watermark just past it (released at once)."""
         event = parse_event(raw)
-        resolved = ResolvedEvent(customer_key="hint", event=event, source_partition=0, source_offset=self.fed)
+        resolved = ResolvedEvent(
+            customer_key="hint",
+            event=event,
+            source_partition=0,
+            source_offset=self.fed,
+            order_ms=max(self.order_ms, event.occurred_ms),  # (ingest's running maximum)
+        )
+        self.order_ms = resolved.order_ms
         self.stage.on_event(self.read, resolved, event.occurred_ms)
         out = self.stage.on_watermark(self.read + 1, 0, event.occurred_ms + 1)
         self.read += 2
@@ -95,10 +104,11 @@ class Runtime:
     def deliver(self, p: int, message: tuple[int, str, bytes] | None = None) -> Processed:
         offset, key, value = message if message is not None else self.queues[p].popleft()
         raw = self.records.get(key)
+        order = order_key(orjson.loads(value))
         if value.startswith(CONTROL_PREFIX):
             body = orjson.loads(value)
             if body["ctl"] == "merge_out":
-                done = self.proc.on_merge_out(key, raw, offset, body["into"], body["at"])
+                done = self.proc.on_merge_out(key, raw, offset, body["into"], body["at"], order)
             elif body["ctl"] == "merge_in":
                 done = self.proc.on_merge_in(
                     key, raw, offset, body["key"], body["s"], body.get("at"), body.get("raw")
@@ -110,7 +120,7 @@ class Runtime:
             event = resolved.event
             source = (resolved.source_partition or 0, resolved.source_offset or 0)
             done = self.proc.on_event(
-                key, raw, event, offset, event.occurred_ms, source, resolved.merged_from
+                key, raw, event, offset, event.occurred_ms, source, resolved.merged_from, order
             )
         if done.changed:
             if done.record is None:
