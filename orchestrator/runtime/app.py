@@ -48,6 +48,7 @@ from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyFeed
 from orchestrator.runtime.metrics import WorkerMetrics
 from orchestrator.runtime.offsets import InputOffsets
+from orchestrator.runtime.ordering import OrderedInputs
 from orchestrator.runtime.outgoing import CrashAt, Outgoing, TableRows
 from orchestrator.runtime.processor import Processor
 from orchestrator.runtime.raw_order import RawOrder
@@ -93,6 +94,8 @@ class WorkerApp:
     last_heartbeat: int = 0
     offsets: InputOffsets = field(default_factory=InputOffsets)
     """The agents' input partitions: next offset to process, what was committed (:mod:`.offsets`)."""
+    ordered: dict[int, OrderedInputs[Any]] = field(default_factory=dict)
+    """Per resolved partition read: its ordered messages held until their turn (:mod:`.ordering`)."""
     indexed: frozenset[int] = frozenset()
     """Partitions the timer index was built for."""
     feed: JourneyFeed | None = None
@@ -234,6 +237,9 @@ def build_app(settings: Settings) -> WorkerApp:
         except Exception:
             log.warning("commit before the rebalance failed; the new owner reads those records again")
         w.offsets.forget(revoked)  # reading starts over at the group's offset where it comes back
+        for tp in revoked:
+            if tp.topic == t.resolved_events:
+                w.ordered.pop(tp.partition, None)  # (its held messages are read again from there)
         w.raw_order.forget(tp for tp in revoked if tp.topic == t.raw_events)
         handed: dict[Any, int] = app.handed
         for tp in revoked:

@@ -5,8 +5,11 @@ resolved topic (events, hand-overs, watermarks) or of the timers topic (wake-ups
 
 1. **read** — the run of records from the partition's next offset on (:meth:`InputOffsets.take`: what
    was processed already is skipped; a hole means Faust skipped records, and the partition is sought
-   back to them after the run); watermarks move the partition's clock in order, each message keeps the
-   clock of its place;
+   back to them after the run). Ordered messages (those with an order key: the identity writer's) go
+   through the partition's :class:`~.ordering.OrderedInputs` and are applied in key order, each with the
+   clock of its release; hand-overs (``merge_in``, forwarded events) are applied as they are read;
+   watermarks move the sources' marks and the clock. A message held past the batch keeps the commit
+   below it (:meth:`InputOffsets.hold`), so a crash reads it again;
 2. **apply per customer** — each customer's messages, in order, with :meth:`Processor.apply`: its record
    read once and written once;
 3. **write** — the record and the next wake-up to the tables' stores, their changelog records and the
@@ -32,14 +35,15 @@ from faust.types import TP
 
 from orchestrator.runtime.batches import Pacer
 from orchestrator.runtime.identify import WATERMARK_KEY
+from orchestrator.runtime.ordering import Admitted, OrderedInputs
 from orchestrator.runtime.outgoing import Outgoing, TableRows
-from orchestrator.runtime.processor import Applied, Message
+from orchestrator.runtime.processor import Applied, Message, order_key
 from orchestrator.runtime.reading import finish_run, take_run
 
 if TYPE_CHECKING:
     from orchestrator.runtime.app import WorkerApp
 
-__all__ = ["RETRY_WAKEUP_MS", "CustomerStage"]
+__all__ = ["RETRY_WAKEUP_MS", "WRITER", "CustomerStage"]
 
 log = logging.getLogger("orchestrator.worker")
 
@@ -48,6 +52,11 @@ RETRY_WAKEUP_MS = 60_000
 nor spins."""
 
 SetAside = Callable[[Any, Exception], Awaitable[None]]
+
+WRITER = "w"
+"""The source of the identity writer's messages (its watermarks: ``{"r": 0, ...}``). Until the fast path
+(issue 17, step (b)) it is a customer partition's only ordered source."""
+Group = dict[str, list[tuple[Any, Message]]]
 
 
 def _wall_ms() -> int:
@@ -93,6 +102,12 @@ class CustomerStage:
             for key, items, applied in finished:
                 await self._account(tp, key, items, applied)
             w.offsets.done(tp, run[-1].offset)
+            if not timers:
+                inputs = w.ordered.get(tp.partition)
+                bound = (
+                    None if inputs is None or not inputs.held() else inputs.commit_bound(run[-1].offset + 1)
+                )
+                w.offsets.hold(tp, bound)
             w.metrics.took("customer", len(run))
         await finish_run(w, tp, gap)
 
@@ -101,13 +116,14 @@ class CustomerStage:
             self._rows = (TableRows(self.w.customers), TableRows(self.w.wakeups))
         return self._rows
 
-    async def _read(self, tp: TP, records: list[Any]) -> dict[str, list[tuple[Any, Message]]]:
-        """The run's messages by customer, in order; watermarks move the clock as they come."""
+    async def _read(self, tp: TP, records: list[Any]) -> Group:
+        """The run's messages by customer, in the order they are applied."""
         w = self.w
         p = tp.partition
         timers = tp.topic == w.settings.topics.timers
+        inputs = None if timers else self._inputs(p)
         wall = _wall_ms()
-        groups: dict[str, list[tuple[Any, Message]]] = {}
+        groups: Group = {}
         for rec in records:
             if rec.key is None or rec.value is None:
                 log.error("customer message without key or value at %s[%s]@%s", tp.topic, p, rec.offset)
@@ -115,16 +131,19 @@ class CustomerStage:
             if rec.key == WATERMARK_KEY:
                 try:
                     mark = orjson.loads(rec.value)
-                    w.clocks.watermark(p, int(mark["r"]), int(mark["t"]))
+                    assert inputs is not None
+                    inputs.mark(WRITER, int(mark["t"]))
                 except Exception as exc:
                     await self.set_aside(rec, exc)
+                    continue
+                self._release(p, inputs, groups, wall)
                 continue
             try:
                 key = rec.key.decode()
             except UnicodeDecodeError as exc:  # not a customer key: this message alone
                 await self.set_aside(rec, exc)
                 continue
-            if timers:
+            if inputs is None:
                 try:
                     wake = orjson.loads(rec.value)
                     # Never past this partition's own clock: a wake-up read again after a crash or a
@@ -139,11 +158,41 @@ class CustomerStage:
                     self._retry_later(p, key)
                     continue
                 w.metrics.timer_fired(due, w.clocks.get(p), wall)
-                message = Message.wakeup(rec.offset, now)
-            else:
-                message = Message.resolved(rec.offset, rec.value, w.clocks.get(p), wall)
+                groups.setdefault(key, []).append((rec, Message.wakeup(rec.offset, now)))
+                continue
+            try:
+                body = orjson.loads(rec.value)
+                order = order_key(body) if type(body) is dict else None
+            except Exception:  # (the processor names what is wrong with it, and it is set aside alone)
+                body, order = None, None
+            if order is not None:
+                admitted = inputs.add(
+                    WRITER, (order[0], order[1], order[2], order[3]), (key, rec, body), rec.offset
+                )
+                if admitted is Admitted.HELD:
+                    self._release(p, inputs, groups, wall)
+                    continue
+                if admitted is Admitted.COPY:  # sent again behind its original, still held
+                    continue
+            # a hand-over (applied as it is read) or a message read again below the cursor
+            message = Message.resolved(rec.offset, rec.value, w.clocks.get(p), wall, body)
             groups.setdefault(key, []).append((rec, message))
         return groups
+
+    def _inputs(self, p: int) -> OrderedInputs[tuple[str, Any, Any]]:
+        inputs = self.w.ordered.get(p)
+        if inputs is None:  # (read from the committed offset on: nothing held, nothing released yet)
+            inputs = self.w.ordered[p] = OrderedInputs([WRITER])
+        return inputs
+
+    def _release(self, p: int, inputs: OrderedInputs[tuple[str, Any, Any]], groups: Group, wall: int) -> None:
+        """What the partition's inputs release now, each at the clock of its release, into ``groups``."""
+        w = self.w
+        for released in inputs.release():
+            key, rec, body = released.item
+            message = Message.resolved(rec.offset, rec.value, w.clocks.get(p), wall, body)
+            groups.setdefault(key, []).append((rec, message))
+        w.clocks.watermark(p, 0, inputs.clock)
 
     async def _write(
         self, out: Outgoing, tp: TP, key: str, applied: Applied, customers: TableRows, wakeups: TableRows

@@ -59,6 +59,8 @@ class InputOffsets:
     """Partition -> where reading started at the assignment."""
     skipped: int = 0
     """Records found skipped (gaps), over the worker's life."""
+    holds: dict[Hashable, int] = field(default_factory=dict)
+    """Partition -> an offset no commit may pass (a message read but held, not applied yet)."""
 
     def knows(self, tp: Hashable) -> bool:
         return tp in self.next
@@ -108,6 +110,14 @@ class InputOffsets:
         if tp in self.next:
             self.next[tp] = offset + 1
 
+    def hold(self, tp: Hashable, bound: int | None) -> None:
+        """Commits of ``tp`` stop at ``bound`` (the oldest message read and still held: a crash must
+        read it again), whatever was processed after it; None: no hold."""
+        if bound is None:
+            self.holds.pop(tp, None)
+        elif tp in self.next:
+            self.holds[tp] = bound
+
     def last(self, tp: Hashable) -> int | None:
         """The last offset processed since the assignment; None when none."""
         nxt = self.next.get(tp)
@@ -116,8 +126,16 @@ class InputOffsets:
         return nxt - 1
 
     def to_commit(self) -> dict[Hashable, int]:
-        """Next offsets not committed yet."""
-        return {tp: n for tp, n in self.next.items() if self.committed.get(tp) != n}
+        """Next offsets not committed yet (no further than a hold)."""
+        holds = self.holds
+        out: dict[Hashable, int] = {}
+        for tp, n in self.next.items():
+            bound = holds.get(tp)
+            if bound is not None and bound < n:
+                n = bound
+            if self.committed.get(tp) != n:
+                out[tp] = n
+        return out
 
     def on_committed(self, offsets: Mapping[Hashable, int]) -> None:
         for tp, offset in offsets.items():
@@ -131,3 +149,4 @@ class InputOffsets:
             self.committed.pop(tp, None)
             self.seeking.pop(tp, None)
             self.started.pop(tp, None)
+            self.holds.pop(tp, None)

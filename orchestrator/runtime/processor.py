@@ -45,7 +45,7 @@ held, in order; wake-ups meanwhile wait too.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import orjson
@@ -145,10 +145,14 @@ class Message:
     a wake-up: the time it fires at."""
     wall_ms: int | None = None
     """An event: the wall clock when read (its time is clamped to it, plus skew); None: no clamp."""
+    body: Any = None
+    """The value decoded, when the reader decoded it already (for its order key); None: decoded here."""
 
     @classmethod
-    def resolved(cls, offset: int, value: bytes, clock_ms: int, wall_ms: int | None = None) -> Message:
-        return cls("e", offset, value, clock_ms, wall_ms)
+    def resolved(
+        cls, offset: int, value: bytes, clock_ms: int, wall_ms: int | None = None, body: Any = None
+    ) -> Message:
+        return cls("e", offset, value, clock_ms, wall_ms, body)
 
     @classmethod
     def wakeup(cls, offset: int, now_ms: int) -> Message:
@@ -302,6 +306,8 @@ class Processor:
         changed = touched = False
         for message in messages:
             box = _Box(self.decode(raw), committed=committed)
+            if message.body is not None:  # (decoded again: the failed attempt may have used it)
+                message = replace(message, body=None)
             try:
                 one = self._dispatch(customer, box, message)
                 if one.changed:
@@ -323,7 +329,7 @@ class Processor:
             return self._wakeup(customer, box, message.offset, message.now_ms)
         value = message.value
         assert value is not None
-        body = orjson.loads(value)
+        body = orjson.loads(value) if message.body is None else message.body
         if value.startswith(CONTROL_PREFIX):
             return self._control(customer, box, message.offset, body)
         if type(body) is not dict:

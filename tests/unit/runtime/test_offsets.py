@@ -104,3 +104,20 @@ def test_a_record_done_after_its_partition_was_revoked_changes_nothing() -> None
     offsets.done("p0", 12)
     assert offsets.to_commit() == {}
     assert not offsets.knows("p0")
+
+
+def test_a_commit_stops_at_a_held_message_whatever_was_processed_after_it() -> None:
+    offsets = InputOffsets()
+    offsets.begin("resolved-0", 10)
+    offsets.done("resolved-0", 19)  # read up to 19; the message at 12 is held (not applied yet)
+    offsets.hold("resolved-0", 12)
+    assert offsets.to_commit() == {"resolved-0": 12}
+    offsets.on_committed({"resolved-0": 12})
+    assert offsets.to_commit() == {}
+    offsets.hold("resolved-0", None)  # released and applied
+    assert offsets.to_commit() == {"resolved-0": 20}
+    offsets.hold("resolved-0", 15)
+    offsets.forget(["resolved-0"])  # revoked: the hold goes with the partition
+    assert offsets.holds == {}
+    offsets.hold("resolved-0", 3)  # (a partition not read: nothing to hold)
+    assert offsets.holds == {}
