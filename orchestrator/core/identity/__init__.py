@@ -15,6 +15,7 @@ from orchestrator.core.identity.graph import (
     IdentityGraph,
     Merge,
     Resolution,
+    claim_token,
     identifier_token,
 )
 from orchestrator.core.identity.markers import ErasedMarkers, key_id
@@ -38,6 +39,7 @@ __all__ = [
     "PagedMap",
     "Resolution",
     "RowReader",
+    "claim_token",
     "identifier_token",
     "key_id",
     "merge_profiles",

@@ -60,6 +60,7 @@ __all__ = [
     "IdentityGraph",
     "Merge",
     "Resolution",
+    "claim_token",
     "identifier_token",
 ]
 
@@ -74,6 +75,12 @@ OWNER_ROW = _OWNER = "i:"
 """Row ``i:<identifier token>`` -> the key of the customer who owns it."""
 ALIAS_ROW = _ALIAS = "a:"
 """Row ``a:<old key>`` -> the canonical key it forwards to."""
+
+
+def claim_token(kind: str, value: str) -> str:
+    """The name of a claim (:meth:`IdentityGraph.claims`): ``kind:value`` normalised as the graph keeps
+    it, a customer_id too (``customer_id:<id>``, never confused with a weak identifier's token)."""
+    return f"customer_id:{value}" if kind == "customer_id" else identifier_token(kind, value)
 
 
 def identifier_token(kind: str, value: str) -> str:
@@ -111,6 +118,8 @@ class Erasure:
     customer_key: str
     aliases: tuple[str, ...]
     identifiers: int
+    claims: tuple[str, ...] = ()
+    """The customer's claim tokens (:func:`claim_token`) that no longer hold."""
 
 
 @dataclass(slots=True)
@@ -260,6 +269,25 @@ class IdentityGraph:
             return self._owner.get(identifier_token(kind, value))
         return None
 
+    def claims(self, identifiers: Sequence[tuple[str, str]], key: str) -> list[str]:
+        """What an event with these identifiers, resolved to ``key``, lets claim (docs/runtime.md, the
+        fast path): when ``key`` is a known customer, its customer_id and each of the identifiers it owns,
+        as :func:`claim_token` names them. An event whose identifiers are all claimed by one known
+        customer resolves to it and changes nothing here: known customers keep their identifiers (only
+        an erasure takes them away). Nothing for an anonymous customer (its identifiers move when it
+        signs in)."""
+        node = self._nodes.get(key)
+        if node is None or not node.known:
+            return []
+        owners = self._owner
+        out = [claim_token("customer_id", key)]
+        for kind, value in identifiers:
+            if kind != "customer_id":
+                token = identifier_token(kind, value)
+                if owners.get(token) == key:
+                    out.append(token)
+        return out
+
     def aliases(self, key: str) -> list[str]:
         node = self._nodes.get(self.forward(key))
         return list(node.aliases) if node else []
@@ -385,8 +413,10 @@ class IdentityGraph:
             marks.mark("customer_id", key, at_ms)
             marks.sweep(at_ms)
             return Erasure(key, (), 0)
+        claims = [claim_token("customer_id", key)] if node.known else []
         if node.known:
             marks.mark("customer_id", key, at_ms)
+            claims += node.tokens
         for token in node.tokens:
             self._owner.pop(token, None)
             self._dirty.add(_OWNER + token)
@@ -395,7 +425,7 @@ class IdentityGraph:
             self._alias.pop(old, None)
             self._dirty.add(_ALIAS + old)
         marks.sweep(at_ms)
-        return Erasure(key, tuple(node.aliases), len(node.tokens) + int(node.known))
+        return Erasure(key, tuple(node.aliases), len(node.tokens) + int(node.known), tuple(claims))
 
     # -- storage --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from orchestrator.core.identity import (
     IdentityGraph,
     Merge,
     PagedMap,
+    claim_token,
     key_id,
 )
 from orchestrator.core.resolution import canonical_key
@@ -301,3 +302,58 @@ def test_erasure_leaves_only_tombstones_and_digests_in_the_rows() -> None:
         assert rows.pop(gone) is None
     assert len(rows) == 3
     assert all(row.startswith("h:") and value == [T + 2, key_id(KEY)] for row, value in rows.items())
+
+
+_KINDS = ("customer_id", "email", "phone", "anonymous_id")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(
+                st.sampled_from(_KINDS), st.sampled_from(["1", "2", "3"]), min_size=1, max_size=3
+            ),
+            st.booleans(),
+        ),
+        max_size=25,
+    )
+)
+def test_an_event_whose_identifiers_one_known_customer_claims_resolves_to_it_and_changes_nothing(
+    events: list[tuple[dict[str, str], bool]],
+) -> None:
+    """The fast path's ground (docs/runtime.md): what :meth:`IdentityGraph.claims` published so far — less
+    what erasures took back — routes an event exactly as the graph would, with nothing to write."""
+    g = IdentityGraph(KEY)
+    claims: dict[str, str] = {}
+    for n, (pairs, erase) in enumerate(events):
+        identifiers = Identifiers(**pairs)
+        items = identifiers.items()
+        owners = {claims.get(claim_token(k, v)) for k, v in items}
+        g.changes()
+        resolution = g.resolve(identifiers, T + n)
+        if len(owners) == 1 and None not in owners:
+            assert (resolution.customer_key, resolution.merges, resolution.erased) == (
+                owners.pop(),
+                (),
+                False,
+            )
+            assert g.changes() == {}
+        if resolution.erased:
+            continue
+        for token in g.claims(items, resolution.customer_key):
+            claims[token] = resolution.customer_key
+        if erase and resolution.customer_key in g:
+            for token in g.erase(resolution.customer_key, T + n).claims:
+                claims.pop(token, None)  # (some were never claimed: a tombstone for them is harmless)
+
+
+def test_an_anonymous_customer_claims_nothing_and_a_known_one_its_own_identifiers() -> None:
+    g = IdentityGraph(KEY)
+    visitor = g.resolve(ids(anonymous_id="a1", email="x@y.io"), T)
+    assert g.claims(ids(anonymous_id="a1", email="x@y.io").items(), visitor.customer_key) == []
+    g.resolve(ids(customer_id="C2", phone="+2"), T + 1)
+    known = ids(customer_id="C1", anonymous_id="a1", phone="+2")
+    resolved = g.resolve(known, T + 2)  # a1 merges into C1; +2 stays C2's
+    assert g.claims(known.items(), resolved.customer_key) == ["customer_id:C1", "anonymous_id:a1"]
+    assert g.erase("C1", T + 3).claims == ("customer_id:C1", "email:x@y.io", "anonymous_id:a1")
