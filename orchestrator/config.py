@@ -67,6 +67,7 @@ class TopicNames(BaseModel):
     raw_events: str = "orch.events.raw"
     resolved_events: str = "orch.events.resolved"
     identify: str = "orch.events.identify"
+    claims: str = "orch.identity.claims"
     dead_letter: str = "orch.events.dead-letter"
     journeys: str = "orch.journeys"
     timers: str = "orch.timers"

@@ -81,6 +81,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.identify, 1, False,
                   purpose="valid events in one order for the identity graph (one writer: docs/identity.md)"),
         TopicSpec(t.resolved_events, n, True, purpose="valid events keyed by canonical customer"),
+        TopicSpec(t.claims, 1, False, compacted=True, config=bounded,
+                  purpose="which known customer each identifier (a digest) belongs to: ingest's fast path"),
         TopicSpec(t.dead_letter, 1, False, config={"retention.ms": str(14 * 24 * 3600 * 1000)},
                   purpose="messages that could not be taken, with the reason"),
         TopicSpec(t.journeys, 1, False, compacted=True, purpose="deployed journey definitions"),

@@ -369,6 +369,8 @@ def build_app(settings: Settings) -> WorkerApp:
                     await out.add_keyed(t.resolved_events, key, value)
                 else:
                     await out.add(t.resolved_events, partition, key, value)
+            for key, claim in done.claims:
+                await out.add(t.claims, 0, key, claim)
         except BaseException:
             # the table or Kafka failed; stop before this offset can be committed, so it is read
             # again after the restart

@@ -59,6 +59,7 @@ from orchestrator.contracts import ResolvedEvent
 from orchestrator.contracts.events import IDENTIFIER_PRIORITY
 from orchestrator.core.customer import ERASE_EVENT
 from orchestrator.core.identity import ALIAS_ROW, NODE_ROW, OWNER_ROW, IdentityGraph, RowReader, key_id
+from orchestrator.runtime.claims import claim_key, claim_value
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -100,6 +101,10 @@ WATERMARK_KEY = b"\x00watermark"
 
 _LAST = "last"
 _OUT = "o:"
+_CLAIM = -1
+"""In an ``o:`` row, the partition of a claim (for the claims topic, not the resolved topic)."""
+CLAIMS_REMEMBERED = 20_000
+"""Claims the writer remembers having made (older ones may be made again: harmless, same claim)."""
 _HELD = "b:"
 _MARK = "w:"
 _KEY = "key"
@@ -268,6 +273,8 @@ class Identified:
     copies: int = 0
     """Raw records resolved again (after a crash or a takeover), dropped."""
     replayed: bool = False
+    claims: list[tuple[bytes, bytes | None]] = field(default_factory=list)
+    """For the claims topic (:mod:`.claims`): (key, claim), None a tombstone, in order."""
 
 
 class IdentifyStage:
@@ -298,6 +305,8 @@ class IdentifyStage:
         self._idle: frozenset[int] = frozenset()
         self.released_ms = 0
         self._held: dict[int, _HeldQueue] = {}
+        self._claimed: dict[str, str] = {}
+        """Claim token -> customer key, claims made lately (:meth:`_claim`)."""
         """Per raw partition, the events held, in the order read (a raw partition's own order is kept
         even when its event times are not: the customers recognise re-resolved copies by raw offset)."""
         self._outbox: list[int] = []
@@ -586,8 +595,9 @@ class IdentifyStage:
     def _replay(self, stored: Any) -> Identified:
         if stored is None:
             return Identified(replayed=True)
-        messages = [(k.encode(), v.encode(), p) for k, v, p in stored]
-        return Identified(messages=messages, replayed=True)
+        messages = [(k.encode(), v.encode(), p) for k, v, p in stored if p != _CLAIM]
+        claims = [(k.encode(), None if v is None else v.encode()) for k, v, p in stored if p == _CLAIM]
+        return Identified(messages=messages, replayed=True, claims=claims)
 
     def _finish(self, offset: int, out: Identified) -> Identified:
         graph = self.graph
@@ -597,7 +607,9 @@ class IdentifyStage:
         if graph is not None:
             out.rows.update(graph.changes())
         if out.released:  # (watermarks alone are not kept: the next one supersedes a lost one)
-            out.rows[f"{_OUT}{offset}"] = [[k.decode(), v.decode(), p] for k, v, p in out.messages]
+            out.rows[f"{_OUT}{offset}"] = [[k.decode(), v.decode(), p] for k, v, p in out.messages] + [
+                [k.decode(), None if v is None else v.decode(), _CLAIM] for k, v in out.claims
+            ]
             self._outbox.append(offset)
             while self._outbox and self._outbox[0] < offset - OUTBOX_SPAN:
                 out.rows[f"{_OUT}{self._outbox.pop(0)}"] = None
@@ -641,3 +653,20 @@ class IdentifyStage:
             for n, alias in enumerate(erasure.aliases, start=len(merged) + 1):
                 extra = {"ord": [*order, n]} if ordered else {}
                 out.messages.append((alias.encode(), control("erase", into=key, **extra), None))
+            for token in erasure.claims:
+                self._claimed.pop(token, None)
+                out.claims.append((claim_key(token), None))
+        elif ordered:
+            self._claim(graph.claims(event.identifiers, key), key, [*order, len(merged)], out)
+
+    def _claim(self, tokens: list[str], key: str, order: list[int], out: Identified) -> None:
+        """Claims for the fast path (:mod:`.claims`), once per token and customer (as far as this worker
+        remembers: at most :data:`CLAIMS_REMEMBERED`; a claim made again changes nothing)."""
+        claimed = self._claimed
+        for token in tokens:
+            if claimed.get(token) == key:
+                continue
+            claimed[token] = key
+            if len(claimed) > CLAIMS_REMEMBERED:
+                del claimed[next(iter(claimed))]
+            out.claims.append((claim_key(token), claim_value(key, order)))

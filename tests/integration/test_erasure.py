@@ -119,6 +119,7 @@ def test_erased_identifiers_leave_the_changelogs_and_the_local_files(
     s = unique_settings(kafka_bootstrap, data_dir, store="rocksdb://", erasure_key="the test's erasure key")
     create_topics(s)
     changelogs = [f"{s.app_id}-{t}-changelog" for t in ("customers", "wakeups", "identities")]
+    changelogs.append(s.topics.claims)  # (compacted with the same bounds: claims name the customer key)
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     resources = [
         ConfigResource(

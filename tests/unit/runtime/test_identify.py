@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from orchestrator.contracts import ResolvedEvent, parse_event
+from orchestrator.runtime.claims import claim_key, read_claim
 from orchestrator.runtime.identify import (
     CONTROL_PREFIX,
     WATERMARK_KEY,
@@ -561,3 +562,40 @@ def test_without_an_idle_bound_a_silent_partition_holds_everything() -> None:
     out = stage.on_watermark(3, 0, BASE + 10 * 60_000, None, 10**9)
     assert stage.idle() == []
     assert not [m for m in out.messages if m[0] != WATERMARK_KEY]
+
+
+def _ordered(ev: ResolvedEvent) -> ResolvedEvent:
+    return ev.model_copy(update={"order_ms": ev.event.occurred_ms})
+
+
+def _claims(out: Identified) -> dict[bytes, tuple[str, tuple[int, ...]] | None]:
+    return {k: None if v is None else read_claim(v) for k, v in out.claims}
+
+
+def test_the_writer_claims_a_known_customers_identifiers_once_and_takes_them_back_at_erasure() -> None:
+    feed = Feed(key=b"k" * 32)
+    visitor = feed.through(_ordered(_event("e1", "page.viewed", {"anonymous_id": "v1"}, 1)))
+    assert visitor.claims == []  # an anonymous customer's identifiers move when it signs in
+    signup = _ordered(_event("e2", "account.created", {"customer_id": "c1", "anonymous_id": "v1"}, 2))
+    out = feed.through(signup)
+    released_at = feed.offset - 1  # (the watermark that released it)
+    order = (signup.order_ms, 0, 2, 1)  # after the visitor's merge_out
+    assert _claims(out) == {
+        claim_key("customer_id:c1"): ("c1", order),
+        claim_key("anonymous_id:v1"): ("c1", order),
+    }
+    again = feed.through(_ordered(_event("e3", "page.viewed", {"customer_id": "c1", "email": "A@x.io"}, 3)))
+    assert list(_claims(again)) == [claim_key("email:a@x.io")]  # only what is new
+    # a message read again after a crash re-sends its claims with its other messages
+    stored = feed.rows[f"o:{released_at}"]
+    replayed = feed.stage.on_watermark(released_at, 0, signup.event.occurred_ms + 1, stored)
+    assert replayed.replayed
+    assert replayed.claims == out.claims
+    assert replayed.messages == out.messages
+    erased = feed.through(_ordered(_event("e4", "customer.erased", {"customer_id": "c1"}, 4)))
+    assert _claims(erased) == {
+        claim_key(token): None for token in ("customer_id:c1", "anonymous_id:v1", "email:a@x.io")
+    }
+    # events without a raw source (no order key) claim nothing
+    plain = feed.through(_event("e5", "page.viewed", {"customer_id": "c9"}, 5))
+    assert plain.claims == []
