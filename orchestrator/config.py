@@ -186,6 +186,12 @@ class Settings(BaseModel):
         "fetch_max_wait_ms later): live traffic is read in batches instead of one record at a time. 0: "
         "answer at once (lowest latency, most CPU per event).",
     )
+    fast_path: bool = Field(
+        True,
+        description="Ingest sends an event whose identifiers all belong to one known customer straight to "
+        "that customer's partition (docs/runtime.md, the fast path); false: every event goes through the "
+        "identity writer. Every worker of a group must have the same value.",
+    )
     watermark_idle_s: float = Field(
         120.0,
         ge=0,

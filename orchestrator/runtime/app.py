@@ -39,6 +39,8 @@ from orchestrator.exceptions import StateLimitError
 from orchestrator.kafka.security import faust_credentials
 from orchestrator.runtime.allocator import heap, trim
 from orchestrator.runtime.batches import BatchApp, batch_of
+from orchestrator.runtime.claims import fast_route
+from orchestrator.runtime.claims_view import ClaimsView
 from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_time
 from orchestrator.runtime.customer_stage import CustomerStage
 from orchestrator.runtime.erasure import install_local_erasure
@@ -118,6 +120,8 @@ class WorkerApp:
     """Ingest's order times per raw partition, kept with its commits (:mod:`.raw_order`)."""
     rocksdb: RocksDBBudget | None = None
     """The memory every RocksDB database of the worker shares (None on the memory store)."""
+    claims: ClaimsView | None = None
+    """Ingest's copy of the identity writer's claims (:mod:`.claims_view`); None: no fast path here."""
     crash: CrashAt | None = None
     """The crash tests' failpoint (``settings.failpoint``), counting deliveries; None: off."""
 
@@ -275,6 +279,20 @@ def build_app(settings: Settings) -> WorkerApp:
                 w.raw_order.restore(tp, await committed_metadata(app, tp))
             await each_record(w, "ingest", event, _resolve_one, _observed)
 
+    claims = w.claims = ClaimsView(
+        settings, settings.data_dir / f"{settings.app_id}-claims" if rocks else None, budget,
+        w.metrics.claims_read.inc,
+    ) if settings.fast_path and settings.runs("ingest") else None  # fmt: skip
+
+    def fast(identifiers: Any, event_type: str, order: tuple[int, int, int, int]) -> str | None:
+        return None if claims is None else fast_route(identifiers, event_type, order, claims.get)
+
+    if claims is not None:
+
+        @app.task
+        async def read_claims() -> None:
+            await claims.run()
+
     read_ms: dict[int, int] = {}
     """Per raw partition, the latest event time of the run being written: it counts for the watermarks
     only once the run's events are on the broker (a watermark sent before them would overtake them)."""
@@ -292,13 +310,18 @@ def build_app(settings: Settings) -> WorkerApp:
         try:  # never raises for any bytes (hypothesis-tested); a bug would still fail this one alone
             routed = route_raw(
                 rec.value, rec.key, topic=tp.topic, partition=tp.partition, offset=rec.offset,
-                topics=t, at=datetime.now(UTC), limits=limits, order=order,
+                topics=t, at=datetime.now(UTC), limits=limits, order=order, fast=fast,
             )  # fmt: skip
         except Exception as exc:
             await dead_letter(rec, exc)
             return
-        w.metrics.routed(routed.reason)
-        if routed.reason != "resolved":
+        w.metrics.routed(routed.reason, routed.fast)
+        if routed.fast:
+            at = event_time(routed.event_ms, _wall_ms())
+            if at > read_ms.get(tp.partition, 0):
+                read_ms[tp.partition] = at
+            await out.add_keyed(routed.topic, routed.key, routed.value)  # its customer's partition
+        elif routed.reason != "resolved":
             log.warning("dead-lettered %s[%s]@%s: %s", tp.topic, tp.partition, rec.offset, routed.reason)
             await out.add_keyed(routed.topic, routed.key, routed.value)
         else:
@@ -411,6 +434,7 @@ def build_app(settings: Settings) -> WorkerApp:
             _rebuild_index(w, owned)
         wall = _wall_ms()
         # Resolution side: a watermark per owned raw partition, to every resolved partition.
+        marks = w.outgoing()
         for tp in actives:
             if tp.topic != t.raw_events:
                 continue
@@ -421,7 +445,18 @@ def build_app(settings: Settings) -> WorkerApp:
                 body = orjson.dumps({"r": tp.partition, "t": mark, "s": wall})  # s: heard at (bounded wait)
                 # through the identify stage, after the events it resolved before (one order)
                 await identify_topic.send(key=WATERMARK_KEY, value=body, partition=0, force=True)
+                if settings.fast_path:
+                    # and straight to every customer partition, after the fast path's events it covers
+                    # (on the broker before ``w.sources`` counted them): the partitions' source r<p>
+                    body = orjson.dumps({"r": tp.partition, "t": mark, "s": wall, "src": f"r{tp.partition}"})
+                    for p in range(settings.partitions):
+                        await marks.add(t.resolved_events, p, WATERMARK_KEY, body)
                 w.sources.sent[tp.partition] = mark
+        try:
+            await marks.deliver()
+        except BaseException:
+            log.critical("sending the fast path's watermarks failed; exiting", exc_info=True)
+            os._exit(70)
         if wall - w.last_heartbeat >= 1000:
             w.last_heartbeat = wall
         # Customer side: fire what is due on the partitions this worker owns, as one batch.

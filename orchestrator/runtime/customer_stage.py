@@ -54,8 +54,8 @@ nor spins."""
 SetAside = Callable[[Any, Exception], Awaitable[None]]
 
 WRITER = "w"
-"""The source of the identity writer's messages (its watermarks: ``{"r": 0, ...}``). Until the fast path
-(issue 17, step (b)) it is a customer partition's only ordered source."""
+"""The source of the identity writer's messages and watermarks (those without ``via`` / ``src``); the
+fast path's are the raw partitions', ``r<partition>``, each with its ingest's watermarks."""
 Group = dict[str, list[tuple[Any, Message]]]
 
 
@@ -132,7 +132,10 @@ class CustomerStage:
                 try:
                     mark = orjson.loads(rec.value)
                     assert inputs is not None
-                    inputs.mark(WRITER, int(mark["t"]))
+                    source = str(mark.get("src", WRITER))
+                    sent = mark.get("s")
+                    if source in inputs.sources:  # (a fast-path mark while this worker has it off: moot)
+                        inputs.mark(source, int(mark["t"]), None if sent is None else int(sent))
                 except Exception as exc:
                     await self.set_aside(rec, exc)
                     continue
@@ -165,9 +168,13 @@ class CustomerStage:
                 order = order_key(body) if type(body) is dict else None
             except Exception:  # (the processor names what is wrong with it, and it is set aside alone)
                 body, order = None, None
-            if order is not None:
+            source = WRITER if order is None else str(body.get("via", WRITER))
+            if order is not None and source not in inputs.sources:
+                log.warning("%s[%s]@%s comes by the fast path, which this worker has off (fast_path): "
+                            "applied as it comes", tp.topic, p, rec.offset)  # fmt: skip
+            elif order is not None:
                 admitted = inputs.add(
-                    WRITER, (order[0], order[1], order[2], order[3]), (key, rec, body), rec.offset
+                    source, (order[0], order[1], order[2], order[3]), (key, rec, body), rec.offset
                 )
                 if admitted is Admitted.HELD:
                     self._release(p, inputs, groups, wall)
@@ -182,7 +189,12 @@ class CustomerStage:
     def _inputs(self, p: int) -> OrderedInputs[tuple[str, Any, Any]]:
         inputs = self.w.ordered.get(p)
         if inputs is None:  # (read from the committed offset on: nothing held, nothing released yet)
-            inputs = self.w.ordered[p] = OrderedInputs([WRITER])
+            settings = self.w.settings
+            sources = [WRITER]
+            if settings.fast_path:
+                sources += [f"r{raw}" for raw in range(settings.partitions)]
+            idle = int(settings.watermark_idle_s * 1000) or None
+            inputs = self.w.ordered[p] = OrderedInputs(sources, idle)
         return inputs
 
     def _release(self, p: int, inputs: OrderedInputs[tuple[str, Any, Any]], groups: Group, wall: int) -> None:
@@ -227,6 +239,9 @@ class CustomerStage:
         for (rec, _), done in zip(items, applied.done, strict=True):
             if done.error is not None:  # a message the logic cannot take: set aside, never lost
                 await self.set_aside(rec, done.error)
+                continue
+            if done.erased:  # a fast-path event of a customer erased meanwhile: as the graph would
+                w.metrics.identified(0, 0, 1)
                 continue
             if done.event_type is not None:
                 w.metrics.event_consumed(done.event_type)

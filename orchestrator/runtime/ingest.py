@@ -6,7 +6,7 @@ agent in :mod:`orchestrator.runtime.app` only feeds it messages and sends what i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +20,10 @@ from orchestrator.contracts.records import DeadLetterReason
 from orchestrator.core.resolution import canonical_key
 from orchestrator.exceptions import InvalidEventError
 
-__all__ = ["Routed", "route_raw"]
+__all__ = ["FastRoute", "Routed", "route_raw"]
+
+FastRoute = Callable[[Sequence[tuple[str, str]], str, tuple[int, int, int, int]], str | None]
+"""(identifiers in priority order, event type, order key) -> the customer to send the event to straight."""
 
 _REASONS: dict[str, DeadLetterReason] = {"not_json": "not_json", "over_limit": "over_limit"}
 
@@ -37,6 +40,8 @@ class Routed:
     """The resolved event's occurred time (0 for dead letters)."""
     order_ms: int | None = None
     """Its order time (:mod:`.ordering`), when ``route_raw`` was given ``order``."""
+    fast: bool = False
+    """Sent straight to its customer's partition (the fast path), not through the identity writer."""
 
 
 def route_raw(
@@ -50,6 +55,7 @@ def route_raw(
     at: datetime,
     limits: EventLimits = DEFAULT_LIMITS,
     order: Callable[[int], int] | None = None,
+    fast: FastRoute | None = None,
 ) -> Routed:
     """Resolve one raw message, or turn it into a dead letter naming what is wrong and where.
 
@@ -57,6 +63,9 @@ def route_raw(
     ``limits`` bound the event's size and shape (:class:`~orchestrator.contracts.events.EventLimits`).
     ``order``: the order time of a valid event from its occurred time (ms), called once per valid event
     in the raw partition's order (:class:`~.raw_order.RawOrder`); it goes into the message.
+    ``fast``: with ``order``, the fast path's decision (:func:`~.claims.fast_route` over the worker's
+    claims): the customer the event goes to straight, on the resolved topic, or None — the identity
+    writer's ordered path.
     """
     raw = value if value is not None else b""
     try:
@@ -84,6 +93,16 @@ def route_raw(
     order_ms = None if order is None else order(event.occurred_ms)
     if order_ms is not None:
         form["order_ms"] = order_ms
+        owner = (
+            None if fast is None else fast(event.identifiers, event.type, (order_ms, partition, offset, 0))
+        )
+        if owner is not None:
+            form["customer_key"] = owner
+            form["via"] = f"r{partition}"  # (its source at the customer partition: this raw partition)
+            value = orjson.dumps(form)
+            return Routed(
+                topics.resolved_events, owner.encode(), value, "resolved", event.occurred_ms, order_ms, True
+            )
     resolved = orjson.dumps(form)
     # On to the identify stage, which resolves the canonical customer (the key here is a hint).
     return Routed(topics.identify, customer_key.encode(), resolved, "resolved", event.occurred_ms, order_ms)

@@ -140,6 +140,17 @@ class WorkerMetrics:
         self.raw_messages = Counter(
             f"{p}_raw_messages", "Raw messages read by the resolve stage (valid or not).", registry=r
         )
+        self.fast_path = Counter(
+            f"{p}_fast_path_events",
+            "Valid events ingest sent straight to their known customer's partition (the rest go through "
+            "the identity writer: raw_messages less these and the dead letters).",
+            registry=r,
+        )
+        self.claims_read = Counter(
+            f"{p}_claims_read",
+            "Records of the claims topic an ingest worker applied to its copy (the fast path's view).",
+            registry=r,
+        )
         self.stage_records = Counter(
             f"{p}_stage_records",
             "Input records a stage has taken (ingest: raw messages; identify: events and watermarks; "
@@ -324,10 +335,13 @@ class WorkerMetrics:
         self._late_wall = self.timer_lateness.labels("wall")
 
     # -- the hot path -------------------------------------------------------------------------------
-    def routed(self, reason: str) -> None:
-        """The resolve stage routed one raw message: ``resolved`` or the dead-letter reason."""
+    def routed(self, reason: str, fast: bool = False) -> None:
+        """The resolve stage routed one raw message: ``resolved`` (``fast``: by the fast path) or the
+        dead-letter reason."""
         self.raw_messages.inc()
-        if reason != "resolved":
+        if fast:
+            self.fast_path.inc()
+        elif reason != "resolved":
             self._invalid.get(reason).inc()
 
     def took(self, stage: str, records: int) -> None:

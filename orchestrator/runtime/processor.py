@@ -126,6 +126,9 @@ class Processed:
     """What :func:`fit_record` trimmed to keep the record under its limit (outbox, history, seen)."""
     event_type: str | None = None
     """The event's type (an event message), for metrics."""
+    erased: bool = False
+    """A fast-path event for a customer with no record here (erased while ingest's claims said
+    otherwise): dropped, as the identity graph drops an erased customer's events."""
     error: Exception | None = None
     """The message could not be applied (:meth:`Processor.apply`): it changed nothing; set it aside."""
 
@@ -314,6 +317,11 @@ class Processor:
                     one.record, one.trimmed = self._store_box(box)
             except Exception as exc:  # this message alone
                 done.append(Processed(record=raw, changed=False, error=exc))
+                if raw is None and message.source == "e":
+                    # a new customer's first message failed: keep an empty record all the same, so that
+                    # the fast path (which drops events of customers without one) takes its next ones
+                    raw = orjson.dumps({"s": None, "off": {}, "out": []})
+                    changed = True
                 continue
             if one.changed:
                 raw = one.record
@@ -343,6 +351,12 @@ class Processor:
         origin = (int(sp), int(so)) if sp is not None and so is not None else None
         merged_from = body.get("merged_from")
         order = order_key(body)
+        if "via" in body and box.record is None:
+            # The fast path sends only a known customer's events, after the message that made it known
+            # (the order): no record means it was erased since (docs/runtime.md, the fast path).
+            done = Processed(record=None, changed=False, erased=True)
+            done.event_type = event.type
+            return done
         done = self._event(
             customer, box, event, message.offset, max(at, message.now_ms), origin, merged_from, order
         )
