@@ -61,6 +61,12 @@ Defects worked around (faust-streaming 0.15.3):
   those partitions itself, in the consumer's thread, and reads the metadata back from the group
   coordinator (``runtime/batches.py``: ``commit_with_metadata``, ``committed_metadata``; test
   ``tests/integration/test_order_times.py``).
+- ``global-table-several-workers`` - a ``GlobalTable``'s partitions are actives on one worker and
+  standbys on the others, and with several workers the others stop applying its changelog
+  (faust-streaming#283, robinhood/faust#716). Ingest's copy of the identity writer's claims (the fast
+  path, issue 17) is read by a plain aiokafka consumer without a group into a RocksDB database of its
+  own (``runtime/claims_view.py``; tests ``tests/unit/runtime/test_claims.py``,
+  ``tests/integration/test_fast_path.py``).
 - ``debug-root-logger`` — ``faust.Worker`` at its default level installs a spinner handler and sets
   the root logger to DEBUG (a debug line per record): ``runtime/worker.py`` passes ``quiet=True`` and
   its own logging configuration (docs/performance.md, "Where Faust's per-event overhead comes from").
