@@ -277,7 +277,7 @@ def build_app(settings: Settings) -> WorkerApp:
             tp = batch_of(event)[0]
             if w.raw_order.needs_restore(tp):
                 w.raw_order.restore(tp, await committed_metadata(app, tp))
-            await each_record(w, "ingest", event, _resolve_one, _observed)
+            await each_record(w, "ingest", event, _resolve_one, _observed, _marks)
 
     claims = w.claims = ClaimsView(
         settings, settings.data_dir / f"{settings.app_id}-claims" if rocks else None, budget,
@@ -297,11 +297,25 @@ def build_app(settings: Settings) -> WorkerApp:
     """Per raw partition, the latest event time of the run being written: it counts for the watermarks
     only once the run's events are on the broker (a watermark sent before them would overtake them)."""
 
+    async def _marks(tp: TP, out: Outgoing) -> None:
+        # The run's watermark right behind its events (the ticker's come up to timer_tick_s later): the
+        # customer partitions and the identity writer release what it passes without waiting for them.
+        at = read_ms.get(tp.partition)
+        if at is None or at <= w.sources.sent.get(tp.partition, 0):
+            return
+        wall = _wall_ms()
+        await out.add(t.identify, 0, WATERMARK_KEY, orjson.dumps({"r": tp.partition, "t": at, "s": wall}))
+        if settings.fast_path:
+            body = orjson.dumps({"r": tp.partition, "t": at, "s": wall, "src": f"r{tp.partition}"})
+            for p in range(settings.partitions):
+                await out.add(t.resolved_events, p, WATERMARK_KEY, body)
+
     def _observed(tp: TP) -> None:
         w.raw_order.done(tp)
         at = read_ms.pop(tp.partition, None)
         if at is not None:
             w.sources.observe(tp.partition, at)
+            w.sources.sent[tp.partition] = max(w.sources.sent.get(tp.partition, 0), at)  # (by _marks)
 
     async def _resolve_one(tp: TP, rec: Any, out: Outgoing) -> None:
         def order(occurred_ms: int) -> int:
@@ -316,18 +330,16 @@ def build_app(settings: Settings) -> WorkerApp:
             await dead_letter(rec, exc)
             return
         w.metrics.routed(routed.reason, routed.fast)
-        if routed.fast:
-            at = event_time(routed.event_ms, _wall_ms())
-            if at > read_ms.get(tp.partition, 0):
-                read_ms[tp.partition] = at
-            await out.add_keyed(routed.topic, routed.key, routed.value)  # its customer's partition
-        elif routed.reason != "resolved":
+        if routed.reason != "resolved":
             log.warning("dead-lettered %s[%s]@%s: %s", tp.topic, tp.partition, rec.offset, routed.reason)
             await out.add_keyed(routed.topic, routed.key, routed.value)
+            return
+        at = routed.order_ms if routed.order_ms is not None else event_time(routed.event_ms, _wall_ms())
+        if at > read_ms.get(tp.partition, 0):
+            read_ms[tp.partition] = at
+        if routed.fast:
+            await out.add_keyed(routed.topic, routed.key, routed.value)  # its customer's partition
         else:
-            at = event_time(routed.event_ms, _wall_ms())
-            if at > read_ms.get(tp.partition, 0):
-                read_ms[tp.partition] = at
             await out.add(routed.topic, 0, routed.key, routed.value)  # the one identify partition
 
     rows: dict[str, TableRows] = {}
