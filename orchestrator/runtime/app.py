@@ -129,6 +129,21 @@ class WorkerApp:
         """A new batch of records to write (:mod:`.outgoing`)."""
         return Outgoing(producer_client(self.app), self.known_topics, self.crash)
 
+    def idle_raw_partitions(self) -> list[int]:
+        """Raw partitions left out of the event-time order now (not heard from for ``watermark_idle_s``):
+        by the identify stage, or by a customer partition's fast-path sources."""
+        idle = set(self.identify.idle()) if self.identify.loaded else set()
+        for inputs in self.ordered.values():
+            idle.update(int(source[1:]) for source in inputs.idle() if source.startswith("r"))
+        return sorted(idle)
+
+    def raw_partitions_heard(self) -> list[int]:
+        """Raw partitions whose watermarks this worker has read (the identify stage's or the fast path's)."""
+        heard = set(self.identify.marks) if self.identify.loaded else set()
+        for inputs in self.ordered.values():
+            heard.update(int(source[1:]) for source in inputs.marks if source.startswith("r"))
+        return sorted(heard)
+
     def stuck_partitions(self) -> list[Any]:
         """Input partitions stuck at the last look (the ticker looks every second)."""
         return self.stuck.stuck(self.stuck_seen_ms) if self.stuck_seen_ms else []

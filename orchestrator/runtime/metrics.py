@@ -499,10 +499,9 @@ class WorkerMetrics:
         self.journeys_refused.set(len(w.book.problems))
         self.ready.set(1 if _ready(w) else 0)
         self.raw_idle.clear()
-        if w.identify.loaded:
-            idle = set(w.identify.idle())
-            for raw in sorted(w.identify.marks):
-                self.raw_idle.labels(str(raw)).set(1 if raw in idle else 0)
+        idle = set(w.idle_raw_partitions())
+        for raw in w.raw_partitions_heard():
+            self.raw_idle.labels(str(raw)).set(1 if raw in idle else 0)
         stuck = set(w.stuck_partitions())
         self.stuck.clear()
         for tp in w.stuck.watched():
@@ -569,7 +568,7 @@ def _ready(w: WorkerApp) -> bool:
     recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
     journeys = w.feed is not None and w.feed.caught_up.is_set()
     stuck = w.stuck_partitions()
-    idle = w.identify.idle() if w.identify.loaded else []
+    idle = w.idle_raw_partitions()
     return bool(
         recovered and journeys and not app.rebalancing and not app.in_recovery and not stuck and not idle
     )

@@ -180,7 +180,7 @@ def register_pages(app: faust.App, w: WorkerApp) -> None:
         recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
         journeys = w.feed is not None and w.feed.caught_up.is_set()
         stuck = [f"{tp.topic}[{tp.partition}]" for tp in w.stuck_partitions()]
-        idle = w.identify.idle() if w.identify.loaded else []
+        idle = w.idle_raw_partitions()
         ready = (
             recovered and journeys and not app.rebalancing and not app.in_recovery and not stuck and not idle
         )
