@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import statistics
 import tempfile
 import time
@@ -35,7 +37,9 @@ from orchestrator.bench.baseline import run_raw_aiokafka
 from orchestrator.bench.common import create_topics as create_plain_topics
 from orchestrator.bench.micro import JOURNEYS_DIR, nomatch_journey_yaml
 from orchestrator.config import Settings
+from orchestrator.contracts.events import Identifiers
 from orchestrator.core.engine.clock import iso_from_ms
+from orchestrator.core.resolution import canonical_key
 from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
 from orchestrator.kafka.local_broker import LocalBroker, free_port
 from orchestrator.kafka.topics import create_topics
@@ -61,15 +65,35 @@ def broker(bootstrap: str | None, workdir: Path) -> Iterator[str]:
         local.down()
 
 
-def _events(n: int, customers: int, start_ms: int, span_ms: int, prefix: str) -> list[tuple[bytes, bytes]]:
-    """(key, value) of ``n`` generated events, re-timed into [start_ms, start_ms + span_ms)."""
+def _events(
+    n: int, customers: int, start_ms: int, span_ms: int, prefix: str, visitors: float = 0.0
+) -> list[tuple[bytes, bytes]]:
+    """(key, value) of ``n`` generated events, re-timed into [start_ms, start_ms + span_ms); with
+    ``visitors``, that share of the customers is anonymous until it signs up (the generator's rule)."""
     out = []
     step = span_ms / max(n, 1)
-    for i, ev in enumerate(generate_events(n, customers, seed=5)):
-        cid = f"{prefix}{ev['identifiers']['customer_id']}"
-        ev["identifiers"] = {"customer_id": cid, "email": f"{cid}@example.com"}
+    for i, ev in enumerate(generate_events(n, customers, seed=5, visitors=visitors)):
+        ev["identifiers"] = {k: f"{prefix}{v}" for k, v in ev["identifiers"].items()}
         ev["event_id"] = f"{prefix}{ev['event_id']}"
         ev["occurred_at"] = iso_from_ms(start_ms + int(i * step))
+        key = canonical_key(Identifiers(**ev["identifiers"]))
+        out.append((key.encode(), orjson.dumps(ev)))
+    return out
+
+
+def _known(customers: int, visitors: float, at_ms: int, prefix: str) -> list[tuple[bytes, bytes]]:
+    """Each customer that is not a visitor signs up once, before the backlog: the customers a live
+    system knows (the identity writer claims their identifiers, so their later events can take the fast
+    path). Visitors stay anonymous until the backlog signs them in."""
+    every = round(1 / visitors) if visitors > 0 else 0
+    out = []
+    for c in range(customers):
+        if every and c % every == 0:
+            continue
+        cid = f"{prefix}cust-{c}"
+        ids = {"customer_id": cid, "email": f"{cid}@example.com"}
+        ev = {"event_id": f"{prefix}k{c}", "type": "profile.updated", "source": "bench", "properties": {},
+              "identifiers": ids, "occurred_at": iso_from_ms(at_ms)}  # fmt: skip
         out.append((cid.encode(), orjson.dumps(ev)))
     return out
 
@@ -145,16 +169,27 @@ def _deploy(settings: Settings, workdir: Path, nomatch: int) -> int:
     return len(files)
 
 
-def _throughput(settings: Settings, worker: WorkerProcess, n: int, timeout: float) -> dict[str, Any]:
+def _counter(worker: WorkerProcess, name: str) -> int:
+    """A counter of the worker's /metrics, summed over its labels (-1: no answer)."""
+    text = _metrics(worker)
+    if not text:
+        return -1
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)))
+
+
+def _throughput(worker: WorkerProcess, n: int, timeout: float, base: int = 0) -> dict[str, Any]:
+    """How fast the worker's customer stage took ``n`` events past ``base`` already taken."""
     deadline = time.monotonic() + timeout
     first = last = 0.0
-    seen = first_count = 0
-    while seen < n:
+    seen = first_count = base
+    while seen < base + n:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"worker caught up {seen}/{n} events in {timeout:.0f}s:\n{worker.log_tail()}")
+            raise TimeoutError(
+                f"worker caught up {seen - base}/{n} events in {timeout:.0f}s:\n{worker.log_tail()}"
+            )
         now_seen = _consumed(worker)
         now = time.perf_counter()
-        if now_seen > 0 and first == 0.0:
+        if now_seen > base and first == 0.0:
             first = now
             first_count = now_seen
         if now_seen > seen:
@@ -164,7 +199,7 @@ def _throughput(settings: Settings, worker: WorkerProcess, n: int, timeout: floa
     return {
         "events": n,
         "seconds": round(seconds, 3),
-        "events_per_s": round((n - first_count) / seconds, 1) if seconds > 0 else 0.0,
+        "events_per_s": round((base + n - first_count) / seconds, 1) if seconds > 0 else 0.0,
     }
 
 
@@ -239,6 +274,40 @@ def _latency(settings: Settings, rate: float, seconds: float) -> dict[str, Any]:
     }
 
 
+def _warm_then_backlog(
+    settings: Settings, worker: WorkerProcess, n: int, customers: int, visitors: float, timeout: float
+) -> dict[str, Any]:
+    """The customers a live system knows sign up first (their events taken, the writer's claims read by
+    ingest); then the backlog of ``n`` events is produced while the worker is stopped (SIGSTOP: it is
+    pre-produced, and the producer does not compete for the CPU), and the clock runs as it catches up."""
+    boot = settings.bootstrap_servers
+    now_ms = int(time.time() * 1000)
+    known = _known(customers, visitors, now_ms - 7_200_000, "b-")
+    _produce(boot, settings.topics.raw_events, known)
+    deadline = time.monotonic() + timeout
+    while _consumed(worker) < len(known) or (
+        settings.fast_path and _counter(worker, "orchestrator_claims_read_total") < 2 * len(known)
+    ):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the known customers were not taken in {timeout:.0f}s:\n{worker.log_tail()}")
+        time.sleep(0.2)
+    backlog = _events(n, customers, now_ms - 3_600_000, 3_600_000, "b-", visitors)
+    _key_rule_check(*backlog[0])
+    assert worker.proc is not None
+    os.kill(worker.proc.pid, signal.SIGSTOP)
+    try:
+        _produce(boot, settings.topics.raw_events, backlog)
+    finally:
+        os.kill(worker.proc.pid, signal.SIGCONT)
+    fast_before = _counter(worker, "orchestrator_fast_path_events_total")
+    tput = _throughput(worker, n, timeout, base=len(known))
+    tput["known_customers"] = len(known)
+    tput["fast_path_events"] = max(
+        0, _counter(worker, "orchestrator_fast_path_events_total") - max(0, fast_before)
+    )
+    return tput
+
+
 def bench_e2e(
     bootstrap: str | None,
     *,
@@ -251,55 +320,58 @@ def bench_e2e(
     latency_rate: float | None = None,
     timeout: float = 600.0,
     settings_over: dict[str, Any] | None = None,
+    visitors: float = 0.2,
+    compare: bool = True,
 ) -> dict[str, Any]:
-    """``settings_over``: worker settings to change (to compare, e.g. ``fetch_min_kb``)."""
+    """``settings_over``: worker settings to change (to compare, e.g. ``fetch_min_kb``); ``visitors``:
+    the share of customers anonymous until they sign up; ``compare``: also run the same events with
+    every event through the identity writer (``fast_path`` off), in the same run."""
     n = events or (3_000 if quick else 50_000)
+    customers = max(100, n * 2 // 5)
     lat_s = latency_seconds or (5.0 if quick else 30.0)
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp, broker(bootstrap, Path(tmp)) as boot:
         work = Path(tmp)
-        settings = unique_settings(
-            boot,
-            work / "worker",
-            partitions=partitions,
-            store=store,
-            lateness_hours=0,
-            **(settings_over or {}),
-        )
-        create_topics(settings)
-        journeys = _deploy(settings, work, nomatch)
-        now_ms = int(time.time() * 1000)
-        backlog = _events(n, max(100, n // 10), now_ms - 3_600_000, 3_600_000, "b-")
-        _key_rule_check(*backlog[0])
-        _produce(boot, settings.topics.raw_events, backlog)
+        runs: dict[str, dict[str, Any]] = {}
+        latency: dict[str, Any] = {}
+        journeys = 0
+        raw_n = 0
+        raw_topic = ""
+        for name, fast in (("worker", True), ("writer_only", False))[: 2 if compare else 1]:
+            over = {**(settings_over or {}), "fast_path": fast}
+            settings = unique_settings(
+                boot, work / name, partitions=partitions, store=store, lateness_hours=0, **over
+            )
+            create_topics(settings)
+            journeys = _deploy(settings, work, nomatch)
+            worker = WorkerProcess(settings, work / f"{name}.log").start()
+            try:
+                worker.wait_ready(timeout=120)
+                runs[name] = _warm_then_backlog(settings, worker, n, customers, visitors, timeout)
+                if name == "worker":
+                    raw_n = runs[name]["known_customers"] + n
+                    raw_topic = settings.topics.raw_events
+                    rate = latency_rate or max(5.0, runs[name]["events_per_s"] / 2)
+                    before = _buckets(_metrics(worker))
+                    latency = _latency(settings, rate, lat_s)
+                    latency["worker_histogram"] = _bucket_quantiles(before, _buckets(_metrics(worker)))
+            finally:
+                worker.stop()
         # raw passthrough: same client family as Faust (aiokafka), same broker, same messages
-        out_topic = f"{settings.topics.raw_events}.passthrough"
+        out_topic = f"{raw_topic}.passthrough"
         create_plain_topics(boot, [out_topic], partitions)
         raw = asyncio.run(
             run_raw_aiokafka(
-                boot,
-                settings.topics.raw_events,
-                out_topic,
-                n,
-                timeout,
-                transform=None,
-                name="raw_passthrough_aiokafka",
+                boot, raw_topic, out_topic, raw_n, timeout, transform=None, name="raw_passthrough_aiokafka"
             )
         )
-        worker = WorkerProcess(settings, work / "worker.log").start()
-        try:
-            worker.wait_ready(timeout=120)
-            tput = _throughput(settings, worker, n, timeout)
-            rate = latency_rate or max(5.0, tput["events_per_s"] / 2)
-            before = _buckets(_metrics(worker))
-            latency = _latency(settings, rate, lat_s)
-            latency["worker_histogram"] = _bucket_quantiles(before, _buckets(_metrics(worker)))
-        finally:
-            worker.stop()
-        return {
+        tput = runs["worker"]
+        report: dict[str, Any] = {
             "what": __doc__,
             "bootstrap": "given" if bootstrap else "local Apache Kafka (LocalBroker)",
             "partitions": partitions,
             "store": store,
+            "customers": customers,
+            "visitors": visitors,
             "journeys_deployed": journeys,
             "worker": tput,
             "raw_passthrough_aiokafka": {
@@ -312,3 +384,8 @@ def bench_e2e(
             else 0.0,
             "latency": latency,
         }
+        if "writer_only" in runs:
+            report["writer_only"] = runs["writer_only"]
+            slow = runs["writer_only"]["events_per_s"]
+            report["ratio_fast_path_vs_writer_only"] = round(tput["events_per_s"] / slow, 3) if slow else 0.0
+        return report

@@ -97,6 +97,14 @@ def summary_table(report: dict[str, Any]) -> str:
         add(f"e2e      worker {e['worker']['events_per_s']:>12,.0f} ev/s  ({e['worker']['events']:,} events)")
         add(f"e2e      raw passthrough {e['raw_passthrough_aiokafka']['events_per_s']:>9,.0f} ev/s aiokafka")
         add(f"e2e      ratio worker/raw {e['ratio_worker_vs_raw']:>18.4f}")
+        if "fast_path_events" in e["worker"]:
+            w = e["worker"]
+            add(f"e2e      fast path: {w['fast_path_events']:,} of {w['events']:,} events")
+        if "writer_only" in e:
+            add(
+                f"e2e      every event through the writer {e['writer_only']['events_per_s']:>9,.0f} ev/s "
+                f"(fast path x{e['ratio_fast_path_vs_writer_only']})"
+            )
         lat = e["latency"]
         add(
             f"e2e      latency at {lat['offered_events_per_s']:,.0f} ev/s: p50 {lat['p50_ms']:,.1f} ms, "

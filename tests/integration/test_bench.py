@@ -48,6 +48,9 @@ def test_bench_quick_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     assert e2e["worker"]["events_per_s"] > 0
     assert e2e["raw_passthrough_aiokafka"]["events_per_s"] > 0
     assert e2e["ratio_worker_vs_raw"] > 0
+    assert e2e["worker"]["fast_path_events"] > 0, e2e["worker"]  # the known customers' events
+    assert e2e["writer_only"]["events_per_s"] > 0
+    assert e2e["ratio_fast_path_vs_writer_only"] > 0
     assert e2e["latency"]["actions_matched"] > 0
     assert e2e["latency"]["p99_ms"] >= e2e["latency"]["p50_ms"] >= 0
     journeys = {r["journeys"] for r in s["engine"]["rows"] if "journeys" in r}
