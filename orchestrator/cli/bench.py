@@ -20,10 +20,13 @@ import orjson
 
 __all__ = ["DEFAULT_SECTIONS", "SECTIONS", "bench_command", "register", "summary_table"]
 
-SECTIONS = ("engine", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e", "soak", "held")
-DEFAULT_SECTIONS = SECTIONS[:-2]
-"""What a bare ``orchestrator bench`` runs: the soak (20 minutes) and held (1,000,000 customers) only
-when asked for."""
+SECTIONS = (
+    "engine", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e",
+    "scale", "soak", "held",
+)  # fmt: skip
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s not in ("scale", "soak", "held"))
+"""What a bare ``orchestrator bench`` runs: the scale-out (two runs of 50,000 events), the soak (20
+minutes) and held (1,000,000 customers) only when asked for."""
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +36,7 @@ def register(subparsers: Any) -> None:
         "--only",
         default=",".join(DEFAULT_SECTIONS),
         metavar="LIST",
-        help=f"comma-separated of {','.join(SECTIONS)} (default: all but soak and held)",
+        help=f"comma-separated of {','.join(SECTIONS)} (default: all but scale, soak and held)",
     )
     parser.add_argument("--bootstrap", default=None, help="broker for e2e (default: start a local one)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results as JSON")
@@ -163,6 +166,13 @@ def summary_table(report: dict[str, Any]) -> str:
     if "simulate" in s:
         sim = s["simulate"]
         add(f"simulate {sim['events_per_s']:>12,.0f} ev/s  ({sim['events']:,} events, {sim['seconds']} s)")
+    if "scale" in s:
+        for r in s["scale"]["runs"]:
+            add(
+                f"scale    {r['workers']} worker(s) {r['events_per_s']:>10,.0f} ev/s, CPU µs/event per "
+                f"worker {r['cpu_us_per_event_per_worker']}, broker {r['broker_cpu_s']} CPU s"
+            )
+        add(f"scale    two workers / one {s['scale']['ratio_two_vs_one']:>12}")
     if "soak" in s:
         so = s["soak"]
         add(
@@ -189,7 +199,7 @@ def summary_table(report: dict[str, Any]) -> str:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from orchestrator.bench import e2e, lateness, micro, processor, soak, stages
+    from orchestrator.bench import e2e, lateness, micro, processor, scale, soak, stages
 
     wanted = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = sorted(set(wanted) - set(SECTIONS))
@@ -224,6 +234,7 @@ def bench_command(args: argparse.Namespace) -> int:
             customers=args.soak_customers,
         ),
         "held": lambda: soak.bench_held(args.bootstrap, quick=args.quick, customers=args.held_customers),
+        "scale": lambda: scale.bench_scale(args.bootstrap, quick=args.quick, events=args.events),
     }
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -56,10 +56,16 @@ def test_timers_quick_and_summary_table() -> None:
         "stages",
         "lateness",
         "e2e",
+        "scale",
         "soak",
         "held",
     )
-    assert set(SECTIONS) - set(DEFAULT_SECTIONS) == {"soak", "held"}  # long: only when asked for
+    assert set(SECTIONS) - set(DEFAULT_SECTIONS) == {"scale", "soak", "held"}  # long: only when asked for
+    scale = {"runs": [{"workers": n, "events_per_s": 1000.0 * n, "cpu_us_per_event_per_worker": [9.0] * n,
+                       "broker_cpu_s": 3.0} for n in (1, 2)], "ratio_two_vs_one": 2.0}  # fmt: skip
+    lines = summary_table({"sections": {"scale": scale}})
+    assert "scale    2 worker(s)" in lines
+    assert "two workers / one" in lines
 
 
 def test_processor_section_measures_both_ways_on_the_same_messages() -> None:
