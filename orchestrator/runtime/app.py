@@ -141,7 +141,7 @@ class WorkerApp:
         """Raw partitions whose watermarks this worker has read (the identify stage's or the fast path's)."""
         heard = set(self.identify.marks) if self.identify.loaded else set()
         for inputs in self.ordered.values():
-            heard.update(int(source[1:]) for source in inputs.marks if source.startswith("r"))
+            heard.update(int(source[1:]) for source in inputs.heard if source.startswith("r"))
         return sorted(heard)
 
     def stuck_partitions(self) -> list[Any]:
@@ -292,7 +292,15 @@ def build_app(settings: Settings) -> WorkerApp:
             tp = batch_of(event)[0]
             if w.raw_order.needs_restore(tp):
                 w.raw_order.restore(tp, await committed_metadata(app, tp))
-            await each_record(w, "ingest", event, _resolve_one, _observed, _marks)
+            reading.add(tp.partition)  # (the ticker sends no wall-clock watermark meanwhile)
+            try:
+                await each_record(w, "ingest", event, _resolve_one, _observed)
+            finally:
+                reading.discard(tp.partition)
+
+    reading: set[int] = set()
+    """Raw partitions whose run ingest is applying now: their events got order times and are not yet
+    on the broker."""
 
     claims = w.claims = ClaimsView(
         settings, settings.data_dir / f"{settings.app_id}-claims" if rocks else None, budget,
@@ -312,25 +320,11 @@ def build_app(settings: Settings) -> WorkerApp:
     """Per raw partition, the latest event time of the run being written: it counts for the watermarks
     only once the run's events are on the broker (a watermark sent before them would overtake them)."""
 
-    async def _marks(tp: TP, out: Outgoing) -> None:
-        # The run's watermark right behind its events (the ticker's come up to timer_tick_s later): the
-        # customer partitions and the identity writer release what it passes without waiting for them.
-        at = read_ms.get(tp.partition)
-        if at is None or at <= w.sources.sent.get(tp.partition, 0):
-            return
-        wall = _wall_ms()
-        await out.add(t.identify, 0, WATERMARK_KEY, orjson.dumps({"r": tp.partition, "t": at, "s": wall}))
-        if settings.fast_path:
-            body = orjson.dumps({"r": tp.partition, "t": at, "s": wall, "src": f"r{tp.partition}"})
-            for p in range(settings.partitions):
-                await out.add(t.resolved_events, p, WATERMARK_KEY, body)
-
     def _observed(tp: TP) -> None:
         w.raw_order.done(tp)
         at = read_ms.pop(tp.partition, None)
         if at is not None:
             w.sources.observe(tp.partition, at)
-            w.sources.sent[tp.partition] = max(w.sources.sent.get(tp.partition, 0), at)  # (by _marks)
 
     async def _resolve_one(tp: TP, rec: Any, out: Outgoing) -> None:
         def order(occurred_ms: int) -> int:
@@ -467,8 +461,11 @@ def build_app(settings: Settings) -> WorkerApp:
                 continue
             lag = await lag_of(w, tp)
             w.lags[f"raw-{tp.partition}"] = lag
-            mark = w.sources.watermark(tp.partition, lag, wall)
+            # Not the wall clock while a run is being applied: its events have order times below it and
+            # are not on the broker yet (they would come after a watermark that passed them: late).
+            mark = w.sources.watermark(tp.partition, max(lag, int(tp.partition in reading)), wall)
             if mark > w.sources.sent.get(tp.partition, 0) or wall - w.last_heartbeat >= 1000:
+                w.raw_order.floor(tp, mark)  # (an event still on its way gets an order time past it)
                 body = orjson.dumps({"r": tp.partition, "t": mark, "s": wall})  # s: heard at (bounded wait)
                 # through the identify stage, after the events it resolved before (one order)
                 await identify_topic.send(key=WATERMARK_KEY, value=body, partition=0, force=True)

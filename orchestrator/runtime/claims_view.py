@@ -8,7 +8,9 @@ that owns them as actives and by the others as standbys, and the others stop app
 local store left off and applies records in order, forever.
 
 The store is a RocksDB database under the worker's data directory that shares the worker's RocksDB
-budget (:mod:`.rocksdb_budget`), or a dict on the memory store. It keeps its read position per partition
+budget (:mod:`.rocksdb_budget`), or a dict on the memory store. A claim names its customer, so after a
+tombstone (an erasure) the database is compacted as the tables are (:mod:`.erasure`: about 10 s later,
+at most every 5 minutes), and the deleted values leave the disk. It keeps its read position per partition
 beside the claims (``\\x00pos:<partition>``), written with the records of the same batch, so a restart
 reads on from there. A store that is missing or behind only makes events take the ordered path.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from faust.stores.rocksdb import RocksDBOptions
 
 from orchestrator.config import Settings
 from orchestrator.kafka.security import aiokafka_options
+from orchestrator.runtime.erasure import CompactionPlan
 from orchestrator.runtime.rocksdb_budget import RocksDBBudget, SharedOptions
 
 __all__ = ["ClaimsView"]
@@ -57,6 +61,8 @@ class ClaimsView:
         """Set once the records present when reading began are applied."""
         self.applied = 0
         """Records applied since the start."""
+        self.compactions = CompactionPlan()
+        """When to compact the database after tombstones (an erasure)."""
 
     def open(self) -> None:
         if self._db is not None or self._path is None:
@@ -65,6 +71,7 @@ class ClaimsView:
         options = RocksDBOptions(**self.settings.rocksdb_options())  # type: ignore[arg-type]
         opened = SharedOptions(self._budget, options) if self._budget is not None else options
         self._db = opened.open(self._path)
+        self.compactions.noted(time.monotonic(), erasure=False)  # (tombstones a crash left uncompacted)
 
     def get(self, key: bytes) -> bytes | None:
         db = self._db
@@ -89,11 +96,24 @@ class ClaimsView:
             if value is None:
                 if key in db:
                     del db[key]
+                    self.compactions.noted(time.monotonic())
             else:
                 db[key] = value
             self.applied += 1
         if last is not None:
             db[_POSITION + str(partition).encode()] = str(last + 1).encode()
+
+    def compact(self) -> None:
+        """Compact the whole database (deleted claims leave its files). Blocking: run in a thread."""
+        db = self._db
+        if db is None or isinstance(db, dict):
+            return
+        import rocksdict
+
+        options = rocksdict.CompactOptions()
+        options.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
+        db.compact_range(None, None, options)
+        db.flush_wal(True)
 
     def close(self) -> None:
         if self._db is not None and not isinstance(self._db, dict):
@@ -141,5 +161,7 @@ class ClaimsView:
                 if not pending and not self.caught_up.is_set():
                     log.info("claims read: %d", self.applied)
                     self.caught_up.set()
+                if self._path is not None and self.compactions.take(time.monotonic()):
+                    await asyncio.to_thread(self.compact)
         finally:
             await consumer.stop()

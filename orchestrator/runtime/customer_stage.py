@@ -195,6 +195,7 @@ class CustomerStage:
                 sources += [f"r{raw}" for raw in range(settings.partitions)]
             idle = int(settings.watermark_idle_s * 1000) or None
             inputs = self.w.ordered[p] = OrderedInputs(sources, idle)
+            inputs.assume_heard(sources[1:], _wall_ms())  # (the raw partitions; the writer never drops out)
         return inputs
 
     def _release(self, p: int, inputs: OrderedInputs[tuple[str, Any, Any]], groups: Group, wall: int) -> None:
@@ -241,6 +242,8 @@ class CustomerStage:
                 await self.set_aside(rec, done.error)
                 continue
             if done.erased:  # a fast-path event of a customer erased meanwhile: as the graph would
+                log.info("%s[%s]@%s: a fast-path event of %s, which has no record here (erased): dropped",
+                         tp.topic, tp.partition, rec.offset, key)  # fmt: skip
                 w.metrics.identified(0, 0, 1)
                 continue
             if done.event_type is not None:
@@ -255,8 +258,10 @@ class CustomerStage:
     def _retry_later(self, p: int, key: str) -> None:
         # the ticker took the timer out of its index: try again a minute later (partition clock)
         w = self.w
-        if w.wakeups.get(key) is not None:  # (the table keeps the old time: the index pins this one)
-            w.timers.set(p, key, w.clocks.get(p) + RETRY_WAKEUP_MS, pin=True)
+        row = w.wakeups.get(key)
+        if row is not None:  # (the table keeps the old time: the index pins this one)
+            previous = int(row.partition(b":")[2])
+            w.timers.set(p, key, w.clocks.get(p) + RETRY_WAKEUP_MS, previous_ms=previous, pin=True)
 
     def _committed(self, p: int) -> dict[str, int]:
         """The offsets committed on partition ``p`` of the stage's inputs (outbox entries below them can

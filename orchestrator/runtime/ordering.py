@@ -134,6 +134,14 @@ class OrderedInputs(Generic[T]):
         if sent_ms is not None and sent_ms > self.heard.get(source, -1):
             self.heard[source] = sent_ms
 
+    def assume_heard(self, sources: Iterable[str], at_ms: int) -> None:
+        """Count ``sources`` as heard at ``at_ms`` until they send (reading began then): one that never
+        sends — its ingest down when this partition was assigned — is left out after ``idle_ms`` like
+        one that went silent, instead of holding the partition for ever."""
+        for source in sources:
+            if source in self.sources and source not in self.heard:
+                self.heard[source] = at_ms
+
     def idle(self) -> frozenset[str]:
         """Sources left out of the minimum now: not heard from for ``idle_ms`` while others were."""
         if self.idle_ms is None or not self.heard:

@@ -6,7 +6,7 @@ identity merges need::
     {"s": <state dict or null>,
      "off": {"e": <highest resolved-topic offset of an ordered message applied>,
              "h": <highest resolved-topic offset of a hand-over applied>, "t": <last timer offset>},
-     "k": <order key of the last ordered message applied>,
+     "rk": {<lane>: [<raw offset>, <n>] of the last ordered message applied in that lane},
      "out": [[<source>, <offset>, [<action json>...], [<decision json>...], [[<key>, <message>]...],
               <order key or null>]...],
      "raw": {<raw partition>: <last raw offset applied>},
@@ -23,14 +23,19 @@ exactly those (same action_ids; connectors drop duplicates). The outbox keeps th
 crash (a new resolved offset) is recognised by its raw partition and offset and changes nothing.
 
 Which messages were applied (docs/runtime.md, "Step (a) worked out"): the identity writer's messages
-and, later, the fast path's are *ordered*: each carries an order key ``[order time, raw partition, raw
-offset, n]`` (``n``: its place among the messages one raw event released), and a customer partition
-applies them in key order, which need not be the order of their resolved offsets. So an ordered message
-was applied when its key is at or below the record's last (``k``), and its outbox entry is found by its
-key. Hand-overs between customer partitions (``merge_in``, events forwarded by a moved record) have no
-key: they are applied as they are read, so one was applied when any resolved message read after it was
-(its offset is at or below ``off``'s highest). A record written before order keys (no ``k``) is judged by
-its offsets, as it was then.
+and the fast path's are *ordered*: each carries an order key ``[order time, raw partition, raw offset,
+n]`` (``n``: its place among the messages one raw event released), and a customer partition applies them
+in key order, which need not be the order of their resolved offsets. Each *lane* — the messages of one
+raw partition by one path: the writer's (``w<p>``) or the fast path's (``f<p>``) — comes in the order of
+its raw offsets (an order time never goes back within a raw partition, nor below a watermark it sent),
+even when a message is late (its key below others already applied, after a partition was left out). So
+an ordered message was applied when its (raw offset, n) is at or below its lane's last (``rk``), and its
+outbox entry is found by its key. The same raw event may come by both paths (read again by another
+ingest worker whose claims are behind): the journeys' event-id dedupe tells that copy. Hand-overs
+between customer partitions (``merge_in``, events forwarded by a moved record) have no key: they are
+applied as they are read, so one was applied when any resolved message read after it was (its offset is
+at or below ``off``'s highest). A record written before order keys (no ``rk``) is judged by its offsets,
+as it was then.
 
 Merges (docs/identity.md): the identify stage sends ``merge_out`` to the key merged away, then the
 event with ``merged_from`` to the canonical key. The old key's record becomes a *moved* record
@@ -93,6 +98,29 @@ MERGED_KEEP = 64
 Source = Literal["e", "t"]
 Order = list[int]
 """An ordered message's key: ``[order time, raw partition, raw offset, n]`` (compared as a list)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Ordered:
+    """An ordered message's key and lane (see the module docstring)."""
+
+    key: Order
+    lane: str
+    """``w<raw partition>`` (the identity writer's) or ``f<raw partition>`` (the fast path's)."""
+
+
+def _writer(key: Order | None) -> _Ordered | None:
+    """An ordered message of the identity writer with this key (the per-message methods)."""
+    return None if key is None else _Ordered(key, f"w{key[1]}")
+
+
+def _ordered(body: dict[str, Any]) -> _Ordered | None:
+    key = order_key(body)
+    if key is None:
+        return None
+    return _Ordered(key, f"{'f' if 'via' in body else 'w'}{key[1]}")
+
+
 Record = dict[str, Any]
 """A decoded stored record. While a batch applies, its ``"s"`` may hold the :class:`CustomerState`
 object itself (decoded once, encoded once)."""
@@ -307,6 +335,7 @@ class Processor:
     ) -> Applied:
         done: list[Processed] = []
         changed = touched = False
+        new = raw is None  # (a customer without a record before this batch)
         for message in messages:
             box = _Box(self.decode(raw), committed=committed)
             if message.body is not None:  # (decoded again: the failed attempt may have used it)
@@ -317,14 +346,16 @@ class Processor:
                     one.record, one.trimmed = self._store_box(box)
             except Exception as exc:  # this message alone
                 done.append(Processed(record=raw, changed=False, error=exc))
-                if raw is None and message.source == "e":
-                    # a new customer's first message failed: keep an empty record all the same, so that
+                value = message.value
+                if new and raw is None and value is not None and not value.startswith(CONTROL_PREFIX):
+                    # a new customer's first event failed: keep an empty record all the same, so that
                     # the fast path (which drops events of customers without one) takes its next ones
                     raw = orjson.dumps({"s": None, "off": {}, "out": []})
                     changed = True
                 continue
             if one.changed:
                 raw = one.record
+                new = False  # (deleted by this batch, an erasure: no empty record for it)
             changed = changed or one.changed
             touched = touched or one.changed or one.replayed or one.duplicate
             done.append(one)
@@ -350,7 +381,7 @@ class Processor:
         sp, so = body.get("source_partition"), body.get("source_offset")
         origin = (int(sp), int(so)) if sp is not None and so is not None else None
         merged_from = body.get("merged_from")
-        order = order_key(body)
+        order = _ordered(body)
         if "via" in body and box.record is None:
             # The fast path sends only a known customer's events, after the message that made it known
             # (the order): no record means it was erased since (docs/runtime.md, the fast path).
@@ -367,7 +398,7 @@ class Processor:
         """A control message of the identify stage (``merge_out``, ``erase``: ordered, with their key
         ``ord``) or of another customer's agent (``merge_in``; docs/identity.md)."""
         kind = body["ctl"]
-        order = order_key(body)
+        order = _ordered(body)
         if kind == "merge_out":
             return self._merge_out(key, box, offset, str(body["into"]), int(body["at"]), order)
         if kind == "merge_in":
@@ -405,7 +436,7 @@ class Processor:
         box = _Box(self.decode(raw))
         ev = event if type(event) is Event else Event.of(event)  # type: ignore[arg-type]
         return self._finish(
-            raw, box, self._event(customer, box, ev, offset, now_ms, source, merged_from, order)
+            raw, box, self._event(customer, box, ev, offset, now_ms, source, merged_from, _writer(order))
         )
 
     def on_wakeup(self, customer: str, raw: bytes | None, offset: int, now_ms: int) -> Processed:
@@ -413,13 +444,19 @@ class Processor:
         return self._finish(raw, box, self._wakeup(customer, box, offset, now_ms))
 
     def on_merge_out(
-        self, customer: str, raw: bytes | None, offset: int, into: str, at_ms: int, order: Order | None = None
+        self,
+        customer: str,
+        raw: bytes | None,
+        offset: int,
+        into: str,
+        at_ms: int,
+        order: Order | None = None,
     ) -> Processed:
         """``customer`` was merged into ``into``: fire its timers due before the merge's time (as
         simulate does), then send its state over and keep a moved record. Held, like an event, while
         the customer itself waits for a merge."""
         box = _Box(self.decode(raw))
-        return self._finish(raw, box, self._merge_out(customer, box, offset, into, at_ms, order))
+        return self._finish(raw, box, self._merge_out(customer, box, offset, into, at_ms, _writer(order)))
 
     def on_merge_in(
         self,
@@ -478,15 +515,15 @@ class Processor:
         now_ms: int,
         source: tuple[int, int] | None,
         merged_from: list[str] | None,
-        order: Order | None,
+        order: _Ordered | None,
     ) -> Processed:
         record = box.record
         if record is not None and _applied(record, offset, order):
-            # This very message read again (its offset was not committed before a crash): re-send
-            # what it produced. Checked before the raw offset below, which it also matches.
+            # This very message read again (its offset was not committed before a crash), or a copy
+            # of it (the writer sent it again): re-send what it produced.
             return self._replay(record, "e", offset, order)
         read: dict[str, int] = record.get("raw", {}) if record is not None else {}
-        if source is not None and read.get(str(source[0]), -1) >= source[1]:
+        if order is None and source is not None and read.get(str(source[0]), -1) >= source[1]:
             # a copy of a raw record applied already (here, or before this key was merged away)
             wake = self._wake(record) if record is not None else None
             done = Processed(record=None, duplicate=True, changed=False, next_wakeup_ms=wake)
@@ -552,7 +589,7 @@ class Processor:
         return self._store(box, record, "t", offset, step)
 
     def _merge_out(
-        self, customer: str, box: _Box, offset: int, into: str, at_ms: int, order: Order | None
+        self, customer: str, box: _Box, offset: int, into: str, at_ms: int, order: _Ordered | None
     ) -> Processed:
         record = box.record
         if record is not None and _applied(record, offset, order):
@@ -599,9 +636,9 @@ class Processor:
         if key in record.get("merged", []) or key in record.get("early", {}):
             return Processed(record=None, duplicate=True, changed=False, next_wakeup_ms=self._wake(record))
         record.setdefault("early", {})[key] = state
-        read = record.setdefault("raw", {})
-        for partition, last in (raw_read or {}).items():
-            read[partition] = max(read.get(partition, -1), int(last))
+        # its raw offsets count once the merge is done (:meth:`_settle`): until then this customer may
+        # still hold an earlier message of the same raw partition, which is no copy
+        record.setdefault("early_raw", {})[key] = raw_read or {}
         step = self._settle(customer, record)
         return self._store(box, record, "e", offset, step)
 
@@ -625,8 +662,8 @@ class Processor:
                     "out": [],
                     "hw": record["hw"],
                 }
-                if "k" in record:
-                    box.record["k"] = record["k"]
+                if "rk" in record:
+                    box.record["rk"] = record["rk"]
                 return Processed(record=None, next_wakeup_ms=0)
         box.record = None
         return Processed(record=None)
@@ -668,8 +705,12 @@ class Processor:
         if step.state is not None:
             step.take(self.logic.on_wakeup(customer, step.state, at - 1))
         merged: list[str] = record.setdefault("merged", [])
+        early_raw: dict[str, Any] = record.pop("early_raw", {})
+        read = record.setdefault("raw", {})
         for key in waiting:
             other = early.pop(key)
+            for partition, last in early_raw.pop(key, {}).items():
+                read[partition] = max(read.get(partition, -1), int(last))
             step.take(
                 self.logic.on_merge(
                     customer, step.state, None if other is None else CustomerState.from_dict(other), now
@@ -682,6 +723,8 @@ class Processor:
         record.pop("exp", None)
         if not early:
             record.pop("early", None)
+        elif early_raw:  # (states that came for another merge, still awaited)
+            record["early_raw"] = early_raw
         for entry in pend:
             if entry[1] == "out":  # this customer was merged away in the meantime
                 self._move_out(customer, record, step, str(entry[2]), int(entry[3]))
@@ -697,7 +740,7 @@ class Processor:
         body = control("merge_in", key=customer, s=state, at=at_ms, raw=read)
         step.forwards.append((into.encode(), body))
         step.state = None
-        for name in ("s", "await", "early", "pend", "merged"):
+        for name in ("s", "await", "early", "early_raw", "pend", "merged"):
             record.pop(name, None)
         record["moved"] = into
         record["exp"] = at_ms + MOVED_KEEP_MS
@@ -712,7 +755,7 @@ class Processor:
         raw_source: tuple[int, int] | None = None,
         *,
         strict: bool = False,
-        order: Order | None = None,
+        order: _Ordered | None = None,
     ) -> Processed:
         """``record`` after ``step``, kept in ``box`` (encoded by the caller). ``strict`` (an event): a
         record that cannot be trimmed to its limit refuses the event; otherwise (wake-ups, hand-overs,
@@ -743,7 +786,7 @@ class Processor:
             off["h"] = max(int(off.get("h", -1)), offset)
         else:
             off["e"] = max(int(off.get("e", -1)), offset)
-            record["k"] = order
+            record.setdefault("rk", {})[order.lane] = order.key[2:4]
         if actions or decisions or step.forwards:
             outbox: list[Any] = record["out"]
             outbox.append(
@@ -753,7 +796,7 @@ class Processor:
                     [orjson.Fragment(a) for _, a in actions],
                     [orjson.Fragment(d) for d in decisions],
                     [[k.decode(), v.decode()] for k, v in step.forwards],
-                    order,
+                    None if order is None else order.key,
                 ]
             )
             box.added += 1
@@ -767,16 +810,18 @@ class Processor:
         box.record = record
         return out
 
-    def _replay(self, record: Record, source: Source, offset: int, order: Order | None = None) -> Processed:
+    def _replay(
+        self, record: Record, source: Source, offset: int, order: _Ordered | None = None
+    ) -> Processed:
         """What the message at ``offset`` (an ordered one: with key ``order``) produced, sent again."""
         actions: list[tuple[str, bytes]] = []
         decisions: list[bytes] = []
         forwards: list[tuple[bytes, bytes]] = []
-        keyed = order is not None and "k" in record
+        place = None if order is None or "rk" not in record else order.key[1:]
         for entry in record["out"]:
             if (
-                (len(entry) > 5 and entry[5] == order)
-                if keyed
+                (len(entry) > 5 and entry[5] is not None and entry[5][1:] == place)
+                if place is not None
                 else (entry[0] == source and entry[1] == offset)
             ):
                 for item in entry[2]:
@@ -808,12 +853,14 @@ def order_key(body: dict[str, Any]) -> Order | None:
     return [int(order_ms), int(sp), int(so), len(body.get("merged_from") or ())]
 
 
-def _applied(record: Record, offset: int, order: Order | None) -> bool:
+def _applied(record: Record, offset: int, order: _Ordered | None) -> bool:
     """Whether the resolved message at ``offset`` (with key ``order``, an ordered message; None, a
     hand-over) was applied to ``record`` already (see the module's docstring)."""
     off = record["off"]
-    if order is not None and "k" in record:
-        return bool(order <= record["k"])
+    lanes = record.get("rk")
+    if order is not None and lanes is not None:
+        last = lanes.get(order.lane)
+        return last is not None and bool(order.key[2:4] <= last)
     if order is not None:  # (a record of a release before order keys)
         return offset <= int(off.get("e", -1))
     return offset <= max(int(off.get("e", -1)), int(off.get("h", -1)))

@@ -79,11 +79,9 @@ async def each_record(
     event: Any,
     one: Callable[[TP, Any, Outgoing], Awaitable[None]],
     delivered: Callable[[TP], None] | None = None,
-    last: Callable[[TP, Outgoing], Awaitable[None]] | None = None,
 ) -> None:
     """A batch stream event of a stage that applies its records one by one, in order: ``one(tp, record,
-    out)`` for the run :func:`take_run` gives, appending what it writes to ``out``; ``last(tp, out)``
-    may append more after them (in the same partitions they stay behind); then the writes are
+    out)`` for the run :func:`take_run` gives, appending what it writes to ``out``; then the writes are
     delivered (awaited), ``delivered(tp)`` is called, and the run is done, so no commit passes a record
     whose output is not on the broker. The event loop gets its turns meanwhile. ``one`` handles what a
     record's logic cannot take (dead letters); anything else failing here, or a failed delivery, stops
@@ -97,8 +95,6 @@ async def each_record(
             for rec in run:
                 await one(tp, rec, out)
                 await pace()
-            if last is not None:
-                await last(tp, out)
             await out.deliver()
         except BaseException:
             log.critical(

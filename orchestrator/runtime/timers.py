@@ -114,6 +114,14 @@ class TimerIndex:
             part.pinned.discard(customer)
         if part.taken:
             part.taken.discard(customer)
+        if (
+            pin
+            and horizon is not None
+            and counted
+            and previous_ms is not None
+            and (previous_ms, customer) > horizon
+        ):
+            part.beyond -= 1  # its row in the table (``previous_ms``) stops counting: the pinned time does
         if horizon is not None and not pin:
             was_beyond = counted and previous_ms is not None and (previous_ms, customer) > horizon
             now_beyond = due_ms is not None and (due_ms, customer) > horizon

@@ -93,7 +93,9 @@ def test_known_customers_take_the_fast_path_and_the_actions_match_simulate(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     # on RocksDB: ingest's copy of the claims is a database of its own, in the worker's budget
-    settings = unique_settings(kafka_bootstrap, tmp_path / "worker", store="rocksdb://", erasure_key="fast")
+    settings = unique_settings(
+        kafka_bootstrap, tmp_path / "worker", store="rocksdb://", erasure_key="fast", fast_path=True
+    )
     create_topics(settings)
     files = [JOURNEYS / "abandoned_cart.yaml", JOURNEYS / "welcome.yaml"]
     deploy(settings, files)

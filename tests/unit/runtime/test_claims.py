@@ -94,3 +94,28 @@ def test_the_view_applies_claims_and_tombstones_and_goes_on_from_where_it_left_o
         assert again.position(0) == 5  # a restart reads on from there
         assert again.get(claim_key("customer_id:c1")) == one
         again.close()
+
+
+def test_an_erased_customers_claims_leave_the_views_files(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    view = ClaimsView(settings, tmp_path / "claims", RocksDBBudget(8))
+    view.open()
+    secret = b"cust-erased-4711"
+    view.apply(0, [(0, claim_key("customer_id:x"), claim_value(secret.decode(), (T, 0, 1, 0)))])
+    view.apply(0, [(1, claim_key("customer_id:x"), None)])  # the erasure's tombstone
+    assert view.compactions.due is not None  # compacted soon (the worker's loop runs it in a thread)
+
+    def files_naming() -> list[str]:
+        return [f.name for f in (tmp_path / "claims").iterdir() if f.is_file() and secret in f.read_bytes()]
+
+    assert files_naming(), "(the write-ahead log holds it until then)"
+    view.compact()
+    try:
+        assert files_naming() == [], "the erased customer's key is still on disk"
+    finally:
+        view.close()
+
+
+def test_a_claim_that_does_not_read_takes_the_ordered_path() -> None:
+    claims = {claim_key("customer_id:c1"): b'{"not": "a claim"}'}
+    assert fast_route((("customer_id", "c1"),), "page.viewed", (T, 0, 1, 0), claims.get) is None

@@ -89,7 +89,7 @@ def test_a_held_message_below_the_highest_offset_applied_is_still_applied() -> N
     assert actions
     record, replayed, _ = _apply(proc, record, 10, late)
     assert not replayed, "a held message, released after a higher offset, is applied"
-    assert orjson.loads(record or b"{}")["k"] == [T0 + 1000, 1, 9, 0]
+    assert orjson.loads(record or b"{}")["rk"] == {"w0": [5, 0], "w1": [9, 0]}  # (each raw partition's lane)
     # both read again after a crash (in offset order): both recognised, the first re-sends its actions
     again, replayed, _ = _apply(proc, record, 10, late)
     assert replayed
@@ -118,7 +118,7 @@ def test_a_record_of_a_release_before_order_keys_is_judged_by_its_offsets() -> N
     proc = _processor()
     record, _, actions = _apply(proc, None, 20, _event(0, 0, 5, T0))
     old = orjson.loads(record or b"{}")
-    old.pop("k")
+    old.pop("rk")
     old["out"] = [entry[:5] for entry in old["out"]]  # (outbox entries had no key)
     legacy = orjson.dumps(old)
     again, replayed, resent = _apply(proc, legacy, 20, _event(0, 0, 5, T0))
@@ -127,7 +127,7 @@ def test_a_record_of_a_release_before_order_keys_is_judged_by_its_offsets() -> N
     assert resent == actions
     newer, replayed, _ = _apply(proc, legacy, 21, _event(1, 0, 6, T0 + 1000))
     assert not replayed
-    assert orjson.loads(newer or b"{}")["k"] == [T0 + 1000, 0, 6, 0]
+    assert orjson.loads(newer or b"{}")["rk"] == {"w0": [6, 0]}
 
 
 @settings(max_examples=60, deadline=None)
@@ -173,3 +173,71 @@ def test_a_crash_at_any_point_applies_each_message_once(partitions: list[int], r
     assert record == clean
     assert seen == clean_actions
     assert len(_history(record)) == len(messages)
+
+
+def test_a_late_message_of_another_raw_partition_is_applied_not_taken_for_a_copy() -> None:
+    # A raw partition left out (idle) comes back: its message's key is below one applied already, but
+    # its lane (raw partition 0, the writer's) has not seen it.
+    proc = _processor()
+    record, _, _ = _apply(proc, None, 3, _event(0, 1, 7, T0 + 5000))
+    record, replayed, _ = _apply(proc, record, 4, _event(1, 0, 2, T0))
+    assert not replayed
+    assert len(_history(record)) == 2
+    # the fast path's lane of raw partition 0 is another lane: its messages are judged apart
+    fast = orjson.loads(_event(2, 0, 3, T0 + 6000))
+    fast["via"] = "r0"
+    record, replayed, _ = _apply(proc, record, 5, orjson.dumps(fast))
+    assert not replayed
+    assert orjson.loads(record or b"{}")["rk"] == {"w1": [7, 0], "w0": [2, 0], "f0": [3, 0]}
+
+
+def test_the_same_raw_event_by_both_paths_is_applied_once() -> None:
+    # read again by an ingest worker whose claims were behind: the writer's copy after the fast one
+    proc = _processor()
+    record, _, _ = _apply(proc, None, 1, _event(0, 0, 1, T0))
+    fast = orjson.loads(_event(1, 0, 2, T0 + 1000))
+    fast["via"] = "r0"
+    record, _, _ = _apply(proc, record, 2, orjson.dumps(fast))
+    again = proc.apply("c1", record, [Message.resolved(3, _event(1, 0, 2, T0 + 1000), T0)])
+    assert again.done[0].duplicate  # the journeys' event-id dedupe
+    assert len(_history(again.record)) == 2
+
+
+def test_a_merged_visitors_raw_offsets_count_only_once_the_merge_is_done() -> None:
+    # The visitor's state (with the raw offsets it applied) arrives while this customer still holds
+    # messages of the same raw partition from before the merge; they are no copies.
+    proc = _processor()
+    merge_in = control("merge_in", key="anonymous_id:v1", s=None, at=T0, raw={"0": 50})
+    record, _, _ = _apply(proc, None, 12, merge_in)
+    assert "raw" not in orjson.loads(record or b"{}") or orjson.loads(record or b"{}")["raw"] == {}
+    body = orjson.loads(_event(0, 0, 40, T0))
+    del body["order_ms"]  # (an event of a release before order keys: judged by its raw offset)
+    record, replayed, _ = _apply(proc, record, 13, orjson.dumps(body))
+    assert not replayed
+    assert len(_history(record)) == 1
+
+
+def test_a_new_customers_failed_first_event_leaves_an_empty_record_for_the_fast_path() -> None:
+    proc = _processor()
+    broken = orjson.loads(_event(0, 0, 1, T0))
+    broken["event"]["occurred_at"] = "not a time"
+    fast = orjson.loads(_event(1, 0, 2, T0 + 1000))
+    fast["via"] = "r0"
+    done = proc.apply("c1", None, [Message.resolved(1, orjson.dumps(broken), T0)])
+    assert done.done[0].error is not None
+    assert orjson.loads(done.record or b"{}")["s"] is None  # kept: the customer exists (it was claimed)
+    after = proc.apply("c1", done.record, [Message.resolved(2, orjson.dumps(fast), T0)])
+    assert not after.done[0].erased
+    assert len(_history(after.record)) == 1
+    # without a record at all, a fast-path event is an erased customer's: dropped, as the graph would
+    gone = proc.apply("c9", None, [Message.resolved(3, orjson.dumps(fast), T0)])
+    assert gone.done[0].erased
+    assert gone.record is None
+    # a customer erased earlier in the same batch gets no empty record from a later failure
+    erase = orjson.loads(_event(2, 0, 5, T0 + 2000))
+    erase["event"]["type"] = "customer.erased"
+    batch = [Message.resolved(4, _event(3, 0, 4, T0 + 500), T0), Message.resolved(5, orjson.dumps(erase), T0)]
+    batch.append(Message.resolved(6, orjson.dumps(broken), T0))
+    erased = proc.apply("c1", None, batch)
+    assert erased.done[2].error is not None
+    assert erased.record is None

@@ -195,3 +195,17 @@ def test_the_smallest_key_goes_once_every_other_source_holds_a_larger_one_or_pas
     inputs.mark("w", 40)
     assert inputs.release() == []
     assert inputs.clock == 25  # r0's mark; r1 holds c at 30 (it sends nothing older), w passed 40
+
+
+def test_a_source_never_heard_since_reading_began_is_left_out_after_idle_ms() -> None:
+    # reading began (assignment) while raw partition r1's ingest was down: it never sends
+    inputs: OrderedInputs[str] = OrderedInputs(["w", "r0", "r1"], idle_ms=1_000)
+    inputs.assume_heard(["r0", "r1"], 10_000)
+    inputs.add("r0", (100, 0, 0, 0), "a", 0)
+    inputs.mark("w", 200)
+    inputs.mark("r0", 150, sent_ms=10_500)
+    assert inputs.release() == []  # r1 could still send something older
+    inputs.mark("r0", 160, sent_ms=11_200)
+    assert inputs.idle() == frozenset({"r1"})
+    assert [r.item for r in inputs.release()] == ["a"]
+    assert "w" not in inputs.heard  # (the writer is never left out)

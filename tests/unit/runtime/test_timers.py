@@ -98,7 +98,7 @@ def test_a_bounded_index_fires_what_an_unbounded_one_fires(
             for customer, due in in_flight:
                 if customer in table:
                     whole.set(P, customer, due + a)
-                    bounded.set(P, customer, due + a, pin=True)
+                    bounded.set(P, customer, due + a, previous_ms=table[customer], pin=True)
             in_flight = []
         else:  # the popped customers are processed: a later wake-up, or none
             for customer, due in in_flight:
