@@ -465,7 +465,6 @@ def build_app(settings: Settings) -> WorkerApp:
             # are not on the broker yet (they would come after a watermark that passed them: late).
             mark = w.sources.watermark(tp.partition, max(lag, int(tp.partition in reading)), wall)
             if mark > w.sources.sent.get(tp.partition, 0) or wall - w.last_heartbeat >= 1000:
-                w.raw_order.floor(tp, mark)  # (an event still on its way gets an order time past it)
                 body = orjson.dumps({"r": tp.partition, "t": mark, "s": wall})  # s: heard at (bounded wait)
                 # through the identify stage, after the events it resolved before (one order)
                 await identify_topic.send(key=WATERMARK_KEY, value=body, partition=0, force=True)

@@ -64,17 +64,6 @@ class RawOrder:
         """The order time of the next event read from ``tp`` (its logical time ``event_ms``)."""
         return self.times.next(tp.partition, event_ms)
 
-    def floor(self, tp: TP, mark_ms: int) -> None:
-        """A watermark ``mark_ms`` was sent for ``tp`` (the wall clock, once its backlog was read): no
-        later event of it may get an order time below it, or it would come after the watermark that
-        said nothing older would — late, at the writer and at the customer partitions alike. Kept
-        with the next commit too."""
-        times = self.times
-        if mark_ms > (times.get(tp.partition) or -1):
-            times.restore(tp.partition, mark_ms)
-            if tp in self._done:
-                self._done[tp] = max(self._done[tp] or -1, mark_ms)
-
     def done(self, tp: TP) -> None:
         """A run of ``tp`` is done (its offset may be committed): its order time goes with the commit."""
         self._done[tp] = self.times.get(tp.partition)

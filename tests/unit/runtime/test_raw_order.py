@@ -60,19 +60,3 @@ def test_metadata_without_an_order_time_starts_the_running_maximum_again(
         assert order_of(metadata) is None
     if metadata:
         assert "keeps no order time" in caplog.text
-
-
-def test_no_event_gets_an_order_time_below_a_watermark_sent_for_its_partition() -> None:
-    # the ticker sent the wall clock (the backlog read); an event produced just before arrives after it
-    order = RawOrder()
-    order.restore(RAW, metadata_of(100))
-    order.floor(RAW, 5_000)
-    assert order.next(RAW, 4_990) == 5_000  # ordered as if it came at the watermark, not late
-    assert order.next(RAW, 6_000) == 6_000
-    assert order.next(OTHER, 10) == 10  # (another partition: its own)
-    order.floor(RAW, 1_000)  # (an older watermark changes nothing)
-    assert order.next(RAW, 10) == 6_000
-    fresh = RawOrder()
-    fresh.restore(OTHER, None)
-    fresh.floor(OTHER, 700)
-    assert order_of(fresh.metadata(OTHER)) == 700  # kept with the next commit
