@@ -234,6 +234,7 @@ def build_app(settings: Settings) -> WorkerApp:
         erasure_key=erasure_keys[0] if erasure_keys else None,
         previous_keys=erasure_keys[1:],
         idle_ms=None if settings.watermark_idle_s <= 0 else int(settings.watermark_idle_s * 1000),
+        claims=settings.fast_path,
     )
     w.identities = identities
     install_local_erasure(
@@ -292,15 +293,7 @@ def build_app(settings: Settings) -> WorkerApp:
             tp = batch_of(event)[0]
             if w.raw_order.needs_restore(tp):
                 w.raw_order.restore(tp, await committed_metadata(app, tp))
-            reading.add(tp.partition)  # (the ticker sends no wall-clock watermark meanwhile)
-            try:
-                await each_record(w, "ingest", event, _resolve_one, _observed)
-            finally:
-                reading.discard(tp.partition)
-
-    reading: set[int] = set()
-    """Raw partitions whose run ingest is applying now: their events got order times and are not yet
-    on the broker."""
+            await each_record(w, "ingest", event, _resolve_one, _observed)
 
     claims = w.claims = ClaimsView(
         settings, settings.data_dir / f"{settings.app_id}-claims" if rocks else None, budget,
@@ -461,9 +454,7 @@ def build_app(settings: Settings) -> WorkerApp:
                 continue
             lag = await lag_of(w, tp)
             w.lags[f"raw-{tp.partition}"] = lag
-            # Not the wall clock while a run is being applied: its events have order times below it and
-            # are not on the broker yet (they would come after a watermark that passed them: late).
-            mark = w.sources.watermark(tp.partition, max(lag, int(tp.partition in reading)), wall)
+            mark = w.sources.watermark(tp.partition, lag, wall)
             if mark > w.sources.sent.get(tp.partition, 0) or wall - w.last_heartbeat >= 1000:
                 body = orjson.dumps({"r": tp.partition, "t": mark, "s": wall})  # s: heard at (bounded wait)
                 # through the identify stage, after the events it resolved before (one order)

@@ -285,11 +285,14 @@ class IdentifyStage:
         erasure_key: SecretStr | str | bytes | None = None,
         previous_keys: Iterable[SecretStr | str | bytes] = (),
         idle_ms: int | None = None,
+        claims: bool = True,
     ) -> None:
         """``erasure_key``: ``Settings.erasure_key`` (None: a generated key kept in the table);
         ``previous_keys``: keys whose markers are still honoured until they expire (after a rotation);
         ``idle_ms``: ``Settings.watermark_idle_s`` — a raw partition not heard from for longer (by the
-        send times of the other partitions' watermarks) is left out of the minimum (None: never)."""
+        send times of the other partitions' watermarks) is left out of the minimum (None: never).
+        ``claims``: publish claims for the fast path (``Settings.fast_path``)."""
+        self.claims = claims
         self.sources = sources
         """Raw partitions: each must report a watermark before anything is released."""
         self.partitions = partitions
@@ -656,7 +659,7 @@ class IdentifyStage:
             for token in erasure.claims:
                 self._claimed.pop(token, None)
                 out.claims.append((claim_key(token), None))
-        elif ordered:
+        elif ordered and self.claims:
             self._claim(graph.claims(event.identifiers, key), key, [*order, len(merged)], out)
 
     def _claim(self, tokens: list[str], key: str, order: list[int], out: Identified) -> None:

@@ -30,8 +30,10 @@ raw partition by one path: the writer's (``w<p>``) or the fast path's (``f<p>``)
 its raw offsets (an order time never goes back within a raw partition, nor below a watermark it sent),
 even when a message is late (its key below others already applied, after a partition was left out). So
 an ordered message was applied when its (raw offset, n) is at or below its lane's last (``rk``), and its
-outbox entry is found by its key. The same raw event may come by both paths (read again by another
-ingest worker whose claims are behind): the journeys' event-id dedupe tells that copy. Hand-overs
+outbox entry is found by its key. A copy of a raw event that comes by another key or path (resolved
+again to the customer a visitor was merged into; read again by an ingest worker whose claims are behind)
+is recognised by the record's raw offsets (``raw``, a merged visitor's taken once the merge is done), as
+before the keys. Hand-overs
 between customer partitions (``merge_in``, events forwarded by a moved record) have no key: they are
 applied as they are read, so one was applied when any resolved message read after it was (its offset is
 at or below ``off``'s highest). A record written before order keys (no ``rk``) is judged by its offsets,
@@ -523,7 +525,7 @@ class Processor:
             # of it (the writer sent it again): re-send what it produced.
             return self._replay(record, "e", offset, order)
         read: dict[str, int] = record.get("raw", {}) if record is not None else {}
-        if order is None and source is not None and read.get(str(source[0]), -1) >= source[1]:
+        if source is not None and read.get(str(source[0]), -1) >= source[1]:
             # a copy of a raw record applied already (here, or before this key was merged away)
             wake = self._wake(record) if record is not None else None
             done = Processed(record=None, duplicate=True, changed=False, next_wakeup_ms=wake)
