@@ -27,9 +27,9 @@ from typing import Any
 from faust.stores.rocksdb import RocksDBOptions
 
 from orchestrator.config import Settings
-from orchestrator.kafka.security import aiokafka_options
 from orchestrator.runtime.erasure import CompactionPlan
 from orchestrator.runtime.rocksdb_budget import RocksDBBudget, SharedOptions
+from orchestrator.runtime.whole_topic import whole_topic_consumer
 
 __all__ = ["ClaimsView"]
 
@@ -121,24 +121,9 @@ class ClaimsView:
             self._db = None
 
     async def run(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
         self.open()
-        consumer = AIOKafkaConsumer(
-            **aiokafka_options(self.settings), group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )  # fmt: skip
-        await consumer.start()
+        consumer, tps = await whole_topic_consumer(self.settings, self.topic, log)
         try:
-            partitions: set[int] = set()
-            while not partitions:
-                cluster = await consumer._client.fetch_all_metadata()  # (see journey_feed)
-                partitions = cluster.partitions_for_topic(self.topic) or set()
-                if not partitions:
-                    log.warning("claims topic %s not found yet; retrying", self.topic)
-                    await asyncio.sleep(1.0)
-            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
             for tp in tps:
                 kept = self.position(tp.partition)
                 if kept is None:

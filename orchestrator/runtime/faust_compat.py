@@ -94,7 +94,7 @@ PRIVATE_ATTRIBUTES: tuple[tuple[str, str, str, str], ...] = (
     ("faust.tables.recovery", "Recovery", "in_recovery", "no timers while tables recover"),
     ("faust.tables.recovery", "Recovery", "completed", "readiness after recovery"),
     ("faust.transport.producer", "ProducerBuffer", "flush_atmost", "the defect DurableProducer replaces"),
-    ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_client", "cluster metadata (journey_feed)"),
+    ("aiokafka.consumer.consumer", "AIOKafkaConsumer", "_client", "cluster metadata (whole_topic)"),
     # the batch consumer (runtime/batches.py): Faust's fetch loop, replaced
     ("faust.transport.consumer", "Consumer", "_drain_messages", "replaced: one message per fetch"),
     ("faust.transport.consumer", "Consumer", "_wait_next_records", "the fetch"),

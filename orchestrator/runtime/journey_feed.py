@@ -15,7 +15,7 @@ import logging
 
 from orchestrator.config import Settings
 from orchestrator.core.deployments import DeploymentBook
-from orchestrator.kafka.security import aiokafka_options
+from orchestrator.runtime.whole_topic import whole_topic_consumer
 
 __all__ = ["JourneyFeed"]
 
@@ -42,26 +42,9 @@ class JourneyFeed:
             log.info("loaded %s", self.book.last_applied)
 
     async def run(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
         topic = self.settings.topics.journeys
-        consumer = AIOKafkaConsumer(
-            **aiokafka_options(self.settings), group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )  # fmt: skip
-        await consumer.start()
+        consumer, tps = await whole_topic_consumer(self.settings, topic, log)
         try:
-            partitions: set[int] = set()
-            while not partitions:
-                # aiokafka's public partitions_for_topic() only knows subscribed topics; with manual
-                # assignment we read the partition list from a full metadata fetch.
-                cluster = await consumer._client.fetch_all_metadata()
-                partitions = cluster.partitions_for_topic(topic) or set()
-                if not partitions:
-                    log.warning("journeys topic %s not found yet; retrying", topic)
-                    await asyncio.sleep(1.0)
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             end = await consumer.end_offsets(tps)
             pending = {tp for tp in tps if end[tp] > 0}
