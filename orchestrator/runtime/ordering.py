@@ -27,6 +27,7 @@ partition's clock is the time below which nothing is held or still to come.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -85,6 +86,10 @@ class Released(Generic[T]):
     """Where the message was read (the resolved topic's offset): what a commit may pass."""
 
 
+def _key_of(message: Released[Any]) -> OrderKey:
+    return message.key
+
+
 class OrderedInputs(Generic[T]):
     """One customer partition's held inputs, released in key order up to the sources' watermarks."""
 
@@ -111,16 +116,28 @@ class OrderedInputs(Generic[T]):
         - ``NOW``: its key is at or below the cursor — a message read again after a crash (applied
           before: the customer's own checks tell), or a late message of a source that was left out
           while idle — to apply at once, in arrival order;
-        - ``COPY``: at or below the last key its source sent (a copy sent again after the sender's
-          restart, behind its original): dropped."""
+        - ``COPY``: the key of a message its source sent before and that is still held (a copy sent
+          again after the sender's restart, behind its original): dropped.
+
+        A message below its source's last held key that is no copy is *late* at its source (the identity
+        writer releases an event whose raw partition's watermark had passed it, as soon as it reads it):
+        it takes its place in the key order, as if it had come in time, unless the cursor has passed it
+        (``NOW``). Taken for a copy, it would be lost: its original never existed."""
         if source not in self.sources:
             raise ValueError(f"unknown source {source!r}")
         queue = self._queues.setdefault(source, deque())
-        if queue and key <= queue[-1].key:
-            return Admitted.COPY
+        late = bool(queue) and key <= queue[-1].key
+        if late:
+            at = bisect_left(queue, key, key=_key_of)
+            if queue[at].key == key:
+                return Admitted.COPY
         if self.cursor is not None and key <= self.cursor:
             return Admitted.NOW
-        queue.append(Released(key, item, position))
+        message = Released(key, item, position)
+        if late:
+            queue.insert(at, message)
+        else:
+            queue.append(message)
         self._positions[position] = self._positions.get(position, 0) + 1
         return Admitted.HELD
 

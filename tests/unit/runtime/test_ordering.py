@@ -209,3 +209,21 @@ def test_a_source_never_heard_since_reading_began_is_left_out_after_idle_ms() ->
     assert inputs.idle() == frozenset({"r1"})
     assert [r.item for r in inputs.release()] == ["a"]
     assert "w" not in inputs.heard  # (the writer is never left out)
+
+
+def test_a_late_message_of_the_writer_takes_its_place_instead_of_passing_for_a_copy() -> None:
+    # Found by tests/integration/test_fast_path_crash.py: the writer released an event late (its raw
+    # partition's watermark, the wall clock, had passed it before it reached the broker) after a larger
+    # key it had released. Taken for a copy of a held message, it was dropped: the customer's first
+    # event lost, and with it the welcome email.
+    inputs: OrderedInputs[str] = OrderedInputs(["w", "r0"])
+    assert inputs.add("w", (97_273, 0, 25, 0), "other customer", 32) is Admitted.HELD
+    assert inputs.add("w", (97_223, 1, 40, 0), "late first event", 61) is Admitted.HELD
+    assert inputs.add("r0", (97_300, 0, 26, 0), "fast", 70) is Admitted.HELD
+    assert inputs.add("w", (97_223, 1, 40, 0), "a copy of it", 80) is Admitted.COPY
+    assert inputs.commit_bound(81) == 32
+    inputs.mark("w", 97_400)
+    inputs.mark("r0", 97_400)
+    assert [r.item for r in inputs.release()] == ["late first event", "other customer", "fast"]
+    # late after the cursor passed it: applied at once (the customer's own checks tell a copy)
+    assert inputs.add("w", (97_250, 2, 3, 0), "later still", 90) is Admitted.NOW
