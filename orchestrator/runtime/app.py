@@ -149,6 +149,13 @@ class WorkerApp:
         return self.stuck.stuck(self.stuck_seen_ms) if self.stuck_seen_ms else []
 
 
+FAST_ROOM_MS = 10_000
+"""How far past the watermark of the moment a commit raises the fast path's allowance: live, the
+watermark follows the wall clock and never waits for a commit; on a backlog, the fast path's watermark
+follows the commits (a second apart), and a worker that takes the partition over sends the events of
+that much event time after the last commit through the writer."""
+
+
 def _wall_ms() -> int:
     return int(time.time() * 1000)
 
@@ -293,7 +300,7 @@ def build_app(settings: Settings) -> WorkerApp:
             tp = batch_of(event)[0]
             if w.raw_order.needs_restore(tp):
                 w.raw_order.restore(tp, await committed_metadata(app, tp))
-            await each_record(w, "ingest", event, _resolve_one, _observed)
+            await each_record(w, "ingest", event, _resolve_one, _observed, _to_writer if claims else None)
 
     claims = w.claims = ClaimsView(
         settings, settings.data_dir / f"{settings.app_id}-claims" if rocks else None, budget,
@@ -301,7 +308,20 @@ def build_app(settings: Settings) -> WorkerApp:
     ) if settings.fast_path and settings.runs("ingest") else None  # fmt: skip
 
     def fast(identifiers: Any, event_type: str, order: tuple[int, int, int, int]) -> str | None:
-        return None if claims is None else fast_route(identifiers, event_type, order, claims.get)
+        if claims is None or order[0] < w.raw_order.fast_floor(order[1]):
+            # (below the floor: a worker before this one may have sent a fast-path watermark past it)
+            return None
+        return fast_route(identifiers, event_type, order, claims.get)
+
+    writer_later: dict[TP, list[tuple[bytes | None, bytes]]] = {}
+    """With the fast path: per raw partition, the run's events for the identity writer. They go once
+    the run's fast-path events are on the broker, so that the writer never reads a raw offset whose
+    fast-path predecessors of the same run could still be lost in a crash (it takes a raw offset at
+    or below one it read for a copy)."""
+
+    async def _to_writer(tp: TP, out: Outgoing) -> None:
+        for key, value in writer_later.pop(tp, ()):
+            await out.add(t.identify, 0, key, value)
 
     if claims is not None:
 
@@ -341,6 +361,8 @@ def build_app(settings: Settings) -> WorkerApp:
             read_ms[tp.partition] = at
         if routed.fast:
             await out.add_keyed(routed.topic, routed.key, routed.value)  # its customer's partition
+        elif claims is not None:
+            writer_later.setdefault(tp, []).append((routed.key, routed.value))  # after the fast ones
         else:
             await out.add(routed.topic, 0, routed.key, routed.value)  # the one identify partition
 
@@ -386,10 +408,11 @@ def build_app(settings: Settings) -> WorkerApp:
         try:
             if rec.key == WATERMARK_KEY:
                 mark = orjson.loads(rec.value)
-                sent = mark.get("s")
+                sent, covered = mark.get("s"), mark.get("o")
                 done = stage.on_watermark(
-                    rec.offset, int(mark["r"]), int(mark["t"]), stored, None if sent is None else int(sent)
-                )
+                    rec.offset, int(mark["r"]), int(mark["t"]), stored, None if sent is None else int(sent),
+                    None if covered is None else int(covered),
+                )  # fmt: skip
             else:
                 held = HeldEvent.read(rec.value)
                 at = event_time(held.occurred_ms, _wall_ms())
@@ -452,20 +475,35 @@ def build_app(settings: Settings) -> WorkerApp:
         for tp in actives:
             if tp.topic != t.raw_events:
                 continue
+            if claims is not None and w.raw_order.needs_restore(tp):
+                # (the fast path's allowance, also of a partition with nothing to read)
+                w.raw_order.restore(tp, await committed_metadata(app, tp))
+                if not w.offsets.knows(tp):
+                    w.offsets.begin(tp, await expected_offset(w, tp))
             lag = await lag_of(w, tp)
             w.lags[f"raw-{tp.partition}"] = lag
             mark = w.sources.watermark(tp.partition, lag, wall)
+            # every raw offset below ``covered`` is on the broker, by whichever path it went
+            covered = w.offsets.next.get(tp)
             if mark > w.sources.sent.get(tp.partition, 0) or wall - w.last_heartbeat >= 1000:
-                body = orjson.dumps({"r": tp.partition, "t": mark, "s": wall})  # s: heard at (bounded wait)
+                # s: heard at (bounded wait); o: the writer takes a raw offset below it for a copy
+                body = orjson.dumps({"r": tp.partition, "t": mark, "s": wall, "o": covered})
                 # through the identify stage, after the events it resolved before (one order)
                 await identify_topic.send(key=WATERMARK_KEY, value=body, partition=0, force=True)
-                if settings.fast_path:
+                if claims is not None:
                     # and straight to every customer partition, after the fast path's events it covers
-                    # (on the broker before ``w.sources`` counted them): the partitions' source r<p>
-                    body = orjson.dumps({"r": tp.partition, "t": mark, "s": wall, "src": f"r{tp.partition}"})
+                    # (on the broker before ``w.sources`` counted them): the partitions' source r<p>;
+                    # never past the allowance committed (:mod:`.raw_order`)
+                    fast_mark = min(mark, w.raw_order.fast_cap(tp))
+                    body = orjson.dumps(
+                        {"r": tp.partition, "t": fast_mark, "s": wall, "src": f"r{tp.partition}"}
+                    )
                     for p in range(settings.partitions):
                         await marks.add(t.resolved_events, p, WATERMARK_KEY, body)
                 w.sources.sent[tp.partition] = mark
+            if claims is not None:
+                # the next commit (a commit a second) asks for a little more than the watermark needs now
+                w.raw_order.want(tp, mark + FAST_ROOM_MS)
         try:
             await marks.deliver()
         except BaseException:

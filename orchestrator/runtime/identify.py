@@ -487,13 +487,24 @@ class IdentifyStage:
         return self._finish(offset, out)
 
     def on_watermark(
-        self, offset: int, raw_partition: int, value_ms: int, stored: Any = None, sent_ms: int | None = None
+        self,
+        offset: int,
+        raw_partition: int,
+        value_ms: int,
+        stored: Any = None,
+        sent_ms: int | None = None,
+        covered: int | None = None,
     ) -> Identified:
         """A raw partition's watermark: release what every raw partition has passed. ``sent_ms``: when
-        its ingest worker sent it (wall clock): how the stage tells a silent raw partition."""
+        its ingest worker sent it (wall clock): how the stage tells a silent raw partition.
+        ``covered``: every raw offset below it is on the broker, by the writer's path or the fast
+        path's, so one read again later is a copy (with the fast path, the writer does not see every
+        raw offset of the partition)."""
         if offset <= self.last:
             return self._replay(stored)
         out = Identified()
+        if covered is not None and covered - 1 > self.raw_read.get(raw_partition, -1):
+            self.raw_read[raw_partition] = covered - 1
         changed = value_ms > self.marks.get(raw_partition, 0)
         if changed:
             self.marks[raw_partition] = value_ms

@@ -79,13 +79,15 @@ async def each_record(
     event: Any,
     one: Callable[[TP, Any, Outgoing], Awaitable[None]],
     delivered: Callable[[TP], None] | None = None,
+    then: Callable[[TP, Outgoing], Awaitable[None]] | None = None,
 ) -> None:
     """A batch stream event of a stage that applies its records one by one, in order: ``one(tp, record,
     out)`` for the run :func:`take_run` gives, appending what it writes to ``out``; then the writes are
     delivered (awaited), ``delivered(tp)`` is called, and the run is done, so no commit passes a record
     whose output is not on the broker. The event loop gets its turns meanwhile. ``one`` handles what a
     record's logic cannot take (dead letters); anything else failing here, or a failed delivery, stops
-    the worker: the store may hold rows whose changelog records were never sent."""
+    the worker: the store may hold rows whose changelog records were never sent. ``then(tp, out)``
+    appends what may go only once the first writes are on the broker; it is delivered second."""
     tp, records = batch_of(event)
     run, gap = await take_run(w, tp, records)
     if run:
@@ -96,6 +98,10 @@ async def each_record(
                 await one(tp, rec, out)
                 await pace()
             await out.deliver()
+            if then is not None:
+                second = w.outgoing()
+                await then(tp, second)
+                await second.deliver()
         except BaseException:
             log.critical(
                 "%s stage: %s[%s] failed while writing; exiting", stage, tp.topic, tp.partition, exc_info=True
@@ -146,9 +152,13 @@ async def commit(w: WorkerApp) -> None:
     assigned = w.app.consumer.assignment()
     # only partitions still assigned: Faust drops the others and aiokafka refuses an empty commit
     pending: dict[Hashable, int] = {tp: n for tp, n in w.offsets.to_commit().items() if tp in assigned}
+    raw = w.settings.topics.raw_events
+    for tp in w.raw_order.to_raise():
+        # the fast path's allowance goes up with a commit, also of an offset that did not move
+        if tp in assigned and tp not in pending and tp in w.offsets.committed:
+            pending[tp] = w.offsets.committed[tp]
     if not pending:
         return
-    raw = w.settings.topics.raw_events
     # ingest's order times go with its offsets, taken now, with the offsets (:mod:`.raw_order`)
     kept = {
         tp: (n, w.raw_order.metadata(tp))  # type: ignore[arg-type]
@@ -161,6 +171,8 @@ async def commit(w: WorkerApp) -> None:
         w.offsets.on_committed(rest)
     if kept and await w.app.consumer.commit_with_metadata(kept):  # type: ignore[attr-defined]
         w.offsets.on_committed({tp: n for tp, (n, _) in kept.items()})
+        for done in kept:
+            w.raw_order.committed(done)  # type: ignore[arg-type]
 
 
 async def committed_metadata(app: faust.App, tp: TP, attempts: int = 5) -> str | None:

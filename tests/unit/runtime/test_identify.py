@@ -316,6 +316,27 @@ def test_a_raw_record_resolved_again_is_dropped_where_all_copies_meet() -> None:
     assert again.raw_read == {0: 11}, "kept in the table"
 
 
+def test_a_raw_offset_below_a_watermarks_cover_is_a_copy_though_the_writer_never_read_it() -> None:
+    # With the fast path, ingest sends some raw offsets straight to the customers; its watermark says
+    # which raw offsets are on the broker by either path. One of them sent again to the writer (by a
+    # worker that took the raw partition over, its claims different) is a copy: never applied twice.
+    feed = Feed()
+    feed.through(_event("e1", "page.viewed", {"customer_id": "c1"}, 1, raw_offset=10))
+    out = feed.stage.on_watermark(feed._next(), 0, BASE + 2 * 60_000, covered=14)
+    feed._keep(out)
+    assert feed.stage.raw_read == {0: 13}
+    copy = feed.event(_event("e3", "page.viewed", {"customer_id": "c1"}, 1, raw_offset=12))  # was fast
+    assert copy.copies == 1
+    assert copy.messages == []
+    again = IdentifyStage(sources=1, partitions=2)
+    again.load(feed.rows.items())
+    assert again.raw_read == {0: 13}, "kept in the table"
+    new = feed.event(_event("e4", "page.viewed", {"customer_id": "c1"}, 3, raw_offset=14))
+    assert new.copies == 0
+    feed.stage.on_watermark(feed._next(), 0, BASE, covered=5)  # (never back)
+    assert feed.stage.raw_read == {0: 14}
+
+
 def _erase_ann(feed: Feed, minute: int = 0) -> None:
     feed.through(_event(f"a{minute}", "page.viewed", {"customer_id": "ann", "email": "ann@x.io"}, minute))
     feed.through(_event(f"e{minute}", "customer.erased", {"customer_id": "ann"}, minute + 1))
