@@ -191,7 +191,7 @@ class Settings(BaseModel):
         description="Ingest sends an event whose identifiers all belong to one known customer straight to "
         "that customer's partition (docs/runtime.md, the fast path); false: every event goes through the "
         "identity writer. Every worker of a group must have the same value. Off by default until the "
-        "kill -9 tests pass with it (docs/runtime.md).",
+        "kill and rebalance tests under live traffic run with it on (docs/runtime.md).",
     )
     watermark_idle_s: float = Field(
         120.0,
