@@ -20,11 +20,12 @@ from typing import Any
 
 import orjson
 
+from orchestrator.core.engine.clock import iso_from_ms
 from orchestrator.core.journey.durations import parse_duration
 from orchestrator.exceptions import JourneyValidationError, PolicyValidationError, SimulationError
-from orchestrator.simulate.runner import simulate_file
+from orchestrator.simulate.runner import SimulationResult, simulate_file
 
-__all__ = ["parse_until", "register", "simulate_command"]
+__all__ = ["parse_until", "register", "simulate_command", "waiting_summary"]
 
 _SHOWN_INVALID = 20
 
@@ -74,6 +75,24 @@ def parse_until(text: str) -> int:
     return int(dt.timestamp() * 1000)
 
 
+def waiting_summary(result: SimulationResult, *, until_given: bool) -> list[str]:
+    """What is still to come after the events: customers waiting on a timer, their next wake-up, and
+    the hint to pass ``--until`` (without it no timer fires after the last event: "0 actions" may only
+    mean that every customer still waits)."""
+    if not result.waiting or result.next_wakeup_ms is None:
+        return []
+    who = "customer waits" if result.waiting == 1 else "customers wait"
+    at = iso_from_ms(result.next_wakeup_ms)
+    lines = [f"{result.waiting} {who} on a timer; the next wake-up is at {at}"]
+    if until_given:
+        lines.append("(after --until: pass a later --until to see what they do)")
+    else:
+        lines.append(
+            f"timers fire only up to the last event's time: pass --until {at} (or later) to see what they do"
+        )
+    return lines
+
+
 def simulate_command(args: argparse.Namespace) -> int:
     until = parse_until(args.until) if args.until else None
     try:
@@ -116,6 +135,8 @@ def simulate_command(args: argparse.Namespace) -> int:
         f"{len(result.invalid)} invalid; {result.customers} customers; {result.actions} actions"
         + (f" written to {args.out}" if args.out else "")
     )
+    for line in waiting_summary(result, until_given=until is not None):
+        print(line)
     if args.report is not None:
         args.report.write_bytes(orjson.dumps(result.report(), option=orjson.OPT_INDENT_2) + b"\n")
     return 0

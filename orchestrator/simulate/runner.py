@@ -76,6 +76,10 @@ class SimulationResult:
     invalid: list[InvalidLine] = field(default_factory=list)
     funnel: Funnel = field(default_factory=Funnel)
     clock_ms: int | None = None
+    waiting: int = 0
+    """Customers still waiting on a timer at the end (a wait, a timeout not reached)."""
+    next_wakeup_ms: int | None = None
+    """The earliest of their wake-ups: what ``--until`` must reach for anything more to happen."""
 
     def report(self) -> dict[str, Any]:
         return {
@@ -86,6 +90,7 @@ class SimulationResult:
             "actions": self.actions,
             "decisions": dict(sorted(self.decisions.items())),
             "customers": self.customers,
+            "waiting": {"customers": self.waiting, "next_wakeup_ms": self.next_wakeup_ms},
             "identity": {"merges": self.merges, "erased": self.erased, "dropped_erased": self.dropped_erased},
             "journeys": self.funnel.to_dict(),
         }
@@ -199,6 +204,8 @@ class Simulator:
             self._clock = until_ms if self._clock is None else max(self._clock, until_ms)
         self.result.customers = len(self.states)
         self.result.clock_ms = self._clock
+        self.result.waiting = len(self._wake)
+        self.result.next_wakeup_ms = min(self._wake.values(), default=None)
         return self.result
 
     def pending_timers(self) -> int:

@@ -137,3 +137,21 @@ def test_validate_command_clean_and_broken(tmp_path: Path, capsys: pytest.Captur
     assert f"{bad2}:1: entry: required field is missing" in err
     assert f"{bad2}:3: steps: a journey needs at least one step" in err
     assert "gone.yaml:1: (root): no such file or directory" in err
+
+
+def test_simulate_says_who_still_waits_and_the_until_to_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # issue 18, trap 5: without --until, "N actions" gave no hint that customers still waited on timers
+    argv = [
+        "simulate", "--journeys", str(JOURNEYS / "abandoned_cart.yaml"),
+        "--events", str(JOURNEYS / "examples" / "abandoned_cart.events.jsonl"),
+    ]  # fmt: skip
+    assert _cli(simulate_cli, [*argv, "--report", str(tmp_path / "r.json")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2] == "1 customer waits on a timer; the next wake-up is at 2025-03-06T12:00:00.000Z"
+    assert printed[-1].endswith("pass --until 2025-03-06T12:00:00.000Z (or later) to see what they do")
+    waiting = orjson.loads((tmp_path / "r.json").read_bytes())["waiting"]
+    assert waiting == {"customers": 1, "next_wakeup_ms": parse_until("2025-03-06T12:00:00Z")}
+    assert _cli(simulate_cli, [*argv, "--until", "2030-01-01T00:00:00Z"]) == 0
+    assert "waits on a timer" not in capsys.readouterr().out  # nothing left to wait for
