@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -35,7 +36,7 @@ from orchestrator.contracts.records import DeadLetterReason
 from orchestrator.core.customer import CustomerLogic
 from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey import JourneyRegistry
-from orchestrator.exceptions import StateLimitError
+from orchestrator.exceptions import ConfigError, StateLimitError
 from orchestrator.kafka.security import faust_credentials
 from orchestrator.runtime.allocator import heap, trim
 from orchestrator.runtime.batches import BatchApp, batch_of
@@ -69,7 +70,7 @@ from orchestrator.runtime.stuck import StuckWatch
 from orchestrator.runtime.timers import TimerIndex
 from orchestrator.runtime.web import register_pages, web_options
 
-__all__ = ["WorkerApp", "build_app"]
+__all__ = ["WorkerApp", "build_app", "prepare_data_dir"]
 
 log = logging.getLogger("orchestrator.worker")
 
@@ -160,8 +161,23 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
+def prepare_data_dir(path: Path) -> None:
+    """Create the worker's data directory with its parents (the default, ``var/worker``, is relative to
+    the folder the worker starts in); a clear error naming the setting when it cannot be used."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as exc:
+        raise ConfigError(
+            f"data_dir {str(path)!r} cannot be used: {exc.strerror or exc}; set data_dir in the config "
+            f"file or ORCH_DATA_DIR to a folder the worker may write to"
+        ) from None
+
+
 def build_app(settings: Settings) -> WorkerApp:
     """A Faust app wired to ``settings``; nothing connects until it runs."""
+    prepare_data_dir(settings.data_dir)
     app = BatchApp(
         settings.app_id,
         broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],
