@@ -109,12 +109,48 @@ class CustomerEvent(BaseModel):
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
 
 
+_TIME_EXAMPLE = "an ISO 8601 time with its time zone, like 2025-03-01T10:00:00Z or 2025-03-01T11:00:00+01:00"
+_PLAIN_BY_FIELD: Final = {
+    ("type", "string_pattern_mismatch"): "an event type is lowercase words joined by dots, like "
+    "'page.viewed' or 'order.completed' (letters, digits and _ in each word)",
+}
+_PLAIN_BY_TYPE: Final = {
+    "missing": "is required",
+    "extra_forbidden": "is not a field of an event (its fields: event_id, type, identifiers, occurred_at, "
+    "source, properties, and action_id, campaign, journey on engagement events); custom data goes under "
+    "'properties'",
+    "timezone_aware": f"needs a time zone: {_TIME_EXAMPLE}",
+    "datetime_parsing": f"must be {_TIME_EXAMPLE}",
+    "datetime_from_date_parsing": f"must be {_TIME_EXAMPLE}",
+    "datetime_type": f"must be {_TIME_EXAMPLE}",
+    "string_too_short": "must not be empty",
+    "string_type": "must be a string",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+}
+
+
 def describe_error(exc: ValidationError) -> str:
-    """A pydantic error as one line naming each offending field."""
+    """A pydantic error as one line naming each offending field, what is expected, and what was given
+    (the words of ``orchestrator validate``, not pydantic's: ``produce``, simulate and dead letters)."""
     parts = []
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "(root)"
-        parts.append(f"field '{field}': {err['msg']}")
+        kind = err["type"]
+        plain = _PLAIN_BY_FIELD.get((field, kind)) or _PLAIN_BY_TYPE.get(kind)
+        if kind == "extra_forbidden" and field.startswith("identifiers."):
+            plain = f"is not an identifier (the identifiers: {', '.join(IDENTIFIER_PRIORITY)})"
+        elif plain is None and kind == "string_too_long":
+            plain = f"is too long: at most {err.get('ctx', {}).get('max_length', '?')} characters"
+        elif plain is None and kind == "value_error":
+            plain = str(err["msg"]).removeprefix("Value error, ")
+        elif plain is None:
+            plain = str(err["msg"])
+        given = err.get("input")
+        if kind not in ("missing", "extra_forbidden") and isinstance(given, str | int | float | bool):
+            shown = repr(given) if len(repr(given)) <= 60 else repr(given)[:57] + "..."
+            plain += f" (got {shown})"
+        parts.append(f"field '{field}': {plain}")
     return "; ".join(parts)
 
 

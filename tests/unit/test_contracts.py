@@ -112,3 +112,42 @@ def test_checked_in_schemas_match_the_models() -> None:
 def test_event_schema_documents_the_dedupe_key() -> None:
     schema = CustomerEvent.model_json_schema()
     assert "event_id" in schema["required"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"type": "Page Viewed"},
+            "field 'type': an event type is lowercase words joined by dots, like 'page.viewed' or "
+            "'order.completed' (letters, digits and _ in each word) (got 'Page Viewed')",
+        ),
+        (
+            {"occurred_at": "2026-11-20T10:00:00"},
+            "field 'occurred_at': needs a time zone: an ISO 8601 time with its time zone, like "
+            "2025-03-01T10:00:00Z or 2025-03-01T11:00:00+01:00 (got '2026-11-20T10:00:00')",
+        ),
+        ({"occurred_at": "yesterday"}, "field 'occurred_at': must be an ISO 8601 time"),
+        ({"event_id": ""}, "field 'event_id': must not be empty (got '')"),
+        ({"colour": "red"}, "field 'colour': is not a field of an event (its fields: event_id, type,"),
+        (
+            {"identifiers": {"user": "u1"}},
+            "field 'identifiers.user': is not an identifier (the identifiers: ",
+        ),
+    ],
+)
+def test_invalid_events_are_described_in_plain_words(changes: dict[str, object], expected: str) -> None:
+    # issue 18, trap 7: produce (and simulate, and dead letters) showed pydantic's own messages
+    with pytest.raises(InvalidEventError) as caught:
+        parse_event(orjson.dumps(event(**changes)))
+    assert expected in caught.value.detail
+    for pydantic_words in ("String should", "Input should", "Field required", "Extra inputs", "Value error"):
+        assert pydantic_words not in caught.value.detail
+
+
+def test_a_missing_field_is_required_in_plain_words() -> None:
+    body = event()
+    del body["source"]
+    with pytest.raises(InvalidEventError) as caught:
+        parse_event(orjson.dumps(body))
+    assert caught.value.detail == "field 'source': is required"
