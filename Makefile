@@ -35,15 +35,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Installs the package of every DEB_TOOLS command that is missing (each package once).
+# Installs the package of every DEB_TOOLS command that is missing (each package once), saying which
+# first, without recommended packages. SKIP_DEBS=1 skips it (install them yourself: README, "Install").
 debs:
 	@missing=""; for t in $(DEB_TOOLS); do cmd=$${t%%:*}; pkg=$${t#*:}; \
 	  command -v $$cmd >/dev/null || case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; \
 	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
+	if [ -n "$$missing" ] && [ -n "$(SKIP_DEBS)" ]; then \
+	  echo "SKIP_DEBS is set: not installing the Debian packages$$missing (the tests that need them will fail)"; \
+	elif [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  echo "installing the Debian packages$$missing: $$SUDO apt-get install -y --no-install-recommends$$missing"; \
+	  echo "(skip with: make test SKIP_DEBS=1)"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 # The Kafka broker jars, fetched once from Maven Central into ~/.cache/orchestrator/kafka.
