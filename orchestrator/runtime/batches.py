@@ -17,15 +17,18 @@ records of paused partitions (in recovery) dropped, Faust's read offset kept per
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
 from orchestrator.runtime.producer import DurableApp
+
+log = logging.getLogger("orchestrator.worker")
 
 __all__ = [
     "BROKER_FETCH_WAIT_MS",
@@ -139,6 +142,19 @@ class BatchConsumer(aiokafka_driver.Consumer):
         committed = found.get(partition)
         return None if committed is None else committed.metadata
 
+    async def seek_after_rebalance(self) -> bool:
+        """Faust's ``perform_seek`` (every assigned partition back to its committed offset), which
+        raises when a partition is revoked while it runs (``seek-after-revoke`` in faust_compat): the
+        rebalance that revoked it brings a new assignment and its own seek, and the next fetch comes
+        here again while the flow is stopped. False when the seek was cut short so."""
+        try:
+            await self.perform_seek()
+        except IllegalStateError as exc:
+            log.info("seek after a rebalance cut short by the next one (%s): seeking again", exc)
+            await asyncio.sleep(0.05)
+            return False
+        return True
+
     async def _drain_messages(self, fetcher: Any) -> None:
         callback = self.callback
         batch_topics: set[str] = self.app.batch_topics  # type: ignore[attr-defined]
@@ -157,7 +173,7 @@ class BatchConsumer(aiokafka_driver.Consumer):
                 if not records or self.should_stop:
                     continue
                 if not self.flow_active:
-                    await self.perform_seek()  # as getmany: a rebalance, read again from the commits
+                    await self.seek_after_rebalance()  # as getmany: read again from the commits
                     continue
                 generation = self.app.consumer_generation_id
                 for tp, fetched in records.items():

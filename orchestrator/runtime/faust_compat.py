@@ -48,6 +48,12 @@ Defects worked around (faust-streaming 0.15.3):
   again" seek in the two-worker kill test). The batch consumer seeks in the consumer's thread, between
   two fetches (``runtime/batches.py``, ``BatchConsumer._seek``; test
   ``tests/unit/runtime/test_batches.py``; the re-read seeks of ``tests/integration/test_resilience.py``).
+- ``seek-after-revoke`` - Faust's ``perform_seek`` (all assigned partitions back to their commits,
+  when records come while the flow is stopped by a rebalance) raises aiokafka's ``IllegalStateError:
+  No current assignment for partition`` when the next rebalance revokes one meanwhile, and the fetcher
+  crashed, stopping the worker (seen in the two-worker kill test). The batch consumer catches it and
+  seeks again at the next fetch (``runtime/batches.py``, ``BatchConsumer.seek_after_rebalance``; test
+  ``tests/unit/runtime/test_batches.py``; ``tests/integration/test_resilience.py``, two workers).
 - ``rocksdb-memory-per-database`` - Faust's RocksDB store gives every table partition's database its own
   block cache and memtables (``RocksDBOptions.as_options``; defaults 64 MB x 3 and 2 GB each, and the
   index and bloom filters beside the cache), so a worker's memory grew with its partitions and its

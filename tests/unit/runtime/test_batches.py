@@ -136,3 +136,25 @@ def test_a_seek_runs_in_the_consumer_thread_between_two_fetches(tmp_path: Path) 
     ident = asyncio.run(seek())
     assert [(offset, where) for _, offset, where in seeks] == [(42, ident)]
     assert ident != threading.get_ident()
+
+
+def test_a_seek_cut_short_by_the_next_rebalance_does_not_stop_the_worker(tmp_path: Path) -> None:
+    """``seek-after-revoke`` (faust_compat): a partition revoked while Faust seeks every assigned one
+    back to its commit raised IllegalStateError in the fetcher, which stopped the worker."""
+    from aiokafka.errors import IllegalStateError
+
+    async def seek() -> list[bool]:
+        w = build_app(unique_settings("127.0.0.1:1", tmp_path))
+        consumer = w.app.consumer
+        assert isinstance(consumer, BatchConsumer)
+        calls: list[int] = []
+
+        async def perform_seek() -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                raise IllegalStateError("No current assignment for partition TopicPartition('t', 0)")
+
+        consumer.perform_seek = perform_seek  # type: ignore[method-assign]
+        return [await consumer.seek_after_rebalance(), await consumer.seek_after_rebalance()]
+
+    assert asyncio.run(seek()) == [False, True]
