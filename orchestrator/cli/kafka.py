@@ -63,8 +63,9 @@ def _up(args: argparse.Namespace) -> int:
 
 def _down(args: argparse.Namespace) -> int:
     broker = _broker(args)
-    if broker.down():
-        print(f"stopped the broker on {broker.bootstrap}")
+    stopped = broker.down()
+    if stopped is not None:
+        print(f"stopped the broker on {stopped.bootstrap} (pid {stopped.pid}, run dir {stopped.run_dir})")
     else:
         print(f"no broker recorded in {broker.run_dir}")
     return 0

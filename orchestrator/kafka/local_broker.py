@@ -104,6 +104,18 @@ def default_run_dir(port: int) -> Path:
     return root / "orchestrator" / f"kafka-{port}"
 
 
+def _port_free(host: str, port: int) -> bool:
+    """Whether nothing listens on ``host:port`` (a bind succeeds; SO_REUSEADDR as the JVM sets it, so
+    a port left in TIME_WAIT by a broker just stopped counts as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -396,6 +408,7 @@ class LocalBroker:
         if running is not None:
             say(f"Kafka {running.version} already runs (pid {running.pid}) in {running.run_dir}")
             return running
+        self._refuse_ports_in_use()
         java = _require(
             "java", "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
         )
@@ -434,6 +447,20 @@ class LocalBroker:
             f"the broker did not answer a metadata request within {timeout:.0f}s:\n{self._log_tail()}"
         )
 
+    def _refuse_ports_in_use(self) -> None:
+        """A port another process listens on would be answered by it: another broker's metadata would
+        pass for this one's, while the new JVM dies on it seconds later. Refused before anything starts."""
+        secure = self.secure
+        ports: list[tuple[str, int | None]] = [("client", self.port), ("controller", self.controller_port)]
+        if secure is not None:
+            ports += [("SSL", secure.ssl_port), ("SASL_SSL", secure.sasl_ssl_port)]
+        for name, port in ports:
+            if port is not None and not _port_free(self.host, port):
+                raise BrokerError(
+                    f"the {name} port {self.host}:{port} is in use by another process: stop it, or choose "
+                    f"another port (orchestrator kafka up --port N; the controller takes N+1)"
+                )
+
     def _secure_up(self, secure: SecureListeners, deadline: float) -> None:
         """Create the SCRAM users, then wait until the secured listeners answer (a SCRAM login on the
         SASL_SSL one); stops the broker and raises :class:`BrokerError` when they do not in time."""
@@ -457,12 +484,13 @@ class LocalBroker:
                 out += f.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
         return "\n".join(out)
 
-    def down(self, timeout: float = 30.0) -> bool:
-        """Stop the broker by its recorded pid; True when one was running."""
+    def down(self, timeout: float = 30.0) -> BrokerInfo | None:
+        """Stop the broker by its recorded pid; what was recorded of it (its address), None when none
+        was running."""
         info = self.recorded()
         if info is None:
             self._state_file.unlink(missing_ok=True)
-            return False
+            return None
         os.kill(info.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _pid_is_kafka(info.pid):
@@ -470,7 +498,7 @@ class LocalBroker:
         if _pid_is_kafka(info.pid):
             os.kill(info.pid, signal.SIGKILL)
         self._state_file.unlink(missing_ok=True)
-        return True
+        return info
 
     def status(self) -> BrokerInfo | None:
         """The running broker, if it answers metadata requests."""

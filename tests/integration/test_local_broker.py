@@ -43,6 +43,16 @@ def test_cli_up_status_down_is_a_kafka_jvm(tmp_path: Path) -> None:
 
         md = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(timeout=10)
         assert len(md.brokers) == 1
+
+        # the address stopped is the one recorded, not the --port default (issue 18, trap 4)
+        down = subprocess.run(
+            [*cli, "down", "--run-dir", str(tmp_path / "k")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert f"stopped the broker on 127.0.0.1:{port} " in down.stdout
     finally:
         subprocess.run([*cli, "down", *args], capture_output=True, text=True, timeout=60, check=False)
     status = subprocess.run([*cli, "status", *args], capture_output=True, text=True, timeout=60, check=False)
@@ -82,3 +92,17 @@ def test_the_secured_listeners_advertise_themselves(kafka_bootstrap: str, secure
     assert [f"{b.host}:{b.port}" for b in plain.brokers.values()] == [kafka_bootstrap]
     with pytest.raises(KafkaException):
         AdminClient({"bootstrap.servers": secure_kafka.ssl_bootstrap, "log_level": 0}).list_topics(timeout=2)
+
+
+def test_cli_up_refuses_a_port_another_broker_answers_on(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Issue 18, trap 4: on the session broker's port, ``kafka up`` used to take that broker's metadata
+    answer for its own and report success while its JVM died on the port 20 s later."""
+    port = kafka_bootstrap.rsplit(":", 1)[1]
+    run_dir = tmp_path / "k"
+    cli = [sys.executable, "-m", "orchestrator", "kafka", "up", "--port", port, "--run-dir", str(run_dir)]
+    up = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=False)
+    assert up.returncode == 2, up.stdout + up.stderr  # (the CLI's exit code for an error it names)
+    assert f"the client port 127.0.0.1:{port} is in use by another process" in up.stderr
+    assert "--port" in up.stderr
+    assert LocalBroker(port=int(port), run_dir=run_dir).recorded() is None
+    assert not (run_dir / "server.properties").exists()  # refused before anything was written
