@@ -10,7 +10,12 @@ from typing import Any
 
 from orchestrator.cli._common import add_config_option, settings_from
 from orchestrator.exceptions import JourneyValidationError
-from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
+from orchestrator.kafka.deploy import (
+    check_deployments,
+    prepare_deployments,
+    publish_deployments,
+    read_deployment_records,
+)
 from orchestrator.kafka.security import connection_check
 
 __all__ = ["register"]
@@ -25,7 +30,11 @@ def register(sub: Any) -> None:
         default=None,
         help="logical time from which the deployment applies (ISO 8601 with zone; default: now)",
     )
-    parser.add_argument("--dry-run", action="store_true", help="validate and show, publish nothing")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate, check against the journeys topic as the workers would, publish nothing",
+    )
     add_config_option(parser)
     parser.set_defaults(func=_deploy)
 
@@ -44,18 +53,25 @@ def _deploy(args: argparse.Namespace) -> int:
     for dep in deployments:
         when = dep.effective_from.isoformat()
         print(f"{dep.source_name}: {dep.journey_id} v{dep.version} effective from {when}")
-    if args.dry_run:
-        print("dry run: nothing published")
-        return 0
     settings = settings_from(args)
     connection_check(settings)  # a refused login or TLS handshake: one clear line, now
     try:
+        if args.dry_run:
+            # the same check as a real deployment: what the workers would refuse, against the topic
+            problems = check_deployments(
+                read_deployment_records(settings), deployments, settings.history_window_days * 86_400_000
+            )
+            if problems:
+                raise JourneyValidationError(problems)
+            print(f"dry run: the workers would accept it; nothing published to {settings.topics.journeys}")
+            return 0
         publish_deployments(settings, deployments)
     except JourneyValidationError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(
-            f"refused: {len(exc.problems)} problem(s) the workers would refuse; nothing was published",
+            f"refused: {len(exc.problems)} problem(s) the workers would refuse; nothing was published"
+            + (" (dry run)" if args.dry_run else ""),
             file=sys.stderr,
         )
         return 1

@@ -9,6 +9,7 @@ content, a record over the size limit) is refused here, before it is published.
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import time
 from collections.abc import Sequence
@@ -146,8 +147,15 @@ def check_deployments(
 ) -> list[str]:
     """Every problem a worker would find with ``deployments`` after the ``existing`` records."""
     book = DeploymentBook(JourneyRegistry(history_window_ms=history_window_ms))
+    deployed: dict[tuple[str, str, int], str] = {}
+    """(kind, id, version) -> the text on the topic: what a refused change is compared with."""
     for key, value, where in existing:
-        book.apply(key, value, where=where)
+        if book.apply(key, value, where=where) is None and value is not None:
+            try:
+                record = JourneyDeployment.model_validate_json(value)
+            except ValueError:
+                continue
+            deployed[(record.kind, record.journey_id, record.version)] = record.text
     problems: list[str] = []
     for dep in deployments:
         refusal = book.apply(dep.key.encode(), dep.to_json(), where=dep.source_name)
@@ -155,7 +163,22 @@ def check_deployments(
             problems.extend(
                 p if p.startswith(dep.source_name) else f"{dep.source_name}:1: {p}" for p in refusal.problems
             )
+            before = deployed.get((dep.kind, dep.journey_id, dep.version))
+            if before is not None and before != dep.text:
+                problems.append(_diff(before, dep))
     return problems
+
+
+def _diff(before: str, dep: JourneyDeployment) -> str:
+    """What changed against the version on the topic, as a unified diff (at most 60 lines)."""
+    lines = list(
+        difflib.unified_diff(
+            before.splitlines(), dep.text.splitlines(), lineterm="",
+            fromfile=f"{dep.journey_id} v{dep.version} (deployed)", tofile=f"{dep.source_name}",
+        )
+    )  # fmt: skip
+    shown = lines[:60] + ([f"... {len(lines) - 60} more lines"] if len(lines) > 60 else [])
+    return "the change against the deployed version:\n" + "\n".join(shown)
 
 
 def publish_deployments(settings: Settings, deployments: Sequence[JourneyDeployment]) -> None:
