@@ -36,10 +36,18 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """One ``orchestrator worker`` child process with its settings, log file and web port."""
 
-    def __init__(self, settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.settings = settings
         self.log_path = log_path
         self.extra_env = extra_env or {}
+        self.cwd = cwd
+        """The folder the worker starts in (None: this process's): where a relative data_dir lies."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -55,6 +63,7 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
+            cwd=self.cwd,
             start_new_session=True,
         )
         log.close()
