@@ -81,9 +81,13 @@ def test_same_version_with_other_content_is_refused_and_named() -> None:
     changed = _record(WELCOME.replace("welcome_email_v1", "welcome_email_v2"))
     assert changed.text != WELCOME
     problems = check_deployments(existing, [changed], 30 * 86_400_000)
-    assert len(problems) == 1
+    assert len(problems) == 2
     assert problems[0].startswith("welcome.yaml:1: version:")
     assert "already deployed with different content" in problems[0]
+    # and what changed, against the version on the topic (issue 18, trap 3)
+    assert problems[1].startswith("the change against the deployed version:\n--- welcome v1 (deployed)")
+    assert "-    template: welcome_email_v1" in problems[1]
+    assert "+    template: welcome_email_v2" in problems[1]
     # the same content again, or a new version, is fine
     assert check_deployments(existing, [_record(WELCOME)], 30 * 86_400_000) == []
     bumped = WELCOME.replace("version: 1", "version: 2", 1)
