@@ -13,8 +13,12 @@ Order of one event (logical time ``t`` = the event's time, never later than ``no
    a timer due exactly at ``t`` fires after the event ("an open at exactly the timeout is in time");
 3. the event is applied to the profile (always, even when late), then to the journeys: archived
    journeys and migrations, goals, exit rules, waits, and last the entries. An event older than
-   ``lateness_ms`` (relative to ``now_ms``) starts no journey. ``customer.erased`` ends every
-   instance and returns ``state=None`` (delete).
+   ``lateness_ms`` (relative to ``now_ms``) starts no journey; an event later than ``now_ms`` is
+   applied at ``now_ms``. Both are counted in the state and said in the Outcome's ``timing``.
+   ``customer.erased`` ends every instance and returns ``state=None`` (delete).
+
+Instances that end are kept in the state's ``finished`` list for ``finished_keep_ms`` (of the
+customer's clock), at most ``finished_max`` of them, for ``orchestrator inspect``.
 
 ``CustomerLogic.on_merge`` folds a customer the identity graph merged away into the canonical one
 (:func:`orchestrator.core.identity.merge_states`): the shells call it before the event that caused
@@ -66,6 +70,9 @@ class Outcome:
     """True when the event was a duplicate and ignored."""
     decisions: list[Decision] = field(default_factory=list)
     """The policy's verdict on every send of this call (sent, redirected, held, dropped, suppressed)."""
+    timing: str | None = None
+    """``late`` (older than the lateness window: started no journey) or ``future`` (later than now:
+    applied now) for an event not applied at its own time; else None."""
 
 
 def event_view(event: Event | CustomerEvent, at_ms: int | None = None) -> dict[str, Any]:
@@ -96,6 +103,8 @@ class CustomerLogic:
         dedupe_window_ms: int = 3 * DAY_MS,
         history_max: int = DEFAULT_HISTORY_MAX,
         policy: PolicyRegistry | Policy | None = None,
+        finished_keep_ms: int = 7 * DAY_MS,
+        finished_max: int = 5,
     ) -> None:
         self.registry = registry
         self.policies = PolicyRegistry(policy) if isinstance(policy, Policy) else policy
@@ -104,6 +113,8 @@ class CustomerLogic:
         self.lateness_ms = lateness_ms
         self.dedupe_window_ms = dedupe_window_ms
         self.history_max = history_max
+        self.finished_keep_ms = finished_keep_ms
+        self.finished_max = finished_max
 
     # -- public ---------------------------------------------------------------------------------
     def on_event(
@@ -140,7 +151,13 @@ class CustomerLogic:
         if not late:
             self._entries(run, event.type, view, at)
         self._remember(state, event.event_id, at)
-        return _outcome(state, run)
+        timing = "late" if late else "future" if occurred > now_ms else None
+        if timing is not None:
+            count = state.timing.get(timing)
+            state.timing[timing] = [1, occurred] if count is None else [count[0] + 1, max(count[1], occurred)]
+        outcome = self._outcome(state, run)
+        outcome.timing = timing
+        return outcome
 
     def on_wakeup(self, customer_key: str, state: CustomerState | None, now_ms: int) -> Outcome:
         """Fire every timer due at or before ``now_ms``; a timer that no longer matters does nothing."""
@@ -149,7 +166,7 @@ class CustomerLogic:
         run = Run(customer_key, state, self.policies)
         self._fire_due(run, now_ms, inclusive=True)
         state.clock_ms = max(state.clock_ms, now_ms)
-        return _outcome(state, run)
+        return self._outcome(state, run)
 
     def on_merge(
         self,
@@ -174,6 +191,7 @@ class CustomerLogic:
             history_window_ms=self.history_window_ms,
             history_max=self.history_max,
         )
+        self._let_go(merged.state)
         return Outcome(
             state=merged.state, transitions=merged.transitions, next_wakeup_ms=merged.state.next_wakeup_ms()
         )
@@ -327,9 +345,24 @@ class CustomerLogic:
         for key in stale:
             del seen[key]
 
+    def _outcome(self, state: CustomerState, run: Run) -> Outcome:
+        """What one call made: the state, the run's actions, transitions and decisions, the next
+        wake-up."""
+        self._let_go(state)
+        return _outcome(state, run)
+
+    def _let_go(self, state: CustomerState) -> None:
+        """Finished instances past ``finished_keep_ms`` or ``finished_max`` are let go."""
+        finished = state.finished
+        if finished:
+            horizon = state.clock_ms - self.finished_keep_ms
+            keep = [f for f in finished if f.finished_ms >= horizon]
+            keep = keep[max(0, len(keep) - self.finished_max) :] if self.finished_max > 0 else []
+            if len(keep) != len(finished):
+                state.finished = keep
+
 
 def _outcome(state: CustomerState, run: Run) -> Outcome:
-    """What one call made: the state, the run's actions, transitions and decisions, the next wake-up."""
     return Outcome(
         state=state,
         actions=run.actions,

@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -36,6 +36,7 @@ from faust.types import TP
 from orchestrator.runtime.batches import Pacer
 from orchestrator.runtime.identify import WATERMARK_KEY
 from orchestrator.runtime.ordering import Admitted, OrderedInputs
+from orchestrator.runtime.out_of_time import OutOfTimeLog
 from orchestrator.runtime.outgoing import Outgoing, TableRows
 from orchestrator.runtime.processor import Applied, Message, order_key
 from orchestrator.runtime.reading import finish_run, take_run
@@ -71,6 +72,8 @@ class CustomerStage:
     resolved_topic: str
     set_aside: SetAside
     _rows: tuple[TableRows, TableRows] | None = None
+    out_of_time: OutOfTimeLog = field(default_factory=OutOfTimeLog)
+    """Which lines about late and future events to log (one per partition and reason a minute)."""
 
     async def on_batch(self, tp: TP, records: list[Any]) -> None:
         """One fetched batch (aiokafka records of partition ``tp``, in offset order), within the agent's
@@ -248,6 +251,15 @@ class CustomerStage:
                 continue
             if done.event_type is not None:
                 w.metrics.event_consumed(done.event_type)
+            if done.timing is not None:
+                w.metrics.event_out_of_time(done.timing)
+                line = self.out_of_time.note(
+                    tp.partition, done.timing, where=f"{tp.topic}[{tp.partition}]@{rec.offset}",
+                    occurred_ms=done.occurred_ms or 0, clock_ms=w.clocks.get(tp.partition),
+                    wall_s=time.time(),
+                )  # fmt: skip
+                if line is not None:
+                    log.warning("%s", line)
             w.metrics.processed(done, None if timers else rec.timestamp / 1000)
             if done.trimmed:
                 w.metrics.trimmed(done.trimmed)

@@ -36,6 +36,7 @@ from prometheus_client import (
 
 from orchestrator.contracts.events import KNOWN_EVENT_TYPES
 from orchestrator.contracts.records import DEAD_LETTER_REASONS
+from orchestrator.core.engine.state import TIMING_REASONS
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.runtime.memory_metrics import MemoryGauges
 
@@ -176,6 +177,14 @@ class WorkerMetrics:
             f"{p}_events_consumed",
             "Resolved events taken by the customer stage, by event type (unknown custom types: custom).",
             ["type"],
+            registry=r,
+        )
+        self.out_of_time = Counter(
+            f"{p}_events_out_of_time",
+            "Events not applied at their own time, by reason: late (older than lateness_hours behind the "
+            "partition's clock: the profile takes them, no journey starts), future (ahead of the worker's "
+            "clock: applied at the clock).",
+            ["reason"],
             registry=r,
         )
         self.duplicate_events = Counter(
@@ -331,6 +340,7 @@ class WorkerMetrics:
         self._actions = _Children(self.actions)
         self._resent = _Children(self.actions_resent, limit=16)
         self._decisions = _Children(self.decisions)
+        self._out_of_time = {reason: self.out_of_time.labels(reason) for reason in TIMING_REASONS}
         self._late_partition = self.timer_lateness.labels("partition")
         self._late_wall = self.timer_lateness.labels("wall")
 
@@ -370,6 +380,10 @@ class WorkerMetrics:
         """A customer record was trimmed to fit its row limit."""
         for part in parts:
             self.state_trimmed.labels(part).inc()
+
+    def event_out_of_time(self, reason: str) -> None:
+        """The customer stage applied an event ``late`` or from the ``future``."""
+        self._out_of_time[reason].inc()
 
     def event_consumed(self, event_type: str) -> None:
         """The customer stage took one resolved event."""

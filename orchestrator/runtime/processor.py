@@ -156,6 +156,10 @@ class Processed:
     """What :func:`fit_record` trimmed to keep the record under its limit (outbox, history, seen)."""
     event_type: str | None = None
     """The event's type (an event message), for metrics."""
+    timing: str | None = None
+    """``late`` or ``future``: an event not applied at its own time (:attr:`Outcome.timing`)."""
+    occurred_ms: int | None = None
+    """The event's own time (an event message)."""
     erased: bool = False
     """A fast-path event for a customer with no record here (erased while ingest's claims said
     otherwise): dropped, as the identity graph drops an erased customer's events."""
@@ -216,9 +220,11 @@ class _Step:
     transitions: list[Transition] = field(default_factory=list)
     forwards: list[tuple[bytes, bytes]] = field(default_factory=list)
     merged: int = 0
+    timing: str | None = None
 
     def take(self, outcome: Outcome) -> None:
         self.state = outcome.state
+        self.timing = outcome.timing or self.timing
         self.actions += outcome.actions
         self.decisions += outcome.decisions
         self.transitions += outcome.transitions
@@ -394,6 +400,7 @@ class Processor:
             customer, box, event, message.offset, max(at, message.now_ms), origin, merged_from, order
         )
         done.event_type = event.type
+        done.occurred_ms = occurred
         return done
 
     def _control(self, key: str, box: _Box, offset: int, body: dict[str, Any]) -> Processed:
@@ -773,6 +780,7 @@ class Processor:
             transitions=step.transitions,
             forwards=step.forwards,
             merged=step.merged,
+            timing=step.timing,
         )
         box.strict = strict
         held = bool(record.get("await") or record.get("early") or record.get("pend"))

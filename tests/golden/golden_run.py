@@ -71,8 +71,18 @@ def simulate_digests(lines: list[bytes], *, with_policy: bool) -> dict[str, str]
     for n, line in enumerate(lines, 1):
         sim.feed_line(n, line)
     sim.finish(None)
-    states = (orjson.dumps([k, s.to_dict()]) for k, s in sorted(sim.states.items()))
+    states = (orjson.dumps([k, customer_view(s.to_dict())]) for k, s in sorted(sim.states.items()))
     return {"actions": digest(actions), "decisions": digest(decisions), "states": digest(states)}
+
+
+INSPECTION_ONLY = ("f", "tm")
+"""State fields kept only for ``orchestrator inspect`` (issue 18: finished instances, late and future
+event counts), added after the reference release: no rule reads them, the digests leave them out."""
+
+
+def customer_view(state: dict[str, Any]) -> dict[str, Any]:
+    """A stored customer state without the fields kept only for inspection."""
+    return {k: v for k, v in state.items() if k not in INSPECTION_ONLY}
 
 
 def stored_view(record: bytes) -> bytes:
@@ -80,6 +90,8 @@ def stored_view(record: bytes) -> bytes:
     data = orjson.loads(record)
     data.pop("off", None)
     data.pop("out", None)
+    if isinstance(data.get("s"), dict):
+        data["s"] = customer_view(data["s"])
     return orjson.dumps(data)
 
 

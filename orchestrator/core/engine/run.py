@@ -15,7 +15,7 @@ from orchestrator.contracts.decision import Decision
 from orchestrator.core.engine.clock import next_local_time
 from orchestrator.core.engine.ids import action_id, split_bucket
 from orchestrator.core.engine.records import Transition, TransitionKind
-from orchestrator.core.engine.state import CustomerState, Instance, PendingSend
+from orchestrator.core.engine.state import CustomerState, FinishedInstance, Instance, PendingSend
 from orchestrator.core.journey.model import (
     BranchStep,
     Condition,
@@ -198,6 +198,7 @@ class Run:
         inst.due_ms = None
         if inst in self.state.instances:
             self.state.instances.remove(inst)
+            self.state.finished.append(FinishedInstance.of(inst, kind, reason, at_ms))
 
     # -- moving ---------------------------------------------------------------------------------
     def enter(self, journey: JourneyDefinition, event: dict[str, Any], at_ms: int, reason: str) -> Instance:

@@ -1,6 +1,6 @@
 """One customer's engine state: profile, journey instances, timers, entry history, seen event ids,
-and what the cross-channel policy keeps: sends held for quiet hours and the log of marketing sends
-that frequency caps count.
+what the cross-channel policy keeps (sends held for quiet hours, the log of marketing sends that
+frequency caps count), the journeys it finished lately and the events that came too late or early.
 
 Serialised with :meth:`CustomerState.to_dict` to compact JSON-compatible dicts (short keys, no
 ``None`` values) for the state stores; :meth:`CustomerState.from_dict` reads them back.
@@ -14,7 +14,11 @@ from typing import Any
 
 from orchestrator.core.profile import Profile
 
-__all__ = ["CustomerState", "Instance", "PendingSend"]
+__all__ = ["TIMING_REASONS", "CustomerState", "FinishedInstance", "Instance", "PendingSend"]
+
+TIMING_REASONS = ("late", "future")
+"""Why an event was not applied at its own time: ``late`` (older than the lateness window: applied to
+the profile and to running journeys, started none), ``future`` (later than the clock: applied now)."""
 
 
 @dataclass(slots=True)
@@ -81,6 +85,57 @@ class Instance:
             splits=dict(d.get("sp", {})),
             entry_event=dict(d.get("ev", {})),
         )
+
+
+@dataclass(slots=True)
+class FinishedInstance:
+    """A journey instance that ended (goal or exit), kept a while for ``orchestrator inspect``."""
+
+    journey: str
+    version: int
+    entry_seq: int
+    entered_ms: int
+    finished_ms: int
+    kind: str
+    """``goal`` or ``exited``."""
+    reason: str
+    """The goal's name, or why it exited (``completed``, an exit rule, ``timeout``, ``merged``, ...)."""
+    step: str
+    """The step it was at when it ended."""
+    visits: dict[str, int] = field(default_factory=dict)
+    """The steps it took, in the order of their first visit, with how often each was visited."""
+    splits: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, inst: Instance, kind: str, reason: str, at_ms: int) -> FinishedInstance:
+        return cls(
+            inst.journey, inst.version, inst.entry_seq, inst.entered_ms, at_ms, kind, reason, inst.step,
+            dict(inst.visits), dict(inst.splits),
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "j": self.journey,
+            "v": self.version,
+            "e": self.entry_seq,
+            "at": self.entered_ms,
+            "end": self.finished_ms,
+            "k": self.kind,
+            "r": self.reason,
+            "s": self.step,
+        }
+        if self.visits:
+            out["vis"] = self.visits
+        if self.splits:
+            out["sp"] = self.splits
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FinishedInstance:
+        return cls(
+            d["j"], d["v"], d["e"], d["at"], d["end"], d["k"], d["r"], d["s"],
+            dict(d.get("vis") or {}), dict(d.get("sp") or {}),
+        )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -154,6 +209,11 @@ class CustomerState:
     """Sends held by quiet hours, each with its ``release_ms`` (a timer like an instance's)."""
     sent_log: list[tuple[int, str]] = field(default_factory=list)
     """(time, channel) of marketing sends, oldest first, as long as a frequency cap counts them."""
+    finished: list[FinishedInstance] = field(default_factory=list)
+    """Instances that ended lately, oldest first (how many and how long: ``CustomerLogic``)."""
+    timing: dict[str, list[int]] = field(default_factory=dict)
+    """Reason (:data:`TIMING_REASONS`) -> [events so far, event time of the last one] of the events not
+    applied at their own time."""
 
     @classmethod
     def new(cls, customer_key: str) -> CustomerState:
@@ -185,6 +245,10 @@ class CustomerState:
             out["hs"] = [h.to_dict() for h in self.held]
         if self.sent_log:
             out["sl"] = [[at, ch] for at, ch in self.sent_log]
+        if self.finished:
+            out["f"] = [f.to_dict() for f in self.finished]
+        if self.timing:
+            out["tm"] = self.timing
         return out
 
     @classmethod
@@ -201,6 +265,8 @@ class CustomerState:
                 d.get("t", 0),
                 [PendingSend.from_dict(h) for h in d.get("hs", ())],
                 [(int(at), str(ch)) for at, ch in d.get("sl", ())],
+                [FinishedInstance.from_dict(f) for f in d.get("f", ())],
+                d.get("tm") or {},
             )
         return cls(
             profile=Profile.from_dict(d["p"]),
@@ -211,4 +277,6 @@ class CustomerState:
             clock_ms=d.get("t", 0),
             held=[PendingSend.from_dict(h) for h in d.get("hs", [])],
             sent_log=[(int(at), str(ch)) for at, ch in d.get("sl", [])],
+            finished=[FinishedInstance.from_dict(f) for f in d.get("f", [])],
+            timing={k: list(v) for k, v in d.get("tm", {}).items()},
         )

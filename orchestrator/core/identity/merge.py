@@ -11,7 +11,8 @@ Rules (docs/identity.md):
 - **journeys**: when both sides are in the same journey, the canonical side's instance goes on and
   the other's exits with reason ``merged`` (a funnel transition); instances only on the other side move
   over with their timers and held sends, renumbered after the canonical side's entries of that journey
-  so action ids stay unique; entry counts add up; the dedupe memory and the send log are united.
+  so action ids stay unique; entry counts add up; the dedupe memory, the send log, the finished
+  instances and the counts of late and future events are united.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.core.engine.records import Transition
-from orchestrator.core.engine.state import CustomerState
+from orchestrator.core.engine.state import CustomerState, FinishedInstance
 from orchestrator.core.profile import (
     ACTIVITY_DAYS,
     CAMPAIGNS_KEPT,
@@ -129,6 +130,7 @@ def merge_states(
     renumber: dict[tuple[str, int], int] = {}
     for inst in other.instances:
         if inst.journey in running:
+            canonical.finished.append(FinishedInstance.of(inst, "exited", MERGED_REASON, at_ms))
             transitions.append(
                 Transition(
                     kind="exited",
@@ -160,5 +162,11 @@ def merge_states(
     seen = {**other.seen, **canonical.seen}
     canonical.seen = dict(sorted(seen.items(), key=lambda kv: (kv[1], kv[0])))
     canonical.sent_log = sorted([*canonical.sent_log, *other.sent_log])
+    canonical.finished = sorted(
+        [*canonical.finished, *other.finished], key=lambda f: (f.finished_ms, f.journey, f.entry_seq)
+    )
+    for reason, (count, last) in other.timing.items():
+        mine = canonical.timing.get(reason)
+        canonical.timing[reason] = [count, last] if mine is None else [mine[0] + count, max(mine[1], last)]
     canonical.clock_ms = max(canonical.clock_ms, other.clock_ms, at_ms)
     return MergeResult(canonical, transitions)

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 
 from orchestrator.contracts import parse_event
-from orchestrator.core.customer import CustomerLogic
+from orchestrator.core.customer import CustomerLogic, CustomerState
 from orchestrator.core.journey import JourneyRegistry, load_journey_file
 from orchestrator.runtime.processor import Message, Processor
 
@@ -119,3 +119,20 @@ def test_a_failing_message_fails_alone_in_its_batch() -> None:
     state = proc.state_of(applied.record)
     assert state is not None
     assert set(state.seen) == {"a", "c"}
+
+
+def test_a_late_event_is_said_late_with_its_own_time() -> None:
+    registry = JourneyRegistry()
+    registry.deploy(load_journey_file(ROOT / "journeys" / "welcome.yaml"), 0)
+    proc = Processor(CustomerLogic(registry, lateness_ms=3_600_000))
+    signup_ms = 1740992400000  # 2025-03-03T09:00:00Z
+    clock = signup_ms + 2 * 3_600_000  # the partition's clock two hours on
+    applied = proc.apply("c1", None, [Message.resolved(1, _resolved(_signup()), clock, clock)])
+    (done,) = applied.done
+    assert (done.timing, done.occurred_ms, done.actions) == ("late", signup_ms, [])
+    on_time = proc.apply("c1", None, [Message.resolved(1, _resolved(_signup()), signup_ms, signup_ms)])
+    assert on_time.done[0].timing is None
+    assert [ch for ch, _ in on_time.done[0].actions] == ["email"]
+    assert CustomerState.from_dict((proc.decode(applied.record) or {})["s"]).timing == {
+        "late": [1, signup_ms]
+    }
