@@ -22,6 +22,13 @@ def _trims(record: Record, strict: bool) -> list[tuple[str, Any]]:
     state = record.get("s") or {}
     profile = state.get("p") or {}
 
+    def finished() -> bool:  # the journeys it finished lately (kept for inspect only), oldest first
+        done: list[Any] = state.get("f", [])
+        if not done:
+            return False
+        del done[0]
+        return True
+
     def history() -> bool:  # the oldest half of the event history (seen()/count() look back less)
         rows: list[Any] = profile.get("history", [])
         if not rows:
@@ -57,15 +64,15 @@ def _trims(record: Record, strict: bool) -> list[tuple[str, Any]]:
             dropped = instance.pop("ev", None) is not None or dropped
         return dropped
 
-    steps = [("history", history), ("seen", seen), ("outbox", outbox)]
+    steps = [("finished", finished), ("history", history), ("seen", seen), ("outbox", outbox)]
     if not strict:
         steps += [("attributes", attributes), ("entry_events", entry_events)]
     return steps
 
 
 def fit_record(record: Record, limit: int, *, strict: bool = True) -> tuple[bytes, list[str]]:
-    """``record`` encoded within ``limit`` bytes, trimming (in place, see :func:`_trims`) the event
-    history, then the remembered event ids, then the outbox (and, not ``strict``, more); the names of
+    """``record`` encoded within ``limit`` bytes, trimming (in place, see :func:`_trims`) the finished
+    journeys kept for inspection, then the event history, then the remembered event ids, then the outbox (and, not ``strict``, more); the names of
     what was trimmed. Raises :class:`~orchestrator.exceptions.StateLimitError` when that is not enough:
     with ``strict`` (an event) the message is set aside and the state stays as it was."""
     trimmed: list[str] = []

@@ -3,8 +3,9 @@
 - ``identities``: a catch-up burst of large events is released over several messages, each ``o:`` row
   (what one message published) under the budget; a graph node with the most identifiers of the
   longest allowed length stays small;
-- ``customers``: a record over the row limit is trimmed (outbox, history, seen ids) and counted; one
-  that attributes fill is refused (``StateLimitError``: the message is set aside, the state unchanged);
+- ``customers``: a record over the row limit is trimmed (finished journeys, history, seen ids, outbox)
+  and counted; one that attributes fill is refused (``StateLimitError``: the message is set aside, the
+  state unchanged);
 - ``wakeups``: one small string per customer.
 """
 
@@ -155,6 +156,18 @@ def test_fit_record_leaves_a_small_record_alone() -> None:
     data, trimmed = fit_record(record, 10_000)
     assert trimmed == []
     assert orjson.loads(data) == record
+
+
+def test_finished_journeys_go_first_and_oldest_first() -> None:
+    done = [
+        {"j": f"j{i}", "v": 1, "e": 1, "at": 0, "end": i, "k": "exited", "r": "x" * 200, "s": "a"}
+        for i in range(5)
+    ]
+    record = {"s": {"p": {"history": [["h"] * 50]}, "f": done}, "out": [], "off": {}}
+    data, trimmed = fit_record(record, len(orjson.dumps(record)) - 500)
+    assert trimmed == ["finished"]
+    assert [f["j"] for f in orjson.loads(data)["s"]["f"]] == ["j2", "j3", "j4"]
+    assert orjson.loads(data)["s"]["p"]["history"] == [["h"] * 50]  # the rules' data untouched
 
 
 def test_a_wakeup_row_is_one_small_string() -> None:
