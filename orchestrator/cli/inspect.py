@@ -1,9 +1,11 @@
-"""``orchestrator inspect CUSTOMER --from-simulate STATE.json [--json]``: one customer, resolved.
+"""``orchestrator inspect CUSTOMER --from-simulate STATE.json | --worker URL [--json]``: one customer.
 
 Shows the resolved profile (attributes, addresses, consent, time zone, engagement), the identities and
-forwarding aliases, and the journey instances with their step and next wake-up. ``CUSTOMER`` is a
-customer key, an old key that was merged away, or an identifier written ``kind:value``
-(``email:ann@example.com``).
+forwarding aliases, the journey instances with their step and next wake-up, the journeys finished
+lately (steps taken, goal or exit reason, times), the events that came too late or too early, and a
+timeline in the customer's time zone: events, entries, the policy's decisions with their reasons, ends
+and what is due. ``CUSTOMER`` is a customer key, an old key that was merged away, or an identifier
+written ``kind:value`` (``email:ann@example.com``).
 
 The document is built by :func:`customer_document` from a :class:`CustomerState` and what the identity
 graph knows; :func:`render` prints it. A live variant (the worker's ``/customers/<key>/`` page and the
@@ -23,6 +25,7 @@ from typing import Any
 import orjson
 
 from orchestrator.cli._common import add_config_option, settings_from
+from orchestrator.cli._timeline import DEFAULT_ENTRIES, out_of_time_lines, timeline
 from orchestrator.config import Settings, secret_list
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.profile import CONSENT_DEFAULTS
@@ -61,7 +64,18 @@ def register(subparsers: Any) -> None:
         "asked with the API token of the settings (ORCH_API_TOKEN)",
     )
     parser.add_argument(
-        "--decisions", type=int, default=20, metavar="N", help="live: the last N policy decisions (0: none)"
+        "--decisions",
+        type=int,
+        default=20,
+        metavar="N",
+        help="the last N policy decisions in the timeline (live: read from the decisions topic; 0: none)",
+    )
+    parser.add_argument(
+        "--timeline",
+        type=int,
+        default=DEFAULT_ENTRIES,
+        metavar="N",
+        help=f"the last N entries of the customer's timeline (default {DEFAULT_ENTRIES}; 0: none)",
     )
     parser.add_argument("--json", action="store_true", help="print the document as JSON")
     add_config_option(parser)
@@ -81,8 +95,11 @@ def customer_document(
     aliases: list[str] | None = None,
     asked: str | None = None,
     source: str = "simulate",
+    decisions: list[dict[str, Any]] | None = None,
+    timeline_entries: int = DEFAULT_ENTRIES,
 ) -> dict[str, Any]:
-    """The JSON-compatible view of one customer (shared by the offline and the live inspect)."""
+    """The JSON-compatible view of one customer (shared by the offline and the live inspect);
+    ``decisions``: the customer's latest policy decisions (decision contract, JSON), for the timeline."""
     p = state.profile
     ids = {k: list(v) for k, v in p.identities.items()}
     for kind, values in (identities or {}).items():
@@ -127,9 +144,31 @@ def customer_document(
             }
             for h in state.held
         ],
+        "finished": [
+            {
+                "journey": f.journey,
+                "version": f.version,
+                "entry_seq": f.entry_seq,
+                "outcome": f.kind,
+                "reason": f.reason,
+                "step": f.step,
+                "steps": f.visits,
+                "splits": f.splits,
+                "entered_at": _iso(f.entered_ms),
+                "finished_at": _iso(f.finished_ms),
+            }
+            for f in state.finished
+        ],
+        "out_of_time": {
+            reason: {"count": count, "last_event_at": _iso(last)}
+            for reason, (count, last) in sorted(state.timing.items())
+        },
         "entries": {j: {"count": n, "last": _iso(at)} for j, (n, at) in sorted(state.entries.items())},
         "clock": _iso(state.clock_ms),
         "next_wakeup": _iso(state.next_wakeup_ms()),
+        "decisions": list(decisions or []),
+        "timeline": timeline(state, decisions, timeline_entries) if timeline_entries > 0 else [],
+        "notes": out_of_time_lines(state),
     }
 
 
@@ -171,7 +210,20 @@ def render(doc: dict[str, Any]) -> str:
         lines.append(f"{where} since {i['entered_at']}{wake}{held}")
     for h in doc["held_sends"]:
         lines.append(f"  held send {h['action_id']} ({h['journey']}, {h['channel']}) until {h['release']}")
+    if doc["finished"]:
+        lines.append(f"finished lately ({len(doc['finished'])}):")
+        for f in doc["finished"]:
+            ended = f"goal {f['reason']}" if f["outcome"] == "goal" else f"exited: {f['reason']}"
+            steps = " → ".join(f["steps"]) or f["step"]
+            lines.append(
+                f"  {f['journey']} v{f['version']} #{f['entry_seq']}: {ended} at {f['step']} "
+                f"({f['entered_at']} .. {f['finished_at']}; steps {steps})"
+            )
     lines.append(f"next wake-up: {doc['next_wakeup'] or 'none'}")
+    lines += [f"note: {note}" for note in doc["notes"]]
+    if doc["timeline"]:
+        lines.append(f"timeline (last {len(doc['timeline'])}, time zone {prof['timezone']}):")
+        lines += [f"  {t['local']}  {t['what']}" for t in doc["timeline"]]
     return "\n".join(lines)
 
 
@@ -253,19 +305,6 @@ def recent_decisions(settings: Settings, key: str, last: int, timeout: float = 1
         consumer.close()
 
 
-def _render_decisions(decisions: list[dict[str, Any]]) -> str:
-    lines = [f"policy decisions (last {len(decisions)}):"]
-    for d in decisions:
-        where = f"{d.get('journey_id')}/{d.get('step_id')}"
-        channel = d.get("channel")
-        if d.get("original_channel") and d.get("original_channel") != channel:
-            channel = f"{d['original_channel']}->{channel}"
-        lines.append(
-            f"  {d.get('at')} {d.get('kind'):10} {d.get('reason'):20} {where} {channel} {d.get('detail', '')}"
-        )
-    return "\n".join(lines)
-
-
 def inspect_command(args: argparse.Namespace) -> int:
     if args.worker:
         settings = settings_from(args)
@@ -274,30 +313,31 @@ def inspect_command(args: argparse.Namespace) -> int:
         tokens = secret_list(settings.api_token)
         token = tokens[0] if tokens else None
         ident = _live_identity(args.worker, args.customer, token)
-        live = _live_state(args.worker, ident["customer_key"] if ident else args.customer, token)
+        found = _live_state(args.worker, ident["customer_key"] if ident else args.customer, token)
+        decisions = recent_decisions(settings, found.customer_key, args.decisions) if args.decisions else []
         doc = customer_document(
-            live,
+            found,
             identities=ident["identities"] if ident else None,
             aliases=ident["aliases"] if ident else None,
             asked=args.customer,
             source="live",
+            decisions=decisions,
+            timeline_entries=args.timeline,
         )
-        decisions = recent_decisions(settings, live.customer_key, args.decisions) if args.decisions else []
-        doc["decisions"] = decisions
-        if args.json:
-            print(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
-        else:
-            print(render(doc))
-            print(_render_decisions(decisions))
-        return 0
-    sim = read_state_file(args.from_simulate)
-    key = sim.graph.lookup(args.customer) or args.customer
-    found = sim.customers.get(key)
-    if found is None:
-        raise InspectError(f"no customer {args.customer!r} in {args.from_simulate}")
-    doc = customer_document(
-        found, identities=sim.graph.identities(key), aliases=sim.graph.aliases(key), asked=args.customer
-    )
+    else:
+        sim = read_state_file(args.from_simulate)
+        key = sim.graph.lookup(args.customer) or args.customer
+        state = sim.customers.get(key)
+        if state is None:
+            raise InspectError(f"no customer {args.customer!r} in {args.from_simulate}")
+        doc = customer_document(
+            state,
+            identities=sim.graph.identities(key),
+            aliases=sim.graph.aliases(key),
+            asked=args.customer,
+            decisions=sim.decisions.get(key, [])[-args.decisions :] if args.decisions > 0 else [],
+            timeline_entries=args.timeline,
+        )
     if args.json:
         print(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
     else:

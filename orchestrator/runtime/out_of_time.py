@@ -12,12 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-__all__ = ["MEANING", "OutOfTimeLog"]
+from orchestrator.core.engine.state import TIMING_MEANING
 
-MEANING = {
-    "late": "older than the lateness window: the profile and running journeys take them, no journey starts",
-    "future": "later than the worker's clock: applied now, at the clock, not at their own time",
-}
+__all__ = ["OutOfTimeLog"]
 
 
 @dataclass(slots=True)
@@ -54,7 +51,7 @@ class OutOfTimeLog:
             clock = "" if clock_ms is None else f", the partition's clock is at {_iso(clock_ms)}"
             return (
                 f"{where}: an event of {_iso(occurred_ms)} is {reason}{clock}; {reason} events are "
-                f"{MEANING.get(reason, reason)} (counted by orchestrator_events_out_of_time; a line a "
+                f"{TIMING_MEANING.get(reason, reason)} (counted by orchestrator_events_out_of_time; a line a "
                 f"minute at most from now on)"
             )
         seen.count += 1

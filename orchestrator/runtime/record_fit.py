@@ -72,9 +72,10 @@ def _trims(record: Record, strict: bool) -> list[tuple[str, Any]]:
 
 def fit_record(record: Record, limit: int, *, strict: bool = True) -> tuple[bytes, list[str]]:
     """``record`` encoded within ``limit`` bytes, trimming (in place, see :func:`_trims`) the finished
-    journeys kept for inspection, then the event history, then the remembered event ids, then the outbox (and, not ``strict``, more); the names of
-    what was trimmed. Raises :class:`~orchestrator.exceptions.StateLimitError` when that is not enough:
-    with ``strict`` (an event) the message is set aside and the state stays as it was."""
+    journeys kept for inspection, then the event history, then the remembered event ids, then the
+    outbox (and, not ``strict``, more); the names of what was trimmed. Raises
+    :class:`~orchestrator.exceptions.StateLimitError` when that is not enough: with ``strict`` (an
+    event) the message is set aside and the state stays as it was."""
     trimmed: list[str] = []
     data = orjson.dumps(record)
     for name, step in _trims(record, strict):

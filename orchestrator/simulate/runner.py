@@ -15,10 +15,13 @@ from __future__ import annotations
 import contextlib
 import heapq
 import secrets
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import orjson
 
 from orchestrator.contracts.actions import ChannelAction
 from orchestrator.contracts.decision import Decision
@@ -31,7 +34,7 @@ from orchestrator.core.journey.registry import JourneyRegistry
 from orchestrator.core.policy import Policy, PolicyRegistry, is_policy_file, load_policy_file
 from orchestrator.exceptions import InvalidEventError, JourneyValidationError, SimulationError
 from orchestrator.simulate.funnel import Funnel
-from orchestrator.simulate.state_file import SimulatedState, write_state_file
+from orchestrator.simulate.state_file import DECISIONS_KEPT, SimulatedState, write_state_file
 
 __all__ = [
     "EARLIEST_MS",
@@ -295,15 +298,20 @@ def simulate_file(
             def on_action(action: ChannelAction) -> None:
                 out.write(action.to_json() + b"\n")
 
-        on_decision = None
+        sinks: list[Callable[[Decision], object]] = []
         if decisions_path is not None:
             try:
                 decision_sink = stack.enter_context(Path(decisions_path).open("wb"))
             except OSError as exc:
                 raise SimulationError(f"{decisions_path}: cannot write decisions: {exc}") from None
+            sinks.append(lambda decision: decision_sink.write(decision.to_json() + b"\n"))
+        kept: dict[str, deque[Decision]] = {}
+        if state_out is not None:  # each customer's last decisions, for inspect's timeline
+            sinks.append(lambda d: kept.setdefault(d.customer_id, deque(maxlen=DECISIONS_KEPT)).append(d))
 
-            def on_decision(decision: Decision) -> None:
-                decision_sink.write(decision.to_json() + b"\n")
+        def on_decision(decision: Decision) -> None:
+            for sink in sinks:
+                sink(decision)
 
         sim = Simulator(
             registry,
@@ -311,7 +319,7 @@ def simulate_file(
             history_window_ms=history_window_ms,
             lateness_ms=lateness_ms,
             policy=policy,
-            on_decision=on_decision,
+            on_decision=on_decision if sinks else None,
         )
         bar = _progress(path, progress)
         stack.callback(bar, -1)
@@ -325,7 +333,14 @@ def simulate_file(
         bar(pending)
         result = sim.finish(until_ms)
         if state_out is not None:
-            write_state_file(state_out, SimulatedState(result.clock_ms, sim.states, sim.graph))
+            decisions: dict[str, list[dict[str, Any]]] = {}
+            for key, found in kept.items():  # under the key the customer has now (merges)
+                mine = decisions.setdefault(sim.graph.lookup(key) or key, [])
+                mine += (orjson.loads(d.to_json()) for d in found)
+            for mine in decisions.values():
+                mine.sort(key=lambda d: str(d["at"]))
+                del mine[: max(0, len(mine) - DECISIONS_KEPT)]
+            write_state_file(state_out, SimulatedState(result.clock_ms, sim.states, sim.graph, decisions))
         return result
 
 

@@ -4,7 +4,11 @@ Format (``"format": 1``)::
 
     {"format": 1, "clock_ms": <simulation clock>,
      "customers": {<canonical key>: <CustomerState.to_dict()>, ...},
-     "identity": <IdentityGraph.to_dict()>}
+     "identity": <IdentityGraph.to_dict()>,
+     "decisions": {<customer key>: [<decision>, ...], ...}}
+
+``decisions``: each customer's last :data:`DECISIONS_KEPT` policy decisions (the decision contract), for
+the timeline of ``inspect``; files written before it have none.
 
 ``orchestrator inspect CUSTOMER --from-simulate FILE`` reads it back. The file holds personal data
 (profiles, addresses) exactly like the runtime's tables: treat it like them.
@@ -22,9 +26,10 @@ from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.identity import IdentityGraph
 from orchestrator.exceptions import SimulationError
 
-__all__ = ["STATE_FORMAT", "SimulatedState", "read_state_file", "write_state_file"]
+__all__ = ["DECISIONS_KEPT", "STATE_FORMAT", "SimulatedState", "read_state_file", "write_state_file"]
 
 STATE_FORMAT = 1
+DECISIONS_KEPT = 20
 
 
 @dataclass(slots=True)
@@ -32,6 +37,8 @@ class SimulatedState:
     clock_ms: int | None
     customers: dict[str, CustomerState] = field(default_factory=dict)
     graph: IdentityGraph = field(default_factory=IdentityGraph)
+    decisions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Customer key -> its last decisions (decision contract, JSON), oldest first."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +46,7 @@ class SimulatedState:
             "clock_ms": self.clock_ms,
             "customers": {k: s.to_dict() for k, s in sorted(self.customers.items())},
             "identity": self.graph.to_dict(),
+            "decisions": dict(sorted(self.decisions.items())),
         }
 
 
@@ -64,4 +72,5 @@ def read_state_file(path: Path | str) -> SimulatedState:
         clock_ms=data.get("clock_ms"),
         customers={k: CustomerState.from_dict(v) for k, v in data.get("customers", {}).items()},
         graph=IdentityGraph.from_dict(data.get("identity", {})),
+        decisions={k: list(v) for k, v in (data.get("decisions") or {}).items()},
     )

@@ -14,11 +14,14 @@ from typing import Any
 
 from orchestrator.core.profile import Profile
 
-__all__ = ["TIMING_REASONS", "CustomerState", "FinishedInstance", "Instance", "PendingSend"]
+__all__ = ["TIMING_MEANING", "TIMING_REASONS", "CustomerState", "FinishedInstance", "Instance", "PendingSend"]
 
-TIMING_REASONS = ("late", "future")
-"""Why an event was not applied at its own time: ``late`` (older than the lateness window: applied to
-the profile and to running journeys, started none), ``future`` (later than the clock: applied now)."""
+TIMING_MEANING = {
+    "late": "older than the lateness window: the profile and running journeys take them, no journey starts",
+    "future": "later than the worker's clock: applied now, at the clock, not at their own time",
+}
+"""Why an event was not applied at its own time, and what that did."""
+TIMING_REASONS = tuple(TIMING_MEANING)
 
 
 @dataclass(slots=True)
