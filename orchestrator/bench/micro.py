@@ -225,6 +225,15 @@ def bench_state(quick: bool = False) -> dict[str, Any]:
     sample = _sample_records(customers=2_000, events=12_000 if quick else 20_000)
     sample_keys = [orjson.loads(r)["s"]["p"]["customer_key"] for r in sample]
     mean_record = statistics.mean(len(r) for r in sample)
+    # the same records without what only inspect reads (finished journeys, late/future counts)
+    inspect_only = ("f", "tm")
+    without = []
+    for r in sample:
+        data = orjson.loads(r)
+        if isinstance(data.get("s"), dict):
+            data["s"] = {k: v for k, v in data["s"].items() if k not in inspect_only}
+        without.append(len(orjson.dumps(data)))
+    mean_without = statistics.mean(without)
     # decoded CustomerState objects (what simulate keeps per customer)
     gc.collect()
     tracemalloc.start()
@@ -274,6 +283,9 @@ def bench_state(quick: bool = False) -> dict[str, Any]:
         "replicated with distinct keys; memory = tracemalloc of a dict key->record bytes (the memory "
         "store's shape); disk = rocksdict default options after flush + full compaction",
         "mean_record_bytes": round(mean_record, 1),
+        "mean_record_bytes_without_inspect_fields": round(mean_without, 1),
+        "records_with_finished_journeys": sum(1 for r in sample if b'"f":[' in r),
+        "records": len(sample),
         "decoded_state_bytes_per_customer": round(decoded_bytes, 1),
         "rows": rows,
     }

@@ -162,6 +162,11 @@ def summary_table(report: dict[str, Any]) -> str:
                 f"state    {r['customers']:>9,} customers: memory {r['memory_bytes_per_customer']:,.0f} B, "
                 f"rocksdb {r['rocksdb_bytes_per_customer']:,.0f} B per customer"
             )
+        add(
+            f"state    stored record {st['mean_record_bytes']:,.0f} B mean (limit 4,096), "
+            f"{st['mean_record_bytes_without_inspect_fields']:,.0f} B without the finished journeys and "
+            f"late counts ({st['records_with_finished_journeys']:,} of {st['records']:,} records have some)"
+        )
         add(f"state    decoded engine state {st['decoded_state_bytes_per_customer']:,.0f} B per customer")
     if "simulate" in s:
         sim = s["simulate"]

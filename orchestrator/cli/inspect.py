@@ -15,9 +15,7 @@ decisions topic) only has to build the same document from the worker's answer.
 from __future__ import annotations
 
 import argparse
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import orjson
 
 from orchestrator.cli._common import add_config_option, settings_from
 from orchestrator.cli._timeline import DEFAULT_ENTRIES, out_of_time_lines, timeline
+from orchestrator.cli._worker_api import get_json
 from orchestrator.config import Settings, secret_list
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.profile import CONSENT_DEFAULTS
@@ -227,31 +226,10 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _get(url: str, path: str, token: str | None) -> dict[str, Any] | None:
-    """The worker's JSON answer (asked with the API token); a ``_missing`` body for a 404 (this worker
-    does not hold it)."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        request = urllib.request.Request(f"{url.rstrip('/')}{path}", headers=headers)
-        with urllib.request.urlopen(request, timeout=5) as r:
-            body: dict[str, Any] = orjson.loads(r.read())
-            return body
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            answer: dict[str, Any] = orjson.loads(exc.read() or b"{}")
-            return {"_missing": True, **answer}
-        if exc.code == 401:
-            hint = "set ORCH_API_TOKEN (api_token) to the worker's token" if not token else "wrong token"
-            raise InspectError(f"{url}: HTTP 401 unauthorized: {hint}") from None
-        raise InspectError(f"{url}: HTTP {exc.code}") from None
-    except OSError as exc:
-        raise InspectError(f"{url}: cannot reach the worker: {exc}") from None
-
-
 def _live_identity(urls: list[str], name: str, token: str | None) -> dict[str, Any] | None:
     """Canonical key, identifiers and aliases from the worker that holds the identity graph."""
     for url in urls:
-        body = _get(url, f"/identities/{urllib.parse.quote(name, safe=':@+')}/", token)
+        body = get_json(url, f"/identities/{urllib.parse.quote(name, safe=':@+')}/", token)
         if body is not None and not body.get("_missing"):
             return body
     return None
@@ -261,7 +239,7 @@ def _live_state(urls: list[str], key: str, token: str | None) -> CustomerState:
     for _hop in range(3):
         moved = None
         for url in urls:
-            body = _get(url, f"/customers/{urllib.parse.quote(key, safe=':@+')}/", token)
+            body = get_json(url, f"/customers/{urllib.parse.quote(key, safe=':@+')}/", token)
             if body is None:
                 continue
             if not body.get("_missing"):

@@ -14,7 +14,7 @@ from orchestrator.core.resolution import canonical_key
 from orchestrator.exceptions import InvalidEventError, KafkaSetupError
 from orchestrator.kafka.security import librdkafka_options
 
-__all__ = ["BadLine", "ProduceReport", "produce_file"]
+__all__ = ["BadLine", "ProduceReport", "TimeCheck", "produce_file"]
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,36 @@ class BadLine:
 
 
 @dataclass
+class TimeCheck:
+    """The lines' times against a clock (the worker's, or this machine's): how many a worker would
+    apply as late (older than ``lateness_ms`` behind ``clock_ms``: no journey starts) or as from the
+    future (more than ``skew_ms`` ahead of ``now_ms``: applied at the clock)."""
+
+    clock_ms: int
+    lateness_ms: int | None
+    now_ms: int
+    skew_ms: int = 5_000
+    source: str = "this machine's clock"
+    late: int = 0
+    future: int = 0
+    oldest_ms: int | None = None
+    newest_ms: int | None = None
+
+    def see(self, occurred_ms: int) -> None:
+        if self.lateness_ms is not None and self.clock_ms - occurred_ms > self.lateness_ms:
+            self.late += 1
+        elif occurred_ms > self.now_ms + self.skew_ms:
+            self.future += 1
+        self.oldest_ms = occurred_ms if self.oldest_ms is None else min(self.oldest_ms, occurred_ms)
+        self.newest_ms = occurred_ms if self.newest_ms is None else max(self.newest_ms, occurred_ms)
+
+
+@dataclass
 class ProduceReport:
     sent: int = 0
     bad: list[BadLine] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    times: TimeCheck | None = None
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -46,10 +72,12 @@ def produce_file(
     validate: bool = True,
     on_bad: Callable[[BadLine], None] = lambda b: None,
     progress: bool | None = None,
+    times: TimeCheck | None = None,
 ) -> ProduceReport:
     """Publish every line of ``path``; with ``validate`` lines that are not valid events are reported
-    (line number and reason) and skipped, the others are keyed by canonical customer key.
-    Without ``validate`` every non-empty line is sent as it is (how one feeds the dead-letter path).
+    (line number and reason) and skipped, the others are keyed by canonical customer key, and their
+    times counted against ``times`` (late, future). Without ``validate`` every non-empty line is sent
+    as it is (how one feeds the dead-letter path).
     """
     from confluent_kafka import Producer
 
@@ -57,7 +85,7 @@ def produce_file(
         raise KafkaSetupError(f"{path}: no such file")
     target = topic or settings.topics.raw_events
     limits = settings.event_limits()  # the bounds the workers' ingest stage applies
-    report = ProduceReport()
+    report = ProduceReport(times=times)
     producer = Producer(
         {**librdkafka_options(settings), "linger.ms": 20, "enable.idempotence": True, "acks": "all"}
     )
@@ -77,7 +105,10 @@ def produce_file(
         key: bytes | None = None
         if validate:
             try:
-                key = canonical_key(parse_event(raw, limits).identifiers).encode()
+                event = parse_event(raw, limits)
+                key = canonical_key(event.identifiers).encode()
+                if times is not None:
+                    times.see(event.occurred_ms)
             except InvalidEventError as exc:
                 bad = BadLine(number, exc.detail)
                 report.bad.append(bad)

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["PartitionClocks", "SourceWatermarks", "event_time"]
+__all__ = ["FUTURE_SKEW_MS", "PartitionClocks", "SourceWatermarks", "event_time"]
+
+FUTURE_SKEW_MS = 5_000
+"""How far ahead of the wall clock an event's time may be before it counts as from the future."""
 
 
-def event_time(occurred_ms: int, wall_ms: int, skew_ms: int = 5_000) -> int:
+def event_time(occurred_ms: int, wall_ms: int, skew_ms: int = FUTURE_SKEW_MS) -> int:
     """The logical time of an event: its occurred time, never later than wall + skew."""
     return min(occurred_ms, wall_ms + skew_ms)
 

@@ -17,11 +17,13 @@ Private by default (docs/security.md):
 from __future__ import annotations
 
 import hmac
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web as aioweb
 
 from orchestrator.config import Settings, secret_list
+from orchestrator.runtime.clock import FUTURE_SKEW_MS
 from orchestrator.runtime.metrics import CONTENT_TYPE
 from orchestrator.runtime.reading import highwater_of, position_of
 
@@ -160,7 +162,18 @@ def register_pages(app: faust.App, w: WorkerApp) -> None:
             if stage.loaded
             else None
         )
-        return web.json({"partitions": parts, "raw_partitions": sources, "identify": identify})
+        known = [c for c in (w.clocks.get(p) for p in w.indexed) if c]
+        return web.json(
+            {
+                "now_ms": int(time.time() * 1000),
+                "clock_ms": max(known) if known else None,
+                "lateness_ms": w.settings.lateness_hours * 3_600_000 or None,
+                "future_skew_ms": FUTURE_SKEW_MS,
+                "partitions": parts,
+                "raw_partitions": sources,
+                "identify": identify,
+            }
+        )
 
     @app.page("/journeys/")
     async def journeys_view(web: Any, request: Any) -> Any:

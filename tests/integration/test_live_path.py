@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 
 from orchestrator.config import Settings
-from orchestrator.testing import WorkerProcess, read_topic
+from orchestrator.testing import WorkerProcess, read_topic, wait_until
 from orchestrator.testing.worker import settings_env
+from tests.integration.runtime_helpers import ActionReader, deploy
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +105,57 @@ def test_deploy_refuses_what_the_workers_would_refuse_with_the_diff(
     )
     assert ok.returncode == 0, ok.stderr
     assert "dry run: the workers would accept it" in ok.stdout
+
+
+def _signup(customer: str, at: datetime) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": f"{customer}-signup", "type": "account.created", "source": "test",
+            "identifiers": {"customer_id": customer, "email": f"{customer}@example.com"},
+            "occurred_at": at.isoformat().replace("+00:00", "Z"),
+        }
+    )  # fmt: skip
+
+
+def test_late_events_are_told_by_produce_the_worker_and_inspect(
+    settings: Settings, worker: WorkerProcess, actions: ActionReader, tmp_path: Path
+) -> None:
+    """Trap 2: recorded events produced to a live worker updated profiles and started no journey, and
+    nothing said so. Now ``produce --worker`` counts them against the worker's clock, the worker counts
+    them by reason and logs it, and ``inspect`` shows them on the customer."""
+    deploy(settings, [JOURNEYS / "welcome.yaml"])
+    now = datetime.now(UTC)
+    path = tmp_path / "recorded.jsonl"
+    path.write_bytes(_signup("rec-old", now - timedelta(days=3)) + b"\n" + _signup("rec-new", now) + b"\n")
+    env = {**os.environ, **settings_env(settings)}
+    cli = [sys.executable, "-m", "orchestrator"]
+    done = subprocess.run(
+        [*cli, "produce", str(path), "--worker", worker.url],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "produced 2 events" in done.stdout
+    assert "note: 1 line(s) are older than the lateness window (24 h before the worker's clock" in done.stdout
+    assert "starts no journey for them" in done.stdout
+
+    # the on-time customer gets the welcome email; the late one none, but its profile is there
+    def welcomed() -> bool:
+        actions.poll()
+        return any(r["customer_id"] == "rec-new" for r in actions.records)
+
+    wait_until(welcomed, timeout=60, what="rec-new's welcome email")
+    wait_until(lambda: worker.get_json("/customers/rec-old/")[0] == 200, what="rec-old's state")
+    assert [r["customer_id"] for r in actions.records] == ["rec-new"]
+    with urllib.request.urlopen(worker.request("/metrics"), timeout=5) as r:
+        metrics = r.read().decode()
+    assert 'orchestrator_events_out_of_time_total{reason="late"} 1.0' in metrics
+    assert 'orchestrator_events_out_of_time_total{reason="future"} 0.0' in metrics
+    log = (tmp_path / "worker.log").read_text()
+    assert "is late, the partition's clock is at" in log
+    shown = subprocess.run(
+        [*cli, "inspect", "rec-old", "--worker", worker.url, "--decisions", "0"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "note: 1 event applied as late: no journey entry" in shown.stdout
+    assert "journeys (0 running):" in shown.stdout
