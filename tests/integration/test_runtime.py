@@ -86,6 +86,9 @@ def test_policy_decisions_match_simulate(settings: Settings, tmp_path: Path, act
     mine = [d for d in decisions if d["customer_id"] == "w-ann"]
     assert [d["decision_id"] for d in inspected["decisions"]] == [d["decision_id"] for d in mine]
     assert inspected["source"] == "live"
+    decided = [t["what"] for t in inspected["timeline"] if t["what"].startswith("welcome/")]
+    assert len(decided) == len(mine), inspected["timeline"]  # each decision in the timeline, with its reason
+    assert all(" — " in what for what in decided)
     assert inspected["profile"]["addresses"]["email"] == "ann@example.com"
     assert by_id(actions.records) == expected
     by_decision = {d["decision_id"]: d for d in got}
