@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "orchestrator.cli.validate",
     "orchestrator.cli.simulate",
     "orchestrator.cli.inspect",
+    "orchestrator.cli.actions",
     "orchestrator.cli.deploy",
     "orchestrator.cli.connector",
     "orchestrator.cli.schemas",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +14,7 @@ import pytest
 
 from orchestrator.config import Settings
 from orchestrator.testing import WorkerProcess, wait_until
+from orchestrator.testing.worker import settings_env
 from tests.integration.runtime_helpers import (
     EXAMPLE_NAMES,
     JOURNEYS,
@@ -89,10 +93,32 @@ def test_policy_decisions_match_simulate(settings: Settings, tmp_path: Path, act
     decided = [t["what"] for t in inspected["timeline"] if t["what"].startswith("welcome/")]
     assert len(decided) == len(mine), inspected["timeline"]  # each decision in the timeline, with its reason
     assert all(" — " in what for what in decided)
+    # what went out, as an operator reads it (no kcat): this customer's, one channel's, as JSON
+    shown = _cli(settings, "actions", "--customer", "w-ann", "--json")
+    records = [orjson.loads(line) for line in shown.splitlines()]
+    assert {r["record"]["decision_id"] for r in records if r["kind"] == "decision"} == {
+        d["decision_id"] for d in mine
+    }
+    mine_sent = {a["action_id"] for a in expected.values() if a["customer_id"] == "w-ann"}
+    assert {r["record"]["action_id"] for r in records if r["kind"] == "action"} == mine_sent
+    assert all(
+        r["record"]["recipient"].startswith(("a***@", "+1555***")) for r in records if r["kind"] == "action"
+    )
+    sms = _cli(settings, "actions", "--channel", "sms", "--only", "actions")
+    assert sms.count(" sms ") == sum(1 for a in expected.values() if a["channel"] == "sms"), sms
+    assert "template welcome_sms_v1 to +1555***" in sms
     assert inspected["profile"]["addresses"]["email"] == "ann@example.com"
     assert by_id(actions.records) == expected
     by_decision = {d["decision_id"]: d for d in got}
     assert by_decision == {d["decision_id"]: d for d in decisions}
+
+
+def _cli(settings: Settings, *args: str) -> str:
+    env = {**os.environ, **settings_env(settings)}
+    cmd = [sys.executable, "-m", "orchestrator", *args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def _journey(tmp: Path, version: int = 1, template: str = "nudge_v1", wait: str = "4s") -> Path:
