@@ -17,8 +17,8 @@ Order of one event (logical time ``t`` = the event's time, never later than ``no
    applied at ``now_ms``. Both are counted in the state and said in the Outcome's ``timing``.
    ``customer.erased`` ends every instance and returns ``state=None`` (delete).
 
-Instances that end are kept in the state's ``finished`` list for ``finished_keep_ms`` (of the
-customer's clock), at most ``finished_max`` of them, for ``orchestrator inspect``.
+Instances that end are kept in the state's ``finished`` list for ``finished_keep_ms`` (before the
+customer's latest event or end), at most ``finished_max`` of them, for ``orchestrator inspect``.
 
 ``CustomerLogic.on_merge`` folds a customer the identity graph merged away into the canonical one
 (:func:`orchestrator.core.identity.merge_states`): the shells call it before the event that caused
@@ -352,10 +352,14 @@ class CustomerLogic:
         return _outcome(state, run)
 
     def _let_go(self, state: CustomerState) -> None:
-        """Finished instances past ``finished_keep_ms`` or ``finished_max`` are let go."""
+        """Finished instances past ``finished_keep_ms`` or ``finished_max`` are let go. The time is
+        counted back from the customer's latest activity (its last event, or the last end), not from
+        its clock: a worker catching up on recorded events moves clocks to the wall clock at once, and
+        the story of those events must still be there to inspect."""
         finished = state.finished
         if finished:
-            horizon = state.clock_ms - self.finished_keep_ms
+            latest = max(state.profile.last_seen_ms or 0, max(f.finished_ms for f in finished))
+            horizon = latest - self.finished_keep_ms
             keep = [f for f in finished if f.finished_ms >= horizon]
             keep = keep[max(0, len(keep) - self.finished_max) :] if self.finished_max > 0 else []
             if len(keep) != len(finished):

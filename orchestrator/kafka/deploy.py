@@ -24,6 +24,7 @@ from orchestrator.core.journey import JourneyRegistry, load_journey_text
 from orchestrator.core.journey.yamlsrc import read_source
 from orchestrator.core.policy import is_policy_text, load_policy_text
 from orchestrator.exceptions import JourneyValidationError, KafkaSetupError, PolicyValidationError
+from orchestrator.kafka.client_log import client_log
 from orchestrator.kafka.security import librdkafka_options
 
 __all__ = ["check_deployments", "prepare_deployments", "publish_deployments", "read_deployment_records"]
@@ -197,7 +198,9 @@ def publish_deployments(settings: Settings, deployments: Sequence[JourneyDeploym
         if err is not None:
             errors.append(str(err))
 
-    producer = Producer({**librdkafka_options(settings), "acks": "all", "enable.idempotence": True})
+    producer = Producer(
+        {**librdkafka_options(settings), "acks": "all", "enable.idempotence": True, "logger": client_log()}
+    )
     for dep in deployments:
         producer.produce(
             settings.topics.journeys, key=dep.key.encode(), value=dep.to_json(), on_delivery=delivered

@@ -12,6 +12,7 @@ from orchestrator.config import Settings
 from orchestrator.contracts import parse_event
 from orchestrator.core.resolution import canonical_key
 from orchestrator.exceptions import InvalidEventError, KafkaSetupError
+from orchestrator.kafka.client_log import client_log
 from orchestrator.kafka.security import librdkafka_options
 
 __all__ = ["BadLine", "ProduceReport", "TimeCheck", "produce_file"]
@@ -87,7 +88,13 @@ def produce_file(
     limits = settings.event_limits()  # the bounds the workers' ingest stage applies
     report = ProduceReport(times=times)
     producer = Producer(
-        {**librdkafka_options(settings), "linger.ms": 20, "enable.idempotence": True, "acks": "all"}
+        {
+            **librdkafka_options(settings),
+            "linger.ms": 20,
+            "enable.idempotence": True,
+            "acks": "all",
+            "logger": client_log(),
+        }
     )
 
     def delivered(err: Any, msg: Any) -> None:

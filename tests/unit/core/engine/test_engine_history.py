@@ -124,3 +124,15 @@ def test_a_merge_keeps_the_instance_that_exits_as_merged() -> None:
     merged = merge_states(one.state, two.state, T0 + H).state
     (gone,) = merged.finished
     assert (gone.journey, gone.kind, gone.reason, gone.finished_ms) == ("welcome", "exited", "merged", T0 + H)
+
+
+def test_a_clock_that_jumps_ahead_keeps_the_story_of_recorded_events(drive: Make) -> None:
+    """A worker catching up on recorded events moves the customer's clock to the wall clock (a wake-up
+    a year later): the journeys those events ran through are still there to inspect."""
+    d = drive(WELCOME)
+    _signup(d)
+    d.wake(T0 + 365 * DAY_MS)
+    assert d.state is not None
+    assert [f.reason for f in d.state.finished] == ["completed"]
+    d.event("page.viewed", T0 + 365 * DAY_MS)  # the customer is active again, a year on
+    assert d.state.finished == []

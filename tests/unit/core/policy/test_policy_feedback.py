@@ -98,7 +98,7 @@ def test_simulate_with_a_policy(tmp_path: Path) -> None:
     strict = tmp_path / "strict.yaml"
     strict.write_text(
         "kind: policy\nid: strict\nversion: 1\n"
-        "frequency_caps: [{name: one_a_week, max: 1, per: 7d}]\n"
+        "frequency_caps: [{name: one_a_week, channels: [email], max: 1, per: 7d}]\n"
         'quiet_hours: {start: "00:00", end: "23:59", action: drop, channels: [sms]}\n'
     )
     events = EXAMPLES / "welcome.events.jsonl"
