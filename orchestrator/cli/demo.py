@@ -1,4 +1,9 @@
-"""``orchestrator demo``: the whole path on a real broker, from an empty machine to results, then clean up."""
+"""``orchestrator demo``: the whole path on a real broker, from an empty machine to results, then stop.
+
+Works from any folder: the example journeys come from the checkout or from the installed package
+(:func:`orchestrator.demo.example_dir`). The run's folder (the worker's log, the events produced) is
+kept and named at the end.
+"""
 
 from __future__ import annotations
 
@@ -17,17 +22,23 @@ def register(sub: Any) -> None:
         "demo",
         help="local Kafka, journeys deployed, a worker and a connector, sample events, results; then stop",
     )
-    parser.add_argument("--journeys", type=Path, default=Path("journeys"), help="journeys and policy folder")
+    parser.add_argument(
+        "--journeys", type=Path, default=None, help="journeys and policy folder (default: the examples)"
+    )
     parser.add_argument(
         "--events",
         type=Path,
-        default=Path("journeys/demo/events.jsonl"),
-        help="extra events produced after the examples' (bad lines included)",
+        default=None,
+        help="extra events produced after the examples' (default: the demo's, bad lines included)",
     )
     parser.add_argument("--bootstrap-servers", default=None, help="use this broker instead of starting one")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="the run's folder, kept (default: a new one in /tmp)"
+    )
     parser.set_defaults(func=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="orchestrator-demo-") as tmp:
-        return run_demo(args.journeys, args.events, Path(tmp), bootstrap=args.bootstrap_servers, say=print)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="orchestrator-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    return run_demo(args.journeys, args.events, workdir, bootstrap=args.bootstrap_servers, say=print)

@@ -33,6 +33,7 @@ from orchestrator.connectors.ratelimit import ChannelLimiter
 from orchestrator.contracts.actions import CHANNELS, ChannelAction
 from orchestrator.contracts.events import CustomerEvent
 from orchestrator.exceptions import ConfigError
+from orchestrator.kafka.client_log import client_log
 from orchestrator.kafka.security import librdkafka_options
 
 __all__ = ["REMEMBERED", "SOURCE", "SandboxConnector", "SandboxScript", "SeenIds", "engagement_events"]
@@ -204,7 +205,9 @@ class SandboxConnector:
                 "enable.auto.commit": False,
             }
         )
-        producer = Producer({**opts, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
+        producer = Producer(
+            {**opts, "acks": "all", "enable.idempotence": True, "linger.ms": 5, "logger": client_log()}
+        )
         stop = stop or threading.Event()
         raw_topic = self.settings.topics.raw_events
         try:

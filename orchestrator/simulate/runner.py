@@ -26,7 +26,7 @@ import orjson
 from orchestrator.contracts.actions import ChannelAction
 from orchestrator.contracts.decision import Decision
 from orchestrator.contracts.engine_event import read_event
-from orchestrator.core.customer import ERASE_EVENT, CustomerLogic, Outcome
+from orchestrator.core.customer import ERASE_EVENT, CustomerLogic, Outcome, Transition
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.identity import IdentityGraph
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
@@ -149,6 +149,7 @@ class Simulator:
         policy: Policy | PolicyRegistry | None = None,
         on_decision: Callable[[Decision], None] | None = None,
         erasure_key: bytes | None = None,
+        on_transition: Callable[[str, Transition], None] | None = None,
     ) -> None:
         """``erasure_key``: the secret of the graph's erased-identifier markers; by default a random
         key of this run alone (the markers only serve within the run, and a ``--state-out`` file then
@@ -157,6 +158,8 @@ class Simulator:
             registry, history_window_ms=history_window_ms, lateness_ms=lateness_ms, policy=policy
         )
         self._on_decision = on_decision
+        self._on_transition = on_transition
+        """Called with (customer key, transition) for every funnel transition: the steps one by one."""
         self.states: dict[str, CustomerState] = {}
         self.graph = IdentityGraph(secrets.token_bytes(32) if erasure_key is None else erasure_key)
         self.result = SimulationResult()
@@ -231,6 +234,8 @@ class Simulator:
             self.states[key] = outcome.state
         for t in outcome.transitions:
             self.result.funnel.add(t)
+            if self._on_transition is not None:
+                self._on_transition(key, t)
         for d in outcome.decisions:
             verdict = f"{d.kind}: {d.reason}"
             self.result.decisions[verdict] = self.result.decisions.get(verdict, 0) + 1
