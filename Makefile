@@ -32,7 +32,8 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (aiokafka 0.14)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@# (PYTHONWARNINGS: setuptools' notes about editable installs are not for the user of make demo)
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 # Installs the package of every DEB_TOOLS command that is missing (each package once), saying which
