@@ -16,6 +16,7 @@ from .compiler import Compiler, Fn
 from .errors import CelCompileError, CelEvaluationError
 from .ops import type_name
 from .parser import parse
+from .qualified import qualify
 from .values import Duration, Timestamp, UInt
 
 __all__ = [
@@ -102,17 +103,20 @@ def compile_condition(source: str, *, variables: Mapping[str, CelType] | None = 
     return _compile(source, variables, check=True)
 
 
-def _compile(source: str, variables: Mapping[str, CelType] | None, *, check: bool) -> CompiledCondition:
-    """compile_condition, with static type errors optionally off (the conformance suite's disable_check)."""
+def _compile(
+    source: str, variables: Mapping[str, CelType] | None, *, check: bool, container: str = ""
+) -> CompiledCondition:
+    """compile_condition, with static type errors optionally off (the conformance suite's disable_check)
+    and names resolved within a ``container`` (a namespace; journeys declare none)."""
     declared = DEFAULT_VARIABLES if variables is None else variables
-    node = parse(source)
+    node = qualify(parse(source), declared, container)
     checker = Checker(source, declared)
     if check:
         result_type = checker.check(node)
     else:
         checker.lenient = True
         result_type = checker.check(node)
-    compiler = Compiler(source)
+    compiler = Compiler(source, declared)
     fn = compiler.compile(node)
     selected = {
         name: frozenset(fields) for name, fields in compiler.selected.items() if name not in compiler.whole

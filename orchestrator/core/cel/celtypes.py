@@ -25,6 +25,7 @@ class CelType:
     NULL: ClassVar[CelType]
     TIMESTAMP: ClassVar[CelType]
     DURATION: ClassVar[CelType]
+    TYPE: ClassVar[CelType]
     DYN: ClassVar[CelType]
     DYN_MAP: ClassVar[CelType]
     DYN_LIST: ClassVar[CelType]
@@ -72,6 +73,7 @@ CelType.BOOL = CelType("bool")
 CelType.NULL = CelType("null_type")
 CelType.TIMESTAMP = CelType("timestamp")
 CelType.DURATION = CelType("duration")
+CelType.TYPE = CelType("type")
 CelType.DYN = CelType("dyn")
 CelType.DYN_MAP = CelType.map_of(CelType.STRING, CelType.DYN)
 CelType.DYN_LIST = CelType.list_of(CelType.DYN)

@@ -30,7 +30,7 @@ from .nodes import (
     Or,
     Select,
 )
-from .values import Duration, Timestamp, UInt
+from .values import TYPE_DENOTATIONS, Duration, Timestamp, TypeValue, UInt
 
 __all__ = ["HISTORY_FUNCTIONS", "Checker"]
 
@@ -57,6 +57,8 @@ def literal_type(v: object) -> CelType:
         return T.TIMESTAMP
     if t is Duration:
         return T.DURATION
+    if t is TypeValue:
+        return T.TYPE
     return T.NULL
 
 
@@ -82,7 +84,7 @@ class Checker:
         self.source = source
         self.variables = variables
         self.referenced: set[str] = set()
-        self.lenient = False  # True: type errors are left to the runtime (names are still checked)
+        self.lenient = False  # True: type errors and unbound names are left to the runtime
 
     def type_fail(self, reason: str, node: Node) -> CelType:
         """A static type error: raised, unless lenient (then the node's type becomes dyn)."""
@@ -104,11 +106,15 @@ class Checker:
         return literal_type(node.value)
 
     def _ident(self, node: Ident, scope: Mapping[str, CelType]) -> CelType:
-        if node.name in scope:
+        if node.name in scope and not node.absolute:
             return scope[node.name]
         if node.name in self.variables:
             self.referenced.add(node.name)
             return self.variables[node.name]
+        if node.name in TYPE_DENOTATIONS:  # int, string, list ... as values (type(1) == int)
+            return T.TYPE
+        if self.lenient:  # (unchecked: an unbound name is an error when evaluated, as the spec says)
+            return T.DYN
         known = sorted({*self.variables, *scope})
         close = difflib.get_close_matches(node.name, known, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known) or 'none'})"
@@ -259,6 +265,8 @@ class Checker:
             return self._history(node, scope)
         args = [self.check(a, scope) for a in ((node.target,) if node.target else ()) + node.args]
         fn = FUNCTIONS.get((node.name, node.target is not None))
+        if fn is None and self.lenient:
+            return T.DYN
         if fn is None:
             kind = "method" if node.target is not None else "function"
             names = sorted({n for n, m in FUNCTIONS if m == (node.target is not None)} | HISTORY_FUNCTIONS)
@@ -313,8 +321,7 @@ class Checker:
         t = self.check(node.target, scope)
         if not (t.is_dyn or t.name in ("list", "map")):
             self.type_fail(f"{node.macro}() works on a list or a map, not {t}", node)
-        if node.var in self.variables or node.var in scope:
-            raise self.fail(f"the macro variable '{node.var}' hides a variable of the same name", node)
+        # (the macro's variable may hide a variable or an outer macro's of the same name: the spec)
         inner = {**scope, node.var: t.elem}
         if node.predicate is not None:
             self._bool_operand(node.predicate, inner, f"{node.macro}()")

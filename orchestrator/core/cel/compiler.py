@@ -7,7 +7,7 @@ Nothing here evaluates Python source: the closures only call the fixed operation
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ from .nodes import (
     Select,
 )
 from .ops import BINARY, cel_eq, ge, gt, index, le, lt, neg, no_overload, select
-from .values import Duration, Timestamp, UInt, parse_duration, parse_timestamp
+from .values import TYPE_DENOTATIONS, Duration, Timestamp, TypeValue, UInt, parse_duration, parse_timestamp
 
 __all__ = ["Compiler", "Fn"]
 
@@ -65,8 +65,10 @@ def now_ms(act: Mapping[str, Any]) -> int:
 class Compiler:
     """Compiles one checked AST; collects the largest history lookback."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, variables: Collection[str] = ()) -> None:
         self.source = source
+        self.variables = frozenset(variables)
+        """The declared variables (a name that is none of them may denote a type: ``int``)."""
         self.max_lookback_ms = 0
         self.selected: dict[str, set[str]] = {}
         """Per variable, the fields it is read through (``profile.email`` reads ``email``)."""
@@ -86,12 +88,25 @@ class Compiler:
         return lambda act: value
 
     def _ident(self, node: Ident, local: frozenset[str]) -> Fn:
+        if node.absolute and node.name in local:  # '.y': the variable y, not a macro's y
+            self.whole.add(node.name)
+            name, hidden = node.name, _GLOBAL + node.name
+
+            def outer(act: Mapping[str, Any]) -> Any:
+                if hidden in act:
+                    return act[hidden]
+                raise CelEvaluationError(f"no value for variable '{name}' in the activation")
+
+            return outer
         if node.name not in local:
             self.whole.add(node.name)
         return self._variable(node, local)
 
     def _variable(self, node: Ident, local: frozenset[str]) -> Fn:
         name = node.name
+        if name in TYPE_DENOTATIONS and name not in local and name not in self.variables:
+            denoted = TypeValue(name)
+            return lambda act: denoted
         if name == "now" and name not in local:
 
             def now(act: Mapping[str, Any]) -> Any:
@@ -134,31 +149,32 @@ class Compiler:
                 (f0,) = walk
 
                 def sel1(act: Mapping[str, Any]) -> Any:
-                    try:
-                        return act[root][f0]
-                    except (KeyError, TypeError, IndexError):
-                        return slow(act)
+                    m = act.get(root)
+                    if type(m) is dict and f0 in m:  # (only a map's fields: never an object's __getitem__)
+                        return m[f0]
+                    return slow(act)
 
                 return sel1
             if len(walk) == 2:
                 f0, f1 = walk
 
                 def sel2(act: Mapping[str, Any]) -> Any:
-                    try:
-                        return act[root][f0][f1]
-                    except (KeyError, TypeError, IndexError):
-                        return slow(act)
+                    m = act.get(root)
+                    if type(m) is dict:
+                        n = m.get(f0)
+                        if type(n) is dict and f1 in n:
+                            return n[f1]
+                    return slow(act)
 
                 return sel2
 
             def seln(act: Mapping[str, Any]) -> Any:
-                try:
-                    v = act[root]
-                    for f in walk:
-                        v = v[f]
-                    return v
-                except (KeyError, TypeError, IndexError):
-                    return slow(act)
+                v = act.get(root)
+                for f in walk:
+                    if type(v) is not dict or f not in v:
+                        return slow(act)
+                    v = v[f]
+                return v
 
             return seln
         return slow
@@ -291,8 +307,18 @@ class Compiler:
                 return regex.search(v) is not None
 
             return matches
-        fn = FUNCTIONS[(node.name, node.target is not None)].impl
+        found = FUNCTIONS.get((node.name, node.target is not None))
         compiled = tuple(self.compile(a, local) for a in args)
+        if found is None:  # (only unchecked: the checker refuses it otherwise)
+            name = node.name
+
+            def unknown(act: Mapping[str, Any]) -> Any:
+                for a in compiled:
+                    a(act)
+                raise CelEvaluationError(f"unknown function '{name}'")
+
+            return unknown
+        fn = found.impl
         if len(compiled) == 1:
             (a0,) = compiled
             return lambda act: fn(a0(act))
@@ -376,7 +402,10 @@ class Compiler:
             coll = target(act)
             if not isinstance(coll, list | tuple | Mapping):
                 raise no_overload(macro, coll)
-            return coll, dict(act)
+            scope = dict(act)
+            if var in act:  # hides a variable: kept for a '.name' that means the outer one
+                scope.setdefault(_GLOBAL + var, act[var])
+            return coll, scope
 
         if macro in ("all", "exists"):
             assert pred is not None
@@ -435,6 +464,13 @@ class Compiler:
         return mapper
 
 
+_GLOBAL = "\x00outer:"
+"""Where a macro keeps the value of a variable its own variable hides (for ``.name``)."""
+
+_EXACT = 2**53
+"""Ints up to this size are doubles exactly."""
+
+
 def _const_right(op: str, left: Fn, c: Any) -> Fn | None:
     """Fast paths for comparing with a literal on the right, the common shape of journey conditions."""
     tc = type(c)
@@ -451,13 +487,21 @@ def _const_right(op: str, left: Fn, c: Any) -> Fn | None:
 
         return str_eq
     if op in ("<", "<=", ">", ">=") and (tc is int or tc is float):
+        # Python compares an int and a float exactly, CEL as doubles: the same whenever the int is one
+        # a double holds exactly (|n| <= 2^53); past that, the slow path converts
         slow = {"<": lt, "<=": le, ">": gt, ">=": ge}[op]
+        held = tc is float or -_EXACT <= c <= _EXACT  # a float value meets this literal exactly
+        other = float if tc is int else int
+
+        def fast(v: Any, tv: type) -> bool:
+            return tv is tc or (tv is other and (held if tv is float else -_EXACT <= v <= _EXACT))
+
         if op == ">":
 
             def gt_num(act: Mapping[str, Any]) -> bool:
                 v = left(act)
                 tv = type(v)
-                return v > c if tv is float or tv is int else slow(v, c)
+                return v > c if tv is tc or fast(v, tv) else slow(v, c)
 
             return gt_num
         if op == "<":
@@ -465,7 +509,7 @@ def _const_right(op: str, left: Fn, c: Any) -> Fn | None:
             def lt_num(act: Mapping[str, Any]) -> bool:
                 v = left(act)
                 tv = type(v)
-                return v < c if tv is float or tv is int else slow(v, c)
+                return v < c if tv is tc or fast(v, tv) else slow(v, c)
 
             return lt_num
         if op == ">=":
@@ -473,14 +517,14 @@ def _const_right(op: str, left: Fn, c: Any) -> Fn | None:
             def ge_num(act: Mapping[str, Any]) -> bool:
                 v = left(act)
                 tv = type(v)
-                return v >= c if tv is float or tv is int else slow(v, c)
+                return v >= c if tv is tc or fast(v, tv) else slow(v, c)
 
             return ge_num
 
         def le_num(act: Mapping[str, Any]) -> bool:
             v = left(act)
             tv = type(v)
-            return v <= c if tv is float or tv is int else slow(v, c)
+            return v <= c if tv is tc or fast(v, tv) else slow(v, c)
 
         return le_num
     return None

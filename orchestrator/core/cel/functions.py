@@ -12,13 +12,15 @@ from typing import Any
 
 from .celtypes import CelType
 from .errors import CelEvaluationError
-from .ops import no_overload
+from .ops import no_overload, type_name
 from .values import (
     INT_MAX,
     INT_MIN,
+    TYPE_NAMES,
     UINT_MAX,
     Duration,
     Timestamp,
+    TypeValue,
     UInt,
     parse_duration,
     parse_timestamp,
@@ -123,7 +125,8 @@ def _to_int(v: Any) -> int:
             raise CelEvaluationError("int overflow converting uint")
         return int(v)
     if t is float:
-        if math.isnan(v) or not (INT_MIN <= v < 2.0**63):
+        # (as the spec's conformance tests: both ends excluded, -2^63 itself is out of range)
+        if math.isnan(v) or not (-(2.0**63) < v < 2.0**63):
             raise CelEvaluationError("double out of int range")
         return int(v)
     if t is str:
@@ -289,6 +292,10 @@ _ACCESSORS: dict[str, tuple[Callable[[Any], int], Callable[[int], int] | None]] 
 }
 
 
+def _type_of(v: Any) -> TypeValue:
+    return TypeValue(TYPE_NAMES[type_name(v)])
+
+
 def _build() -> dict[tuple[str, bool], Function]:
     num_str = (T.INT, T.UINT, T.DOUBLE, T.STRING)
     table: list[Function] = [
@@ -317,6 +324,7 @@ def _build() -> dict[tuple[str, bool], Function]:
         ),
         Function("duration", False, (((T.STRING,), T.DURATION), ((T.DURATION,), T.DURATION)), _duration),
         Function("dyn", False, (((_ANY,), _ANY),), _dyn),
+        Function("type", False, (((_ANY,), T.TYPE),), _type_of),
     ]
     for name, (fn, dur) in _ACCESSORS.items():
         sigs: list[tuple[tuple[CelType, ...], CelType]] = [

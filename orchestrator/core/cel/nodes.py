@@ -38,6 +38,7 @@ class Literal(Node):
 @dataclass(frozen=True, eq=False)
 class Ident(Node):
     name: str
+    absolute: bool = False  # written with a leading dot (.y): never resolved within a container
 
 
 @dataclass(frozen=True, eq=False)

@@ -6,12 +6,13 @@ dict/Mapping (map), Timestamp or aware datetime (timestamp), Duration. ``bool`` 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from .errors import CelEvaluationError
-from .values import INT_MAX, INT_MIN, UINT_MAX, Duration, Timestamp, UInt
+from .values import INT_MAX, INT_MIN, UINT_MAX, Duration, Timestamp, TypeValue, UInt
 
 __all__ = [
     "BINARY",
@@ -61,6 +62,8 @@ def type_name(v: Any) -> str:
         return "list"
     if isinstance(v, Mapping):
         return "map"
+    if t is TypeValue:
+        return "type"
     return t.__name__
 
 
@@ -83,6 +86,8 @@ def cel_eq(a: Any, b: Any) -> bool:
     if ta is tb and (ta is str or ta is int or ta is float or ta is bool):
         return bool(a == b)
     if ta in _NUM and tb in _NUM:
+        if ta is float or tb is float:  # an int and a double compare as doubles (the spec)
+            return float(a) == float(b)
         return bool(a == b)
     if isinstance(a, _LISTS):
         if not isinstance(b, _LISTS) or len(a) != len(b):
@@ -116,6 +121,8 @@ def _cmp_args(op: str, a: Any, b: Any) -> tuple[Any, Any]:
     if ta is tb and ta in _ORDERED:
         return a, b
     if ta in _NUM and tb in _NUM:
+        if ta is float or tb is float:  # as doubles: 9223372036854775807 < 9223372036854775808.0 is false
+            return float(a), float(b)
         return a, b
     a, b = _norm(a), _norm(b)
     if type(a) is type(b) and type(a) in (Timestamp, Duration):
@@ -227,8 +234,10 @@ def div(a: Any, b: Any) -> Any:
             q = _trunc_div(a, b)
             return _int_result(q) if ta is int else UInt(q)
         if ta is float:
-            if b == 0.0:
-                raise CelEvaluationError("division by zero")
+            if b == 0.0:  # IEEE 754, as the spec: x/0.0 is an infinity, 0.0/0.0 is NaN
+                if a == 0.0 or math.isnan(a):
+                    return math.nan
+                return math.copysign(math.inf, a) * math.copysign(1.0, b)
             return a / b
     raise no_overload("/", a, b)
 

@@ -165,12 +165,13 @@ class _ToAst(Transformer[Token, Node]):
     def ident(self, c: list[Token]) -> Node:
         tok = c[-1]
         _check_name(tok)
-        return Ident(_col(tok), str(tok))
+        return Ident(_col(tok), str(tok), absolute=len(c) == 2)
 
     def select(self, c: list[Any]) -> Node:
+        # a field name may be a reserved word ({'return': 1}.return) or quoted in backticks
         operand, tok = c[0], c[2]
-        _check_name(tok)
-        return Select(_col(tok), operand, str(tok))
+        name = str(tok)
+        return Select(_col(tok), operand, name[1:-1] if tok.type == "QUOTED_IDENT" else name)
 
     def index(self, c: list[Any]) -> Node:
         return Index(_col(c[1]), c[0], c[2])

@@ -14,9 +14,12 @@ from .errors import CelEvaluationError
 __all__ = [
     "INT_MAX",
     "INT_MIN",
+    "TYPE_DENOTATIONS",
+    "TYPE_NAMES",
     "UINT_MAX",
     "Duration",
     "Timestamp",
+    "TypeValue",
     "UInt",
     "parse_duration",
     "parse_timestamp",
@@ -42,6 +45,36 @@ class UInt(int):
 
     def __repr__(self) -> str:
         return f"{int(self)}u"
+
+
+class TypeValue:
+    """A CEL type as a value: what ``type(x)`` gives and what ``int``, ``string``, ``list`` ... name."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is TypeValue and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(("type", self.name))
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+TYPE_NAMES = {
+    "int": "int", "uint": "uint", "double": "double", "bool": "bool", "string": "string", "bytes": "bytes",
+    "list": "list", "map": "map", "null_type": "null_type", "type": "type",
+    "timestamp": "google.protobuf.Timestamp", "duration": "google.protobuf.Duration",
+}  # fmt: skip
+"""A value's kind (:func:`~.ops.type_name`) -> the name of its CEL type."""
+TYPE_DENOTATIONS = frozenset(
+    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
+)
+"""Identifiers that denote a type as a value (unless a variable of that name is declared)."""
 
 
 class Duration:
