@@ -21,7 +21,7 @@ import orjson
 __all__ = ["DEFAULT_SECTIONS", "SECTIONS", "bench_command", "register", "summary_table"]
 
 SECTIONS = (
-    "engine", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e",
+    "engine", "cel", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e",
     "scale", "soak", "held",
 )  # fmt: skip
 DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s not in ("scale", "soak", "held"))
@@ -149,6 +149,19 @@ def summary_table(report: dict[str, Any]) -> str:
                 f"record {b['mean_record_bytes']:,.0f} B"
             )
             add("          batched, us/msg: " + ", ".join(f"{k} {v:.1f}" for k, v in b["parts_us"].items()))
+    if "cel" in s:
+        for r in s["cel"]["rows"]:
+            add(
+                f"cel      {r['condition']:<24} {r['us_with_budget']:8.2f} us with the cost budget, "
+                f"{r['us_without']:8.2f} without ({r['ratio']:.2f}x)"
+            )
+        m = s["cel"]["matches"]
+        add(
+            f"cel      matches {m['pattern']!r}: RE2 {m['re2_us']:.2f} us, "
+            f"Python re {m['python_re_us']:.2f} us "
+            f"({m['ratio']:.2f}x); {m['backtracking_case']}: RE2 {m['re2_backtracking_us']:.1f} us, "
+            f"Python re {m['python_re_backtracking_s']:.1f} s"
+        )
     if "timers" in s:
         for r in s["timers"]["rows"]:
             add(
@@ -204,7 +217,7 @@ def summary_table(report: dict[str, Any]) -> str:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from orchestrator.bench import e2e, lateness, micro, processor, scale, soak, stages
+    from orchestrator.bench import cel, e2e, lateness, micro, processor, scale, soak, stages
 
     wanted = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = sorted(set(wanted) - set(SECTIONS))
@@ -213,6 +226,7 @@ def bench_command(args: argparse.Namespace) -> int:
         return 2
     runs: dict[str, Callable[[], dict[str, Any]]] = {
         "engine": lambda: micro.bench_engine(args.quick),
+        "cel": lambda: cel.bench_cel(args.quick),
         "processor": lambda: processor.bench_processor(args.quick),
         "timers": lambda: micro.bench_timers(args.quick),
         "state": lambda: micro.bench_state(args.quick),

@@ -13,6 +13,7 @@ from typing import Any
 from .celtypes import CelType
 from .checker import Checker
 from .compiler import Compiler, Fn
+from .cost import BUDGET, COST_BUDGET, estimate
 from .errors import CelCompileError, CelEvaluationError
 from .ops import type_name
 from .parser import parse
@@ -49,7 +50,7 @@ class CompiledCondition:
     newest last.
     """
 
-    __slots__ = ("_fn", "_selected", "max_lookback_ms", "referenced", "result_type", "source")
+    __slots__ = ("_budgeted", "_fn", "_selected", "max_lookback_ms", "referenced", "result_type", "source")
 
     def __init__(
         self,
@@ -59,8 +60,11 @@ class CompiledCondition:
         referenced: frozenset[str],
         result_type: CelType,
         selected: Mapping[str, frozenset[str]] | None = None,
+        budgeted: bool = False,
     ):
         self.source = source
+        self._budgeted = budgeted
+        """It has macros: each evaluation starts with a full cost budget (cost.py)."""
         self.max_lookback_ms = max_lookback_ms
         self.referenced = referenced
         self.result_type = result_type
@@ -74,6 +78,8 @@ class CompiledCondition:
 
     def evaluate(self, activation: Mapping[str, Any]) -> Any:
         """The condition's value; raises CelEvaluationError on a runtime error (no such key, overflow...)."""
+        if self._budgeted:
+            BUDGET.left[0] = COST_BUDGET
         try:
             return self._fn(activation)
         except CelEvaluationError:
@@ -104,7 +110,12 @@ def compile_condition(source: str, *, variables: Mapping[str, CelType] | None = 
 
 
 def _compile(
-    source: str, variables: Mapping[str, CelType] | None, *, check: bool, container: str = ""
+    source: str,
+    variables: Mapping[str, CelType] | None,
+    *,
+    check: bool,
+    container: str = "",
+    budget: bool = True,
 ) -> CompiledCondition:
     """compile_condition, with static type errors optionally off (the conformance suite's disable_check)
     and names resolved within a ``container`` (a namespace; journeys declare none)."""
@@ -116,12 +127,27 @@ def _compile(
     else:
         checker.lenient = True
         result_type = checker.check(node)
-    compiler = Compiler(source, declared)
+    iterations, where = estimate(node, declared)
+    if iterations > COST_BUDGET and where is not None:
+        raise CelCompileError(
+            f"this condition can make up to {iterations:,} macro iterations per evaluation (macros over "
+            f"lists nested in each other), more than the cost budget of {COST_BUDGET:,}: iterate over a part "
+            "of the outer element, or over a shorter list",
+            where.col,
+            source,
+        )
+    compiler = Compiler(source, declared, budget=budget)
     fn = compiler.compile(node)
     selected = {
         name: frozenset(fields) for name, fields in compiler.selected.items() if name not in compiler.whole
     }
     selected.update({name: frozenset() for name in checker.referenced - compiler.whole - selected.keys()})
     return CompiledCondition(
-        source, fn, compiler.max_lookback_ms, frozenset(checker.referenced), result_type, selected
+        source,
+        fn,
+        compiler.max_lookback_ms,
+        frozenset(checker.referenced),
+        result_type,
+        selected,
+        budgeted=budget and where is not None,
     )

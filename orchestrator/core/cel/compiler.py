@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from .cost import BUDGET, over_budget
 from .errors import CelCompileError, CelEvaluationError
 from .functions import FUNCTIONS, compile_regex
 from .nodes import (
@@ -65,8 +66,10 @@ def now_ms(act: Mapping[str, Any]) -> int:
 class Compiler:
     """Compiles one checked AST; collects the largest history lookback."""
 
-    def __init__(self, source: str, variables: Collection[str] = ()) -> None:
+    def __init__(self, source: str, variables: Collection[str] = (), *, budget: bool = True) -> None:
         self.source = source
+        self.budget = budget
+        """Macros charge the cost budget (off only to measure what it costs: bench cel)."""
         self.variables = frozenset(variables)
         """The declared variables (a name that is none of them may denote a type: ``int``)."""
         self.max_lookback_ms = 0
@@ -398,10 +401,16 @@ class Compiler:
         transform = self.compile(node.transform, inner_local) if node.transform is not None else None
         var, macro = node.var, node.macro
 
+        left = BUDGET.left if self.budget else None
+
         def items(act: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
             coll = target(act)
             if not isinstance(coll, list | tuple | Mapping):
                 raise no_overload(macro, coll)
+            if left is not None:
+                left[0] -= len(coll)
+                if left[0] < 0:
+                    raise over_budget()
             scope = dict(act)
             if var in act:  # hides a variable: kept for a '.name' that means the outer one
                 scope.setdefault(_GLOBAL + var, act[var])

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from .cost import MAX_GROWN
 from .errors import CelEvaluationError
 from .values import INT_MAX, INT_MIN, UINT_MAX, Duration, Timestamp, TypeValue, UInt
 
@@ -163,16 +164,25 @@ def _uint_result(r: int) -> UInt:
     raise CelEvaluationError("uint overflow")
 
 
+def _grown(n: int) -> None:
+    if n > MAX_GROWN:
+        raise CelEvaluationError(f"'+' would make a value of {n:,} items (more than {MAX_GROWN:,})")
+
+
 def add(a: Any, b: Any) -> Any:
     ta = type(a)
     if ta is type(b):
         if ta is int:
             return _int_result(a + b)
-        if ta is float or ta is str or ta is bytes:
+        if ta is float:
+            return a + b
+        if ta is str or ta is bytes:
+            _grown(len(a) + len(b))
             return a + b
         if ta is UInt:
             return _uint_result(a + b)
     if isinstance(a, _LISTS) and isinstance(b, _LISTS):
+        _grown(len(a) + len(b))
         return [*a, *b]
     a, b = _norm(a), _norm(b)
     ta, tb = type(a), type(b)

@@ -49,6 +49,7 @@ def test_timers_quick_and_summary_table() -> None:
     assert "e2e      FAILED: boom" in table
     assert SECTIONS == (
         "engine",
+        "cel",
         "processor",
         "timers",
         "state",
@@ -91,3 +92,15 @@ def test_the_soak_slope_is_a_least_squares_fit_per_10_minutes() -> None:
     assert rss_slope_mb_per_10min([(0.0, 100.0), (600.0, 105.0), (1200.0, 110.0)]) == pytest.approx(5.0)
     flat_with_noise = [(t * 10.0, 200.0 + (1 if t % 2 else -1)) for t in range(120)]
     assert abs(rss_slope_mb_per_10min(flat_with_noise)) < 0.1
+
+
+def test_cel_quick_and_summary_table() -> None:
+    from orchestrator.bench.cel import bench_cel
+
+    report = bench_cel(quick=True)
+    assert report["rows"][0]["condition"] == "no macro"
+    assert all(r["us_with_budget"] > 0 and r["us_without"] > 0 for r in report["rows"])
+    assert report["matches"]["python_re_backtracking_s"] > report["matches"]["re2_backtracking_us"] / 1e6
+    table = summary_table({"sections": {"cel": report}})
+    assert "with the cost budget" in table
+    assert "RE2" in table
