@@ -126,3 +126,21 @@ def test_a_value_grown_by_plus_is_bounded() -> None:
     with pytest.raises(CelEvaluationError, match="more than"):
         cond.evaluate({"profile": {"s": "x" * (MAX_GROWN // 2 + 1)}})
     assert cond.evaluate({"profile": {"s": "ab"}}) == "abab"
+
+
+class _Trap:
+    """An object with __getitem__ that is not a map: field selection must never call it."""
+
+    def __getitem__(self, key: str) -> str:
+        raise AssertionError(f"__getitem__ called with {key!r}")
+
+
+@pytest.mark.parametrize(
+    ("source", "x"),
+    [("x.a", _Trap()), ("x.a.b", {"a": _Trap()}), ("x.a.b.c", {"a": {"b": _Trap()}})],
+    ids=["one level", "two levels", "three levels"],
+)
+def test_field_selection_reads_maps_only(source: str, x: object) -> None:
+    cond = compile_condition(source, variables={"x": CelType.DYN})
+    with pytest.raises(CelEvaluationError, match="does not support field selection"):
+        cond.evaluate({"x": x})
