@@ -15,6 +15,8 @@ from orchestrator.exceptions import InvalidEventError
 __all__ = [
     "DEFAULT_LIMITS",
     "ENGAGEMENT_TYPES",
+    "EVENT_TYPE_PATTERN",
+    "EVENT_TYPE_RULE",
     "IDENTIFIER_PRIORITY",
     "KNOWN_EVENT_TYPES",
     "CustomerEvent",
@@ -44,7 +46,12 @@ ENGAGEMENT_TYPES: Final = frozenset(
 IDENTIFIER_PRIORITY: Final = ("customer_id", "email", "phone", "device_id", "anonymous_id")
 """Which identifier becomes the canonical customer key when no customer_id is given (first present wins)."""
 
-EVENT_TYPE_PATTERN: Final = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
+EVENT_TYPE_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}(\.[a-z][a-z0-9_]{0,63}){0,7}$"
+EVENT_TYPE_RULE: Final = (
+    "lowercase words of letters, digits and _, each starting with a letter, optionally joined by dots, "
+    "like 'back_in_stock', 'page.viewed' or 'app.trial.started'"
+)
+"""What an event type is (docs/contracts.md): custom names need no dot."""
 _TYPE_RE = re.compile(EVENT_TYPE_PATTERN)
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=512)]
@@ -111,8 +118,7 @@ class CustomerEvent(BaseModel):
 
 _TIME_EXAMPLE = "an ISO 8601 time with its time zone, like 2025-03-01T10:00:00Z or 2025-03-01T11:00:00+01:00"
 _PLAIN_BY_FIELD: Final = {
-    ("type", "string_pattern_mismatch"): "an event type is lowercase words joined by dots, like "
-    "'page.viewed' or 'order.completed' (letters, digits and _ in each word)",
+    ("type", "string_pattern_mismatch"): f"an event type is {EVENT_TYPE_RULE}",
 }
 _PLAIN_BY_TYPE: Final = {
     "missing": "is required",

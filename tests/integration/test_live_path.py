@@ -60,7 +60,7 @@ def test_produce_names_the_line_the_field_and_what_is_expected(settings: Setting
     assert done.returncode == 0, done.stderr
     assert "produced 1 events" in done.stdout
     errors = done.stderr.splitlines()
-    assert f"{path}:2: skipped: field 'type': an event type is lowercase words joined by dots" in errors[0]
+    assert f"{path}:2: skipped: field 'type': an event type is lowercase words of letters" in errors[0]
     assert "(got 'Page Viewed')" in errors[0]
     assert f"{path}:3: skipped: field 'occurred_at': needs a time zone: an ISO 8601 time" in errors[1]
     assert "should" not in done.stderr

@@ -119,8 +119,9 @@ def test_event_schema_documents_the_dedupe_key() -> None:
     [
         (
             {"type": "Page Viewed"},
-            "field 'type': an event type is lowercase words joined by dots, like 'page.viewed' or "
-            "'order.completed' (letters, digits and _ in each word) (got 'Page Viewed')",
+            "field 'type': an event type is lowercase words of letters, digits and _, each starting with a "
+            "letter, optionally joined by dots, like 'back_in_stock', 'page.viewed' or 'app.trial.started' "
+            "(got 'Page Viewed')",
         ),
         (
             {"occurred_at": "2026-11-20T10:00:00"},

@@ -137,7 +137,7 @@ def _entry(r: Reader, value: Any, path: Path) -> Entry:
     events = r.event_types(data, "event", path) | r.event_types(data, "events", path)
     condition = r.condition(data, "condition", path)
     becomes_true = r.condition(data, "becomes_true", path)
-    if not events and "becomes_true" not in data:
+    if "event" not in data and "events" not in data and "becomes_true" not in data:
         r.error(path, "needs a trigger: 'event'/'events' (with an optional 'condition') or 'becomes_true'")
     if "becomes_true" in data and "condition" in data:
         r.error((*path, "condition"), "with 'becomes_true', put the whole test in 'becomes_true'")
@@ -176,7 +176,7 @@ def _goals(r: Reader, value: Any, path: Path, cls: type[Goal] | type[ExitRule]) 
         name = r.name(data, "name", at)
         events = r.event_types(data, "event", at) | r.event_types(data, "events", at)
         condition = r.condition(data, "condition", at)
-        if not events and "condition" not in data:
+        if "event" not in data and "events" not in data and "condition" not in data:
             r.error(at, "needs 'event'/'events', a 'condition', or both")
         if name is None:
             continue
@@ -309,7 +309,7 @@ def _wait(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
     if ev is None or timeout is None:
         return None
     types = r.event_types(ev, "event", ev_at) | r.event_types(ev, "events", ev_at)
-    if not types:
+    if "event" not in ev and "events" not in ev:  # (a bad name is said once, where it is)
         r.error(ev_at, "needs 'event' or 'events': the event type(s) to wait for")
     after = r.duration(timeout, "after", (*at, "timeout"))
     return WaitStep(

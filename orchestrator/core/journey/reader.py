@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from orchestrator.contracts.events import EVENT_TYPE_PATTERN, EVENT_TYPE_RULE
 from orchestrator.core.cel import compile_condition
 from orchestrator.core.journey.durations import parse_duration
 from orchestrator.core.journey.model import Condition
@@ -20,7 +21,7 @@ from orchestrator.exceptions import ConditionError
 __all__ = ["EVENT_TYPE_RE", "NAME_RE", "Reader", "did_you_mean"]
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
-EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+EVENT_TYPE_RE = re.compile(EVENT_TYPE_PATTERN)
 _MISSING = object()
 
 
@@ -167,7 +168,7 @@ class Reader:
         for i, item in enumerate(items):
             at = (*path, key, i) if isinstance(value, list) else (*path, key)
             if not isinstance(item, str) or not EVENT_TYPE_RE.match(item):
-                self.error(at, f"{item!r} is not an event type (dotted lower-case, e.g. email.opened)")
+                self.error(at, f"{item!r} is not an event type: {EVENT_TYPE_RULE}")
                 continue
             out.add(item)
         if isinstance(value, list) and not items:

@@ -259,3 +259,27 @@ steps:
     )
     ok = text.replace("linger: {type: wait, duration: 1d, next: mail}", "linger: {type: wait, duration: 1d}")
     assert load_journey_text(ok).id == "s"
+
+
+ONE_SEND = "steps:\n  mail: {type: send, channel: email, template: t}\n"
+
+
+def test_custom_event_names_need_no_dot() -> None:
+    """Issue 20: `back_in_stock` was refused (Braze and Iterable accept such names)."""
+    text = "id: b\nversion: 1\nentry: {event: back_in_stock}\n" + ONE_SEND
+    assert load_journey_text(text).entry.events == frozenset({"back_in_stock"})
+
+
+def test_a_bad_event_name_is_said_once() -> None:
+    text = "id: b\nversion: 1\nentry: {event: Back In Stock}\n" + ONE_SEND
+    (p,) = problems(text, "b.yaml")
+    assert p.startswith("b.yaml:3: entry.event: 'Back In Stock' is not an event type: lowercase words")
+    wait = GOOD.replace("event: email.opened", "event: Email Opened", 1)
+    assert len(problems(wait)) == 1
+
+
+def test_the_schema_and_the_contract_agree_on_event_names() -> None:
+    from orchestrator.contracts.events import EVENT_TYPE_PATTERN
+
+    schema = json.loads((ROOT / "schemas" / "journey.schema.json").read_text())
+    assert schema["$defs"]["event_type"]["pattern"] == EVENT_TYPE_PATTERN
