@@ -242,13 +242,11 @@ class Run:
                     return
                 step_id = step.next
             elif isinstance(step, SendStep):
-                self.record(
-                    "step",
-                    inst,
-                    at_ms,
-                    step=step_id,
-                    reason=self._send(inst, journey, step, visit, event, at_ms),
-                )
+                unsent = self._send(inst, journey, step, visit, event, at_ms)
+                self.record("step", inst, at_ms, step=step_id, reason=unsent)
+                if unsent is not None and step.on_unsent == "exit":
+                    self.finish(inst, "exited", f"unsent_{unsent}", at_ms)
+                    return
                 step_id = step.next
             elif isinstance(step, BranchStep):
                 self.record("step", inst, at_ms, step=step_id)

@@ -210,7 +210,8 @@ def _steps(r: Reader, value: Any, path: Path) -> dict[str, Step]:
 _COMMON = ("type", "description")
 _ALLOWED: dict[str, tuple[str, ...]] = {
     "send": (
-        *_COMMON, "channel", "category", "template", "campaign", "personalization", "send_time", "next",
+        *_COMMON, "channel", "category", "template", "campaign", "personalization", "send_time", "on_unsent",
+        "next",
     ),
     "wait": (*_COMMON, "duration", "until_time", "timezone", "until_event", "timeout", "next"),
     "branch": (*_COMMON, "branches", "default"),
@@ -261,6 +262,7 @@ def _send(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
     if template is None:
         r.error((*at, "template"), "required field is missing (the template id the connector renders)")
     send_time = r.choice(data, "send_time", at, _SEND_TIMES, "immediate")
+    on_unsent = r.choice(data, "on_unsent", at, ("continue", "exit"), "continue")
     personalization = r.expressions(data, "personalization", at)
     campaign = r.string(data, "campaign", at) or ""
     if channel not in CHANNEL_CHOICES or template is None:
@@ -273,6 +275,7 @@ def _send(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
         campaign=campaign,
         personalization=personalization,
         send_time=send_time,
+        on_unsent=on_unsent,  # type: ignore[arg-type]
         next=nxt,
     )
 

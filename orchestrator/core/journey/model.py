@@ -58,6 +58,9 @@ class SendStep:
     campaign: str
     personalization: tuple[tuple[str, Condition], ...] = ()
     send_time: str = "immediate"
+    on_unsent: Literal["continue", "exit"] = "continue"
+    """When the message cannot go out (no address, no consent, suppressed, dropped): go on to ``next``,
+    or end the journey (exit reason ``unsent_<reason>``). A send held for quiet hours is not unsent."""
     next: str | None = None
     kind: Literal["send"] = "send"
 

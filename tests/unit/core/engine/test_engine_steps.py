@@ -319,3 +319,32 @@ def test_erase_ends_everything_and_deletes_the_state(drive: Make) -> None:
     out = d.event("customer.erased", T0 + H)
     assert out.state is None
     assert d.kinds()[-1] == ("exited", "wait_open", "erased")
+
+
+UNSENT = """
+id: unsent
+version: 1
+entry: {event: account.created}
+steps:
+  mail: {type: send, channel: email, template: t_mail, on_unsent: exit, next: later}
+  later: {type: wait, duration: 1h, next: sms}
+  sms: {type: send, channel: sms, template: t_sms}
+"""
+
+
+def test_on_unsent_exit_ends_the_journey_when_the_message_cannot_go_out(drive: Make) -> None:
+    """Issue 20: no address (or no consent, a suppression) let the customer go on; `on_unsent: exit`
+    ends the journey instead."""
+    d = drive(UNSENT)
+    d.event("account.created", T0, phone="+1555")  # no email address
+    assert d.actions == []
+    assert d.kinds()[-1] == ("exited", "mail", "unsent_no_address")
+    assert d.state is not None
+    assert d.state.instances == []
+
+
+def test_on_unsent_continue_is_the_default(drive: Make) -> None:
+    d = drive(UNSENT.replace(", on_unsent: exit", ""))
+    d.event("account.created", T0, phone="+1555")
+    d.wake(T0 + H)
+    assert d.templates() == ["t_sms"]  # the email could not go out; the journey went on
