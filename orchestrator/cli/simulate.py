@@ -32,7 +32,20 @@ _SHOWN_INVALID = 20
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("simulate", help="replay recorded events through journeys, offline")
-    parser.add_argument("--journeys", type=Path, required=True, metavar="DIR", help="folder of journey files")
+    parser.add_argument(
+        "--journeys",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of journey files, all in effect from the start (needed unless --deployments)",
+    )
+    parser.add_argument(
+        "--deployments",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a deployment timeline: which journey and policy files were deployed when (docs/simulate.md)",
+    )
     parser.add_argument(
         "--events", type=Path, required=True, metavar="FILE", help="events, one JSON per line"
     )
@@ -94,6 +107,8 @@ def waiting_summary(result: SimulationResult, *, until_given: bool) -> list[str]
 
 
 def simulate_command(args: argparse.Namespace) -> int:
+    if args.journeys is None and args.deployments is None:
+        raise SimulationError("give --journeys DIR, or --deployments FILE (a deployment timeline), or both")
     until = parse_until(args.until) if args.until else None
     try:
         lateness = parse_duration(args.lateness) if args.lateness else None
@@ -110,11 +125,14 @@ def simulate_command(args: argparse.Namespace) -> int:
             policy_path=args.policy,
             decisions_path=args.decisions,
             state_out=args.state_out,
+            deployments_path=args.deployments,
         )
     except (JourneyValidationError, PolicyValidationError) as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
         return 1
+    for problem in result.refused_deployments:
+        print(f"deployment refused, as a worker would: {problem}", file=sys.stderr)
     for bad in result.invalid[:_SHOWN_INVALID]:
         print(f"{args.events}:{bad.line}: skipped ({bad.reason}): {bad.error}", file=sys.stderr)
     if len(result.invalid) > _SHOWN_INVALID:

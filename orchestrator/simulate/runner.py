@@ -35,6 +35,7 @@ from orchestrator.core.policy import Policy, PolicyRegistry, is_policy_file, loa
 from orchestrator.exceptions import InvalidEventError, JourneyValidationError, SimulationError
 from orchestrator.simulate.funnel import Funnel
 from orchestrator.simulate.state_file import DECISIONS_KEPT, SimulatedState, write_state_file
+from orchestrator.simulate.timeline import read_timeline
 
 __all__ = [
     "EARLIEST_MS",
@@ -83,6 +84,8 @@ class SimulationResult:
     """Customers still waiting on a timer at the end (a wait, a timeout not reached)."""
     next_wakeup_ms: int | None = None
     """The earliest of their wake-ups: what ``--until`` must reach for anything more to happen."""
+    refused_deployments: list[str] = field(default_factory=list)
+    """Deployments of the timeline a worker would refuse (file:line: field: why), each kept out."""
 
     def report(self) -> dict[str, Any]:
         return {
@@ -96,7 +99,23 @@ class SimulationResult:
             "waiting": {"customers": self.waiting, "next_wakeup_ms": self.next_wakeup_ms},
             "identity": {"merges": self.merges, "erased": self.erased, "dropped_erased": self.dropped_erased},
             "journeys": self.funnel.to_dict(),
+            "refused_deployments": list(self.refused_deployments),
         }
+
+
+def _journey_paths(journeys: Path | str | Iterable[Path | str] | None) -> list[Path]:
+    """The journey files of a folder (policy files left out), or the one file, or the files given."""
+    if journeys is None:
+        return []
+    if isinstance(journeys, str | Path):
+        root = Path(journeys)
+        if root.is_file():
+            return [root]
+        if root.is_dir():
+            found = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
+            return [p for p in found if not is_policy_file(p)]
+        raise SimulationError(f"{root}: no such journey file or directory")
+    return [Path(p) for p in journeys]
 
 
 def load_registry(
@@ -108,17 +127,7 @@ def load_registry(
     of one journey: all are deployed, the highest version is in effect. Raises JourneyValidationError
     with the problems of all files.
     """
-    if isinstance(journeys, str | Path):
-        root = Path(journeys)
-        if root.is_file():
-            paths = [root]
-        elif root.is_dir():
-            found = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
-            paths = [p for p in found if not is_policy_file(p)]
-        else:
-            raise SimulationError(f"{root}: no such journey file or directory")
-    else:
-        paths = [Path(p) for p in journeys]
+    paths = _journey_paths(journeys)
     if not paths:
         raise SimulationError(f"{journeys}: no journey files (*.yaml) found")
     problems: list[str] = []
@@ -266,7 +275,7 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def simulate_file(
-    journeys: Path | str | Iterable[Path | str],
+    journeys: Path | str | Iterable[Path | str] | None,
     events_path: Path | str,
     *,
     out_path: Path | str | None = None,
@@ -277,15 +286,27 @@ def simulate_file(
     policy_path: Path | str | None = None,
     decisions_path: Path | str | None = None,
     state_out: Path | str | None = None,
+    deployments_path: Path | str | None = None,
 ) -> SimulationResult:
     """Replay a JSONL events file through the journeys; write actions as JSONL to ``out_path``.
 
     ``policy_path``: a policy file applied to every send (docs/policy.md); ``decisions_path``: write
     the policy's decisions there as JSONL (the decision contract); ``state_out``: write every
-    customer's final state and the identity graph there (:mod:`orchestrator.simulate.state_file`).
+    customer's final state and the identity graph there (:mod:`orchestrator.simulate.state_file`);
+    ``deployments_path``: a deployment timeline (:mod:`orchestrator.simulate.timeline`), applied after
+    the ``journeys`` and ``policy_path`` (then in effect from the beginning; both may be empty).
     """
-    registry = load_registry(journeys, history_window_ms=history_window_ms)
-    policy = load_policy_file(policy_path) if policy_path is not None else None
+    refused: list[str] = []
+    policy: Policy | PolicyRegistry | None
+    if deployments_path is not None:
+        first = [*_journey_paths(journeys), *([Path(policy_path)] if policy_path is not None else [])]
+        timeline = read_timeline(deployments_path, history_window_ms=history_window_ms, before=first)
+        registry, policy, refused = timeline.registry, timeline.policies, timeline.refused
+    else:
+        if journeys is None:
+            raise SimulationError("no journeys: give a journeys folder or a deployment timeline")
+        registry = load_registry(journeys, history_window_ms=history_window_ms)
+        policy = load_policy_file(policy_path) if policy_path is not None else None
     path = Path(events_path)
     if not path.is_file():
         raise SimulationError(f"{path}: events file not found")
@@ -337,6 +358,7 @@ def simulate_file(
                 pending = 0
         bar(pending)
         result = sim.finish(until_ms)
+        result.refused_deployments = refused
         if state_out is not None:
             decisions: dict[str, list[dict[str, Any]]] = {}
             for key, found in kept.items():  # under the key the customer has now (merges)
