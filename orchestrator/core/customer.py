@@ -261,12 +261,13 @@ class CustomerLogic:
             if inst.held:
                 continue
             step = journey.steps.get(inst.step)
+            if not isinstance(step, WaitStep):
+                continue
             if (
-                isinstance(step, WaitStep)
-                and step.mode == "event"
+                step.mode == "event"
                 and event_type in step.event_types
                 and run.wait_matches(inst, journey, step, view, at)
-            ):
+            ) or (step.mode == "condition" and run.test(step.condition, view, at, inst, journey)):
                 run.move(inst, journey, step.next, view, at)
 
     def _ends(

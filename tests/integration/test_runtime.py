@@ -13,11 +13,13 @@ import orjson
 import pytest
 
 from orchestrator.config import Settings
+from orchestrator.simulate import simulate_file
 from orchestrator.testing import WorkerProcess, wait_until
 from orchestrator.testing.worker import settings_env
 from tests.integration.runtime_helpers import (
     EXAMPLE_NAMES,
     JOURNEYS,
+    PAST,
     ActionReader,
     by_id,
     deploy,
@@ -199,13 +201,31 @@ def test_live_deploy_of_a_new_version(settings: Settings, worker: WorkerProcess,
     deploy(settings, [v1])
     wait_until(lambda: "nudge" in worker.get_json("/journeys/")[1]["journeys"], what="v1 loaded")
     now = datetime.now(UTC)
-    produce(settings, [_open_event("early", 1, now)])
+    lines = [_open_event("early", 1, now)]
+    produce(settings, lines[-1:])
     wait_until(lambda: (actions.poll(), len(actions.records) >= 1)[1], what="v1 email")
     switch = datetime.now(UTC) + timedelta(milliseconds=200)
-    deploy(settings, [_journey(tmp_path, 2, "nudge_v2", wait="1s")], at=switch)
+    v2 = _journey(tmp_path, 2, "nudge_v2", wait="1s")
+    deploy(settings, [v2], at=switch)
     wait_until(lambda: len(worker.get_json("/journeys/")[1]["journeys"]["nudge"]) == 2, what="v2 loaded")
-    produce(settings, [_open_event("late", 1, switch + timedelta(milliseconds=500))])
+    lines.append(_open_event("late", 1, switch + timedelta(milliseconds=500)))
+    produce(settings, lines[-1:])
     wait_until(lambda: (actions.poll(), len(actions.records) >= 4)[1], timeout=60, what="all four actions")
+    # issue 20: simulate with the same deployment timeline gives the same actions, id for id
+    (tmp_path / "events.jsonl").write_bytes(b"\n".join(lines))
+    (tmp_path / "deployments.yaml").write_text(
+        f"- at: {PAST.isoformat()}\n  files: [{v1.name}]\n- at: {switch.isoformat()}\n  files: [{v2.name}]\n"
+    )
+    simulated = tmp_path / "simulated.jsonl"
+    simulate_file(
+        None,
+        tmp_path / "events.jsonl",
+        out_path=simulated,
+        deployments_path=tmp_path / "deployments.yaml",
+        until_ms=int((datetime.now(UTC) + timedelta(minutes=1)).timestamp() * 1000),
+    )
+    offline = [orjson.loads(line) for line in simulated.read_bytes().splitlines()]
+    assert by_id(offline) == by_id(actions.records)
     got = {
         (r["customer_id"], r["channel"]): (r["journey_version"], r["template_id"]) for r in actions.records
     }

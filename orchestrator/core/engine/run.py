@@ -238,6 +238,9 @@ class Run:
             inst.visits[step_id] = visit
             if isinstance(step, WaitStep):
                 self.record("step", inst, at_ms, step=step_id)
+                if step.mode == "condition" and self.test(step.condition, event, at_ms, inst, journey):
+                    step_id = step.next  # holds already: no wait
+                    continue
                 if self._start_wait(inst, step, at_ms):
                     return
                 step_id = step.next
@@ -362,7 +365,7 @@ class Run:
         if not isinstance(step, WaitStep):
             self.finish(inst, "exited", "step_missing", at_ms)
             return
-        if step.mode == "event":
+        if step.mode in ("event", "condition"):
             self.move(inst, journey, step.timeout_next, inst.entry_event, at_ms, end_reason="timeout")
         else:
             self.move(inst, journey, step.next, inst.entry_event, at_ms)

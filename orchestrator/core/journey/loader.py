@@ -124,7 +124,8 @@ def _journey(r: Reader, value: Any) -> JourneyDefinition | None:
         source_name=r.doc.source_name,
         content_hash=_content_hash(data),
         event_types=frozenset(event_types),
-        condition_rules=any(not g.events for g in (*goals, *exits)),
+        condition_rules=any(not g.events for g in (*goals, *exits))
+        or any(isinstance(s, WaitStep) and s.mode == "condition" for s in steps.values()),
     )
 
 
@@ -213,7 +214,9 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
         *_COMMON, "channel", "category", "template", "campaign", "personalization", "send_time", "on_unsent",
         "next",
     ),
-    "wait": (*_COMMON, "duration", "until_time", "timezone", "until_event", "timeout", "next"),
+    "wait": (
+        *_COMMON, "duration", "until_time", "timezone", "until_event", "until_condition", "timeout", "next",
+    ),
     "branch": (*_COMMON, "branches", "default"),
     "split": (*_COMMON, "branches", "salt"),
     "update": (*_COMMON, "set", "next"),
@@ -281,15 +284,19 @@ def _send(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
 
 
 def _wait(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) -> WaitStep | None:
-    modes = [m for m in ("duration", "until_time", "until_event") if m in data]
+    modes = [m for m in ("duration", "until_time", "until_event", "until_condition") if m in data]
     if len(modes) != 1:
-        r.error(at, "a wait needs exactly one of 'duration', 'until_time' or 'until_event'")
+        r.error(
+            at, "a wait needs exactly one of 'duration', 'until_time', 'until_event' or 'until_condition'"
+        )
         return None
     mode = modes[0]
     if "timezone" in data and mode != "until_time":
         r.error((*at, "timezone"), "'timezone' only applies to 'until_time'")
-    if "timeout" in data and mode != "until_event":
-        r.error((*at, "timeout"), "'timeout' only applies to 'until_event'")
+    if "timeout" in data and mode not in ("until_event", "until_condition"):
+        r.error((*at, "timeout"), "'timeout' only applies to 'until_event' and 'until_condition'")
+    if mode == "until_condition":
+        return _wait_condition(r, sid, data, at, nxt)
     if mode == "duration":
         ms = r.duration(data, "duration", at)
         return None if ms is None else WaitStep(id=sid, mode="duration", duration_ms=ms, next=nxt)
@@ -322,6 +329,33 @@ def _wait(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
         of_step=r.string(ev, "of", ev_at),
         condition=r.condition(ev, "condition", ev_at),
         timeout_ms=after or 0,
+        timeout_next=r.string(timeout, "next", (*at, "timeout")),
+        next=nxt,
+    )
+
+
+def _wait_condition(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) -> WaitStep | None:
+    """``until_condition: <CEL>`` with ``timeout: {after, next}``: the customer goes on when the condition
+    holds (at once if it holds already), checked again on each of their events."""
+    if "timeout" not in data:
+        r.error((*at, "timeout"), "required field is missing: a wait until a condition needs {after, next}")
+        return None
+    timeout = r.mapping(data["timeout"], (*at, "timeout"), allowed=("after", "next"), required=("after",))
+    condition = r.condition(data, "until_condition", at)
+    if timeout is None or condition is None:
+        return None
+    if not condition.compiled.referenced - {"now"}:
+        r.error(
+            (*at, "until_condition"),
+            "the condition only reads 'now': it is checked on the customer's events, and time alone never "
+            "makes it true between them; wait with 'duration' or 'until_time' instead",
+        )
+        return None
+    return WaitStep(
+        id=sid,
+        mode="condition",
+        condition=condition,
+        timeout_ms=r.duration(timeout, "after", (*at, "timeout")) or 0,
         timeout_next=r.string(timeout, "next", (*at, "timeout")),
         next=nxt,
     )

@@ -67,10 +67,11 @@ class SendStep:
 
 @dataclass(frozen=True, slots=True)
 class WaitStep:
-    """Wait for a duration, until a local time of day, or for an event with a timeout."""
+    """Wait for a duration, until a local time of day, for an event with a timeout, or until a condition
+    holds with a timeout (``condition`` mode: re-checked on each of the customer's events)."""
 
     id: str
-    mode: Literal["duration", "time_of_day", "event"]
+    mode: Literal["duration", "time_of_day", "event", "condition"]
     duration_ms: int = 0
     time_of_day: tuple[int, int] = (0, 0)
     timezone: str | None = None
@@ -190,7 +191,8 @@ class JourneyDefinition:
     event_types: frozenset[str] = field(default=frozenset())
     """Every event type the journey reacts to: entry, goals, exits and waits."""
     condition_rules: bool = False
-    """True when a goal or exit rule has no event type: it is checked on every event of the customer."""
+    """True when a goal or exit rule has no event type, or a wait waits for a condition: it is checked on
+    every event of the customer."""
 
     @property
     def key(self) -> tuple[str, int]:

@@ -348,3 +348,60 @@ def test_on_unsent_continue_is_the_default(drive: Make) -> None:
     d.event("account.created", T0, phone="+1555")
     d.wake(T0 + H)
     assert d.templates() == ["t_sms"]  # the email could not go out; the journey went on
+
+
+PHONE = """
+id: phone
+version: 1
+entry: {event: account.created}
+steps:
+  get_phone:
+    type: wait
+    until_condition: 'has(profile.phone) && profile.phone != ""'
+    timeout: {after: 3d, next: no_phone}
+    next: sms
+  sms: {type: send, channel: sms, template: t_sms}
+  no_phone: {type: exit, reason: no_phone}
+"""
+
+
+def test_a_wait_until_a_condition_goes_on_when_an_event_makes_it_true(drive: Make) -> None:
+    """Issue 20: "until the profile has a phone number, at most 3 days"."""
+    d = drive(PHONE)
+    d.event("account.created", T0, email="a@x.io")
+    assert d.wakeup == T0 + 72 * H
+    d.event("page.viewed", T0 + H)  # still no phone: still waiting
+    assert d.actions == []
+    d.event("profile.updated", T0 + 2 * H, phone="+1555")
+    assert d.templates() == ["t_sms"]
+    assert d.actions[0].created_at.timestamp() * 1000 == T0 + 2 * H
+    assert d.state is not None
+    assert d.state.instances == []
+
+
+def test_a_condition_that_holds_at_entry_does_not_wait(drive: Make) -> None:
+    d = drive(PHONE)
+    d.event("account.created", T0, email="a@x.io", phone="+1555")
+    assert d.templates() == ["t_sms"]
+
+
+def test_a_wait_until_a_condition_times_out(drive: Make) -> None:
+    d = drive(PHONE)
+    d.event("account.created", T0, email="a@x.io")
+    d.wake(T0 + 72 * H)
+    assert d.actions == []
+    assert d.kinds()[-1] == ("exited", "no_phone", "no_phone")
+
+
+def test_a_condition_on_now_alone_is_refused() -> None:
+    from orchestrator.core.journey import load_journey_text
+    from orchestrator.exceptions import JourneyValidationError
+
+    text = PHONE.replace("""'has(profile.phone) && profile.phone != ""'""", "now.getHours() > 9")
+    try:
+        load_journey_text(text, "p.yaml")
+    except JourneyValidationError as exc:
+        (problem,) = exc.problems
+        assert problem.startswith("p.yaml:8: steps.get_phone.until_condition: the condition only reads 'now'")
+    else:
+        raise AssertionError("accepted")
