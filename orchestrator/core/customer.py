@@ -269,6 +269,8 @@ class CustomerLogic:
                 and run.wait_matches(inst, journey, step, view, at)
             ) or (step.mode == "condition" and run.test(step.condition, view, at, inst, journey)):
                 run.move(inst, journey, step.next, view, at)
+            elif step.mode == "until":
+                run.retime(inst, journey, step, view, at)
 
     def _ends(
         self,

@@ -8,10 +8,12 @@ type) count as false: one customer's odd data must not stop the stream.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from orchestrator.contracts.actions import ChannelAction
 from orchestrator.contracts.decision import Decision
+from orchestrator.core.cel.values import Timestamp, parse_timestamp
 from orchestrator.core.engine.clock import next_local_time
 from orchestrator.core.engine.ids import action_id, split_bucket
 from orchestrator.core.engine.records import Transition, TransitionKind
@@ -47,6 +49,22 @@ def to_json_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
+
+
+def _epoch_ms(value: Any) -> int | None:
+    """A time from data as epoch ms: a CEL timestamp, an aware datetime, ISO 8601 text, or epoch ms."""
+    if isinstance(value, Timestamp):
+        return value.ns // 1_000_000
+    if isinstance(value, datetime):
+        return Timestamp.from_datetime(value).ns // 1_000_000
+    if isinstance(value, str):
+        try:
+            return parse_timestamp(value).ns // 1_000_000
+        except ConditionError:
+            return None
+    if type(value) is int:
+        return value
+    return None
 
 
 class Run:
@@ -241,6 +259,19 @@ class Run:
                 if step.mode == "condition" and self.test(step.condition, event, at_ms, inst, journey):
                     step_id = step.next  # holds already: no wait
                     continue
+                if step.mode == "until":
+                    due = self.until_ms(step, inst, journey, event, at_ms)
+                    if due is None:
+                        self.finish(inst, "exited", "wait_time_unknown", at_ms)
+                        return
+                    if due > at_ms:
+                        inst.due_ms = due
+                        return
+                    if step.if_past == "exit":
+                        self.finish(inst, "exited", "wait_time_past", at_ms)
+                        return
+                    step_id = step.next  # the time is past already: no wait
+                    continue
                 if self._start_wait(inst, step, at_ms):
                     return
                 step_id = step.next
@@ -292,6 +323,38 @@ class Run:
             due = at_ms + step.timeout_ms
         inst.due_ms = due
         return True
+
+    def until_ms(
+        self, step: WaitStep, inst: Instance, journey: JourneyDefinition, event: dict[str, Any], at_ms: int
+    ) -> int | None:
+        """The time an ``until`` wait ends (its expression plus the offset), or None when the data gives
+        none (a missing field, not a time)."""
+        cond = step.until
+        assert cond is not None
+        compiled = cond.compiled
+        try:
+            act = self.activation(
+                event, at_ms, inst, journey, compiled.referenced, compiled.fields_read("profile")
+            )
+            value = compiled.evaluate(act)
+        except ConditionError:
+            return None
+        found = _epoch_ms(value)
+        return None if found is None else found + step.offset_ms
+
+    def retime(
+        self, inst: Instance, journey: JourneyDefinition, step: WaitStep, event: dict[str, Any], at_ms: int
+    ) -> None:
+        """An event while ``inst`` waits for a time from data: the data may have moved the time."""
+        due = self.until_ms(step, inst, journey, event, at_ms)
+        if due is None or due == inst.due_ms:
+            return  # (data that no longer gives a time keeps the time it gave)
+        if due > at_ms:
+            inst.due_ms = due
+        elif step.if_past == "exit":
+            self.finish(inst, "exited", "wait_time_past", at_ms)
+        else:
+            self.move(inst, journey, step.next, event, at_ms)
 
     def _pick(self, step: SplitStep, inst: Instance) -> Any:
         bucket = split_bucket(self.customer_key, inst.journey, step.id, step.salt)

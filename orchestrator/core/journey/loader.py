@@ -125,7 +125,7 @@ def _journey(r: Reader, value: Any) -> JourneyDefinition | None:
         content_hash=_content_hash(data),
         event_types=frozenset(event_types),
         condition_rules=any(not g.events for g in (*goals, *exits))
-        or any(isinstance(s, WaitStep) and s.mode == "condition" for s in steps.values()),
+        or any(isinstance(s, WaitStep) and s.mode in ("condition", "until") for s in steps.values()),
     )
 
 
@@ -215,7 +215,8 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
         "next",
     ),
     "wait": (
-        *_COMMON, "duration", "until_time", "timezone", "until_event", "until_condition", "timeout", "next",
+        *_COMMON, "duration", "until_time", "timezone", "until_event", "until_condition", "timeout",
+        "until", "before", "after", "if_past", "next",
     ),
     "branch": (*_COMMON, "branches", "default"),
     "split": (*_COMMON, "branches", "salt"),
@@ -284,13 +285,19 @@ def _send(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
 
 
 def _wait(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) -> WaitStep | None:
-    modes = [m for m in ("duration", "until_time", "until_event", "until_condition") if m in data]
+    modes = [m for m in ("duration", "until_time", "until_event", "until_condition", "until") if m in data]
     if len(modes) != 1:
         r.error(
-            at, "a wait needs exactly one of 'duration', 'until_time', 'until_event' or 'until_condition'"
+            at,
+            "a wait needs exactly one of: duration, until_time, until_event, until_condition, until",
         )
         return None
     mode = modes[0]
+    for key in ("before", "after", "if_past"):
+        if key in data and mode != "until":
+            r.error((*at, key), f"'{key}' only applies to 'until' (a time taken from data)")
+    if mode == "until":
+        return _wait_until(r, sid, data, at, nxt)
     if "timezone" in data and mode != "until_time":
         r.error((*at, "timezone"), "'timezone' only applies to 'until_time'")
     if "timeout" in data and mode not in ("until_event", "until_condition"):
@@ -330,6 +337,34 @@ def _wait(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
         condition=r.condition(ev, "condition", ev_at),
         timeout_ms=after or 0,
         timeout_next=r.string(timeout, "next", (*at, "timeout")),
+        next=nxt,
+    )
+
+
+def _wait_until(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) -> WaitStep | None:
+    """``until: <CEL time>`` with ``before:`` or ``after:`` a duration: a time taken from the data (the
+    entry event, the profile), timed again when the customer's data changes before it comes."""
+    if "before" in data and "after" in data:
+        r.error(at, "write either 'before' or 'after', not both")
+    before = r.duration(data, "before", at) if "before" in data else None
+    after = r.duration(data, "after", at) if "after" in data else None
+    if_past = r.choice(data, "if_past", at, ("continue", "exit"), "continue")
+    until = r.condition(data, "until", at)
+    if until is None:
+        return None
+    if "event" in until.compiled.referenced:
+        r.error(
+            (*at, "until"),
+            "the time may not read 'event': it is timed again on each of the customer's events; read the "
+            "event that started the journey as journey.entry_event (journey.entry_event.properties.x)",
+        )
+        return None
+    return WaitStep(
+        id=sid,
+        mode="until",
+        until=until,
+        offset_ms=(after or 0) - (before or 0),
+        if_past=if_past,  # type: ignore[arg-type]
         next=nxt,
     )
 

@@ -71,7 +71,7 @@ class WaitStep:
     holds with a timeout (``condition`` mode: re-checked on each of the customer's events)."""
 
     id: str
-    mode: Literal["duration", "time_of_day", "event", "condition"]
+    mode: Literal["duration", "time_of_day", "event", "condition", "until"]
     duration_ms: int = 0
     time_of_day: tuple[int, int] = (0, 0)
     timezone: str | None = None
@@ -80,6 +80,12 @@ class WaitStep:
     condition: Condition | None = None
     timeout_ms: int = 0
     timeout_next: str | None = None
+    until: Condition | None = None
+    """``until`` mode: the CEL time it waits for (a timestamp, or ISO 8601 text), plus ``offset_ms``."""
+    offset_ms: int = 0
+    if_past: Literal["continue", "exit"] = "continue"
+    """``until`` mode, when the time is already past as the customer reaches the step (or moves into the
+    past when the data changes): go on at once, or end the journey (reason ``wait_time_past``)."""
     next: str | None = None
     kind: Literal["wait"] = "wait"
 
@@ -191,8 +197,8 @@ class JourneyDefinition:
     event_types: frozenset[str] = field(default=frozenset())
     """Every event type the journey reacts to: entry, goals, exits and waits."""
     condition_rules: bool = False
-    """True when a goal or exit rule has no event type, or a wait waits for a condition: it is checked on
-    every event of the customer."""
+    """True when a goal or exit rule has no event type, or a wait waits for a condition or a time from
+    data: it is checked on every event of the customer."""
 
     @property
     def key(self) -> tuple[str, int]:

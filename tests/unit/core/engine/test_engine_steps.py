@@ -405,3 +405,86 @@ def test_a_condition_on_now_alone_is_refused() -> None:
         assert problem.startswith("p.yaml:8: steps.get_phone.until_condition: the condition only reads 'now'")
     else:
         raise AssertionError("accepted")
+
+
+APPOINTMENT = """
+id: appointment
+version: 1
+entry: {event: appointment.booked}
+re_entry: {policy: always, max_concurrent: 3}
+steps:
+  day_before:
+    type: wait
+    until: journey.entry_event.properties.starts_at
+    before: 1d
+    next: remind
+  remind: {type: send, channel: email, template: t_remind}
+"""
+
+
+def test_a_wait_until_a_time_from_the_data_with_an_offset(drive: Make) -> None:
+    """Issue 20: "1 day before appointment_at", from the entry event."""
+    d = drive(APPOINTMENT)
+    d.event("appointment.booked", T0, {"starts_at": "2025-03-10T15:00:00Z"}, email="a@x.io")
+    assert d.wakeup == T0 + 6 * 24 * H + 6 * H  # 2025-03-09T15:00Z
+    d.wake(d.wakeup)
+    assert d.templates() == ["t_remind"]
+
+
+def test_a_time_already_past_goes_on_at_once_or_exits(drive: Make) -> None:
+    d = drive(APPOINTMENT)
+    d.event("appointment.booked", T0, {"starts_at": "2025-03-03T20:00:00Z"}, email="a@x.io")  # in 11 h
+    assert d.templates() == ["t_remind"]  # 1 day before is past: the reminder goes now
+    strict = drive(APPOINTMENT.replace("    before: 1d\n", "    before: 1d\n    if_past: exit\n"))
+    strict.event("appointment.booked", T0, {"starts_at": "2025-03-03T20:00:00Z"}, email="a@x.io")
+    assert strict.actions == []
+    assert strict.kinds()[-1] == ("exited", "day_before", "wait_time_past")
+
+
+def test_no_time_in_the_data_ends_the_journey(drive: Make) -> None:
+    d = drive(APPOINTMENT)
+    d.event("appointment.booked", T0, {"starts_at": "next tuesday"}, email="a@x.io")
+    assert d.kinds()[-1] == ("exited", "day_before", "wait_time_unknown")
+
+
+TRIAL = """
+id: trial
+version: 1
+entry: {event: trial.started}
+steps:
+  after_trial:
+    type: wait
+    until: profile.attributes.trial_ends_at
+    after: 3d
+    next: winback
+  winback: {type: send, channel: email, template: t_winback}
+"""
+
+
+def test_the_wait_is_timed_again_when_the_data_changes(drive: Make) -> None:
+    """Issue 20: "3 days after trial_ends_at", from the profile; the trial is extended meanwhile."""
+    d = drive(TRIAL)
+    d.event("profile.updated", T0 - 1000, {"trial_ends_at": "2025-03-10T09:00:00Z"}, email="a@x.io")
+    d.event("trial.started", T0)
+    first = d.wakeup
+    d.event("profile.updated", T0 + H, {"trial_ends_at": "2025-03-17T09:00:00Z"})  # extended a week
+    assert d.wakeup == (first or 0) + 7 * 24 * H
+    d.wake(first or 0)
+    assert d.actions == []  # the old time means nothing now
+    d.wake(d.wakeup or 0)
+    assert d.templates() == ["t_winback"]
+
+
+def test_an_until_time_may_not_read_the_event() -> None:
+    from orchestrator.core.journey import load_journey_text
+    from orchestrator.exceptions import JourneyValidationError
+
+    text = APPOINTMENT.replace("journey.entry_event.properties.starts_at", "event.properties.starts_at")
+    try:
+        load_journey_text(text, "a.yaml")
+    except JourneyValidationError as exc:
+        (problem,) = exc.problems
+        assert problem.startswith("a.yaml:9: steps.day_before.until: the time may not read 'event'")
+        assert "journey.entry_event" in problem
+    else:
+        raise AssertionError("accepted")

@@ -164,7 +164,7 @@ def test_reserved_and_unknown_channels() -> None:
             "",
             "timeout: required field is missing",
         ),
-        ("    until_event:", "    duration: 1h\n    until_event:", "exactly one of 'duration', 'until_time'"),
+        ("    until_event:", "    duration: 1h\n    until_event:", "exactly one of: duration, until_time"),
         ("  event: account.created\n", "  condition: 'true'\n", "needs a trigger"),
         ("template: s1\n", "template: s1\n    category: promo\n", "unknown value 'promo'"),
         ("version: 1\n", "version: 1\nre_entry: {policy: cooldown}\n", "needs a cooldown duration"),
