@@ -38,12 +38,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from orchestrator.contracts.actions import ChannelAction
 from orchestrator.contracts.decision import Decision
 from orchestrator.contracts.engine_event import Event
 from orchestrator.contracts.events import CustomerEvent
 from orchestrator.core.engine.records import Transition
-from orchestrator.core.engine.run import Run
+from orchestrator.core.engine.run import Run, keyed_entry
 from orchestrator.core.engine.state import CustomerState, Instance
 from orchestrator.core.identity.merge import merge_states
 from orchestrator.core.journey.model import JourneyDefinition, WaitStep
@@ -256,6 +258,10 @@ class CustomerLogic:
                 continue
             if event_type not in journey.event_types and not journey.condition_rules:
                 continue
+            if inst.key is not None and journey.entry.key is not None:
+                key = _key_of(run, journey, view, at)
+                if key is not None and key != inst.key:
+                    continue  # another key's event (another appointment): not for this instance
             if self._ends(run, inst, journey, event_type, view, at):
                 continue
             if inst.held:
@@ -319,19 +325,32 @@ class CustomerLogic:
                 reason = event_type
             else:
                 continue
-            if self._may_enter(state, journey, at):
-                run.enter(journey, view, at, reason)
+            key = None
+            if entry.key is not None:
+                key = _key_of(run, journey, view, at)
+                if key is None:
+                    continue  # (a keyed journey is entered only on events that carry a key)
+            if self._may_enter(state, journey, at, key):
+                run.enter(journey, view, at, reason, key)
 
     @staticmethod
-    def _may_enter(state: CustomerState, journey: JourneyDefinition, at: int) -> bool:
+    def _may_enter(state: CustomerState, journey: JourneyDefinition, at: int, key: str | None = None) -> bool:
         rule = journey.re_entry
-        count, last = state.entries.get(journey.id, (0, 0))
+        if key is None:
+            count, last = state.entries.get(journey.id, (0, 0))
+            running = state.active(journey.id)
+        else:
+            count, last = state.entries.get(keyed_entry(journey.id, key), (0, 0))
+            mine = [i for i in state.instances if i.journey == journey.id]
+            running = sum(1 for i in mine if i.key == key)
+            if not running and len({i.key for i in mine}) >= journey.entry.max_keys:
+                return False  # as many keys open as allowed
         if count:
             if rule.policy == "never":
                 return False
             if rule.policy == "cooldown" and at - last < rule.cooldown_ms:
                 return False
-        return state.active(journey.id) < rule.max_concurrent
+        return running < rule.max_concurrent
 
     def _remember(self, state: CustomerState, event_id: str, at: int) -> None:
         seen = state.seen
@@ -367,6 +386,17 @@ class CustomerLogic:
             keep = keep[max(0, len(keep) - self.finished_max) :] if self.finished_max > 0 else []
             if len(keep) != len(finished):
                 state.finished = keep
+
+
+def _key_of(run: Run, journey: JourneyDefinition, view: dict[str, Any], at: int) -> str | None:
+    """The key an event gives for a keyed journey (its ``entry.key`` over the event), or None when it
+    gives none (the field is missing, empty or null)."""
+    key = journey.entry.key
+    assert key is not None
+    ok, value = run.value(key, view, at, None, journey)  # type: ignore[arg-type]
+    if not ok or value is None or value == "":
+        return None
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
 def _outcome(state: CustomerState, run: Run) -> Outcome:

@@ -13,10 +13,19 @@ BUCKETS = 10_000
 
 
 def action_id(
-    customer_key: str, journey_id: str, version: int, entry_seq: int, step_id: str, visit: int
+    customer_key: str,
+    journey_id: str,
+    version: int,
+    entry_seq: int,
+    step_id: str,
+    visit: int,
+    key: str | None = None,
 ) -> str:
-    """The idempotency key of one send: a loop or a re-entry sends again, a replay gives the same id."""
-    return make_action_id(customer_key, journey_id, version, entry_seq, step_id, visit)
+    """The idempotency key of one send: a loop or a re-entry sends again, a replay gives the same id.
+    A keyed journey's key is a part of it; the ids of unkeyed journeys are as they always were."""
+    if key is None:
+        return make_action_id(customer_key, journey_id, version, entry_seq, step_id, visit)
+    return make_action_id(customer_key, journey_id, version, entry_seq, step_id, visit, "key", key)
 
 
 def split_bucket(customer_key: str, journey_id: str, step_id: str, salt: str = "") -> int:

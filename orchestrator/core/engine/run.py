@@ -67,6 +67,15 @@ def _epoch_ms(value: Any) -> int | None:
     return None
 
 
+KEYS_REMEMBERED = 100
+"""Per keyed journey, the keys whose entries a customer's state remembers (for ``re_entry``)."""
+
+
+def keyed_entry(journey_id: str, key: str) -> str:
+    """The name a keyed journey's entries are counted under in ``CustomerState.entries``."""
+    return f"{journey_id}#{key}"
+
+
 class Run:
     """One engine call for one customer."""
 
@@ -149,6 +158,7 @@ class Run:
                 "splits": inst.splits if inst else {},
                 "visits": inst.visits if inst else {},
                 "entry_event": inst.entry_event if inst else event,
+                "key": (inst.key or "") if inst else "",
             }
         return act
 
@@ -219,7 +229,14 @@ class Run:
             self.state.finished.append(FinishedInstance.of(inst, kind, reason, at_ms))
 
     # -- moving ---------------------------------------------------------------------------------
-    def enter(self, journey: JourneyDefinition, event: dict[str, Any], at_ms: int, reason: str) -> Instance:
+    def enter(
+        self,
+        journey: JourneyDefinition,
+        event: dict[str, Any],
+        at_ms: int,
+        reason: str,
+        key: str | None = None,
+    ) -> Instance:
         counts = self.state.entries.get(journey.id, [0, 0])
         inst = Instance(
             journey=journey.id,
@@ -228,8 +245,11 @@ class Run:
             step=journey.start,
             entered_ms=at_ms,
             entry_event=event,
+            key=key,
         )
         self.state.entries[journey.id] = [inst.entry_seq, at_ms]
+        if key is not None:
+            self._entered_key(journey.id, key, at_ms)
         self.state.instances.append(inst)
         self.record("entered", inst, at_ms, reason=reason)
         self.move(inst, journey, journey.start, event, at_ms)
@@ -356,6 +376,18 @@ class Run:
         else:
             self.move(inst, journey, step.next, event, at_ms)
 
+    def _entered_key(self, journey_id: str, key: str, at_ms: int) -> None:
+        """Count the entry under its key (re-entry rules per key); the oldest keys are let go past
+        :data:`KEYS_REMEMBERED` per journey."""
+        entries = self.state.entries
+        name = keyed_entry(journey_id, key)
+        count = entries.pop(name, [0, 0])[0]
+        entries[name] = [count + 1, at_ms]  # (re-inserted: the dict keeps the most recent last)
+        prefix = keyed_entry(journey_id, "")
+        mine = [k for k in entries if k.startswith(prefix)]
+        for old in mine[: max(0, len(mine) - KEYS_REMEMBERED)]:
+            del entries[old]
+
     def _pick(self, step: SplitStep, inst: Instance) -> Any:
         bucket = split_bucket(self.customer_key, inst.journey, step.id, step.salt)
         edge = 0
@@ -393,7 +425,9 @@ class Run:
         The policy (:mod:`orchestrator.core.policy.gate`) emits the action, holds it for quiet hours,
         moves it to a fallback channel or suppresses it, and records a decision in every case.
         """
-        aid = action_id(self.customer_key, journey.id, journey.version, inst.entry_seq, step.id, visit)
+        aid = action_id(
+            self.customer_key, journey.id, journey.version, inst.entry_seq, step.id, visit, inst.key
+        )
         personalization: dict[str, Any] = {}
         for name, expr in step.personalization:
             ok, value = self.value(expr, event, at_ms, inst, journey)

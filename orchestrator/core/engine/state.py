@@ -45,6 +45,8 @@ class Instance:
     """Split step id -> branch name this customer was put in."""
     entry_event: dict[str, Any] = field(default_factory=dict)
     """The event that started the instance (type, id, at_ms, properties): ``event`` for timer steps."""
+    key: str | None = None
+    """A keyed journey's key (the appointment id this instance is about); None for unkeyed journeys."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -66,6 +68,8 @@ class Instance:
             out["sp"] = self.splits
         if self.entry_event:
             out["ev"] = self.entry_event
+        if self.key is not None:
+            out["k"] = self.key
         return out
 
     @classmethod
@@ -73,7 +77,7 @@ class Instance:
         if not copy:
             return cls(
                 d["j"], d["v"], d["e"], d["s"], d["at"], d.get("due"), bool(d.get("h", 0)),
-                d.get("vis") or {}, d.get("snd") or {}, d.get("sp") or {}, d.get("ev") or {},
+                d.get("vis") or {}, d.get("snd") or {}, d.get("sp") or {}, d.get("ev") or {}, d.get("k"),
             )  # fmt: skip
         return cls(
             journey=d["j"],
@@ -87,6 +91,7 @@ class Instance:
             sends=dict(d.get("snd", {})),
             splits=dict(d.get("sp", {})),
             entry_event=dict(d.get("ev", {})),
+            key=d.get("k"),
         )
 
 
@@ -108,12 +113,13 @@ class FinishedInstance:
     visits: dict[str, int] = field(default_factory=dict)
     """The steps it took, in the order of their first visit, with how often each was visited."""
     splits: dict[str, str] = field(default_factory=dict)
+    key: str | None = None
 
     @classmethod
     def of(cls, inst: Instance, kind: str, reason: str, at_ms: int) -> FinishedInstance:
         return cls(
             inst.journey, inst.version, inst.entry_seq, inst.entered_ms, at_ms, kind, reason, inst.step,
-            dict(inst.visits), dict(inst.splits),
+            dict(inst.visits), dict(inst.splits), inst.key,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,13 +137,15 @@ class FinishedInstance:
             out["vis"] = self.visits
         if self.splits:
             out["sp"] = self.splits
+        if self.key is not None:
+            out["key"] = self.key
         return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FinishedInstance:
         return cls(
             d["j"], d["v"], d["e"], d["at"], d["end"], d["k"], d["r"], d["s"],
-            dict(d.get("vis") or {}), dict(d.get("sp") or {}),
+            dict(d.get("vis") or {}), dict(d.get("sp") or {}), d.get("key"),
         )  # fmt: skip
 
 

@@ -8,8 +8,8 @@ Rules (docs/identity.md):
   profile's own;
 - **consent**: per channel and category, an explicit answer is kept; when both sides answered
   differently the **stricter wins** (not granted);
-- **journeys**: when both sides are in the same journey, the canonical side's instance goes on and
-  the other's exits with reason ``merged`` (a funnel transition); instances only on the other side move
+- **journeys**: when both sides are in the same journey (of a keyed journey: with the same key), the
+  canonical side's instance goes on and the other's exits with reason ``merged`` (a funnel transition); instances only on the other side move
   over with their timers and held sends, renumbered after the canonical side's entries of that journey
   so action ids stay unique; entry counts add up; the dedupe memory, the send log, the finished
   instances and the counts of late and future events are united.
@@ -126,10 +126,10 @@ def merge_states(
     merge_profiles(
         canonical.profile, other.profile, history_window_ms=history_window_ms, history_max=history_max
     )
-    running = {i.journey for i in canonical.instances}
+    running = {(i.journey, i.key) for i in canonical.instances}  # (a keyed journey: per key)
     renumber: dict[tuple[str, int], int] = {}
     for inst in other.instances:
-        if inst.journey in running:
+        if (inst.journey, inst.key) in running:
             canonical.finished.append(FinishedInstance.of(inst, "exited", MERGED_REASON, at_ms))
             transitions.append(
                 Transition(

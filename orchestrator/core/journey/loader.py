@@ -130,7 +130,7 @@ def _journey(r: Reader, value: Any) -> JourneyDefinition | None:
 
 
 def _entry(r: Reader, value: Any, path: Path) -> Entry:
-    data = r.mapping(value, path, allowed=("event", "events", "condition", "becomes_true"))
+    data = r.mapping(value, path, allowed=("event", "events", "condition", "becomes_true", "key", "max_keys"))
     if data is None:
         return Entry()
     if "event" in data and "events" in data:
@@ -142,7 +142,13 @@ def _entry(r: Reader, value: Any, path: Path) -> Entry:
         r.error(path, "needs a trigger: 'event'/'events' (with an optional 'condition') or 'becomes_true'")
     if "becomes_true" in data and "condition" in data:
         r.error((*path, "condition"), "with 'becomes_true', put the whole test in 'becomes_true'")
-    return Entry(events=events, condition=condition, becomes_true=becomes_true)
+    key = r.condition(data, "key", path)
+    if key is not None and "becomes_true" in data:
+        r.error((*path, "key"), "a keyed journey is entered on events: the key is read from the event")
+    if "max_keys" in data and "key" not in data:
+        r.error((*path, "max_keys"), "'max_keys' only applies to a keyed journey ('key')")
+    max_keys = r.integer(data, "max_keys", path, default=20, minimum=1)
+    return Entry(events=events, condition=condition, becomes_true=becomes_true, key=key, max_keys=max_keys)
 
 
 def _re_entry(r: Reader, value: Any, path: Path) -> ReEntry:

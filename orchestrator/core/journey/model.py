@@ -146,6 +146,12 @@ class Entry:
     events: frozenset[str] = frozenset()
     condition: Condition | None = None
     becomes_true: Condition | None = None
+    key: Condition | None = None
+    """Keyed journeys: one instance per value of this expression over the entry event (an appointment
+    id); re-entry and ``max_concurrent`` count per key, and an event that gives a key reaches only the
+    instance of that key."""
+    max_keys: int = 20
+    """At most this many keys open (instances running) per customer; more entries wait for one to end."""
 
 
 @dataclass(frozen=True, slots=True)
