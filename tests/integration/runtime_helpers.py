@@ -28,7 +28,7 @@ from orchestrator.testing.worker import settings_env
 ROOT = Path(__file__).resolve().parents[2]
 JOURNEYS = ROOT / "journeys"
 EXAMPLES = JOURNEYS / "examples"
-EXAMPLE_NAMES = ("welcome", "abandoned_cart", "winback", "post_purchase")
+EXAMPLE_NAMES = ("welcome", "abandoned_cart", "winback", "post_purchase", "appointment_reminder")
 PAST = datetime(2025, 1, 1, tzinfo=UTC)
 
 

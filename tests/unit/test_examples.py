@@ -20,7 +20,9 @@ def _lines(path: Path) -> list[dict[str, object]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("name", ["welcome", "abandoned_cart", "winback", "post_purchase"])
+@pytest.mark.parametrize(
+    "name", ["welcome", "abandoned_cart", "winback", "post_purchase", "appointment_reminder"]
+)
 def test_example_gives_its_expected_actions(name: str, tmp_path: Path) -> None:
     out = tmp_path / "actions.jsonl"
     result = simulate_file(
@@ -41,11 +43,11 @@ def test_welcome_example_sends_sms_only_when_unopened_and_consented() -> None:
 def test_all_examples_together() -> None:
     """All journeys over all example events at once: each journey still sees its own customers."""
     total = 0
-    for name in ("welcome", "abandoned_cart", "winback", "post_purchase"):
+    for name in ("welcome", "abandoned_cart", "winback", "post_purchase", "appointment_reminder"):
         total += len(_lines(EXAMPLES / f"{name}.expected.jsonl"))
     combined = ROOT / "journeys"
     counts = []
-    for name in ("welcome", "abandoned_cart", "winback", "post_purchase"):
+    for name in ("welcome", "abandoned_cart", "winback", "post_purchase", "appointment_reminder"):
         r = simulate_file(combined, EXAMPLES / f"{name}.events.jsonl", until_ms=parse_until(UNTIL))
         counts.append(r.funnel.journeys[name].actions)
     assert sum(counts) == total

@@ -9,10 +9,11 @@ Rules (docs/identity.md):
 - **consent**: per channel and category, an explicit answer is kept; when both sides answered
   differently the **stricter wins** (not granted);
 - **journeys**: when both sides are in the same journey (of a keyed journey: with the same key), the
-  canonical side's instance goes on and the other's exits with reason ``merged`` (a funnel transition); instances only on the other side move
-  over with their timers and held sends, renumbered after the canonical side's entries of that journey
-  so action ids stay unique; entry counts add up; the dedupe memory, the send log, the finished
-  instances and the counts of late and future events are united.
+  canonical side's instance goes on and the other's exits with reason ``merged`` (a funnel
+  transition); instances only on the other side move over with their timers and held sends,
+  renumbered after the canonical side's entries of that journey so action ids stay unique; entry
+  counts add up; the dedupe memory, the send log, the finished instances and the counts of late and
+  future events are united.
 """
 
 from __future__ import annotations

@@ -224,7 +224,7 @@ def test_durations() -> None:
 def test_example_journeys_load() -> None:
     files = [p for p in (ROOT / "journeys").glob("*.yaml") if not is_policy_file(p)]  # policy.yaml
     ids = sorted(load_journey_file(p).id for p in files)
-    assert ids == ["abandoned_cart", "post_purchase", "welcome", "winback"]
+    assert ids == ["abandoned_cart", "appointment_reminder", "post_purchase", "welcome", "winback"]
 
 
 def test_file_not_found_is_a_problem_not_a_crash(tmp_path: Path) -> None:
