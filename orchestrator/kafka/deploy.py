@@ -96,9 +96,11 @@ def read_deployment_records(
                 continue
             consumer.assign([TopicPartition(topic, partition, low)])
             position = low
+            deadline = time.monotonic() + timeout
             while position < high:
-                batch = consumer.consume(num_messages=500, timeout=timeout)
-                if not batch:
+                # (consume() waits for all num_messages or the timeout: short polls, one deadline)
+                batch = consumer.consume(num_messages=500, timeout=0.2)
+                if not batch and time.monotonic() > deadline:
                     raise KafkaSetupError(
                         f"reading {topic}[{partition}] stopped at offset {position} of {high}"
                     )
