@@ -26,7 +26,9 @@ def test_bench_quick_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     report = orjson.loads(out.read_bytes())
     assert report["errors"] == {}
     s = report["sections"]
-    assert set(s) == {"e2e", "engine", "cel", "processor", "timers", "state", "simulate", "stages", "lateness"}
+    assert set(s) == {
+        "e2e", "engine", "cel", "processor", "timers", "state", "simulate", "stages", "lateness",
+    }  # fmt: skip
     late = s["lateness"]
     assert late["fired"] == late["wakeups"] > 0, late  # every wake-up fired, none lost
     assert late["pending_at_end"] >= late["pending_held"], late
