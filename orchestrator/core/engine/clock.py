@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["iso_from_ms", "next_local_time", "utc_from_ms", "zone"]
+__all__ = ["WEEKDAYS", "iso_from_ms", "next_local_time", "utc_from_ms", "zone"]
 
 
 @lru_cache(maxsize=1024)
@@ -34,8 +34,15 @@ def iso_from_ms(ms: int) -> str:
     return utc_from_ms(ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def next_local_time(now_ms: int, zone_name: str | None, hour: int, minute: int) -> int:
-    """The first instant at or after ``now_ms`` whose wall-clock time in the zone is ``hour:minute``.
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+"""Day names as journey files write them (``datetime.weekday()`` order)."""
+
+
+def next_local_time(
+    now_ms: int, zone_name: str | None, hour: int, minute: int, weekdays: frozenset[int] | None = None
+) -> int:
+    """The first instant at or after ``now_ms`` whose wall-clock time in the zone is ``hour:minute``,
+    on one of ``weekdays`` (0 = Monday; None: any day).
 
     Across a DST change the local time keeps its meaning: 09:00 is 09:00 local on both sides. A local
     time that does not exist on a spring-forward day (02:30) is taken as the instant the clock jumps
@@ -45,13 +52,15 @@ def next_local_time(now_ms: int, zone_name: str | None, hour: int, minute: int) 
     assert tz is not None
     local = utc_from_ms(now_ms).astimezone(tz)
     day = local.date()
-    for offset in range(3):
+    for offset in range(10):
         d = day + timedelta(days=offset)
+        if weekdays is not None and d.weekday() not in weekdays:
+            continue
         candidate = datetime(d.year, d.month, d.day, hour, minute, tzinfo=tz)
         at = _ms(candidate)
         if at >= now_ms:
             return at
-    raise AssertionError("unreachable: a local time recurs within three days")
+    raise AssertionError("unreachable: a local time on a given weekday recurs within ten days")
 
 
 def _ms(dt: datetime) -> int:

@@ -336,7 +336,9 @@ class Run:
             due = at_ms + step.duration_ms
         elif step.mode == "time_of_day":
             hour, minute = step.time_of_day
-            due = next_local_time(at_ms, step.timezone or self.state.profile.timezone, hour, minute)
+            due = next_local_time(
+                at_ms, step.timezone or self.state.profile.timezone, hour, minute, step.weekdays
+            )
             if due <= at_ms:
                 return False
         else:

@@ -222,7 +222,7 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
     ),
     "wait": (
         *_COMMON, "duration", "until_time", "timezone", "until_event", "until_condition", "timeout",
-        "until", "before", "after", "if_past", "next",
+        "until", "before", "after", "if_past", "weekdays", "next",
     ),
     "branch": (*_COMMON, "branches", "default"),
     "split": (*_COMMON, "branches", "salt"),
@@ -304,8 +304,9 @@ def _wait(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
             r.error((*at, key), f"'{key}' only applies to 'until' (a time taken from data)")
     if mode == "until":
         return _wait_until(r, sid, data, at, nxt)
-    if "timezone" in data and mode != "until_time":
-        r.error((*at, "timezone"), "'timezone' only applies to 'until_time'")
+    for key in ("timezone", "weekdays"):
+        if key in data and mode != "until_time":
+            r.error((*at, key), f"'{key}' only applies to 'until_time'")
     if "timeout" in data and mode not in ("until_event", "until_condition"):
         r.error((*at, "timeout"), "'timeout' only applies to 'until_event' and 'until_condition'")
     if mode == "until_condition":
@@ -318,10 +319,11 @@ def _wait(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
         tz = r.string(data, "timezone", at)
         if tz is not None and not _zone_exists(tz):
             r.error((*at, "timezone"), f"unknown time zone {tz!r} (write an IANA name like Europe/Paris)")
+        days = _weekdays(r, data, at)
         return (
             None
             if tod is None
-            else WaitStep(id=sid, mode="time_of_day", time_of_day=tod, timezone=tz, next=nxt)
+            else WaitStep(id=sid, mode="time_of_day", time_of_day=tod, timezone=tz, weekdays=days, next=nxt)
         )
     ev_at = (*at, "until_event")
     ev = r.mapping(data["until_event"], ev_at, allowed=("event", "events", "of", "condition"))
@@ -415,6 +417,28 @@ def _time_of_day(r: Reader, data: dict[str, Any], at: Path) -> tuple[int, int] |
             return (hour, minute)
     r.error((*at, "until_time"), f'{value!r} is not a time of day (write "HH:MM", e.g. "09:30")')
     return None
+
+
+def _weekdays(r: Reader, data: dict[str, Any], at: Path) -> frozenset[int] | None:
+    """``weekdays: [mon, tue, wed, thu, fri]`` (or ``weekdays: weekdays``) as day numbers, 0 = Monday."""
+    from orchestrator.core.engine.clock import WEEKDAYS
+
+    value = data.get("weekdays")
+    if value is None:
+        return None
+    if value == "weekdays":
+        return frozenset(range(5))
+    if not isinstance(value, list) or not value:
+        r.error((*at, "weekdays"), "expected a list of days, e.g. [mon, tue, wed, thu, fri], or 'weekdays'")
+        return None
+    days: set[int] = set()
+    for i, day in enumerate(value):
+        name = str(day).lower()[:3]
+        if name not in WEEKDAYS or not isinstance(day, str):
+            r.error((*at, "weekdays", i), f"{day!r} is not a day (write {', '.join(WEEKDAYS)})")
+            continue
+        days.add(WEEKDAYS.index(name))
+    return frozenset(days) or None
 
 
 def _zone_exists(name: str) -> bool:

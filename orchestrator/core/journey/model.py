@@ -75,6 +75,8 @@ class WaitStep:
     duration_ms: int = 0
     time_of_day: tuple[int, int] = (0, 0)
     timezone: str | None = None
+    weekdays: frozenset[int] | None = None
+    """``until_time`` on these days only (0 = Monday), in the zone of the wait; None: any day."""
     event_types: frozenset[str] = frozenset()
     of_step: str | None = None
     condition: Condition | None = None

@@ -488,3 +488,45 @@ def test_an_until_time_may_not_read_the_event() -> None:
         assert "journey.entry_event" in problem
     else:
         raise AssertionError("accepted")
+
+
+WEEKDAY_MORNING = """
+id: office
+version: 1
+entry: {event: form.submitted}
+steps:
+  next_morning:
+    type: wait
+    until_time: "09:00"
+    weekdays: weekdays
+    next: call
+  call: {type: send, channel: email, template: t_call}
+"""
+
+
+def test_a_local_time_wait_limited_to_weekdays(drive: Make) -> None:
+    """Issue 20: "the next weekday at 09:00": a form sent on Friday evening waits for Monday."""
+    d = drive(WEEKDAY_MORNING)
+    friday_evening = T0 + 4 * 24 * H + 10 * H  # 2025-03-07 (Friday) 19:00 UTC
+    d.event("form.submitted", friday_evening, email="a@x.io")
+    assert d.wakeup == T0 + 7 * 24 * H  # Monday 2025-03-10 09:00 UTC
+    tuesday = drive(WEEKDAY_MORNING)
+    tuesday.event("form.submitted", T0 + 24 * H - 1, email="a@x.io")  # Tuesday 08:59:59.999
+    assert tuesday.wakeup == T0 + 24 * H
+
+
+def test_weekdays_by_name_and_the_error_for_a_bad_day() -> None:
+    from orchestrator.core.engine.clock import next_local_time
+    from orchestrator.core.journey import load_journey_text
+    from orchestrator.exceptions import JourneyValidationError
+
+    saturday = next_local_time(T0, "Europe/Paris", 10, 0, frozenset({5}))
+    assert saturday == T0 + 5 * 24 * H  # 2025-03-08 10:00 Paris is 09:00 UTC
+    text = WEEKDAY_MORNING.replace("weekdays: weekdays", "weekdays: [mon, funday]")
+    try:
+        load_journey_text(text, "o.yaml")
+    except JourneyValidationError as exc:
+        (problem,) = exc.problems
+        assert problem.startswith("o.yaml:9: steps.next_morning.weekdays[1]: 'funday' is not a day")
+    else:
+        raise AssertionError("accepted")
