@@ -111,6 +111,7 @@ def customer_document(
         "identities": ids,
         "profile": {
             "timezone": p.timezone,
+            "timezone_known": p.timezone_known,
             "attributes": p.attributes,
             "addresses": p.addresses,
             "consent": {ch: {c: p.has_consent(ch, c) for c in CONSENT_DEFAULTS} for ch in _CHANNELS},
@@ -182,7 +183,8 @@ def render(doc: dict[str, Any]) -> str:
         lines.append(f"  aliases: {', '.join(doc['aliases'])}")
     lines.append("identities:")
     lines += [f"  {kind}: {', '.join(values)}" for kind, values in sorted(doc["identities"].items())]
-    lines.append(f"profile (time zone {prof['timezone']}, seen {prof['first_seen']} .. {prof['last_seen']}):")
+    zone = prof["timezone"] if prof.get("timezone_known", True) else f"{prof['timezone']}: not given, assumed"
+    lines.append(f"profile (time zone {zone}, seen {prof['first_seen']} .. {prof['last_seen']}):")
     lines += [f"  {k} = {orjson.dumps(v).decode()}" for k, v in sorted(prof["attributes"].items())]
     lines.append(
         "addresses: " + (", ".join(f"{ch} {a}" for ch, a in sorted(prof["addresses"].items())) or "none")

@@ -96,6 +96,10 @@ class Profile:
     """Engagement event type -> UTC day number (epoch days, as text) -> count; ACTIVITY_DAYS days kept."""
     hours: dict[str, dict[str, int]] = field(default_factory=dict)
     """Channel -> hour of week (0..167, as text) -> opens and clicks."""
+    timezone_known: bool = False
+    """The customer's zone was given (``profile.updated`` ``timezone``); else ``timezone`` is only the
+    default, and a journey's ``default_timezone`` applies. Stored only for an explicit UTC (any other
+    zone is known by being there)."""
     _history: list[dict[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
     _engagement: tuple[int, dict[str, dict[str, Any]]] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -206,6 +210,7 @@ class Profile:
             **({"campaign_engagement": self.campaign_engagement} if self.campaign_engagement else {}),
             **({"activity": self.activity} if self.activity else {}),
             **({"hours": self.hours} if self.hours else {}),
+            **({"timezone_known": True} if self.timezone_known and self.timezone == DEFAULT_TIMEZONE else {}),
         }
 
     @classmethod
@@ -228,6 +233,7 @@ class Profile:
                 get("campaign_engagement") or {},
                 get("activity") or {},
                 get("hours") or {},
+                bool(get("timezone_known")) or get("timezone", DEFAULT_TIMEZONE) != DEFAULT_TIMEZONE,
             )
         return cls(
             customer_key=data["customer_key"],
@@ -244,6 +250,8 @@ class Profile:
             campaign_engagement={k: dict(v) for k, v in data.get("campaign_engagement", {}).items()},
             activity={k: dict(v) for k, v in data.get("activity", {}).items()},
             hours={k: dict(v) for k, v in data.get("hours", {}).items()},
+            timezone_known=bool(data.get("timezone_known"))
+            or data.get("timezone", DEFAULT_TIMEZONE) != DEFAULT_TIMEZONE,
         )
 
 
@@ -293,6 +301,7 @@ def _update_attributes(profile: Profile, properties: dict[str, Any]) -> None:
     for key, value in attrs.items():
         if key == "timezone" and isinstance(value, str):
             profile.timezone = value
+            profile.timezone_known = True
         elif key in _ADDRESS_FIELDS:
             channel = _ADDRESS_FIELDS[key]
             if isinstance(value, str) and value.strip():

@@ -5,7 +5,11 @@ The reference digests (tests/golden/generated.json) and the records it stored ha
 every optimisation since must leave the actions, the decisions and the stored customers unchanged,
 and read the records that release wrote with the same result (the upgrade test). Rewritten once for
 a fix (2026-12-03: a moved record is kept until its messages are committed), which changed the
-pipeline's stored records and message counts, not its actions or decisions.
+pipeline's stored records and message counts, not its actions or decisions. Rewritten again for
+issue 20 (2026-12-07): a profile tells an unknown time zone from an explicit UTC, and at a merge only a
+known zone fills an unknown one (before: any zone replaced UTC): a few merged customers keep their
+UTC, so their local-time waits and quiet hours, and the digests, changed. records-v1 is still the
+reference release's.
 """
 
 from __future__ import annotations
@@ -56,10 +60,17 @@ def test_records_stored_by_the_reference_release_are_read_with_the_same_result()
     decode = run.processor.state_of
     for key, record in old.items():
         mine, theirs = decode(run.records[key]), decode(record)
+        if mine is not None:  # (the reference release could not tell an explicit UTC from none)
+            mine.profile.timezone_known = theirs is not None and theirs.profile.timezone_known
         view = golden.customer_view
         assert (mine and view(mine.to_dict())) == (theirs and view(theirs.to_dict())), key
     # and the old records go on as the reference release went on
     run.records = dict(old)
     run.resolve(small[half:])
     run.run()
-    assert golden.pipeline_digests(run) == REFERENCE["upgrade"]
+    got, want = golden.pipeline_digests(run), REFERENCE["upgrade"]
+    # (the stored records differ by the explicit-UTC flag the reference release could not write:
+    # the customers themselves are compared above; what they do must be the same)
+    assert {k: got[k] for k in ("actions", "decisions", "messages")} == {
+        k: want[k] for k in ("actions", "decisions", "messages")
+    }

@@ -292,7 +292,7 @@ class Run:
                         return
                     step_id = step.next  # the time is past already: no wait
                     continue
-                if self._start_wait(inst, step, at_ms):
+                if self._start_wait(inst, step, at_ms, journey):
                     return
                 step_id = step.next
             elif isinstance(step, SendStep):
@@ -330,15 +330,23 @@ class Run:
             end_reason = "completed"
         self.finish(inst, "exited", "loop_limit", at_ms)
 
-    def _start_wait(self, inst: Instance, step: WaitStep, at_ms: int) -> bool:
+    def _zone(self, step: WaitStep, journey: JourneyDefinition) -> str:
+        """The zone of a local-time wait: the wait's own, else the customer's when known, else the
+        journey's ``default_timezone``, else UTC."""
+        profile = self.state.profile
+        if step.timezone:
+            return step.timezone
+        if profile.timezone_known or not journey.default_timezone:
+            return profile.timezone
+        return journey.default_timezone
+
+    def _start_wait(self, inst: Instance, step: WaitStep, at_ms: int, journey: JourneyDefinition) -> bool:
         """Park ``inst`` on ``step``; False when the wait is already over (go on at once)."""
         if step.mode == "duration":
             due = at_ms + step.duration_ms
         elif step.mode == "time_of_day":
             hour, minute = step.time_of_day
-            due = next_local_time(
-                at_ms, step.timezone or self.state.profile.timezone, hour, minute, step.weekdays
-            )
+            due = next_local_time(at_ms, self._zone(step, journey), hour, minute, step.weekdays)
             if due <= at_ms:
                 return False
         else:

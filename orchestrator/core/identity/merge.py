@@ -3,7 +3,7 @@
 Rules (docs/identity.md):
 
 - **profile**: identities are united; on attributes, addresses and time zone the canonical side wins
-  and the other fills what it lacks (a time zone only replaces the default); first/last seen, counts,
+  and the other fills what it lacks (a known time zone fills an unknown one); first/last seen, counts,
   history and engagement (summary, per-day counts, hour of week) are combined, re-bounded like the
   profile's own;
 - **consent**: per channel and category, an explicit answer is kept; when both sides answered
@@ -27,7 +27,6 @@ from orchestrator.core.profile import (
     CAMPAIGNS_KEPT,
     DEFAULT_HISTORY_MAX,
     DEFAULT_HISTORY_WINDOW_MS,
-    DEFAULT_TIMEZONE,
     Profile,
 )
 
@@ -57,8 +56,8 @@ def merge_profiles(
         canonical.attributes.setdefault(key, value)
     for channel, address in other.addresses.items():
         canonical.addresses.setdefault(channel, address)
-    if canonical.timezone == DEFAULT_TIMEZONE:
-        canonical.timezone = other.timezone
+    if not canonical.timezone_known and other.timezone_known:  # a known zone fills an unknown one
+        canonical.timezone, canonical.timezone_known = other.timezone, True
     firsts = [t for t in (canonical.first_seen_ms, other.first_seen_ms) if t is not None]
     lasts = [t for t in (canonical.last_seen_ms, other.last_seen_ms) if t is not None]
     canonical.first_seen_ms = min(firsts) if firsts else None

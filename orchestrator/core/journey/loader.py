@@ -45,7 +45,7 @@ DEFAULT_HISTORY_WINDOW_MS = 30 * DAY_MS
 
 _TOP = (
     "id", "version", "name", "description", "status", "migrate", "entry", "re_entry", "goals",
-    "exit_when", "start", "steps", "holdout_window",
+    "exit_when", "start", "steps", "holdout_window", "default_timezone",
 )  # fmt: skip
 _RESERVED_CHANNELS = {
     "auto": "'channel: auto' (the system picks the channel) is reserved for a later release"
@@ -120,6 +120,7 @@ def _journey(r: Reader, value: Any) -> JourneyDefinition | None:
         status=status,  # type: ignore[arg-type]
         migrate=r.boolean(data, "migrate", (), False),
         holdout_window_ms=holdout_window,
+        default_timezone=_default_zone(r, data),
         max_lookback_ms=r.max_lookback_ms,
         source_name=r.doc.source_name,
         content_hash=_content_hash(data),
@@ -417,6 +418,16 @@ def _time_of_day(r: Reader, data: dict[str, Any], at: Path) -> tuple[int, int] |
             return (hour, minute)
     r.error((*at, "until_time"), f'{value!r} is not a time of day (write "HH:MM", e.g. "09:30")')
     return None
+
+
+def _default_zone(r: Reader, data: dict[str, Any]) -> str | None:
+    zone_name = r.string(data, "default_timezone", ())
+    if zone_name is not None and not _zone_exists(zone_name):
+        r.error(
+            ("default_timezone",), f"unknown time zone {zone_name!r} (write an IANA name like Europe/Paris)"
+        )
+        return None
+    return zone_name
 
 
 def _weekdays(r: Reader, data: dict[str, Any], at: Path) -> frozenset[int] | None:

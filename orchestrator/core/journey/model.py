@@ -198,6 +198,8 @@ class JourneyDefinition:
     status: Status = "active"
     migrate: bool = False
     holdout_window_ms: int = 14 * 86_400_000
+    default_timezone: str | None = None
+    """The zone of local-time waits for a customer whose zone is unknown (else UTC)."""
     max_lookback_ms: int = 0
     source_name: str = "<text>"
     content_hash: str = ""

@@ -530,3 +530,42 @@ def test_weekdays_by_name_and_the_error_for_a_bad_day() -> None:
         assert problem.startswith("o.yaml:9: steps.next_morning.weekdays[1]: 'funday' is not a day")
     else:
         raise AssertionError("accepted")
+
+
+PARIS_MORNING = """
+id: paris
+version: 1
+default_timezone: Europe/Paris
+entry: {event: form.submitted}
+steps:
+  morning: {type: wait, until_time: "10:00", next: call}
+  call: {type: send, channel: email, template: t_call}
+"""
+
+
+def test_a_customer_with_no_zone_gets_the_journeys_default_one_with_utc_keeps_utc(drive: Make) -> None:
+    """Issue 20: the profile tells "zone unknown" from an explicit UTC."""
+    unknown = drive(PARIS_MORNING)
+    unknown.event("form.submitted", T0, email="a@x.io")  # 09:00 UTC = 10:00 Paris
+    assert unknown.templates() == ["t_call"]
+    explicit = drive(PARIS_MORNING)
+    explicit.event("profile.updated", T0 - 1000, {"timezone": "UTC"}, email="a@x.io")
+    explicit.event("form.submitted", T0)
+    assert explicit.wakeup == T0 + H  # 10:00 UTC
+    assert explicit.state is not None
+    assert explicit.state.profile.timezone_known
+
+
+def test_a_known_zone_fills_an_unknown_one_at_a_merge_and_never_replaces_a_known_utc() -> None:
+    from orchestrator.core.identity.merge import merge_profiles
+    from orchestrator.core.profile import Profile
+
+    paris = Profile("p", timezone="Europe/Paris", timezone_known=True)
+    unknown, utc = Profile("u"), Profile("c", timezone_known=True)
+    merge_profiles(unknown, paris)
+    merge_profiles(utc, paris)
+    assert (unknown.timezone, unknown.timezone_known) == ("Europe/Paris", True)
+    assert (utc.timezone, utc.timezone_known) == ("UTC", True)
+    assert Profile.from_dict(utc.to_dict()).timezone_known
+    assert not Profile.from_dict(Profile("n").to_dict()).timezone_known
+    assert "timezone_known" not in paris.to_dict()  # a zone other than UTC is known by being there

@@ -53,7 +53,7 @@ def test_merge_profiles_rules() -> None:
     anon = Profile(
         "anonymous_id:a", attributes={"tier": "silver", "cart": 2}, addresses={"email": "a@x.io", "sms": "+1"}
     )
-    anon.timezone = "Europe/Paris"
+    anon.timezone, anon.timezone_known = "Europe/Paris", True
     anon.consent = {"email": {"marketing": False}, "push": {"marketing": True}}
     opened(anon, T0)
     opened(known, T0 + H)
