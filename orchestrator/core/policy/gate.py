@@ -115,7 +115,11 @@ def evaluate(
                 return Verdict("suppressed", "frequency_cap", chosen, rule=cap.name, detail=detail)
     quiet = policy.quiet_hours
     if quiet is not None and chosen in quiet.channels:
-        tz_name = quiet.timezone or profile.timezone
+        tz_name = quiet.timezone or (
+            quiet.default_timezone
+            if quiet.default_timezone and not profile.timezone_known
+            else profile.timezone
+        )
         if quiet.contains(_local_minute(at_ms, tz_name)):
             if quiet.action == "drop":
                 return Verdict("dropped", "quiet_hours", chosen, rule="quiet_hours", detail=tz_name)

@@ -39,7 +39,7 @@ _TOP = (
     "engagement_suppression", "rate_limits",
 )  # fmt: skip
 _CAP = ("name", "channels", "max", "per")
-_QUIET = ("start", "end", "channels", "action", "timezone")
+_QUIET = ("start", "end", "channels", "action", "timezone", "default_timezone")
 _ENGAGEMENT = ("name", "channels", "events", "within", "same_campaign")
 _RATE = ("per_second", "burst")
 _KIND_LINE = re.compile(r"^kind:\s*['\"]?policy['\"]?\s*(#.*)?$", re.MULTILINE)
@@ -207,6 +207,13 @@ def _quiet(r: Reader, value: Any, path: Path) -> QuietHours | None:
     tz = r.string(data, "timezone", path)
     if tz is not None and zone(tz, strict=True) is None:
         r.error((*path, "timezone"), f"unknown time zone {tz!r} (write an IANA name like Europe/Paris)")
+    fallback = r.string(data, "default_timezone", path)
+    if fallback is not None and zone(fallback, strict=True) is None:
+        r.error(
+            (*path, "default_timezone"),
+            f"unknown time zone {fallback!r} (write an IANA name like Europe/Paris)",
+        )
+        fallback = None
     channels = _channels(r, data.get("channels"), (*path, "channels"), default_all=True)
     if start is None or end is None:
         return None
@@ -216,6 +223,7 @@ def _quiet(r: Reader, value: Any, path: Path) -> QuietHours | None:
         channels=channels,
         action=action,  # type: ignore[arg-type]
         timezone=tz,
+        default_timezone=fallback,
     )
 
 

@@ -37,7 +37,8 @@ class QuietHours:
     """No marketing send on ``channels`` between ``start`` and ``end``, local time of the customer.
 
     ``start > end`` crosses midnight (21:00-08:00). ``action`` hold: the send waits for ``end``;
-    drop: it is not sent. ``timezone`` forces a zone instead of the customer's.
+    drop: it is not sent. ``timezone`` forces a zone instead of the customer's; ``default_timezone`` is
+    the zone of customers whose own is unknown (else UTC).
     """
 
     start: tuple[int, int]
@@ -45,6 +46,7 @@ class QuietHours:
     channels: frozenset[str]
     action: Literal["hold", "drop"] = "hold"
     timezone: str | None = None
+    default_timezone: str | None = None
 
     def contains(self, minute_of_day: int) -> bool:
         start = self.start[0] * 60 + self.start[1]

@@ -81,6 +81,10 @@ def policy_schema() -> dict[str, Any]:
                     "channels": {"$ref": "#/$defs/channels"},
                     "action": {"enum": ["hold", "drop"], "default": "hold"},
                     "timezone": {"type": "string", "description": "IANA zone instead of the customer's"},
+                    "default_timezone": {
+                        "type": "string",
+                        "description": "IANA zone for customers whose zone is unknown (else UTC)",
+                    },
                 },
                 "required": ["start", "end"],
                 "additionalProperties": False,

@@ -333,3 +333,19 @@ def test_a_policy_deployed_live_applies_from_its_time() -> None:
     book.withdraw(T0 + 4 * H)
     c.on("a.go", T0 + 5 * H)
     assert c.verdicts()[-1] == ("sent", "no_policy", "sms")
+
+
+def test_quiet_hours_use_the_policys_default_zone_for_a_customer_with_none() -> None:
+    """Issue 20: a customer who never gave a zone is not on UTC by mistake when the policy names one."""
+    paris = QUIET.replace("action: hold}", "action: hold, default_timezone: Europe/Paris}")
+    at = ms("2025-03-04T03:00:00Z")
+    evening = ms("2025-03-04T20:30:00Z")  # 21:30 in Paris (quiet), 20:30 in UTC (not quiet)
+    unknown = Customer.of(registry(send_journey("a", "a.go", "sms")), policy(paris))
+    unknown.profile(at - H, phone="+15550001")
+    unknown.consent(at - H, "sms", True)
+    unknown.on("a.go", evening)
+    assert unknown.verdicts()[-1] == ("held", "quiet_hours", "sms")
+    utc = Customer.of(registry(send_journey("a", "a.go", "sms")), policy(paris))
+    utc.reachable(at - H, "sms", timezone="UTC")  # said UTC: UTC it is
+    utc.on("a.go", evening)
+    assert utc.verdicts()[-1] == ("sent", "allowed", "sms")
