@@ -61,7 +61,6 @@ def _loaded(worker: WorkerProcess) -> bool:
     return worker.log_path.exists() and "journeys loaded" in worker.log_path.read_text(errors="replace")
 
 
-@pytest.mark.timeout(240 * RUNS)
 KNOWN_LOSS = pytest.mark.xfail(
     strict=False,
     reason="known defect, issue 17 (the fast path across a crash): under the whole suite about one run "
@@ -70,6 +69,7 @@ KNOWN_LOSS = pytest.mark.xfail(
 )
 
 
+@pytest.mark.timeout(240 * RUNS)
 @pytest.mark.parametrize(
     ("delay_s", "fast_path"),
     [(0.0, False), (1.0, False), (2.0, False), (3.0, False), pytest.param(2.0, True, marks=KNOWN_LOSS)],
