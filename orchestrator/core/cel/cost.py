@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from .errors import CelEvaluationError
-from .nodes import Comprehension, Ident, ListLit, MapLit, Node
+from .nodes import Comprehension, Ident, ListLit, MapLit, Node, children
 
 __all__ = [
     "BUDGET",
@@ -69,7 +69,7 @@ def free_names(node: Node) -> set[str]:
     if isinstance(node, Ident):
         return {node.name}
     names: set[str] = set()
-    for child in _children(node):
+    for child in children(node):
         names |= free_names(child)
     if isinstance(node, Comprehension):
         inner = set()
@@ -78,21 +78,6 @@ def free_names(node: Node) -> set[str]:
                 inner |= free_names(part)
         names = free_names(node.target) | (inner - {node.var})
     return names
-
-
-def _children(node: Node) -> list[Node]:
-    out: list[Node] = []
-    for name in node.__dataclass_fields__:
-        value = getattr(node, name)
-        if isinstance(value, Node):
-            out.append(value)
-        elif isinstance(value, tuple):
-            for item in value:
-                if isinstance(item, Node):
-                    out.append(item)
-                elif isinstance(item, tuple):
-                    out.extend(x for x in item if isinstance(x, Node))
-    return out
 
 
 def _size(node: Node, history: bool) -> int:
@@ -117,7 +102,7 @@ def estimate(node: Node, declared: Collection[str]) -> tuple[int, Node | None]:
     def walk(n: Node, runs: int, loops: tuple[tuple[str, Comprehension], ...]) -> int:
         """Iterations made by ``n`` when it is evaluated ``runs`` times, inside ``loops``."""
         if not isinstance(n, Comprehension):
-            return sum(walk(child, runs, loops) for child in _children(n))
+            return sum(walk(child, runs, loops) for child in children(n))
         spent = walk(n.target, runs, loops)
         size = _size(n.target, history)
         outer = [var for var, _ in loops]

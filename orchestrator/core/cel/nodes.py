@@ -22,6 +22,7 @@ __all__ = [
     "Not",
     "Or",
     "Select",
+    "children",
 ]
 
 
@@ -119,3 +120,19 @@ class Comprehension(Node):
     var: str
     predicate: Node | None  # the filter of map/3 and filter, the condition of all/exists/exists_one
     transform: Node | None  # the value of map
+
+
+def children(node: Node) -> list[Node]:
+    """The nodes directly under ``node`` (the parser's range checks, the cost estimate)."""
+    out: list[Node] = []
+    for name in node.__dataclass_fields__:
+        v = getattr(node, name)
+        if isinstance(v, Node):
+            out.append(v)
+        elif isinstance(v, tuple):
+            for item in v:
+                if isinstance(item, Node):
+                    out.append(item)
+                elif isinstance(item, tuple):
+                    out.extend(x for x in item if isinstance(x, Node))
+    return out

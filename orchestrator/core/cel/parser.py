@@ -28,6 +28,7 @@ from .nodes import (
     Not,
     Or,
     Select,
+    children,
 )
 from .values import INT_MAX, INT_MIN, UINT_MAX, UInt
 
@@ -274,23 +275,8 @@ def _check_ranges(node: Node, source: str, depth: int = 0) -> None:
         if type(v) is int and not INT_MIN <= v <= INT_MAX:
             raise CelCompileError("int literal out of range", node.col, source)
         return
-    for child in _children(node):
+    for child in children(node):
         _check_ranges(child, source, depth + 1)
-
-
-def _children(node: Node) -> list[Node]:
-    out: list[Node] = []
-    for name in node.__dataclass_fields__:
-        v = getattr(node, name)
-        if isinstance(v, Node):
-            out.append(v)
-        elif isinstance(v, tuple):
-            for item in v:
-                if isinstance(item, Node):
-                    out.append(item)
-                elif isinstance(item, tuple):
-                    out.extend(x for x in item if isinstance(x, Node))
-    return out
 
 
 def parse(source: str) -> Node:
