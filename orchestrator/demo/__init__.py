@@ -213,7 +213,8 @@ def _results(settings: Settings, engine: _Engine, bad_lines: int, say: Say) -> l
         say(f"   {n:3} decisions {kind}: {reason}")
     for letter in sorted(letters, key=lambda x: (x["reason"], x["error"])):
         original = base64.b64decode(letter["value_b64"])[:40].decode(errors="replace")
-        say(f"   dead letter, {letter['reason']}: {letter['error'][:400]}")
+        where, sep, why = letter["error"].partition(": ")  # (cut the reason, not the place)
+        say(f"   dead letter, {letter['reason']}: {where}{sep}{why[:600]}")
         say(f"      the line: {original}...")
     return actions
 
