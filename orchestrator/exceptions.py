@@ -11,6 +11,8 @@ Every error the orchestrator raises on purpose derives from :class:`Orchestrator
      │    └── ConditionError           a CEL condition does not parse, compile or type-check
      ├── PolicyError               cross-channel policy problems
      │    └── PolicyValidationError    one or more problems in a policy file (file, line, field)
+     ├── SegmentValidationError    one or more problems in segment files, or segments that read each
+     │                             other in a cycle (file, line, field)
      ├── KafkaSetupError           the Kafka side is not as the orchestrator needs it
      │    ├── BrokerError              the local broker cannot be fetched, formatted or started
      │    ├── ToolMissingError         java or mvn is missing
@@ -37,6 +39,7 @@ __all__ = [
     "OrchestratorError",
     "PolicyError",
     "PolicyValidationError",
+    "SegmentValidationError",
     "SimulationError",
     "StateLimitError",
     "ToolMissingError",
@@ -94,6 +97,14 @@ class PolicyValidationError(PolicyError):
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems) if problems else "invalid policy")
+        self.problems = problems
+
+
+class SegmentValidationError(OrchestratorError):
+    """One or more problems found in segment files; ``problems`` lists them all (file:line: field: ...)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems) if problems else "invalid segment")
         self.problems = problems
 
 

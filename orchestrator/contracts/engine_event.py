@@ -36,7 +36,7 @@ from orchestrator.exceptions import InvalidEventError
 
 __all__ = ["Event", "read_event", "read_event_json"]
 
-_TYPE: Final = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
+_TYPE: Final = re.compile(r"(?!orchestrator\.)[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
 _TIME: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
 _ALLOWED: Final = frozenset(
     {

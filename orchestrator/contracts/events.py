@@ -8,7 +8,15 @@ from datetime import datetime
 from typing import Annotated, Any, Final
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.exceptions import InvalidEventError
 
@@ -19,6 +27,9 @@ __all__ = [
     "EVENT_TYPE_RULE",
     "IDENTIFIER_PRIORITY",
     "KNOWN_EVENT_TYPES",
+    "RESERVED_TYPE_PREFIX",
+    "SEGMENT_ENTERED",
+    "SEGMENT_LEFT",
     "CustomerEvent",
     "EventLimits",
     "Identifiers",
@@ -46,6 +57,11 @@ ENGAGEMENT_TYPES: Final = frozenset(
 IDENTIFIER_PRIORITY: Final = ("customer_id", "email", "phone", "device_id", "anonymous_id")
 """Which identifier becomes the canonical customer key when no customer_id is given (first present wins)."""
 
+RESERVED_TYPE_PREFIX: Final = "orchestrator."
+"""Event types the engine makes itself (a customer entering or leaving a segment): no producer may send
+them."""
+SEGMENT_ENTERED: Final = "orchestrator.segment.entered"
+SEGMENT_LEFT: Final = "orchestrator.segment.left"
 EVENT_TYPE_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}(\.[a-z][a-z0-9_]{0,63}){0,7}$"
 EVENT_TYPE_RULE: Final = (
     "lowercase words of letters, digits and _, each starting with a letter, optionally joined by dots, "
@@ -106,6 +122,16 @@ class CustomerEvent(BaseModel):
     action_id: str | None = None
     campaign: str | None = None
     journey: str | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.startswith(RESERVED_TYPE_PREFIX):
+            raise ValueError(
+                f"event types starting with {RESERVED_TYPE_PREFIX!r} are the engine's own (a customer "
+                "entering or leaving a segment); a producer may not send them"
+            )
+        return value
 
     @property
     def occurred_ms(self) -> int:

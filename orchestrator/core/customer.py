@@ -53,6 +53,8 @@ from orchestrator.core.journey.registry import JourneyRegistry
 from orchestrator.core.policy.model import Policy
 from orchestrator.core.policy.registry import PolicyRegistry
 from orchestrator.core.profile import DEFAULT_HISTORY_MAX, apply_event
+from orchestrator.core.segment.membership import SegmentChange, recheck, segment_event_view
+from orchestrator.core.segment.registry import SegmentRegistry
 
 __all__ = ["DAY_MS", "ERASE_EVENT", "CustomerLogic", "CustomerState", "Outcome", "Transition", "event_view"]
 
@@ -75,6 +77,8 @@ class Outcome:
     timing: str | None = None
     """``late`` (older than the lateness window: started no journey) or ``future`` (later than now:
     applied now) for an event not applied at its own time; else None."""
+    segments: list[SegmentChange] = field(default_factory=list)
+    """The customer's segment entries and exits of this call, in order."""
 
 
 def event_view(event: Event | CustomerEvent, at_ms: int | None = None) -> dict[str, Any]:
@@ -107,8 +111,11 @@ class CustomerLogic:
         policy: PolicyRegistry | Policy | None = None,
         finished_keep_ms: int = 7 * DAY_MS,
         finished_max: int = 5,
+        segments: SegmentRegistry | None = None,
     ) -> None:
         self.registry = registry
+        self.segments = segments
+        """The segment timeline (deploy live on it); None: no segments."""
         self.policies = PolicyRegistry(policy) if isinstance(policy, Policy) else policy
         """The policy timeline (deploy live on it); None: no policy, sends go out as made."""
         self.history_window_ms = history_window_ms
@@ -144,14 +151,20 @@ class CustomerLogic:
         if event.type == ERASE_EVENT:
             for inst in list(state.instances):
                 run.finish(inst, "exited", "erased", at)
+            left = [SegmentChange(sid, False, at) for sid in state.profile.segments]
             return Outcome(
-                state=None, actions=run.actions, transitions=run.transitions, decisions=run.decisions
+                state=None,
+                actions=run.actions,
+                transitions=run.transitions,
+                decisions=run.decisions,
+                segments=[*run.segment_changes, *left],
             )
         view = event.view()
         self._to_instances(run, event.type, view, at)
         late = self.lateness_ms is not None and now_ms - occurred > self.lateness_ms
         if not late:
             self._entries(run, event.type, view, at)
+        self._segments(run, at, started=not late)
         self._remember(state, event.event_id, at)
         timing = "late" if late else "future" if occurred > now_ms else None
         if timing is not None:
@@ -194,8 +207,13 @@ class CustomerLogic:
             history_max=self.history_max,
         )
         self._let_go(merged.state)
+        # memberships follow the merged profile (no journey step runs: nothing starts or ends on them)
+        changes = recheck(Run(customer_key, merged.state, self.policies), self.segments, at_ms)
         return Outcome(
-            state=merged.state, transitions=merged.transitions, next_wakeup_ms=merged.state.next_wakeup_ms()
+            state=merged.state,
+            transitions=merged.transitions,
+            next_wakeup_ms=merged.state.next_wakeup_ms(),
+            segments=changes,
         )
 
     # -- timers ---------------------------------------------------------------------------------
@@ -215,6 +233,15 @@ class CustomerLogic:
             ]
             if held_due and (not due or min(held_due) <= min(i.due_ms or 0 for i in due)):
                 run.gate.release_next(until_ms, inclusive=inclusive)
+                continue
+            check = state.segment_due_ms
+            if (
+                check is not None
+                and (check <= until_ms if inclusive else check < until_ms)
+                and (not held_due or check < min(held_due))
+                and (not due or check <= min(i.due_ms or 0 for i in due))
+            ):
+                self._segments(run, check, started=True)  # (a counted event left its window)
                 continue
             if not due:
                 return
@@ -288,12 +315,16 @@ class CustomerLogic:
         at: int,
     ) -> bool:
         for goal in journey.goals:
+            if goal.segment is not None and view["properties"].get("segment") != goal.segment:
+                continue
             if (not goal.events or event_type in goal.events) and run.test(
                 goal.condition, view, at, inst, journey
             ):
                 run.finish(inst, "goal", goal.name, at)
                 return True
         for rule in journey.exits:
+            if rule.segment is not None and view["properties"].get("segment") != rule.segment:
+                continue
             if (not rule.events or event_type in rule.events) and run.test(
                 rule.condition, view, at, inst, journey
             ):
@@ -321,6 +352,12 @@ class CustomerLogic:
                 if not now_true or was_true:
                     continue
                 reason = "condition"
+            elif entry.segment is not None:
+                if view["properties"].get("segment") != entry.segment or not run.test(
+                    entry.condition, view, at, None, journey
+                ):
+                    continue
+                reason = f"segment {entry.segment}"
             elif event_type in entry.events and run.test(entry.condition, view, at, None, journey):
                 reason = event_type
             else:
@@ -351,6 +388,22 @@ class CustomerLogic:
             if rule.policy == "cooldown" and at - last < rule.cooldown_ms:
                 return False
         return running < rule.max_concurrent
+
+    # -- segments -------------------------------------------------------------------------------
+    def _segments(self, run: Run, at: int, *, started: bool) -> None:
+        """Check the customer's memberships at ``at``; each change reaches the journeys as an event of
+        the engine's (``orchestrator.segment.entered`` / ``.left``): goals, exit rules and waits of the
+        running instances, then (``started``: not for a late event) the journeys entered on it."""
+        changes = recheck(run, self.segments, at)
+        if not changes:
+            return
+        run.segment_changes += changes
+        for change in changes:
+            view = segment_event_view(change)
+            kind = view["type"]
+            self._to_instances(run, kind, view, at)
+            if change.entered and started:
+                self._entries(run, kind, view, at)
 
     def _remember(self, state: CustomerState, event_id: str, at: int) -> None:
         seen = state.seen
@@ -406,4 +459,5 @@ def _outcome(state: CustomerState, run: Run) -> Outcome:
         transitions=run.transitions,
         next_wakeup_ms=state.next_wakeup_ms(),
         decisions=run.decisions,
+        segments=run.segment_changes,
     )

@@ -100,6 +100,9 @@ class Profile:
     """The customer's zone was given (``profile.updated`` ``timezone``); else ``timezone`` is only the
     default, and a journey's ``default_timezone`` applies. Stored only for an explicit UTC (any other
     zone is known by being there)."""
+    segments: dict[str, int] = field(default_factory=dict)
+    """Segment id -> since when (ms) the customer is a member (:mod:`orchestrator.core.segment`); bounded
+    by the segments deployed (:data:`~orchestrator.core.segment.registry.MAX_SEGMENTS`)."""
     _history: list[dict[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
     _engagement: tuple[int, dict[str, dict[str, Any]]] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -190,6 +193,7 @@ class Profile:
         view["counts"] = self.counts_by_type
         if engagement:
             view["engagement"] = self.engagement_view()
+        view["segments"] = self.segments  # (the same dict: a segment checked after another sees it)
         view["first_seen_ms"] = self.first_seen_ms or 0
         view["last_seen_ms"] = self.last_seen_ms or 0
         return view
@@ -211,6 +215,7 @@ class Profile:
             **({"activity": self.activity} if self.activity else {}),
             **({"hours": self.hours} if self.hours else {}),
             **({"timezone_known": True} if self.timezone_known and self.timezone == DEFAULT_TIMEZONE else {}),
+            **({"seg": self.segments} if self.segments else {}),
         }
 
     @classmethod
@@ -234,6 +239,7 @@ class Profile:
                 get("activity") or {},
                 get("hours") or {},
                 bool(get("timezone_known")) or get("timezone", DEFAULT_TIMEZONE) != DEFAULT_TIMEZONE,
+                get("seg") or {},
             )
         return cls(
             customer_key=data["customer_key"],
@@ -252,6 +258,7 @@ class Profile:
             hours={k: dict(v) for k, v in data.get("hours", {}).items()},
             timezone_known=bool(data.get("timezone_known"))
             or data.get("timezone", DEFAULT_TIMEZONE) != DEFAULT_TIMEZONE,
+            segments=dict(data.get("seg", {})),
         )
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from orchestrator.contracts import ChannelAction, CustomerEvent, DeadLetter, make_action_id, parse_event
+from orchestrator.contracts.engine_event import read_event
 from orchestrator.contracts.schemas import stale_schemas
 from orchestrator.exceptions import InvalidEventError
 
@@ -152,3 +153,14 @@ def test_a_missing_field_is_required_in_plain_words() -> None:
     with pytest.raises(InvalidEventError) as caught:
         parse_event(orjson.dumps(body))
     assert caught.value.detail == "field 'source': is required"
+
+
+def test_the_engines_own_event_types_are_refused_from_producers() -> None:
+    for etype in ("orchestrator.segment.entered", "orchestrator.segment.left", "orchestrator.anything"):
+        with pytest.raises(InvalidEventError) as err:
+            parse_event(orjson.dumps(event(type=etype)))
+        assert (
+            "field 'type': event types starting with 'orchestrator.' are the engine's own" in err.value.detail
+        )
+        with pytest.raises(InvalidEventError):  # (the runtime's fast reader too)
+            read_event(orjson.dumps(event(type=etype)))

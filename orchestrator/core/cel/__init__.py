@@ -50,7 +50,9 @@ class CompiledCondition:
     newest last.
     """
 
-    __slots__ = ("_budgeted", "_fn", "_selected", "max_lookback_ms", "referenced", "result_type", "source")
+    __slots__ = (
+        "_budgeted", "_fn", "_selected", "_windows", "max_lookback_ms", "referenced", "result_type", "source",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -61,6 +63,7 @@ class CompiledCondition:
         result_type: CelType,
         selected: Mapping[str, frozenset[str]] | None = None,
         budgeted: bool = False,
+        windows: tuple[Fn, ...] = (),
     ):
         self.source = source
         self._budgeted = budgeted
@@ -70,6 +73,23 @@ class CompiledCondition:
         self.result_type = result_type
         self._fn = fn
         self._selected = dict(selected or {})
+        self._windows = windows
+
+    @property
+    def time_dependent(self) -> bool:
+        """It counts events in windows (seen()/count()): its value may change as time passes."""
+        return bool(self._windows)
+
+    def next_change_ms(self, activation: Mapping[str, Any]) -> int | None:
+        """The earliest time after the activation's ``now`` at which an event its seen()/count() calls
+        count leaves its window (or a later one enters it): when its value may next change with no new
+        event. None when no counted event would (or it has no windows)."""
+        soonest: int | None = None
+        for window in self._windows:
+            change = window(activation)
+            if change is not None and (soonest is None or change < soonest):
+                soonest = change
+        return soonest
 
     def fields_read(self, variable: str) -> frozenset[str] | None:
         """The fields of ``variable`` the condition reads (``profile.email`` reads ``email``); None
@@ -150,4 +170,5 @@ def _compile(
         result_type,
         selected,
         budgeted=budget and where is not None,
+        windows=tuple(compiler.windows),
     )

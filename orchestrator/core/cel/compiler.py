@@ -63,6 +63,17 @@ def now_ms(act: Mapping[str, Any]) -> int:
     )
 
 
+def _fields_match(rec: Mapping[str, Any], required: list[tuple[str, Any]]) -> bool:
+    """A history record has each of the ``required`` field values (seen()/count()'s third argument)."""
+    for k, v in required:
+        got = rec.get(k, _MISSING)
+        if got is _MISSING:
+            return False
+        if not (got == v if type(got) is str and type(v) is str else cel_eq(got, v)):
+            return False
+    return True
+
+
 class Compiler:
     """Compiles one checked AST; collects the largest history lookback."""
 
@@ -73,6 +84,8 @@ class Compiler:
         self.variables = frozenset(variables)
         """The declared variables (a name that is none of them may denote a type: ``int``)."""
         self.max_lookback_ms = 0
+        self.windows: list[Fn] = []
+        """Per seen()/count() call: when the events it counts next change by time alone (:meth:`_history`)."""
         self.selected: dict[str, set[str]] = {}
         """Per variable, the fields it is read through (``profile.email`` reads ``email``)."""
         self.whole: set[str] = set()
@@ -377,20 +390,40 @@ class Compiler:
                     continue
                 if at < start:
                     break
-                if rec.get("type") != wanted:
+                if rec.get("type") != wanted or not _fields_match(rec, required):
                     continue
-                for k, v in required:
-                    got = rec.get(k, _MISSING)
-                    if got is _MISSING:
-                        break
-                    if not (got == v if type(got) is str and type(v) is str else cel_eq(got, v)):
-                        break
-                else:
-                    if not counting:
-                        return True
-                    n += 1
+                if not counting:
+                    return True
+                n += 1
             return n if counting else False
 
+        def next_change(act: Mapping[str, Any]) -> int | None:
+            """The earliest time after ``now`` at which this call's events change by time alone: one it
+            counts leaves its window (1 ms after its time plus the window) or one later than now enters
+            it; None when none would. A filter that cannot be evaluated here (it reads a macro's
+            variable) counts every event of the type (a check too many, never one too few)."""
+            try:
+                wanted = type_fn(act)
+                required = [(k, f(act)) for k, f in where]
+            except Exception:
+                wanted, required = None, []
+            end = now_ms(act)
+            start = end - window_ms
+            soonest: int | None = None
+            for rec in act.get("history") or ():
+                at = rec.get("at_ms")
+                if type(at) is not int or at < start:
+                    continue
+                if wanted is not None and rec.get("type") != wanted:
+                    continue
+                if not _fields_match(rec, required):
+                    continue
+                change = at if at > end else at + window_ms + 1
+                if soonest is None or change < soonest:
+                    soonest = change
+            return soonest
+
+        self.windows.append(next_change)
         return history
 
     # ------------------------------------------------------------ macros

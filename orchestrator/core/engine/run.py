@@ -87,6 +87,8 @@ class Run:
         self.actions: list[ChannelAction] = []
         self.transitions: list[Transition] = []
         self.decisions: list[Decision] = []
+        self.segment_changes: list[Any] = []
+        """The segment entries and exits of this call (:class:`~orchestrator.core.segment.SegmentChange`)."""
         self.policies = policies
         self._gate: PolicyGate | None = None
         self._profile_view: dict[str, Any] | None = None
@@ -120,6 +122,16 @@ class Run:
         if self._profile_view is None:
             self._profile_view = self.state.profile.cel_view()
         return self._profile_view
+
+    def state_activation(self, at_ms: int) -> dict[str, Any]:
+        """The variables of a condition about the customer alone (a segment's): the profile's whole view
+        and the history at ``at_ms``, no event."""
+        return {
+            "event": {},
+            "now_ms": at_ms,
+            "profile": self._profile(None),
+            "history": self.state.profile.history,
+        }
 
     def activation(
         self,

@@ -225,6 +225,9 @@ class CustomerState:
     timing: dict[str, list[int]] = field(default_factory=dict)
     """Reason (:data:`TIMING_REASONS`) -> [events so far, event time of the last one] of the events not
     applied at their own time."""
+    segment_due_ms: int | None = None
+    """When the customer's segment memberships are checked again with no event: the soonest time an event
+    counted by a time-dependent segment leaves its window (None: no such segment counts any)."""
 
     @classmethod
     def new(cls, customer_key: str) -> CustomerState:
@@ -237,6 +240,8 @@ class CustomerState:
     def next_wakeup_ms(self) -> int | None:
         dues = [i.due_ms for i in self.instances if i.due_ms is not None]
         dues += [h.release_ms for h in self.held if h.release_ms is not None]
+        if self.segment_due_ms is not None:
+            dues.append(self.segment_due_ms)
         return min(dues) if dues else None
 
     def active(self, journey_id: str) -> int:
@@ -260,6 +265,8 @@ class CustomerState:
             out["f"] = [f.to_dict() for f in self.finished]
         if self.timing:
             out["tm"] = self.timing
+        if self.segment_due_ms is not None:
+            out["sd"] = self.segment_due_ms
         return out
 
     @classmethod
@@ -278,6 +285,7 @@ class CustomerState:
                 [(int(at), str(ch)) for at, ch in d.get("sl", ())],
                 [FinishedInstance.from_dict(f) for f in d.get("f", ())],
                 d.get("tm") or {},
+                d.get("sd"),
             )
         return cls(
             profile=Profile.from_dict(d["p"]),
@@ -290,4 +298,5 @@ class CustomerState:
             sent_log=[(int(at), str(ch)) for at, ch in d.get("sl", [])],
             finished=[FinishedInstance.from_dict(f) for f in d.get("f", [])],
             timing={k: list(v) for k, v in d.get("tm", {}).items()},
+            segment_due_ms=d.get("sd"),
         )

@@ -5,7 +5,8 @@ Rules (docs/identity.md):
 - **profile**: identities are united; on attributes, addresses and time zone the canonical side wins
   and the other fills what it lacks (a known time zone fills an unknown one); first/last seen, counts,
   history and engagement (summary, per-day counts, hour of week) are combined, re-bounded like the
-  profile's own;
+  profile's own; segment memberships are united (the earlier since-time) and checked again on the
+  merged profile;
 - **consent**: per channel and category, an explicit answer is kept; when both sides answered
   differently the **stricter wins** (not granted);
 - **journeys**: when both sides are in the same journey (of a keyed journey: with the same key), the
@@ -68,6 +69,8 @@ def merge_profiles(
         mine = canonical.consent.setdefault(channel, {})
         for category, granted in answers.items():
             mine[category] = granted and mine.get(category, True)
+    for segment, since in other.segments.items():  # (re-checked after the merge: CustomerLogic.on_merge)
+        canonical.segments[segment] = min(since, canonical.segments.get(segment, since))
     _merge_history(canonical, other, history_window_ms, history_max)
     _merge_engagement(canonical, other)
     return canonical

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from orchestrator.contracts.events import SEGMENT_ENTERED, SEGMENT_LEFT
 from orchestrator.core.journey.durations import DAY_MS
 from orchestrator.core.journey.graph import check_graph
 from orchestrator.core.journey.model import (
@@ -34,7 +35,7 @@ from orchestrator.core.journey.model import (
     UpdateStep,
     WaitStep,
 )
-from orchestrator.core.journey.reader import NAME_RE, Reader
+from orchestrator.core.journey.reader import NAME_RE, SEGMENT_ID_RE, Reader
 from orchestrator.core.journey.yamlsrc import Path, compose_text, read_source
 from orchestrator.exceptions import JourneyValidationError
 
@@ -47,6 +48,9 @@ _TOP = (
     "id", "version", "name", "description", "status", "migrate", "entry", "re_entry", "goals",
     "exit_when", "start", "steps", "holdout_window", "default_timezone",
 )  # fmt: skip
+_ENTRY = ("event", "events", "condition", "becomes_true", "key", "max_keys", "segment")
+_RULE = ("name", "event", "events", "condition", "entered_segment", "left_segment")
+"""The fields of a goal or an exit rule."""
 _RESERVED_CHANNELS = {
     "auto": "'channel: auto' (the system picks the channel) is reserved for a later release"
 }
@@ -131,7 +135,7 @@ def _journey(r: Reader, value: Any) -> JourneyDefinition | None:
 
 
 def _entry(r: Reader, value: Any, path: Path) -> Entry:
-    data = r.mapping(value, path, allowed=("event", "events", "condition", "becomes_true", "key", "max_keys"))
+    data = r.mapping(value, path, allowed=_ENTRY)
     if data is None:
         return Entry()
     if "event" in data and "events" in data:
@@ -139,8 +143,18 @@ def _entry(r: Reader, value: Any, path: Path) -> Entry:
     events = r.event_types(data, "event", path) | r.event_types(data, "events", path)
     condition = r.condition(data, "condition", path)
     becomes_true = r.condition(data, "becomes_true", path)
-    if "event" not in data and "events" not in data and "becomes_true" not in data:
-        r.error(path, "needs a trigger: 'event'/'events' (with an optional 'condition') or 'becomes_true'")
+    segment = _segment_name(r, data, "segment", path)
+    if "segment" in data:
+        if {"event", "events", "becomes_true", "key"} & data.keys():
+            r.error(
+                (*path, "segment"), "a segment entry is its own trigger: no 'event', 'becomes_true' or 'key'"
+            )
+        events = frozenset({SEGMENT_ENTERED})
+    elif "event" not in data and "events" not in data and "becomes_true" not in data:
+        r.error(
+            path,
+            "needs a trigger: 'event'/'events' (with an optional 'condition'), 'becomes_true' or 'segment'",
+        )
     if "becomes_true" in data and "condition" in data:
         r.error((*path, "condition"), "with 'becomes_true', put the whole test in 'becomes_true'")
     key = r.condition(data, "key", path)
@@ -149,7 +163,26 @@ def _entry(r: Reader, value: Any, path: Path) -> Entry:
     if "max_keys" in data and "key" not in data:
         r.error((*path, "max_keys"), "'max_keys' only applies to a keyed journey ('key')")
     max_keys = r.integer(data, "max_keys", path, default=20, minimum=1)
-    return Entry(events=events, condition=condition, becomes_true=becomes_true, key=key, max_keys=max_keys)
+    return Entry(
+        events=events,
+        condition=condition,
+        becomes_true=becomes_true,
+        key=key,
+        max_keys=max_keys,
+        segment=segment,
+    )
+
+
+def _segment_name(r: Reader, data: dict[str, Any], key: str, path: Path) -> str | None:
+    """A segment id at ``key`` (the segment need not be deployed yet: ``orchestrator validate`` given the
+    segment files checks that it is)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not SEGMENT_ID_RE.match(value):
+        r.error((*path, key), f"{value!r} is not a segment id (lower-case letters, digits and _)")
+        return None
+    return value
 
 
 def _re_entry(r: Reader, value: Any, path: Path) -> ReEntry:
@@ -178,20 +211,33 @@ def _goals(r: Reader, value: Any, path: Path, cls: type[Goal] | type[ExitRule]) 
     names: set[str] = set()
     for i, item in enumerate(value):
         at = (*path, i)
-        data = r.mapping(item, at, allowed=("name", "event", "events", "condition"), required=("name",))
+        data = r.mapping(
+            item,
+            at,
+            allowed=_RULE,
+            required=("name",),
+        )
         if data is None:
             continue
         name = r.name(data, "name", at)
         events = r.event_types(data, "event", at) | r.event_types(data, "events", at)
         condition = r.condition(data, "condition", at)
-        if "event" not in data and "events" not in data and "condition" not in data:
-            r.error(at, "needs 'event'/'events', a 'condition', or both")
+        changes = [k for k in ("entered_segment", "left_segment") if k in data]
+        segment = _segment_name(r, data, changes[0], at) if changes else None
+        if changes:
+            if len(changes) > 1 or "event" in data or "events" in data:
+                r.error(
+                    (*at, changes[-1]), "one trigger per rule: an event, 'entered_segment' or 'left_segment'"
+                )
+            events = frozenset({SEGMENT_ENTERED if changes[0] == "entered_segment" else SEGMENT_LEFT})
+        elif "event" not in data and "events" not in data and "condition" not in data:
+            r.error(at, "needs 'event'/'events', 'entered_segment'/'left_segment', a 'condition', or both")
         if name is None:
             continue
         if name in names:
             r.error((*at, "name"), f"duplicate name {name!r}")
         names.add(name)
-        out.append(cls(name=name, events=events, condition=condition))
+        out.append(cls(name=name, events=events, condition=condition, segment=segment))
     return out
 
 

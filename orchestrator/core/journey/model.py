@@ -154,6 +154,9 @@ class Entry:
     instance of that key."""
     max_keys: int = 20
     """At most this many keys open (instances running) per customer; more entries wait for one to end."""
+    segment: str | None = None
+    """Entered when the customer enters this segment (``events`` is then the engine's
+    ``orchestrator.segment.entered``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,9 @@ class Goal:
     name: str
     events: frozenset[str] = frozenset()
     condition: Condition | None = None
+    segment: str | None = None
+    """With ``entered_segment``/``left_segment``: the segment whose change it waits for (``events`` is the
+    engine's ``orchestrator.segment.entered`` or ``.left``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +185,9 @@ class ExitRule:
     name: str
     events: frozenset[str] = frozenset()
     condition: Condition | None = None
+    segment: str | None = None
+    """With ``entered_segment``/``left_segment``: the segment whose change it waits for (``events`` is the
+    engine's ``orchestrator.segment.entered`` or ``.left``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,16 +11,18 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from orchestrator.contracts.events import EVENT_TYPE_PATTERN, EVENT_TYPE_RULE
+from orchestrator.contracts.events import EVENT_TYPE_PATTERN, EVENT_TYPE_RULE, RESERVED_TYPE_PREFIX
 from orchestrator.core.cel import compile_condition
 from orchestrator.core.journey.durations import parse_duration
 from orchestrator.core.journey.model import Condition
 from orchestrator.core.journey.yamlsrc import Path, SourceDoc, format_path
 from orchestrator.exceptions import ConditionError
 
-__all__ = ["EVENT_TYPE_RE", "NAME_RE", "Reader", "did_you_mean"]
+__all__ = ["EVENT_TYPE_RE", "NAME_RE", "SEGMENT_ID_RE", "Reader", "did_you_mean"]
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+SEGMENT_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+"""A segment id is a CEL field name: ``profile.segments.<id>`` must read it."""
 EVENT_TYPE_RE = re.compile(EVENT_TYPE_PATTERN)
 _MISSING = object()
 
@@ -169,6 +171,14 @@ class Reader:
             at = (*path, key, i) if isinstance(value, list) else (*path, key)
             if not isinstance(item, str) or not EVENT_TYPE_RE.match(item):
                 self.error(at, f"{item!r} is not an event type: {EVENT_TYPE_RULE}")
+                continue
+            if item.startswith(RESERVED_TYPE_PREFIX):
+                self.error(
+                    at,
+                    f"{item!r}: types starting with {RESERVED_TYPE_PREFIX!r} are the engine's own; for a "
+                    "segment, write 'segment:' in the entry, 'left_segment:' or 'entered_segment:' in a "
+                    "goal or exit rule",
+                )
                 continue
             out.add(item)
         if isinstance(value, list) and not items:

@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.core.journey import WaitStep, load_journey_file, load_journey_text, parse_duration
 from orchestrator.core.journey.durations import format_duration
-from orchestrator.core.journey.loader import _ALLOWED, _TOP
+from orchestrator.core.journey.loader import _ALLOWED, _ENTRY, _RULE, _TOP
 from orchestrator.core.policy import is_policy_file
 from orchestrator.exceptions import JourneyValidationError
 
@@ -237,6 +237,8 @@ def test_schema_lists_exactly_the_fields_the_loader_accepts() -> None:
     assert set(schema["properties"]) == set(_TOP)
     for kind, allowed in _ALLOWED.items():
         assert set(schema["$defs"][kind]["properties"]) == set(allowed), kind
+    assert set(schema["properties"]["entry"]["properties"]) == set(_ENTRY)
+    assert set(schema["$defs"]["rule"]["properties"]) == set(_RULE)
 
 
 def test_a_holdout_branch_must_not_lead_to_a_send() -> None:
@@ -283,3 +285,44 @@ def test_the_schema_and_the_contract_agree_on_event_names() -> None:
 
     schema = json.loads((ROOT / "schemas" / "journey.schema.json").read_text())
     assert schema["$defs"]["event_type"]["pattern"] == EVENT_TYPE_PATTERN
+
+
+SEGMENT_JOURNEY = """
+id: nudge
+version: 1
+entry: {segment: cart_abandoners}
+exit_when:
+  - name: bought_vip
+    entered_segment: vip
+  - name: gone
+    left_segment: cart_abandoners
+steps:
+  mail: {type: send, channel: email, template: t}
+"""
+
+
+def test_segment_entry_and_segment_exit_rules_load() -> None:
+    from orchestrator.contracts.events import SEGMENT_ENTERED, SEGMENT_LEFT
+
+    j = load_journey_text(SEGMENT_JOURNEY, "nudge.yaml")
+    assert j.entry.segment == "cart_abandoners"
+    assert j.entry.events == {SEGMENT_ENTERED}
+    assert [(x.name, x.segment, x.events) for x in j.exits] == [
+        ("bought_vip", "vip", {SEGMENT_ENTERED}),
+        ("gone", "cart_abandoners", {SEGMENT_LEFT}),
+    ]
+    assert {SEGMENT_ENTERED, SEGMENT_LEFT} <= j.event_types
+
+
+@pytest.mark.parametrize(
+    ("entry", "needle"),
+    [
+        ("{segment: Bad-Name}", "journeys/welcome.yaml:4: entry.segment: 'Bad-Name' is not a segment id"),
+        ("{segment: a, event: x.y}", "entry.segment: a segment entry is its own trigger"),
+        ("{event: orchestrator.segment.entered}", "types starting with 'orchestrator.' are the engine's own"),
+    ],
+)
+def test_segment_triggers_are_checked(entry: str, needle: str) -> None:
+    text = SEGMENT_JOURNEY.replace("{segment: cart_abandoners}", entry)
+    found = problems(text)
+    assert any(needle in p for p in found), found

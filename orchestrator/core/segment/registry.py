@@ -1,0 +1,182 @@
+"""The deployed segments: several versions each, each effective from a logical time (the journeys' rules:
+the deployment effective at a time is the latest one at or before it; the same version may be deployed
+again only with the same content, as a status change).
+
+A deployment is refused when it would make segments read each other in a cycle, when its condition looks
+back further than the history the engine keeps, or past :data:`MAX_SEGMENTS` segments (each is a gauge
+label and a key in every member's profile). :meth:`SegmentRegistry.in_force` gives the segments effective
+at a time in the order they are checked: a segment after the segments it reads.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS
+from orchestrator.core.segment.model import SEGMENT_STATUSES, SegmentDefinition, SegmentStatus
+from orchestrator.exceptions import SegmentValidationError
+
+__all__ = ["MAX_SEGMENTS", "SegmentDeployment", "SegmentRegistry"]
+
+MAX_SEGMENTS = 200
+"""Segments a deployment may hold (archived ones count: they stay in the timeline)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentDeployment:
+    definition: SegmentDefinition
+    effective_from_ms: int
+    seq: int
+
+
+class SegmentRegistry:
+    """Deployed segments; deploy live with :meth:`deploy`, read with :meth:`in_force`."""
+
+    def __init__(
+        self,
+        deployments: Iterable[tuple[SegmentDefinition, int]] = (),
+        *,
+        history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS,
+    ) -> None:
+        self.history_window_ms = history_window_ms
+        self._timeline: dict[str, list[SegmentDeployment]] = {}
+        self._starts: dict[str, list[int]] = {}
+        self._versions: dict[tuple[str, int], SegmentDefinition] = {}
+        self._seq = 0
+        self._order: tuple[str, ...] = ()
+        """Every segment id, each after the ids it reads (in any of its versions)."""
+        self._latest_start = 0
+        self._latest: tuple[SegmentDefinition, ...] = ()
+        self._cache: dict[tuple[int, ...], tuple[SegmentDefinition, ...]] = {}
+        self.generation = 0
+        for definition, effective_from_ms in deployments:
+            self.deploy(definition, effective_from_ms)
+
+    # -- writing --------------------------------------------------------------------------------
+    def deploy(self, definition: SegmentDefinition, effective_from_ms: int) -> SegmentDeployment:
+        """Make ``definition`` the segment's deployment from ``effective_from_ms`` on; raises
+        SegmentValidationError (file:line: field: ...) when it cannot be."""
+        where = f"{definition.source_name}:1"
+        known = self._versions.get(definition.key)
+        if known is not None and known.content_hash != definition.content_hash:
+            raise SegmentValidationError(
+                [
+                    f"{where}: version: segment {definition.id} version {definition.version} is already "
+                    "deployed with different content; give the changed segment a new version number"
+                ]
+            )
+        if definition.max_lookback_ms > self.history_window_ms:
+            raise SegmentValidationError(
+                [
+                    f"{where}: condition: looks back {definition.max_lookback_ms} ms but the engine keeps "
+                    f"{self.history_window_ms} ms of history"
+                ]
+            )
+        if definition.id not in self._timeline and len(self._timeline) >= MAX_SEGMENTS:
+            raise SegmentValidationError(
+                [f"{where}: id: {MAX_SEGMENTS} segments are deployed already, the most a worker keeps"]
+            )
+        reads = self._reads()
+        reads.setdefault(definition.id, set()).update(definition.depends_on)
+        order, cycle = _ordered(reads)
+        if cycle:
+            raise SegmentValidationError(
+                [f"{where}: condition: segments would read each other in a cycle: {' -> '.join(cycle)}"]
+            )
+        self._seq += 1
+        dep = SegmentDeployment(definition, effective_from_ms, self._seq)
+        timeline = self._timeline.setdefault(definition.id, [])
+        starts = self._starts.setdefault(definition.id, [])
+        at = bisect.bisect_right(starts, effective_from_ms)
+        timeline.insert(at, dep)
+        starts.insert(at, effective_from_ms)
+        self._versions[definition.key] = definition
+        self._order = tuple(sid for sid in order if sid in self._timeline)
+        self._latest_start = max(s[-1] for s in self._starts.values())
+        self._latest = tuple(self._timeline[sid][-1].definition for sid in self._order)
+        self._cache = {}
+        self.generation += 1
+        return dep
+
+    def set_status(self, segment_id: str, status: SegmentStatus, effective_from_ms: int) -> SegmentDeployment:
+        """Archive or reactivate the segment from ``effective_from_ms`` (redeploys its latest version)."""
+        if status not in SEGMENT_STATUSES:
+            raise SegmentValidationError([f"<registry>:1: status: unknown status {status!r}"])
+        timeline = self._timeline.get(segment_id)
+        if not timeline:
+            raise SegmentValidationError([f"<registry>:1: id: segment {segment_id!r} is not deployed"])
+        latest = max(timeline, key=lambda d: (d.effective_from_ms, d.seq)).definition
+        return self.deploy(dataclasses.replace(latest, status=status), effective_from_ms)
+
+    def _reads(self) -> dict[str, set[str]]:
+        """Segment id -> the segments any of its versions reads."""
+        return {
+            sid: {d for dep in timeline for d in dep.definition.depends_on}
+            for sid, timeline in self._timeline.items()
+        }
+
+    # -- reading --------------------------------------------------------------------------------
+    def in_force(self, at_ms: int) -> tuple[SegmentDefinition, ...]:
+        """The definitions effective at ``at_ms`` (archived ones too: their members leave), each after the
+        segments it reads."""
+        if at_ms >= self._latest_start:
+            return self._latest
+        picks = tuple(bisect.bisect_right(self._starts[sid], at_ms) for sid in self._order)
+        found = self._cache.get(picks)
+        if found is None:
+            found = tuple(
+                self._timeline[sid][i - 1].definition for sid, i in zip(self._order, picks, strict=True) if i
+            )
+            if len(self._cache) < 1024:
+                self._cache[picks] = found
+        return found
+
+    def current(self, segment_id: str, at_ms: int) -> SegmentDefinition | None:
+        starts = self._starts.get(segment_id)
+        if not starts:
+            return None
+        i = bisect.bisect_right(starts, at_ms)
+        return self._timeline[segment_id][i - 1].definition if i else None
+
+    def segment_ids(self) -> list[str]:
+        return sorted(self._timeline)
+
+    def deployments(self, segment_id: str) -> list[SegmentDeployment]:
+        return list(self._timeline.get(segment_id, ()))
+
+    def __len__(self) -> int:
+        return len(self._timeline)
+
+
+def _ordered(reads: dict[str, set[str]]) -> tuple[list[str], list[str]]:
+    """(every id, each after those it reads; a cycle as ``[a, b, a]`` or ``[]``). Ids read but not
+    deployed come first (they have no members)."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1: on the path, 2: placed
+    path: list[str] = []
+
+    def visit(sid: str) -> list[str]:
+        mark = state.get(sid)
+        if mark == 2:
+            return []
+        if mark == 1:
+            return [*path[path.index(sid) :], sid]
+        state[sid] = 1
+        path.append(sid)
+        for dep in sorted(reads.get(sid, ())):
+            cycle = visit(dep)
+            if cycle:
+                return cycle
+        path.pop()
+        state[sid] = 2
+        order.append(sid)
+        return []
+
+    for sid in sorted(reads):
+        cycle = visit(sid)
+        if cycle:
+            return order, cycle
+    return order, []
