@@ -1,7 +1,9 @@
-"""``orchestrator validate PATH...``: check journey and policy files and report every problem.
+"""``orchestrator validate PATH...``: check journey, policy and segment files and report every problem.
 
-A file with ``kind: policy`` at its top level is a cross-channel policy (docs/policy.md); every other
-YAML file is a journey (schema, graph, CEL).
+A file with ``kind: policy`` at its top level is a cross-channel policy (docs/policy.md), one with
+``kind: segment`` a segment (docs/segments.md); every other YAML file is a journey (schema, graph, CEL).
+When segment files are among those checked, the segments journeys name must be among them, and the
+segments must not read each other in a cycle.
 
 Exit 0 with a one-line summary per file when all are clean; exit 1 with all problems of all files on
 stderr (each ``file:line: field: message``) when any.
@@ -17,13 +19,16 @@ from typing import Any
 from orchestrator.core.journey.durations import format_duration, parse_duration
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
 from orchestrator.core.journey.model import JourneyDefinition
+from orchestrator.core.journey.reader import did_you_mean
 from orchestrator.core.policy import Policy, is_policy_file, load_policy_file
-from orchestrator.exceptions import JourneyValidationError, PolicyValidationError
+from orchestrator.core.segment import SegmentDefinition, SegmentRegistry, is_segment_file, load_segment_file
+from orchestrator.exceptions import JourneyValidationError, PolicyValidationError, SegmentValidationError
 
 __all__ = [
     "journey_files",
     "policy_summary",
     "register",
+    "segment_summary",
     "summary",
     "validate_command",
     "validate_paths",
@@ -31,7 +36,9 @@ __all__ = [
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("validate", help="check journey and policy files and report every problem")
+    parser = subparsers.add_parser(
+        "validate", help="check journey, policy and segment files and report every problem"
+    )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="journey files or directories")
     parser.add_argument(
         "--history-window",
@@ -63,7 +70,9 @@ def summary(d: JourneyDefinition) -> str:
     for s in d.steps.values():
         kinds[s.kind] = kinds.get(s.kind, 0) + 1
     steps = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-    trigger = ", ".join(sorted(d.entry.events)) or "condition"
+    trigger = (
+        f"segment {d.entry.segment}" if d.entry.segment else ", ".join(sorted(d.entry.events)) or "condition"
+    )
     head = f"{d.source_name}: ok: {d.id} v{d.version} ({d.status})"
     return f"{head}, entry on {trigger}, {len(d.steps)} steps ({steps})"
 
@@ -79,6 +88,22 @@ def policy_summary(p: Policy) -> str:
     return f"{p.source_name}: ok: policy {p.id} v{p.version}, " + ", ".join(parts)
 
 
+def segment_summary(d: SegmentDefinition) -> str:
+    parts = [
+        "re-checked as counted events leave their windows" if d.time_dependent else "changes on events only",
+        f"reads segments {', '.join(sorted(d.depends_on))}" if d.depends_on else "reads no other segment",
+    ]
+    return f"{d.source_name}: ok: segment {d.id} v{d.version} ({d.status}), " + ", ".join(parts)
+
+
+def _segment_references(d: JourneyDefinition) -> list[tuple[str, str]]:
+    """(field, segment) of each segment a journey names."""
+    out = [("entry.segment", d.entry.segment)] if d.entry.segment else []
+    for name, rules in (("goals", d.goals), ("exit_when", d.exits)):
+        out += [(f"{name}[{r.name}]", r.segment) for r in rules if r.segment]
+    return out
+
+
 def validate_paths(
     paths: list[Path], history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS
 ) -> tuple[list[str], list[str]]:
@@ -87,7 +112,18 @@ def validate_paths(
     summaries: list[str] = []
     seen: dict[tuple[str, int], str] = {}
     policies: dict[str, str] = {}
+    segments = SegmentRegistry(history_window_ms=history_window_ms)
+    journeys: list[JourneyDefinition] = []
     for f in files:
+        if is_segment_file(f):
+            try:
+                segment = load_segment_file(f, history_window_ms=history_window_ms)
+                segments.deploy(segment, 0)
+            except SegmentValidationError as exc:
+                problems.extend(exc.problems)
+                continue
+            summaries.append(segment_summary(segment))
+            continue
         if is_policy_file(f):
             try:
                 policy = load_policy_file(f)
@@ -108,7 +144,17 @@ def validate_paths(
         if other is not None:
             problems.append(f"{f}:1: id: {d.id} version {d.version} is also defined in {other}")
         seen[d.key] = str(f)
+        journeys.append(d)
         summaries.append(summary(d))
+    if len(segments):  # (segment files given: the segments journeys name must be among them)
+        known = segments.segment_ids()
+        for d in journeys:
+            for where, name in _segment_references(d):
+                if name not in known:
+                    problems.append(
+                        f"{d.source_name}:1: {where}: segment {name!r} is not among the segment files "
+                        f"checked ({', '.join(known)}){did_you_mean(name, known)}"
+                    )
     return summaries, problems
 
 

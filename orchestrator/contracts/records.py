@@ -133,8 +133,13 @@ class JourneyDeployment(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["journey", "policy"] = Field("journey", description="A journey file or the policy file.")
-    journey_id: str = Field(min_length=1, description="The journey's id (for a policy: the policy's id).")
+    kind: Literal["journey", "policy", "segment"] = Field(
+        "journey", description="A journey file, the policy file or a segment file."
+    )
+    journey_id: str = Field(
+        min_length=1,
+        description="The journey's id (for a policy or a segment: the policy's or the segment's).",
+    )
     version: int = Field(ge=1)
     effective_from: AwareDatetime = Field(description="Logical time from which this deployment applies.")
     source_name: str = Field(description="The file it came from, for error messages.")
@@ -144,7 +149,7 @@ class JourneyDeployment(BaseModel):
 
     @property
     def key(self) -> str:
-        prefix = "policy:" if self.kind == "policy" else ""
+        prefix = "" if self.kind == "journey" else f"{self.kind}:"
         return f"{prefix}{self.journey_id}@{self.version}@{int(self.effective_from.timestamp() * 1000)}"
 
     @property

@@ -51,6 +51,15 @@ def _policy_schema() -> dict[str, Any]:
 SCHEMA_SOURCES["policy.schema.json"] = _policy_schema
 
 
+def _segment_schema() -> dict[str, Any]:
+    from orchestrator.core.segment.schema import segment_schema
+
+    return segment_schema()
+
+
+SCHEMA_SOURCES["segment.schema.json"] = _segment_schema
+
+
 def render_schemas() -> dict[str, str]:
     out = {}
     for name, build in SCHEMA_SOURCES.items():

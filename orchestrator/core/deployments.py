@@ -1,10 +1,11 @@
 """Accepting deployment records: the one rule that `orchestrator deploy` and every worker apply.
 
 A record of the journeys topic is accepted when it is within :data:`MAX_RECORD_BYTES`, is a valid
-:class:`~orchestrator.contracts.JourneyDeployment`, its YAML loads as a journey or policy whose id and
-version match the record's, and the registries take it (a version already deployed with other content
-is refused). :meth:`DeploymentBook.apply` never raises: a refused record is kept with its reason (for
-``/journeys/``, the logs and ``orchestrator deploy``) and the last good version stays in force.
+:class:`~orchestrator.contracts.JourneyDeployment`, its YAML loads as a journey, policy or segment whose
+id and version match the record's, and the registries take it (a version already deployed with other
+content is refused; a segment that would make segments read each other in a cycle is refused).
+:meth:`DeploymentBook.apply` never raises: a refused record is kept with its reason (for ``/journeys/``,
+the logs and ``orchestrator deploy``) and the last good version stays in force.
 
 ``orchestrator deploy`` reads the topic into a book of its own, then offers it the new records with the
 same method: what a worker would refuse is refused before it is published.
@@ -20,7 +21,8 @@ from pydantic import ValidationError
 from orchestrator.contracts import JourneyDeployment
 from orchestrator.core.journey import JourneyRegistry, load_journey_text
 from orchestrator.core.policy import PolicyRegistry, load_policy_text
-from orchestrator.exceptions import JourneyValidationError, PolicyValidationError
+from orchestrator.core.segment import SegmentRegistry, load_segment_text
+from orchestrator.exceptions import JourneyValidationError, PolicyValidationError, SegmentValidationError
 
 __all__ = ["MAX_RECORD_BYTES", "DeploymentBook", "Refusal"]
 
@@ -48,10 +50,21 @@ class DeploymentBook:
 
     registry: JourneyRegistry
     policies: PolicyRegistry = field(default_factory=PolicyRegistry)
+    segments: SegmentRegistry | None = None
+    """The segment timeline (made with the journeys' history window when not given)."""
     refusals: list[Refusal] = field(default_factory=list)
     applied: int = 0
     last_applied: str = ""
     """A short description of the last record applied (for the log)."""
+
+    def __post_init__(self) -> None:
+        if self.segments is None:
+            self.segments = SegmentRegistry(history_window_ms=self.registry.history_window_ms)
+
+    @property
+    def segment_registry(self) -> SegmentRegistry:
+        assert self.segments is not None
+        return self.segments
 
     @property
     def problems(self) -> list[dict[str, str]]:
@@ -96,6 +109,18 @@ class DeploymentBook:
                 self.policies.deploy(policy, dep.effective_from_ms)
                 self.last_applied = f"policy {dep.journey_id} v{dep.version} from {dep.effective_from}"
                 return []
+            if dep.kind == "segment":
+                segment = load_segment_text(
+                    dep.text, dep.source_name, history_window_ms=self.registry.history_window_ms
+                )
+                if segment.id != dep.journey_id or segment.version != dep.version:
+                    return [
+                        f"{dep.source_name}:1: id: record says segment {dep.journey_id} v{dep.version}, "
+                        f"the file says {segment.id} v{segment.version}"
+                    ]
+                self.segment_registry.deploy(segment, dep.effective_from_ms)
+                self.last_applied = f"segment {dep.journey_id} v{dep.version} from {dep.effective_from}"
+                return []
             definition = load_journey_text(
                 dep.text, dep.source_name, history_window_ms=self.registry.history_window_ms
             )
@@ -105,7 +130,7 @@ class DeploymentBook:
                     f"the file says {definition.id} v{definition.version}"
                 ]
             self.registry.deploy(definition, dep.effective_from_ms)
-        except (JourneyValidationError, PolicyValidationError) as exc:
+        except (JourneyValidationError, PolicyValidationError, SegmentValidationError) as exc:
             return list(exc.problems)
         self.last_applied = f"journey {dep.journey_id} v{dep.version} from {dep.effective_from}"
         return []
@@ -129,4 +154,21 @@ class DeploymentBook:
             }
             for d in self.policies.deployments()
         ]
-        return {"journeys": journeys, "policies": policies, "refused": self.problems, "applied": self.applied}
+        segments = {
+            sid: [
+                {
+                    "version": d.definition.version,
+                    "status": d.definition.status,
+                    "effective_from_ms": d.effective_from_ms,
+                }
+                for d in self.segment_registry.deployments(sid)
+            ]
+            for sid in self.segment_registry.segment_ids()
+        }
+        return {
+            "journeys": journeys,
+            "policies": policies,
+            "segments": segments,
+            "refused": self.problems,
+            "applied": self.applied,
+        }

@@ -23,18 +23,30 @@ from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey import JourneyRegistry, load_journey_text
 from orchestrator.core.journey.yamlsrc import read_source
 from orchestrator.core.policy import is_policy_text, load_policy_text
-from orchestrator.exceptions import JourneyValidationError, KafkaSetupError, PolicyValidationError
+from orchestrator.core.segment import is_segment_text, load_segment_text
+from orchestrator.exceptions import (
+    JourneyValidationError,
+    KafkaSetupError,
+    PolicyValidationError,
+    SegmentValidationError,
+)
 from orchestrator.kafka.client_log import client_log
 from orchestrator.kafka.security import librdkafka_options
 
-__all__ = ["check_deployments", "prepare_deployments", "publish_deployments", "read_deployment_records"]
+__all__ = [
+    "check_deployments",
+    "prepare_deployments",
+    "publish_deployments",
+    "read_deployment_records",
+    "read_whole_topic",
+]
 
 
 def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list[JourneyDeployment]:
     """Validate every file and build its deployment record; raise with all problems of all files."""
     problems: list[str] = []
     out: list[JourneyDeployment] = []
-    kind: Literal["journey", "policy"]
+    kind: Literal["journey", "policy", "segment"]
     for path in files:
         text, problem = read_source(path)
         if text is None:
@@ -44,11 +56,14 @@ def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list
             if is_policy_text(text):
                 policy = load_policy_text(text, str(path))
                 kind, ident, version, digest = "policy", policy.id, policy.version, policy.content_hash
+            elif is_segment_text(text):
+                segment = load_segment_text(text, str(path))
+                kind, ident, version, digest = "segment", segment.id, segment.version, segment.content_hash
             else:
                 definition = load_journey_text(text, str(path))
                 kind, ident = "journey", definition.id
                 version, digest = definition.version, definition.content_hash
-        except (JourneyValidationError, PolicyValidationError) as exc:
+        except (JourneyValidationError, PolicyValidationError, SegmentValidationError) as exc:
             problems.extend(exc.problems)
             continue
         out.append(
@@ -79,17 +94,27 @@ def read_deployment_records(
     settings: Settings, timeout: float = 30.0
 ) -> list[tuple[bytes | None, bytes | None, str]]:
     """Every record of the journeys topic as (key, value, where), in the order a worker applies them."""
+    return [
+        (key, value, f"journeys[{partition}]@{offset}")
+        for partition, offset, key, value in read_whole_topic(settings, settings.topics.journeys, timeout)
+    ]
+
+
+def read_whole_topic(
+    settings: Settings, topic: str, timeout: float = 30.0
+) -> list[tuple[int, int, bytes | None, bytes | None]]:
+    """Every record of ``topic`` up to its end as it is now: (partition, offset, key, value), partition by
+    partition in offset order. Reads without a consumer group (assigned partitions, nothing committed)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    topic = settings.topics.journeys
     consumer = Consumer(
-        {**librdkafka_options(settings), "group.id": "orchestrator-deploy", "enable.auto.commit": False}
+        {**librdkafka_options(settings), "group.id": "orchestrator-read", "enable.auto.commit": False}
     )
     try:
         md = consumer.list_topics(topic, timeout=timeout)
         if topic not in md.topics or md.topics[topic].error is not None:
             raise KafkaSetupError(f"topic {topic!r} not found: run `orchestrator topics create` first")
-        out: list[tuple[bytes | None, bytes | None, str]] = []
+        out: list[tuple[int, int, bytes | None, bytes | None]] = []
         for partition in sorted(md.topics[topic].partitions):
             low, high = _watermarks(consumer, TopicPartition(topic, partition), timeout)
             if high <= low:
@@ -110,7 +135,7 @@ def read_deployment_records(
                     offset = msg.offset() or 0
                     position = max(position, offset + 1)
                     if offset < high:
-                        out.append((msg.key(), msg.value(), f"journeys[{partition}]@{offset}"))
+                        out.append((partition, offset, msg.key(), msg.value()))
         return out
     finally:
         consumer.close()

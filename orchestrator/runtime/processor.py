@@ -64,6 +64,7 @@ from orchestrator.core.customer import CustomerLogic, CustomerState, Outcome, Tr
 from orchestrator.runtime.clock import event_time
 from orchestrator.runtime.identify import CONTROL_PREFIX, control
 from orchestrator.runtime.record_fit import fit_record
+from orchestrator.runtime.segment_sizes import changed_members, members_of
 
 __all__ = [
     "ERASED_RETRY_MS",
@@ -208,6 +209,10 @@ class Applied:
     next_wakeup_ms: int | None
     done: list[Processed]
     """What each message produced, in order (``trimmed``: what keeping the record in bounds cost)."""
+    entered: tuple[str, ...] = ()
+    """Segments the customer is a member of after the batch and was not before (:mod:`.segment_sizes`)."""
+    left: tuple[str, ...] = ()
+    """Segments it was a member of before the batch and is not after (erased or merged away: all)."""
 
 
 @dataclass(slots=True)
@@ -228,6 +233,9 @@ class _Step:
         self.actions += outcome.actions
         self.decisions += outcome.decisions
         self.transitions += outcome.transitions
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -313,6 +321,7 @@ class Processor:
         self, customer: str, raw: bytes | None, messages: list[Message], committed: Mapping[str, int] | None
     ) -> Applied:
         box = _Box(self.decode(raw), committed=committed)
+        before = members_of(box.record)
         done: list[Processed] = []
         changed = touched = False
         try:
@@ -327,12 +336,13 @@ class Processor:
         if not changed:
             return Applied(raw, False, touched, self._wake(record) if record is not None else None, done)
         if record is None:
-            return Applied(None, True, True, None, done)
+            return Applied(None, True, True, None, done, *changed_members(before, _NONE))
         wake = self._wake(record)
+        after = members_of(record)
         data = self._encode(record)
         if len(data) > self.max_record_bytes:
             raise _OneByOne
-        return Applied(data, True, True, wake, done)
+        return Applied(data, True, True, wake, done, *changed_members(before, after))
 
     def _one_by_one(
         self,
@@ -343,6 +353,7 @@ class Processor:
     ) -> Applied:
         done: list[Processed] = []
         changed = touched = False
+        before = members_of(self.decode(raw)) if raw is not None else _NONE
         new = raw is None  # (a customer without a record before this batch)
         for message in messages:
             box = _Box(self.decode(raw), committed=committed)
@@ -369,7 +380,7 @@ class Processor:
             done.append(one)
         record = self.decode(raw)
         wake = self._wake(record) if record is not None else None
-        return Applied(raw, changed, touched, wake, done)
+        return Applied(raw, changed, touched, wake, done, *changed_members(before, members_of(record)))
 
     def _dispatch(self, customer: str, box: _Box, message: Message) -> Processed:
         if message.source == "t":

@@ -7,6 +7,7 @@ from orchestrator.simulate.runner import (
     SimulationResult,
     Simulator,
     load_registry,
+    load_segments,
     read_lines,
     simulate_file,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "SimulationResult",
     "Simulator",
     "load_registry",
+    "load_segments",
     "read_lines",
     "simulate_file",
 ]

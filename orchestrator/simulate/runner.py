@@ -32,7 +32,13 @@ from orchestrator.core.identity import IdentityGraph
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
 from orchestrator.core.journey.registry import JourneyRegistry
 from orchestrator.core.policy import Policy, PolicyRegistry, is_policy_file, load_policy_file
-from orchestrator.exceptions import InvalidEventError, JourneyValidationError, SimulationError
+from orchestrator.core.segment import SegmentRegistry, is_segment_file, load_segment_file
+from orchestrator.exceptions import (
+    InvalidEventError,
+    JourneyValidationError,
+    SegmentValidationError,
+    SimulationError,
+)
 from orchestrator.simulate.funnel import Funnel
 from orchestrator.simulate.state_file import DECISIONS_KEPT, SimulatedState, write_state_file
 from orchestrator.simulate.timeline import read_timeline
@@ -43,6 +49,7 @@ __all__ = [
     "SimulationResult",
     "Simulator",
     "load_registry",
+    "load_segments",
     "read_lines",
     "simulate_file",
 ]
@@ -113,7 +120,7 @@ def _journey_paths(journeys: Path | str | Iterable[Path | str] | None) -> list[P
             return [root]
         if root.is_dir():
             found = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
-            return [p for p in found if not is_policy_file(p)]
+            return [p for p in found if not is_policy_file(p) and not is_segment_file(p)]
         raise SimulationError(f"{root}: no such journey file or directory")
     return [Path(p) for p in journeys]
 
@@ -123,7 +130,8 @@ def load_registry(
 ) -> JourneyRegistry:
     """Every ``*.yaml``/``*.yml`` journey in a directory (or one file, or the files given), effective always.
 
-    Policy files (``kind: policy``) in a directory are not journeys and are left out. Several versions
+    Policy and segment files (``kind: policy``, ``kind: segment``) in a directory are not journeys and
+    are left out. Several versions
     of one journey: all are deployed, the highest version is in effect. Raises JourneyValidationError
     with the problems of all files.
     """
@@ -145,6 +153,40 @@ def load_registry(
     return registry
 
 
+def load_segments(
+    journeys: Path | str | Iterable[Path | str] | None,
+    *,
+    history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS,
+) -> SegmentRegistry:
+    """The segment files (``kind: segment``) of a journeys folder (or of the files given), effective
+    always; raises SegmentValidationError with the problems of all files (and a cycle)."""
+    paths: list[Path] = []
+    if isinstance(journeys, str | Path):
+        root = Path(journeys)
+        if root.is_dir():
+            paths = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
+    elif journeys is not None:
+        paths = [Path(p) for p in journeys]
+    problems: list[str] = []
+    found = []
+    for path in paths:
+        if not is_segment_file(path):
+            continue
+        try:
+            found.append(load_segment_file(path, history_window_ms=history_window_ms))
+        except SegmentValidationError as exc:
+            problems.extend(exc.problems)
+    registry = SegmentRegistry(history_window_ms=history_window_ms)
+    for definition in sorted(found, key=lambda d: (d.id, d.version)):
+        try:
+            registry.deploy(definition, EARLIEST_MS)
+        except SegmentValidationError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SegmentValidationError(problems)
+    return registry
+
+
 class Simulator:
     """Feeds events and timers to :class:`CustomerLogic`, keeping every customer's state in memory."""
 
@@ -159,12 +201,17 @@ class Simulator:
         on_decision: Callable[[Decision], None] | None = None,
         erasure_key: bytes | None = None,
         on_transition: Callable[[str, Transition], None] | None = None,
+        segments: SegmentRegistry | None = None,
     ) -> None:
         """``erasure_key``: the secret of the graph's erased-identifier markers; by default a random
         key of this run alone (the markers only serve within the run, and a ``--state-out`` file then
         holds markers nobody can test identifiers against; docs/identity.md)."""
         self.logic = CustomerLogic(
-            registry, history_window_ms=history_window_ms, lateness_ms=lateness_ms, policy=policy
+            registry,
+            history_window_ms=history_window_ms,
+            lateness_ms=lateness_ms,
+            policy=policy,
+            segments=segments,
         )
         self._on_decision = on_decision
         self._on_transition = on_transition
@@ -302,10 +349,12 @@ def simulate_file(
         first = [*_journey_paths(journeys), *([Path(policy_path)] if policy_path is not None else [])]
         timeline = read_timeline(deployments_path, history_window_ms=history_window_ms, before=first)
         registry, policy, refused = timeline.registry, timeline.policies, timeline.refused
+        segments = timeline.segments
     else:
         if journeys is None:
             raise SimulationError("no journeys: give a journeys folder or a deployment timeline")
         registry = load_registry(journeys, history_window_ms=history_window_ms)
+        segments = load_segments(journeys, history_window_ms=history_window_ms)
         policy = load_policy_file(policy_path) if policy_path is not None else None
     path = Path(events_path)
     if not path.is_file():
@@ -346,6 +395,7 @@ def simulate_file(
             lateness_ms=lateness_ms,
             policy=policy,
             on_decision=on_decision if sinks else None,
+            segments=segments,
         )
         bar = _progress(path, progress)
         stack.callback(bar, -1)

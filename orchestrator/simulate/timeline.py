@@ -27,6 +27,7 @@ from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS
 from orchestrator.core.journey.registry import JourneyRegistry
 from orchestrator.core.policy import PolicyRegistry
+from orchestrator.core.segment import SegmentRegistry
 from orchestrator.exceptions import SimulationError
 
 __all__ = ["Timeline", "read_timeline"]
@@ -46,6 +47,10 @@ class Timeline:
     @property
     def policies(self) -> PolicyRegistry:
         return self.book.policies
+
+    @property
+    def segments(self) -> SegmentRegistry:
+        return self.book.segment_registry
 
 
 def _at(value: Any, where: str) -> datetime:

@@ -7,6 +7,7 @@ and as time passes (:mod:`.membership`); entering and leaving start and end jour
 
 from orchestrator.core.segment.loader import (
     SEGMENT_KIND,
+    is_segment_file,
     is_segment_text,
     load_segment_file,
     load_segment_text,
@@ -21,6 +22,7 @@ __all__ = [
     "SegmentChange",
     "SegmentDefinition",
     "SegmentRegistry",
+    "is_segment_file",
     "is_segment_text",
     "load_segment_file",
     "load_segment_text",

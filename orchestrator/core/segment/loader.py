@@ -35,6 +35,7 @@ from orchestrator.exceptions import SegmentValidationError
 
 __all__ = [
     "SEGMENT_KIND",
+    "is_segment_file",
     "is_segment_text",
     "load_segment_file",
     "load_segment_text",
@@ -53,6 +54,11 @@ _NOT_READ = {
 def is_segment_text(text: str) -> bool:
     """True when the YAML text has ``kind: segment`` at its top level (a line starting in column 1)."""
     return _KIND_LINE.search(text) is not None
+
+
+def is_segment_file(path: str | FsPath) -> bool:
+    text, _ = read_source(path)
+    return text is not None and is_segment_text(text)
 
 
 def load_segment_text(

@@ -107,3 +107,34 @@ def test_any_bytes_are_applied_or_refused_never_raised(value: bytes) -> None:
     book = _book()
     refusal = book.apply(None, value, where="journeys[0]@0")
     assert refusal is not None or book.applied == 1
+
+
+SEGMENT = "kind: segment\nid: vip\nversion: 1\ncondition: \"profile.tier == 'gold'\"\n"
+
+
+def test_a_segment_is_deployed_and_a_cycle_is_refused_with_its_reason() -> None:
+    book = _book()
+    record = _record(SEGMENT, kind="segment", jid="vip")
+    assert record.key == f"segment:vip@1@{int(AT.timestamp() * 1000)}"
+    assert book.apply(record.key.encode(), record.to_json(), where="journeys[0]@0") is None
+    assert [d.id for d in book.segment_registry.in_force(int(AT.timestamp() * 1000))] == ["vip"]
+    assert book.summary()["segments"]["vip"][0]["version"] == 1
+    reads_b = "kind: segment\nid: a\nversion: 1\ncondition: \"'b' in profile.segments\"\n"
+    reads_a = "kind: segment\nid: b\nversion: 1\ncondition: \"'a' in profile.segments\"\n"
+    assert (
+        book.apply(b"a", _record(reads_b, kind="segment", jid="a").to_json(), where="journeys[0]@1") is None
+    )
+    refusal = book.apply(b"b", _record(reads_a, kind="segment", jid="b").to_json(), where="journeys[0]@2")
+    assert refusal is not None
+    assert "segments would read each other in a cycle: a -> b -> a" in refusal.problems[0]
+    wrong = book.apply(b"c", _record(SEGMENT, kind="segment", jid="other").to_json(), where="journeys[0]@3")
+    assert wrong is not None
+    assert "record says segment other v1, the file says vip v1" in wrong.problems[0]
+
+
+def test_check_deployments_refuses_a_segment_cycle_before_it_is_published() -> None:
+    reads_b = "kind: segment\nid: a\nversion: 1\ncondition: \"'b' in profile.segments\"\n"
+    reads_a = "kind: segment\nid: b\nversion: 1\ncondition: \"'a' in profile.segments\"\n"
+    existing = [(b"a", _record(reads_b, kind="segment", jid="a").to_json(), "journeys[0]@0")]
+    problems = check_deployments(existing, [_record(reads_a, kind="segment", jid="b")], 30 * 86_400_000)
+    assert any("cycle" in p for p in problems), problems

@@ -84,3 +84,10 @@ def test_history_functions_may_read_now_and_filters() -> None:
         """condition: "count('email.opened', duration('168h'), {'campaign': 'news'}) >= 2"\n"""
     )
     assert seg.time_dependent
+
+
+def test_the_schema_lists_exactly_the_fields_the_loader_accepts() -> None:
+    from orchestrator.core.segment.loader import _TOP
+    from orchestrator.core.segment.schema import segment_schema
+
+    assert set(segment_schema()["properties"]) == set(_TOP)
