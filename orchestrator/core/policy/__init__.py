@@ -15,7 +15,14 @@ from orchestrator.core.policy.loader import (
     load_policy_file,
     load_policy_text,
 )
-from orchestrator.core.policy.model import EngagementRule, FrequencyCap, Policy, QuietHours, RateLimit
+from orchestrator.core.policy.model import (
+    EngagementRule,
+    FrequencyCap,
+    Policy,
+    QuietHours,
+    RateLimit,
+    SubscriptionGroup,
+)
 from orchestrator.core.policy.registry import EARLIEST_MS, PolicyDeployment, PolicyRegistry
 
 __all__ = [
@@ -29,6 +36,7 @@ __all__ = [
     "PolicyRegistry",
     "QuietHours",
     "RateLimit",
+    "SubscriptionGroup",
     "Verdict",
     "evaluate",
     "is_policy_file",
