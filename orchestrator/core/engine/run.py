@@ -455,6 +455,7 @@ class Run:
             campaign=step.campaign or journey.id,
             personalization=personalization,
             created_ms=at_ms,
+            subscription_group=step.subscription_group,
         )
         final_id, skipped = self.gate.submit(send, at_ms)
         inst.sends[step.id] = final_id

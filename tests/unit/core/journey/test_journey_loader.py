@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.core.journey import WaitStep, load_journey_file, load_journey_text, parse_duration
+from orchestrator.core.journey import SendStep, WaitStep, load_journey_file, load_journey_text, parse_duration
 from orchestrator.core.journey.durations import format_duration
 from orchestrator.core.journey.loader import _ALLOWED, _TOP
 from orchestrator.core.policy import is_policy_file
@@ -283,3 +283,16 @@ def test_the_schema_and_the_contract_agree_on_event_names() -> None:
 
     schema = json.loads((ROOT / "schemas" / "journey.schema.json").read_text())
     assert schema["$defs"]["event_type"]["pattern"] == EVENT_TYPE_PATTERN
+
+
+def test_a_send_step_names_its_subscription_group() -> None:
+    text = "id: n\nversion: 1\nentry: {event: a.b}\nsteps:\n"
+    good = text + "  mail: {type: send, channel: email, template: t, subscription_group: product_news}\n"
+    step = load_journey_text(good).steps["mail"]
+    assert isinstance(step, SendStep)
+    assert step.subscription_group == "product_news"
+    assert load_journey_text(GOOD).steps["mail"].subscription_group is None  # type: ignore[union-attr]
+    bad = text + "  mail:\n    type: send\n    channel: email\n    template: t\n"
+    bad += "    subscription_group: Product News\n"
+    (p,) = problems(bad, "n.yaml")
+    assert p.startswith("n.yaml:9: steps.mail.subscription_group: 'Product News' is not a valid name")
