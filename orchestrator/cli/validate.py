@@ -1,7 +1,8 @@
 """``orchestrator validate PATH...``: check journey and policy files and report every problem.
 
 A file with ``kind: policy`` at its top level is a cross-channel policy (docs/policy.md); every other
-YAML file is a journey (schema, graph, CEL).
+YAML file is a journey (schema, graph, CEL). Given journeys and a policy together, each send step's
+``subscription_group`` must be a group of the policy on the step's channel.
 
 Exit 0 with a one-line summary per file when all are clean; exit 1 with all problems of all files on
 stderr (each ``file:line: field: message``) when any.
@@ -16,7 +17,9 @@ from typing import Any
 
 from orchestrator.core.journey.durations import format_duration, parse_duration
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
-from orchestrator.core.journey.model import JourneyDefinition
+from orchestrator.core.journey.model import JourneyDefinition, SendStep
+from orchestrator.core.journey.reader import did_you_mean
+from orchestrator.core.journey.yamlsrc import compose_text, read_source
 from orchestrator.core.policy import Policy, is_policy_file, load_policy_file
 from orchestrator.exceptions import JourneyValidationError, PolicyValidationError
 
@@ -24,6 +27,7 @@ __all__ = [
     "journey_files",
     "policy_summary",
     "register",
+    "subscription_problems",
     "summary",
     "validate_command",
     "validate_paths",
@@ -32,7 +36,9 @@ __all__ = [
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("validate", help="check journey and policy files and report every problem")
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="journey files or directories")
+    parser.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="journey and policy files or directories"
+    )
     parser.add_argument(
         "--history-window",
         default=format_duration(DEFAULT_HISTORY_WINDOW_MS),
@@ -76,7 +82,41 @@ def policy_summary(p: Policy) -> str:
         f"fallback for {', '.join(sorted(p.fallback)) or 'no channel'}",
         f"rate limits for {', '.join(sorted(p.rate_limits)) or 'no channel'}",
     ]
+    if p.subscription_groups:
+        parts.append(f"{len(p.subscription_groups)} subscription group(s)")
     return f"{p.source_name}: ok: policy {p.id} v{p.version}, " + ", ".join(parts)
+
+
+def subscription_problems(journeys: list[JourneyDefinition], policies: list[Policy]) -> list[str]:
+    """Each send step's ``subscription_group`` checked against each policy: a group the policy does not
+    define, or defines on another channel than the step's, is a problem (``file:line: field: message``)."""
+    problems: list[str] = []
+    for d in journeys:
+        named = [s for s in d.steps.values() if isinstance(s, SendStep) and s.subscription_group]
+        if not named or not policies:
+            continue
+        text, _ = read_source(d.source_name)
+        doc = compose_text(text, d.source_name) if text is not None else None
+        for step in named:
+            gid = step.subscription_group
+            assert gid is not None
+            path = ("steps", step.id, "subscription_group")
+            where = f"{d.source_name}:{doc.key_line(path) if doc else 1}: steps.{step.id}.subscription_group"
+            for policy in policies:
+                group = policy.subscription_groups.get(gid)
+                named_in = f"policy {policy.key} ({policy.source_name})"
+                if group is None:
+                    hint = did_you_mean(gid, policy.subscription_groups)
+                    known = ", ".join(policy.subscription_groups) or "none"
+                    problems.append(
+                        f"{where}: no subscription group {gid!r}{hint} in {named_in}; defined: {known}"
+                    )
+                elif group.channel != step.channel:
+                    problems.append(
+                        f"{where}: subscription group {gid!r} is on {group.channel} in {named_in}, "
+                        f"but this step sends by {step.channel}"
+                    )
+    return problems
 
 
 def validate_paths(
@@ -87,6 +127,8 @@ def validate_paths(
     summaries: list[str] = []
     seen: dict[tuple[str, int], str] = {}
     policies: dict[str, str] = {}
+    loaded_journeys: list[JourneyDefinition] = []
+    loaded_policies: list[Policy] = []
     for f in files:
         if is_policy_file(f):
             try:
@@ -97,6 +139,7 @@ def validate_paths(
             if policy.key in policies:
                 problems.append(f"{f}:1: id: policy {policy.key} is also defined in {policies[policy.key]}")
             policies[policy.key] = str(f)
+            loaded_policies.append(policy)
             summaries.append(policy_summary(policy))
             continue
         try:
@@ -108,7 +151,9 @@ def validate_paths(
         if other is not None:
             problems.append(f"{f}:1: id: {d.id} version {d.version} is also defined in {other}")
         seen[d.key] = str(f)
+        loaded_journeys.append(d)
         summaries.append(summary(d))
+    problems.extend(subscription_problems(loaded_journeys, loaded_policies))
     return summaries, problems
 
 
