@@ -1,4 +1,5 @@
-"""The cross-channel policy: consent, frequency caps, quiet hours, fallback, engagement suppression.
+"""The cross-channel policy: consent, subscription groups, frequency caps, quiet hours, fallback,
+engagement suppression.
 
 A policy file (``kind: policy``, docs/policy.md) is loaded like a journey (problems with file, line and
 field), deployed with a time from which it takes effect (:class:`PolicyRegistry`), and applied by

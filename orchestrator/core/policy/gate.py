@@ -63,8 +63,8 @@ class Verdict:
 def _choose(policy: Policy | None, profile: Profile, send: PendingSend) -> tuple[str | None, list[str]]:
     """The first usable channel and, for each refused one, ``"<channel>: <reason>"``."""
     refused: list[str] = []
-    fallback = policy is not None and send.subscription_group is None
-    channels = policy.channels_to_try(send.channel) if policy and fallback else (send.channel,)
+    grouped = send.subscription_group is not None  # a group has one channel: no fallback
+    channels = policy.channels_to_try(send.channel) if policy and not grouped else (send.channel,)
     for ch in channels:
         if not profile.addresses.get(ch):
             refused.append(f"{ch}: no_address")

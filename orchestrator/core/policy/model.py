@@ -85,8 +85,7 @@ class SubscriptionGroup:
     """A named list of one channel a customer can be in or out of (a newsletter, product news).
 
     ``opt_in``: only customers who subscribed are in; ``opt_out``: every customer with consent on the
-    channel is in unless they unsubscribed. Membership: :func:`~orchestrator.core.policy.subscriptions.
-    is_subscribed`.
+    channel is in unless they unsubscribed (the rule: :mod:`orchestrator.core.policy.subscriptions`).
     """
 
     id: str
