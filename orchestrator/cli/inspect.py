@@ -1,11 +1,11 @@
 """``orchestrator inspect CUSTOMER --from-simulate STATE.json | --worker URL [--json]``: one customer.
 
-Shows the resolved profile (attributes, addresses, consent, time zone, engagement), the identities and
-forwarding aliases, the journey instances with their step and next wake-up, the journeys finished
-lately (steps taken, goal or exit reason, times), the events that came too late or too early, and a
-timeline in the customer's time zone: events, entries, the policy's decisions with their reasons, ends
-and what is due. ``CUSTOMER`` is a customer key, an old key that was merged away, or an identifier
-written ``kind:value`` (``email:ann@example.com``).
+Shows the resolved profile (attributes, addresses, consent, subscription choices, time zone,
+engagement), the identities and forwarding aliases, the journey instances with their step and next
+wake-up, the journeys finished lately (steps taken, goal or exit reason, times), the events that came
+too late or too early, and a timeline in the customer's time zone: events, entries, the policy's
+decisions with their reasons, ends and what is due. ``CUSTOMER`` is a customer key, an old key that was
+merged away, or an identifier written ``kind:value`` (``email:ann@example.com``).
 
 The document is built by :func:`customer_document` from a :class:`CustomerState` and what the identity
 graph knows; :func:`render` prints it. A live variant (the worker's ``/customers/<key>/`` page and the
@@ -116,6 +116,10 @@ def customer_document(
             "addresses": p.addresses,
             "consent": {ch: {c: p.has_consent(ch, c) for c in CONSENT_DEFAULTS} for ch in _CHANNELS},
             "consent_explicit": p.consent,
+            "subscriptions": {
+                group: {"subscribed": bool(subscribed), "at": _iso(at)}
+                for group, (subscribed, at) in p.subscriptions.items()
+            },
             "engagement": p.engagement_view(),
             "campaigns": p.campaign_engagement,
             "counts": p.counts_by_type,
@@ -196,6 +200,14 @@ def render(doc: dict[str, Any]) -> str:
             for ch, cats in prof["consent"].items()
         )
     )
+    if prof.get("subscriptions"):
+        lines.append(
+            "subscription choices: "
+            + ", ".join(
+                f"{group} {'yes' if c['subscribed'] else 'no'} ({c['at']})"
+                for group, c in sorted(prof["subscriptions"].items())
+            )
+        )
     engaged = [
         f"{ch} {k} {v}"
         for ch in _CHANNELS

@@ -4,6 +4,8 @@ A file with ``kind: policy`` at its top level is a cross-channel policy (docs/po
 ``kind: segment`` a segment (docs/segments.md); every other YAML file is a journey (schema, graph, CEL).
 When segment files are among those checked, the segments journeys name must be among them, and the
 segments must not read each other in a cycle.
+Given journeys and a policy together, each send step's ``subscription_group`` must be a group of
+the policy on the step's channel.
 
 Exit 0 with a one-line summary per file when all are clean; exit 1 with all problems of all files on
 stderr (each ``file:line: field: message``) when any.
@@ -18,8 +20,9 @@ from typing import Any
 
 from orchestrator.core.journey.durations import format_duration, parse_duration
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
-from orchestrator.core.journey.model import JourneyDefinition
+from orchestrator.core.journey.model import JourneyDefinition, SendStep
 from orchestrator.core.journey.reader import did_you_mean
+from orchestrator.core.journey.yamlsrc import compose_text, read_source
 from orchestrator.core.policy import Policy, is_policy_file, load_policy_file
 from orchestrator.core.segment import SegmentDefinition, SegmentRegistry, is_segment_file, load_segment_file
 from orchestrator.exceptions import JourneyValidationError, PolicyValidationError, SegmentValidationError
@@ -29,6 +32,7 @@ __all__ = [
     "policy_summary",
     "register",
     "segment_summary",
+    "subscription_problems",
     "summary",
     "validate_command",
     "validate_paths",
@@ -85,6 +89,8 @@ def policy_summary(p: Policy) -> str:
         f"fallback for {', '.join(sorted(p.fallback)) or 'no channel'}",
         f"rate limits for {', '.join(sorted(p.rate_limits)) or 'no channel'}",
     ]
+    if p.subscription_groups:
+        parts.append(f"{len(p.subscription_groups)} subscription group(s)")
     return f"{p.source_name}: ok: policy {p.id} v{p.version}, " + ", ".join(parts)
 
 
@@ -104,6 +110,38 @@ def _segment_references(d: JourneyDefinition) -> list[tuple[str, str]]:
     return out
 
 
+def subscription_problems(journeys: list[JourneyDefinition], policies: list[Policy]) -> list[str]:
+    """Each send step's ``subscription_group`` checked against each policy: a group the policy does not
+    define, or defines on another channel than the step's, is a problem (``file:line: field: message``)."""
+    problems: list[str] = []
+    for d in journeys:
+        named = [s for s in d.steps.values() if isinstance(s, SendStep) and s.subscription_group]
+        if not named or not policies:
+            continue
+        text, _ = read_source(d.source_name)
+        doc = compose_text(text, d.source_name) if text is not None else None
+        for step in named:
+            gid = step.subscription_group
+            assert gid is not None
+            path = ("steps", step.id, "subscription_group")
+            where = f"{d.source_name}:{doc.key_line(path) if doc else 1}: steps.{step.id}.subscription_group"
+            for policy in policies:
+                group = policy.subscription_groups.get(gid)
+                named_in = f"policy {policy.key} ({policy.source_name})"
+                if group is None:
+                    hint = did_you_mean(gid, policy.subscription_groups)
+                    known = ", ".join(policy.subscription_groups) or "none"
+                    problems.append(
+                        f"{where}: no subscription group {gid!r}{hint} in {named_in}; defined: {known}"
+                    )
+                elif group.channel != step.channel:
+                    problems.append(
+                        f"{where}: subscription group {gid!r} is on {group.channel} in {named_in}, "
+                        f"but this step sends by {step.channel}"
+                    )
+    return problems
+
+
 def validate_paths(
     paths: list[Path], history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS
 ) -> tuple[list[str], list[str]]:
@@ -114,6 +152,7 @@ def validate_paths(
     policies: dict[str, str] = {}
     segments = SegmentRegistry(history_window_ms=history_window_ms)
     journeys: list[JourneyDefinition] = []
+    loaded_policies: list[Policy] = []
     for f in files:
         if is_segment_file(f):
             try:
@@ -133,6 +172,7 @@ def validate_paths(
             if policy.key in policies:
                 problems.append(f"{f}:1: id: policy {policy.key} is also defined in {policies[policy.key]}")
             policies[policy.key] = str(f)
+            loaded_policies.append(policy)
             summaries.append(policy_summary(policy))
             continue
         try:
@@ -146,6 +186,7 @@ def validate_paths(
         seen[d.key] = str(f)
         journeys.append(d)
         summaries.append(summary(d))
+    problems.extend(subscription_problems(journeys, loaded_policies))
     if len(segments):  # (segment files given: the segments journeys name must be among them)
         known = segments.segment_ids()
         for d in journeys:

@@ -12,7 +12,8 @@ Kinds:
   why the original channel could not be used (``no_address``, ``no_consent``);
 - ``held``: quiet hours in the customer's time zone; released at ``release_at`` (a later decision);
 - ``dropped``: quiet hours with ``action: drop``;
-- ``suppressed``: a rule said no (``no_consent``, ``no_address``, ``frequency_cap``, ``engaged``).
+- ``suppressed``: a rule said no (``no_consent``, ``no_address``, ``not_subscribed``,
+  ``unknown_subscription_group``, ``frequency_cap``, ``engaged``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ DECISION_REASONS: dict[str, str] = {
     "no_policy": "no policy was in effect: sent as the journey asked",
     "no_address": "no address on the channel (and no usable fallback channel)",
     "no_consent": "no consent for the category on the channel (and no usable fallback channel)",
+    "not_subscribed": "the customer is not in the send's subscription group (rule)",
+    "unknown_subscription_group": "the policy in effect defines no such subscription group on the channel",
     "frequency_cap": "a frequency cap (rule) is reached",
     "engaged": "an engagement suppression rule (rule) matched",
     "quiet_hours": "inside quiet hours in the customer's time zone",
@@ -57,7 +60,9 @@ class Decision(BaseModel):
     decision_id: str = Field(min_length=1, description="Deterministic: action id, kind and time.")
     kind: DecisionKind
     reason: str = Field(min_length=1, description="Why (see DECISION_REASONS).")
-    rule: str | None = Field(None, description="The cap or suppression rule that decided, by name.")
+    rule: str | None = Field(
+        None, description="The cap, suppression rule or subscription group that decided, by name."
+    )
     detail: str = Field("", description="The verdict in words, for `orchestrator inspect`.")
     customer_id: str = Field(min_length=1, description="Canonical customer key.")
     action_id: str = Field(min_length=1, description="The action's id (for a redirect: the new action's).")

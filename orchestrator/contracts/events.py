@@ -44,7 +44,7 @@ KNOWN_EVENT_TYPES: Final = frozenset(
         "sms.sent", "sms.delivered", "sms.clicked",
         "push.sent", "push.opened",
         "page.viewed", "cart.updated", "order.completed",
-        "profile.updated", "consent.changed", "customer.erased",
+        "profile.updated", "consent.changed", "subscription.changed", "customer.erased",
     }
 )  # fmt: skip
 """Event types the orchestrator knows. Custom types are allowed too (see ``CustomerEvent.type``)."""

@@ -9,6 +9,10 @@ What the profile keeps:
 - **addresses** per channel: ``email`` (from the email identifier or ``profile.updated`` email),
   ``sms`` (phone identifier or ``phone``), ``push`` (``profile.updated`` ``push_token``);
 - **consent** per channel and category (``consent.changed``: ``channel``, ``category``, ``granted``);
+- **subscription choices**: per subscription group (``subscription.changed``: ``group``,
+  ``subscribed``) the customer's explicit choice and its time; the latest choice by event time wins
+  (at equal times: unsubscribed), at most :data:`SUBSCRIPTIONS_KEPT` groups. Whether a customer is in
+  a group also depends on consent and the group's default: :mod:`orchestrator.core.policy.subscriptions`;
 - a bounded **event history** (newest last) for CEL's ``seen``/``count``: events within
   ``history_window_ms`` of the newest one, at most ``history_max`` of them;
 - an **engagement summary** from delivery, open and click events (``email.delivered``,
@@ -29,6 +33,7 @@ What the profile keeps:
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,10 +48,12 @@ __all__ = [
     "DEFAULT_HISTORY_WINDOW_MS",
     "DEFAULT_TIMEZONE",
     "HISTORY_FIELDS",
+    "SUBSCRIPTIONS_KEPT",
     "WINDOWS_DAYS",
     "Profile",
     "apply_event",
     "hour_of_week",
+    "remember_subscription",
 ]
 
 DEFAULT_TIMEZONE = "UTC"
@@ -67,6 +74,10 @@ WINDOWS_DAYS = (1, 7, 30)
 _DAY_MS = 86_400_000
 _HOUR_MS = 3_600_000
 """Campaigns whose engagement is remembered per customer (the most recently engaged ones)."""
+SUBSCRIPTIONS_KEPT = 50
+"""Subscription groups whose explicit choice a profile keeps (the oldest choice is let go first)."""
+_GROUP_ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+"""A subscription group id (the policy loader's rule: a name of at most 64 characters)."""
 
 
 @dataclass(slots=True)
@@ -103,6 +114,9 @@ class Profile:
     segments: dict[str, int] = field(default_factory=dict)
     """Segment id -> since when (ms) the customer is a member (:mod:`orchestrator.core.segment`); bounded
     by the segments deployed (:data:`~orchestrator.core.segment.registry.MAX_SEGMENTS`)."""
+    subscriptions: dict[str, list[Any]] = field(default_factory=dict)
+    """Subscription group id -> ``[subscribed, time of the choice in ms]``: the customer's explicit
+    choices (``subscription.changed``), at most :data:`SUBSCRIPTIONS_KEPT`."""
     _history: list[dict[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
     _engagement: tuple[int, dict[str, dict[str, Any]]] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -170,10 +184,16 @@ class Profile:
     def has_consent(self, channel: str, category: str) -> bool:
         return self.consent.get(channel, {}).get(category, CONSENT_DEFAULTS.get(category, False))
 
+    def subscription_choice(self, group: str) -> bool | None:
+        """The customer's explicit choice for ``group`` (True: subscribed), None when they never said."""
+        choice = self.subscriptions.get(group)
+        return None if choice is None else bool(choice[0])
+
     def cel_view(self, engagement: bool = True) -> dict[str, Any]:
         """The ``profile`` variable of conditions: attributes at the top, then the reserved fields.
         ``engagement=False``: without ``engagement`` (the costliest field), for a condition that reads
-        other fields only."""
+        other fields only. ``subscriptions`` (membership of the policy's groups) is added by the engine's
+        :class:`~orchestrator.core.engine.run.Run`: it depends on the policy in force."""
         view = dict(self.attributes)
         view["attributes"] = self.attributes
         view["key"] = self.customer_key
@@ -216,6 +236,7 @@ class Profile:
             **({"hours": self.hours} if self.hours else {}),
             **({"timezone_known": True} if self.timezone_known and self.timezone == DEFAULT_TIMEZONE else {}),
             **({"seg": self.segments} if self.segments else {}),
+            **({"subscriptions": self.subscriptions} if self.subscriptions else {}),
         }
 
     @classmethod
@@ -240,6 +261,7 @@ class Profile:
                 get("hours") or {},
                 bool(get("timezone_known")) or get("timezone", DEFAULT_TIMEZONE) != DEFAULT_TIMEZONE,
                 get("seg") or {},
+                get("subscriptions") or {},
             )
         return cls(
             customer_key=data["customer_key"],
@@ -259,6 +281,7 @@ class Profile:
             timezone_known=bool(data.get("timezone_known"))
             or data.get("timezone", DEFAULT_TIMEZONE) != DEFAULT_TIMEZONE,
             segments=dict(data.get("seg", {})),
+            subscriptions={k: list(v) for k, v in data.get("subscriptions", {}).items()},
         )
 
 
@@ -294,6 +317,8 @@ def apply_event(
         _update_attributes(profile, event.properties)
     elif event.type == "consent.changed":
         _update_consent(profile, event.properties)
+    elif event.type == "subscription.changed":
+        _update_subscription(profile, event.properties, at)
     elif event.type in ENGAGEMENT_TYPES:
         _update_engagement(profile, event.type, event.campaign, at)
         _count_activity(profile, event.type, at)
@@ -380,6 +405,34 @@ def _update_consent(profile: Profile, properties: dict[str, Any]) -> None:
         for cat in categories:
             if cat in CONSENT_DEFAULTS:
                 profile.consent.setdefault(ch, {})[cat] = granted
+
+
+def _update_subscription(profile: Profile, properties: dict[str, Any], at: int) -> None:
+    """``{"group": "<id>", "subscribed": bool}``; ``status: subscribed|unsubscribed`` is accepted instead
+    of ``subscribed``. Anything else (no group, a group that is not an id) changes nothing."""
+    group = properties.get("group")
+    if not isinstance(group, str) or not _GROUP_ID.match(group):
+        return
+    subscribed = properties.get("subscribed")
+    if subscribed is None:
+        status = str(properties.get("status", "")).lower()
+        subscribed = {"subscribed": True, "opted_in": True, "unsubscribed": False, "opted_out": False}.get(
+            status
+        )
+    if isinstance(subscribed, bool):
+        remember_subscription(profile.subscriptions, group, subscribed, at)
+
+
+def remember_subscription(choices: dict[str, list[Any]], group: str, subscribed: bool, at_ms: int) -> None:
+    """Keep the choice ``subscribed`` for ``group`` made at ``at_ms`` unless a later one is known (at the
+    same time, unsubscribed wins: the order events arrive in does not matter); past
+    :data:`SUBSCRIPTIONS_KEPT` groups the oldest choice is let go."""
+    kept = choices.get(group)
+    if kept is not None and (kept[1] > at_ms or (kept[1] == at_ms and not kept[0])):
+        return
+    choices[group] = [subscribed, at_ms]
+    if len(choices) > SUBSCRIPTIONS_KEPT:
+        del choices[min(choices, key=lambda g: (choices[g][1], g))]
 
 
 def _remember(profile: Profile, event: Event, at: int, window_ms: int, max_items: int) -> None:

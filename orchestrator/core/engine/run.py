@@ -29,7 +29,9 @@ from orchestrator.core.journey.model import (
     WaitStep,
 )
 from orchestrator.core.policy.gate import PolicyGate
+from orchestrator.core.policy.model import Policy
 from orchestrator.core.policy.registry import PolicyRegistry
+from orchestrator.core.policy.subscriptions import subscriptions_view
 from orchestrator.exceptions import ConditionError
 
 __all__ = ["MAX_STEPS_PER_MOVE", "Run", "to_json_value"]
@@ -93,6 +95,7 @@ class Run:
         self._gate: PolicyGate | None = None
         self._profile_view: dict[str, Any] | None = None
         self._profile_lite: dict[str, Any] | None = None
+        self._subscriptions: tuple[Policy | None, dict[str, bool]] | None = None
         self._shared: dict[str, Any] | None = None
 
     @property
@@ -109,19 +112,38 @@ class Run:
     def profile_changed(self) -> None:
         self._profile_view = None
         self._profile_lite = None
+        self._subscriptions = None
         self._shared = None
 
-    def _profile(self, fields: frozenset[str] | None) -> dict[str, Any]:
-        """The profile's view; without its engagement summary when ``fields`` says it is not read."""
+    def _profile(self, fields: frozenset[str] | None, at_ms: int) -> dict[str, Any]:
+        """The profile's view; without its engagement summary when ``fields`` says it is not read, with
+        ``subscriptions`` (under the policy in effect at ``at_ms``) when they may be read."""
         if fields is not None and "engagement" not in fields:
-            if self._profile_view is not None:
-                return self._profile_view
-            if self._profile_lite is None:
-                self._profile_lite = self.state.profile.cel_view(engagement=False)
-            return self._profile_lite
-        if self._profile_view is None:
-            self._profile_view = self.state.profile.cel_view()
-        return self._profile_view
+            view = self._profile_view
+            if view is None:
+                view = self._profile_lite
+                if view is None:
+                    view = self._profile_lite = self.state.profile.cel_view(engagement=False)
+        else:
+            view = self._profile_view
+            if view is None:
+                view = self._profile_view = self.state.profile.cel_view()
+        if fields is None or "subscriptions" in fields:
+            subscriptions = self._subscriptions_at(at_ms)
+            if view.get("subscriptions") is not subscriptions:
+                view["subscriptions"] = subscriptions
+        return view
+
+    def _subscriptions_at(self, at_ms: int) -> dict[str, bool]:
+        """``profile.subscriptions`` under the policy in effect at ``at_ms`` (kept while that policy
+        and the profile stay the same: the timers of one call may span a policy change)."""
+        policy = self.policies.current(at_ms) if self.policies is not None else None
+        kept = self._subscriptions
+        if kept is not None and kept[0] is policy:
+            return kept[1]
+        view = subscriptions_view(self.state.profile, policy)
+        self._subscriptions = (policy, view)
+        return view
 
     def state_activation(self, at_ms: int) -> dict[str, Any]:
         """The variables of a condition about the customer alone (a segment's): the profile's whole view
@@ -129,7 +151,7 @@ class Run:
         return {
             "event": {},
             "now_ms": at_ms,
-            "profile": self._profile(None),
+            "profile": self._profile(None, at_ms),
             "history": self.state.profile.history,
         }
 
@@ -151,13 +173,13 @@ class Run:
             if act is None or act["event"] is not event or act["now_ms"] != at_ms:
                 act = self._shared = {"event": event, "now_ms": at_ms}
             if "profile" in referenced:
-                act["profile"] = self._profile(fields)
+                act["profile"] = self._profile(fields, at_ms)
             if "history" in referenced:
                 act["history"] = self.state.profile.history
             return act
         act = {"event": event, "now_ms": at_ms}
         if referenced is None or "profile" in referenced:
-            act["profile"] = self._profile(fields)
+            act["profile"] = self._profile(fields, at_ms)
         if referenced is None or "history" in referenced:
             act["history"] = self.state.profile.history
         if referenced is None or "journey" in referenced:
@@ -467,6 +489,7 @@ class Run:
             campaign=step.campaign or journey.id,
             personalization=personalization,
             created_ms=at_ms,
+            subscription_group=step.subscription_group,
         )
         final_id, skipped = self.gate.submit(send, at_ms)
         inst.sends[step.id] = final_id

@@ -167,9 +167,11 @@ class PendingSend:
     """When the journey made it."""
     release_ms: int | None = None
     """While held: when the policy looks at it again."""
+    subscription_group: str | None = None
+    """The subscription group the send step names (judged again with it at release)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "a": self.action_id,
             "ch": self.channel,
             "cat": self.category,
@@ -183,6 +185,9 @@ class PendingSend:
             "at": self.created_ms,
             "rel": self.release_ms,
         }
+        if self.subscription_group is not None:
+            out["sg"] = self.subscription_group
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PendingSend:
@@ -199,6 +204,7 @@ class PendingSend:
             personalization=dict(d.get("p", {})),
             created_ms=d.get("at", 0),
             release_ms=d.get("rel"),
+            subscription_group=d.get("sg"),
         )
 
 

@@ -9,6 +9,8 @@ Rules (docs/identity.md):
   merged profile;
 - **consent**: per channel and category, an explicit answer is kept; when both sides answered
   differently the **stricter wins** (not granted);
+- **subscription choices**: per group the **latest** choice of either side wins (at equal times:
+  unsubscribed), re-bounded like the profile's own;
 - **journeys**: when both sides are in the same journey (of a keyed journey: with the same key), the
   canonical side's instance goes on and the other's exits with reason ``merged`` (a funnel
   transition); instances only on the other side move over with their timers and held sends,
@@ -29,6 +31,7 @@ from orchestrator.core.profile import (
     DEFAULT_HISTORY_MAX,
     DEFAULT_HISTORY_WINDOW_MS,
     Profile,
+    remember_subscription,
 )
 
 __all__ = ["MERGED_REASON", "MergeResult", "merge_profiles", "merge_states"]
@@ -71,6 +74,8 @@ def merge_profiles(
             mine[category] = granted and mine.get(category, True)
     for segment, since in other.segments.items():  # (re-checked after the merge: CustomerLogic.on_merge)
         canonical.segments[segment] = min(since, canonical.segments.get(segment, since))
+    for group, (subscribed, at) in other.subscriptions.items():
+        remember_subscription(canonical.subscriptions, group, bool(subscribed), int(at))
     _merge_history(canonical, other, history_window_ms, history_max)
     _merge_engagement(canonical, other)
     return canonical

@@ -265,7 +265,7 @@ _COMMON = ("type", "description")
 _ALLOWED: dict[str, tuple[str, ...]] = {
     "send": (
         *_COMMON, "channel", "category", "template", "campaign", "personalization", "send_time", "on_unsent",
-        "next",
+        "subscription_group", "next",
     ),
     "wait": (
         *_COMMON, "duration", "until_time", "timezone", "until_event", "until_condition", "timeout",
@@ -322,6 +322,7 @@ def _send(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
     on_unsent = r.choice(data, "on_unsent", at, ("continue", "exit"), "continue")
     personalization = r.expressions(data, "personalization", at)
     campaign = r.string(data, "campaign", at) or ""
+    group = r.name(data, "subscription_group", at)
     if channel not in CHANNEL_CHOICES or template is None:
         return None
     return SendStep(
@@ -333,6 +334,7 @@ def _send(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
         personalization=personalization,
         send_time=send_time,
         on_unsent=on_unsent,  # type: ignore[arg-type]
+        subscription_group=group,
         next=nxt,
     )
 

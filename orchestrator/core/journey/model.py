@@ -61,6 +61,9 @@ class SendStep:
     on_unsent: Literal["continue", "exit"] = "continue"
     """When the message cannot go out (no address, no consent, suppressed, dropped): go on to ``next``,
     or end the journey (exit reason ``unsent_<reason>``). A send held for quiet hours is not unsent."""
+    subscription_group: str | None = None
+    """The policy's subscription group the message belongs to: only its members get it, on ``channel``
+    only (no fallback)."""
     next: str | None = None
     kind: Literal["send"] = "send"
 

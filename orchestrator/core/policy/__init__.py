@@ -1,4 +1,5 @@
-"""The cross-channel policy: consent, frequency caps, quiet hours, fallback, engagement suppression.
+"""The cross-channel policy: consent, subscription groups, frequency caps, quiet hours, fallback,
+engagement suppression.
 
 A policy file (``kind: policy``, docs/policy.md) is loaded like a journey (problems with file, line and
 field), deployed with a time from which it takes effect (:class:`PolicyRegistry`), and applied by
@@ -15,7 +16,14 @@ from orchestrator.core.policy.loader import (
     load_policy_file,
     load_policy_text,
 )
-from orchestrator.core.policy.model import EngagementRule, FrequencyCap, Policy, QuietHours, RateLimit
+from orchestrator.core.policy.model import (
+    EngagementRule,
+    FrequencyCap,
+    Policy,
+    QuietHours,
+    RateLimit,
+    SubscriptionGroup,
+)
 from orchestrator.core.policy.registry import EARLIEST_MS, PolicyDeployment, PolicyRegistry
 
 __all__ = [
@@ -29,6 +37,7 @@ __all__ = [
     "PolicyRegistry",
     "QuietHours",
     "RateLimit",
+    "SubscriptionGroup",
     "Verdict",
     "evaluate",
     "is_policy_file",

@@ -10,6 +10,10 @@ Order of the rules for one send on channel C (docs/policy.md):
 1. **address and consent**, on C then on each fallback channel of C in order: the first channel with an
    address and consent for the send's category is chosen. None: ``suppressed`` (the reason of C:
    ``no_address`` or ``no_consent``). A marketing send never goes out without marketing consent.
+   A send that names a **subscription group** tries C only (the group belongs to one channel), and
+   the customer must be in the group (:func:`~orchestrator.core.policy.subscriptions.is_subscribed`):
+   else ``suppressed`` (``not_subscribed``; a group the policy does not define on C:
+   ``unknown_subscription_group``).
 2. **transactional** sends stop here: sent (``transactional``), never capped, held or engagement-suppressed.
 3. **engagement suppression**: a rule for the chosen channel whose engagement happened within its
    window (of the same campaign, by default): ``suppressed`` (``engaged``).
@@ -31,6 +35,7 @@ from orchestrator.core.engine.state import CustomerState, PendingSend
 from orchestrator.core.journey.durations import format_duration
 from orchestrator.core.policy.model import Policy
 from orchestrator.core.policy.registry import PolicyRegistry
+from orchestrator.core.policy.subscriptions import is_subscribed
 from orchestrator.core.profile import Profile
 
 __all__ = ["SENT_LOG_MAX", "PolicyGate", "Verdict", "evaluate", "redirected_action_id"]
@@ -58,7 +63,8 @@ class Verdict:
 def _choose(policy: Policy | None, profile: Profile, send: PendingSend) -> tuple[str | None, list[str]]:
     """The first usable channel and, for each refused one, ``"<channel>: <reason>"``."""
     refused: list[str] = []
-    channels = policy.channels_to_try(send.channel) if policy else (send.channel,)
+    grouped = send.subscription_group is not None  # a group has one channel: no fallback
+    channels = policy.channels_to_try(send.channel) if policy and not grouped else (send.channel,)
     for ch in channels:
         if not profile.addresses.get(ch):
             refused.append(f"{ch}: no_address")
@@ -67,6 +73,24 @@ def _choose(policy: Policy | None, profile: Profile, send: PendingSend) -> tuple
         else:
             return ch, refused
     return None, refused
+
+
+def _outside_group(policy: Policy, profile: Profile, send: PendingSend, channel: str) -> Verdict | None:
+    """The verdict on a send naming a subscription group whose customer is not in it (None: in it)."""
+    gid = send.subscription_group
+    if gid is None:
+        return None
+    group = policy.subscription_groups.get(gid)
+    if group is None or group.channel != channel:
+        where = f"a group of {group.channel}, not {channel}" if group else "not defined"
+        detail = f"subscription group {gid} is {where} in policy {policy.key}"
+        return Verdict("suppressed", "unknown_subscription_group", channel, detail=detail)
+    if is_subscribed(profile, group, send.category):
+        return None
+    choice = profile.subscription_choice(gid)
+    why = "unsubscribed" if choice is False else "an opt_in group, never subscribed"
+    detail = f"not in subscription group {gid} ({channel}): {why}"
+    return Verdict("suppressed", "not_subscribed", channel, rule=gid, detail=detail)
 
 
 def _local_minute(at_ms: int, tz_name: str) -> int:
@@ -93,6 +117,9 @@ def evaluate(
     moved_note = f"{'; '.join(refused)}; sent by {chosen} instead" if moved else ""
     if policy is None:
         return Verdict("sent", "released" if released else "no_policy", chosen)
+    outside = _outside_group(policy, profile, send, chosen)
+    if outside is not None:
+        return outside
     if send.category == "transactional":
         kind: DecisionKind = "redirected" if moved else "sent"
         return Verdict(kind, first_refusal if moved else "transactional", chosen, detail=moved_note)

@@ -28,20 +28,32 @@ from orchestrator.core.policy.model import (
     Policy,
     QuietHours,
     RateLimit,
+    SubscriptionGroup,
 )
 from orchestrator.exceptions import PolicyValidationError
 
-__all__ = ["POLICY_KIND", "is_policy_file", "is_policy_text", "load_policy_file", "load_policy_text"]
+__all__ = [
+    "GROUP_ID_MAX",
+    "POLICY_KIND",
+    "is_policy_file",
+    "is_policy_text",
+    "load_policy_file",
+    "load_policy_text",
+]
 
 POLICY_KIND = "policy"
 _TOP = (
     "kind", "id", "version", "description", "fallback", "frequency_caps", "quiet_hours",
-    "engagement_suppression", "rate_limits",
+    "engagement_suppression", "rate_limits", "subscription_groups",
 )  # fmt: skip
 _CAP = ("name", "channels", "max", "per")
 _QUIET = ("start", "end", "channels", "action", "timezone", "default_timezone")
 _ENGAGEMENT = ("name", "channels", "events", "within", "same_campaign")
 _RATE = ("per_second", "burst")
+_GROUP = ("id", "channel", "default", "description")
+_GROUP_DEFAULTS = ("opt_in", "opt_out")
+GROUP_ID_MAX = 64
+"""Longest subscription group id (the profile keeps customers' choices under it)."""
 _KIND_LINE = re.compile(r"^kind:\s*['\"]?policy['\"]?\s*(#.*)?$", re.MULTILINE)
 
 
@@ -92,6 +104,7 @@ def _policy(r: Reader, value: Any) -> Policy | None:
         quiet_hours=_quiet(r, data.get("quiet_hours"), ("quiet_hours",)),
         engagement=_engagement(r, data.get("engagement_suppression"), ("engagement_suppression",)),
         rate_limits=_rates(r, data.get("rate_limits"), ("rate_limits",)),
+        subscription_groups=_groups(r, data.get("subscription_groups"), ("subscription_groups",)),
         source_name=r.doc.source_name,
         content_hash=_content_hash(data),
     )
@@ -283,4 +296,42 @@ def _rates(r: Reader, value: Any, path: Path) -> dict[str, RateLimit]:
             continue
         burst = r.integer(fields, "burst", at, default=max(1, int(rate)), minimum=1)
         out[channel] = RateLimit(channel=channel, per_second=rate, burst=burst)
+    return out
+
+
+def _groups(r: Reader, value: Any, path: Path) -> dict[str, SubscriptionGroup]:
+    out: dict[str, SubscriptionGroup] = {}
+    seen: set[str] = set()
+    if value is not None and not isinstance(value, list):
+        r.error(path, "expected a list of groups")
+        return out
+    for i, item in enumerate(value or []):
+        at = (*path, i)
+        data = r.mapping(item, at, allowed=_GROUP, required=("id", "channel", "default"))
+        if data is None:
+            continue
+        gid = r.name(data, "id", at)
+        if gid is not None and len(gid) > GROUP_ID_MAX:
+            r.error((*at, "id"), f"a group id may have at most {GROUP_ID_MAX} characters")
+            gid = None
+        elif gid is not None and gid in seen:
+            r.error((*at, "id"), f"another group is already named {gid!r}")
+            gid = None
+        elif gid is not None:
+            seen.add(gid)
+        channel = data.get("channel")
+        if isinstance(channel, list):
+            r.error((*at, "channel"), f"a group belongs to one channel: one of {', '.join(CHANNELS)}")
+            channel = None
+        elif channel is not None:
+            channel = r.choice(data, "channel", at, CHANNELS, "") or None
+        default = r.choice(data, "default", at, _GROUP_DEFAULTS, "")
+        description = r.string(data, "description", at, default="") or ""
+        if gid is not None and channel is not None and default:
+            out[gid] = SubscriptionGroup(
+                id=gid,
+                channel=channel,
+                default=default,  # type: ignore[arg-type]
+                description=description,
+            )
     return out

@@ -17,6 +17,7 @@ __all__ = [
     "Policy",
     "QuietHours",
     "RateLimit",
+    "SubscriptionGroup",
 ]
 
 CHANNELS = ("email", "sms", "push")
@@ -80,6 +81,20 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class SubscriptionGroup:
+    """A named list of one channel a customer can be in or out of (a newsletter, product news).
+
+    ``opt_in``: only customers who subscribed are in; ``opt_out``: every customer with consent on the
+    channel is in unless they unsubscribed (the rule: :mod:`orchestrator.core.policy.subscriptions`).
+    """
+
+    id: str
+    channel: str
+    default: Literal["opt_in", "opt_out"] = "opt_in"
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """One version of the cross-channel policy."""
 
@@ -92,6 +107,8 @@ class Policy:
     quiet_hours: QuietHours | None = None
     engagement: tuple[EngagementRule, ...] = ()
     rate_limits: dict[str, RateLimit] = field(default_factory=dict)
+    subscription_groups: dict[str, SubscriptionGroup] = field(default_factory=dict)
+    """Group id -> group, in the file's order."""
     source_name: str = "<text>"
     content_hash: str = ""
 

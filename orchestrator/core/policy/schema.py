@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.contracts.events import ENGAGEMENT_TYPES
+from orchestrator.core.policy.loader import GROUP_ID_MAX
 from orchestrator.core.policy.model import CHANNELS
 
 __all__ = ["policy_schema"]
@@ -112,6 +113,24 @@ def policy_schema() -> dict[str, Any]:
                 "type": "object",
                 "properties": {ch: {"$ref": "#/$defs/rate"} for ch in CHANNELS},
                 "additionalProperties": False,
+            },
+            "subscription_groups": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {**name, "maxLength": GROUP_ID_MAX},
+                        "channel": {"$ref": "#/$defs/channel"},
+                        "default": {
+                            "enum": ["opt_in", "opt_out"],
+                            "description": "opt_in: only who subscribed; opt_out: everyone with consent "
+                            "on the channel unless they unsubscribed",
+                        },
+                        "description": {"type": "string"},
+                    },
+                    "required": ["id", "channel", "default"],
+                    "additionalProperties": False,
+                },
             },
         },
         "required": ["kind", "id", "version"],

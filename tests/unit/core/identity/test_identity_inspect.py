@@ -10,6 +10,7 @@ from identity_helpers import CART, T0, H, M, line
 
 from orchestrator.cli import main
 from orchestrator.cli.inspect import customer_document, render
+from orchestrator.core.engine.state import CustomerState
 from orchestrator.simulate.state_file import read_state_file
 
 
@@ -79,3 +80,14 @@ def test_inspect_unknown_customer_or_bad_file(state_file: Path, capsys: pytest.C
     bad.write_text("[]")
     assert main(["inspect", "C", "--from-simulate", str(bad)]) == 2
     assert "not a state file" in capsys.readouterr().err
+
+
+def test_inspect_shows_the_subscription_choices() -> None:
+    state = CustomerState.new("C")
+    assert "subscription choices" not in render(customer_document(state))
+    state.profile.subscriptions = {"news": [False, T0], "offers": [True, T0 + H]}
+    doc = customer_document(state)
+    assert doc["profile"]["subscriptions"]["news"] == {"subscribed": False, "at": "2025-03-03T09:00:00Z"}
+    assert "subscription choices: news no (2025-03-03T09:00:00Z), offers yes (2025-03-03T10:00:00Z)" in (
+        render(doc)
+    )

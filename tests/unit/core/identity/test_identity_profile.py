@@ -5,7 +5,7 @@ from __future__ import annotations
 from identity_helpers import T0, D, H, event
 
 from orchestrator.core.identity import merge_profiles
-from orchestrator.core.profile import ACTIVITY_DAYS, Profile, apply_event, hour_of_week
+from orchestrator.core.profile import ACTIVITY_DAYS, SUBSCRIPTIONS_KEPT, Profile, apply_event, hour_of_week
 
 C = {"customer_id": "C"}
 
@@ -70,3 +70,32 @@ def test_merge_profiles_rules() -> None:
     assert merged.cel_view()["engagement"]["email"]["opened_1d"] == 2
     assert merged.cel_view()["engagement"]["email"]["hour_of_week"][9:11] == [1, 1]
     assert [h["at_ms"] for h in merged.history] == [T0, T0 + H]
+
+
+def test_merge_keeps_the_latest_subscription_choice_per_group() -> None:
+    known = Profile("C")
+    anon = Profile("anonymous_id:a")
+    known.subscriptions = {"news": [True, T0], "offers": [False, T0 + H], "tips": [True, T0]}
+    anon.subscriptions = {
+        "news": [False, T0 + H],
+        "offers": [True, T0],
+        "alerts": [True, T0],
+        "tips": [False, T0],
+    }
+    merged = merge_profiles(known, anon)
+    assert merged.subscriptions == {
+        "news": [False, T0 + H],  # the other side chose later
+        "offers": [False, T0 + H],  # the canonical side chose later
+        "tips": [False, T0],  # at the same time: unsubscribed
+        "alerts": [True, T0],  # only on the other side
+    }
+
+
+def test_merged_subscription_choices_stay_bounded() -> None:
+    known = Profile("C")
+    anon = Profile("anonymous_id:a")
+    known.subscriptions = {f"k{i}": [True, T0 + 2 * i] for i in range(SUBSCRIPTIONS_KEPT)}
+    anon.subscriptions = {f"a{i}": [True, T0 + 2 * i + 1] for i in range(SUBSCRIPTIONS_KEPT)}
+    merged = merge_profiles(known, anon)
+    assert len(merged.subscriptions) == SUBSCRIPTIONS_KEPT
+    assert min(at for _, at in merged.subscriptions.values()) == T0 + SUBSCRIPTIONS_KEPT  # the newest kept

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.core.journey import WaitStep, load_journey_file, load_journey_text, parse_duration
+from orchestrator.core.journey import SendStep, WaitStep, load_journey_file, load_journey_text, parse_duration
 from orchestrator.core.journey.durations import format_duration
 from orchestrator.core.journey.loader import _ALLOWED, _ENTRY, _RULE, _TOP
 from orchestrator.core.policy import is_policy_file
@@ -326,3 +326,16 @@ def test_segment_triggers_are_checked(entry: str, needle: str) -> None:
     text = SEGMENT_JOURNEY.replace("{segment: cart_abandoners}", entry)
     found = problems(text)
     assert any(needle in p for p in found), found
+
+
+def test_a_send_step_names_its_subscription_group() -> None:
+    text = "id: n\nversion: 1\nentry: {event: a.b}\nsteps:\n"
+    good = text + "  mail: {type: send, channel: email, template: t, subscription_group: product_news}\n"
+    step = load_journey_text(good).steps["mail"]
+    assert isinstance(step, SendStep)
+    assert step.subscription_group == "product_news"
+    assert load_journey_text(GOOD).steps["mail"].subscription_group is None  # type: ignore[union-attr]
+    bad = text + "  mail:\n    type: send\n    channel: email\n    template: t\n"
+    bad += "    subscription_group: Product News\n"
+    (p,) = problems(bad, "n.yaml")
+    assert p.startswith("n.yaml:9: steps.mail.subscription_group: 'Product News' is not a valid name")

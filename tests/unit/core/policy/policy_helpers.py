@@ -32,9 +32,10 @@ def policy(body: str = "") -> Policy:
 
 
 def send_journey(
-    jid: str, entry: str, channel: str, *, campaign: str = "", category: str = "marketing"
+    jid: str, entry: str, channel: str, *, campaign: str = "", category: str = "marketing", group: str = ""
 ) -> str:
     camp = f"\n    campaign: {campaign}" if campaign else ""
+    camp += f"\n    subscription_group: {group}" if group else ""
     return f"""\
 id: {jid}
 version: 1

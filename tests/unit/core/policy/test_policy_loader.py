@@ -9,7 +9,7 @@ import pytest
 from policy_helpers import POLICY_HEAD, policy
 
 from orchestrator.core.policy import PolicyRegistry, is_policy_text, load_policy_file, load_policy_text
-from orchestrator.core.policy.loader import _CAP, _ENGAGEMENT, _QUIET, _TOP
+from orchestrator.core.policy.loader import _CAP, _ENGAGEMENT, _GROUP, _QUIET, _TOP
 from orchestrator.exceptions import PolicyError, PolicyValidationError
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -98,3 +98,55 @@ def test_schema_lists_exactly_the_fields_the_loader_accepts() -> None:
     assert set(props["frequency_caps"]["items"]["properties"]) == set(_CAP)
     assert set(props["quiet_hours"]["properties"]) == set(_QUIET)
     assert set(props["engagement_suppression"]["items"]["properties"]) == set(_ENGAGEMENT)
+    assert set(props["subscription_groups"]["items"]["properties"]) == set(_GROUP)
+
+
+def test_subscription_groups_load_in_the_files_order() -> None:
+    p = policy(
+        "subscription_groups:\n"
+        "  - {id: product_news, channel: email, default: opt_out, description: Product news}\n"
+        "  - {id: sms-offers, channel: sms, default: opt_in}\n"
+    )
+    assert list(p.subscription_groups) == ["product_news", "sms-offers"]
+    news = p.subscription_groups["product_news"]
+    assert (news.channel, news.default, news.description) == ("email", "opt_out", "Product news")
+    assert p.subscription_groups["sms-offers"].default == "opt_in"
+
+
+def test_a_policy_without_groups_still_loads_with_the_same_content_hash() -> None:
+    p = load_policy_file(ROOT / "journeys" / "policy.yaml")
+    assert p.subscription_groups == {}
+    again = load_policy_text((ROOT / "journeys" / "policy.yaml").read_text(), "again.yaml")
+    assert again.content_hash == p.content_hash
+
+
+def test_every_group_problem_names_file_line_and_field() -> None:
+    text = POLICY_HEAD + (
+        "subscription_groups:\n"  # 4
+        "  - {id: news, channel: email, default: opt_out}\n"  # 5
+        "  - {id: news, channel: sms, default: opt_in}\n"  # 6
+        "  - {id: offers, channel: fax, default: opt_in}\n"  # 7
+        "  - {id: promos, channel: [sms, email], default: opt_in}\n"  # 8
+        "  - {id: alerts, channel: push, default: maybe}\n"  # 9
+        "  - {id: Bad Name, channel: push, default: opt_in}\n"  # 10
+        "  - {id: tips, channel: email, default: opt_in, colour: blue}\n"  # 11
+        "  - {id: digest, channel: email}\n"  # 12
+        f"  - {{id: {'x' * 65}, channel: email, default: opt_in}}\n"  # 13
+    )
+    found = problems(text)
+    expected = [
+        "p.yaml:6: subscription_groups[1].id: another group is already named 'news'",
+        "p.yaml:7: subscription_groups[2].channel: unknown value 'fax'",
+        "p.yaml:8: subscription_groups[3].channel: a group belongs to one channel",
+        "p.yaml:9: subscription_groups[4].default: unknown value 'maybe'",
+        "p.yaml:10: subscription_groups[5].id: 'Bad Name' is not a valid name",
+        "p.yaml:11: subscription_groups[6].colour: unknown field",
+        "p.yaml:12: subscription_groups[7].default: required field is missing",
+        "p.yaml:13: subscription_groups[8].id: a group id may have at most 64 characters",
+    ]
+    for e in expected:
+        assert any(p.startswith(e) for p in found), (e, found)
+    assert len(found) == len(expected), found
+    assert problems(POLICY_HEAD + "subscription_groups: {news: email}\n") == [
+        "p.yaml:4: subscription_groups: expected a list of groups"
+    ]
