@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "orchestrator.cli.simulate",
     "orchestrator.cli.inspect",
     "orchestrator.cli.actions",
+    "orchestrator.cli.segments",
     "orchestrator.cli.deploy",
     "orchestrator.cli.connector",
     "orchestrator.cli.schemas",

@@ -66,6 +66,7 @@ from orchestrator.runtime.reading import (
 )
 from orchestrator.runtime.reread import DropWatch
 from orchestrator.runtime.rocksdb_budget import RocksDBBudget, share
+from orchestrator.runtime.segment_sizes import SIZES_TABLE, SegmentSizes
 from orchestrator.runtime.stuck import StuckWatch
 from orchestrator.runtime.timers import TimerIndex
 from orchestrator.runtime.web import register_pages, web_options
@@ -125,6 +126,10 @@ class WorkerApp:
     """Ingest's copy of the identity writer's claims (:mod:`.claims_view`); None: no fast path here."""
     crash: CrashAt | None = None
     """The crash tests' failpoint (``settings.failpoint``), counting deliveries; None: off."""
+    segment_sizes_table: Any = None
+    """The ``segment_sizes`` table: one row of counts per customer partition (:mod:`.segment_sizes`)."""
+    segment_sizes: SegmentSizes = field(default_factory=SegmentSizes)
+    """The counts of the customer partitions this worker owns, as last read or written."""
 
     def outgoing(self) -> Outgoing:
         """A new batch of records to write (:mod:`.outgoing`)."""
@@ -229,11 +234,13 @@ def build_app(settings: Settings) -> WorkerApp:
     customers = table(CUSTOMERS_TABLE, settings.partitions)
     wakeups = table(WAKEUPS_TABLE, settings.partitions)
     identities = table(IDENTITIES_TABLE, 1)
+    sizes = table(SIZES_TABLE, settings.partitions)
     registry = JourneyRegistry(history_window_ms=settings.history_window_days * 86_400_000)
     book = DeploymentBook(registry)
     logic = CustomerLogic(
         registry,
         policy=book.policies,
+        segments=book.segment_registry,
         history_window_ms=settings.history_window_days * 86_400_000,
         lateness_ms=settings.lateness_hours * 3_600_000 or None,
         dedupe_window_ms=settings.dedupe_window_hours * 3_600_000,
@@ -242,6 +249,7 @@ def build_app(settings: Settings) -> WorkerApp:
         app, settings, customers, wakeups, book, Processor(logic), metrics=WorkerMetrics(journeys=registry)
     )
     w.rocksdb = budget
+    w.segment_sizes_table = sizes
     w.clocks = PartitionClocks(1)  # one watermark per customer partition: the identify stage's
     w.timers = TimerIndex(
         settings.timer_cache, lambda p: ((c, d) for q, c, d in _wakeups_of(wakeups) if q == p)
@@ -283,6 +291,7 @@ def build_app(settings: Settings) -> WorkerApp:
         for tp in revoked:
             if tp.topic == t.resolved_events:
                 w.ordered.pop(tp.partition, None)  # (its held messages are read again from there)
+                w.segment_sizes.forget([tp.partition])  # (read again from the table when back)
         w.raw_order.forget(tp for tp in revoked if tp.topic == t.raw_events)
         handed: dict[Any, int] = app.handed
         for tp in revoked:

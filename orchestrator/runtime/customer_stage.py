@@ -13,7 +13,8 @@ resolved topic (events, hand-overs, watermarks) or of the timers topic (wake-ups
 2. **apply per customer** — each customer's messages, in order, with :meth:`Processor.apply`: its record
    read once and written once;
 3. **write** — the record and the next wake-up to the tables' stores, their changelog records and the
-   actions, decisions and hand-overs appended to record batches per topic partition (:mod:`.outgoing`);
+   actions, decisions and hand-overs appended to record batches per topic partition (:mod:`.outgoing`),
+   and the partition's segment counts when a customer entered or left one (:mod:`.segment_sizes`);
 4. **acknowledge** — the batches are sent and the broker's acknowledgements awaited; only then is the
    run's last offset done, and the worker's next commit may pass it (:mod:`.reading`).
 
@@ -40,6 +41,7 @@ from orchestrator.runtime.out_of_time import OutOfTimeLog
 from orchestrator.runtime.outgoing import Outgoing, TableRows
 from orchestrator.runtime.processor import Applied, Message, order_key
 from orchestrator.runtime.reading import finish_run, take_run
+from orchestrator.runtime.segment_sizes import SIZES_KEY
 
 if TYPE_CHECKING:
     from orchestrator.runtime.app import WorkerApp
@@ -71,7 +73,7 @@ class CustomerStage:
     """The action topics' names by channel, and ``decisions``."""
     resolved_topic: str
     set_aside: SetAside
-    _rows: tuple[TableRows, TableRows] | None = None
+    _rows: tuple[TableRows, TableRows, TableRows] | None = None
     out_of_time: OutOfTimeLog = field(default_factory=OutOfTimeLog)
     """Which lines about late and future events to log (one per partition and reason a minute)."""
 
@@ -84,18 +86,28 @@ class CustomerStage:
             groups = await self._read(tp, run)
             committed = self._committed(tp.partition)
             timers = tp.topic == w.settings.topics.timers
-            customers, wakeups = self._tables()
+            customers, wakeups, sizes = self._tables()
+            if not w.segment_sizes.known(tp.partition):  # (after an assignment: the table's row)
+                w.segment_sizes.load(tp.partition, sizes.read(SIZES_KEY))
             out = w.outgoing()
             pace = Pacer()
             finished: list[tuple[str, list[tuple[Any, Message]], Applied]] = []
+            members: dict[str, int] = {}
             try:
                 for key, items in groups.items():
                     applied = w.processor.apply(key, customers.get(key), [m for _, m in items], committed)
                     if timers and any(done.error is not None for done in applied.done):
                         self._retry_later(tp.partition, key)  # before the write: a wake-up due sooner wins
                     await self._write(out, tp, key, applied, customers, wakeups)
+                    for segment in applied.entered:
+                        members[segment] = members.get(segment, 0) + 1
+                    for segment in applied.left:
+                        members[segment] = members.get(segment, 0) - 1
                     finished.append((key, items, applied))
                     await pace()
+                if any(members.values()):  # the partition's counts, in the same delivery as its customers
+                    counts = w.segment_sizes.apply(tp.partition, members)
+                    await sizes.put(out, tp.partition, SIZES_KEY, orjson.dumps(counts))
                 await out.deliver()
             except BaseException:
                 # The state store or Kafka failed: stop hard, before these offsets can be committed,
@@ -104,6 +116,8 @@ class CustomerStage:
                 os._exit(70)
             for key, items, applied in finished:
                 await self._account(tp, key, items, applied)
+                if applied.entered or applied.left:
+                    w.metrics.segments.changed(applied.entered, applied.left)
             w.offsets.done(tp, run[-1].offset)
             if not timers:
                 inputs = w.ordered.get(tp.partition)
@@ -114,9 +128,10 @@ class CustomerStage:
             w.metrics.took("customer", len(run))
         await finish_run(w, tp, gap)
 
-    def _tables(self) -> tuple[TableRows, TableRows]:
+    def _tables(self) -> tuple[TableRows, TableRows, TableRows]:
         if self._rows is None:  # built on the first batch: a table's store exists once the app runs
-            self._rows = (TableRows(self.w.customers), TableRows(self.w.wakeups))
+            w = self.w
+            self._rows = (TableRows(w.customers), TableRows(w.wakeups), TableRows(w.segment_sizes_table))
         return self._rows
 
     async def _read(self, tp: TP, records: list[Any]) -> Group:

@@ -39,6 +39,7 @@ from orchestrator.contracts.records import DEAD_LETTER_REASONS
 from orchestrator.core.engine.state import TIMING_REASONS
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.runtime.memory_metrics import MemoryGauges
+from orchestrator.runtime.segment_metrics import SegmentGauges
 
 if TYPE_CHECKING:
     from orchestrator.runtime.app import WorkerApp
@@ -289,6 +290,8 @@ class WorkerMetrics:
         )
         self.memory = MemoryGauges(r)
         """The gauges of what the worker holds (:mod:`.memory_metrics`)."""
+        self.segments = SegmentGauges(r)
+        """Members per segment, entries and exits (:mod:`.segment_metrics`)."""
         self.journey_info = Gauge(
             f"{p}_journey_deployment_info",
             "1 for each journey version this worker has loaded, with its status.",
@@ -497,6 +500,7 @@ class WorkerMetrics:
                 self.clock_behind.labels(str(part)).set(max(0, wall_ms - clock) / 1000)
         await self._refresh_lag(w)
         self.memory.refresh(w)
+        self.segments.refresh(w)
         registry = w.book.registry
         if registry.generation != self._series_gen:
             self.journey_series()

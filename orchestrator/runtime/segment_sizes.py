@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from orchestrator.core.engine.state import CustomerState
+from orchestrator.core.segment import SegmentRegistry
 
 __all__ = [
     "SIZES_KEY",
@@ -106,3 +107,23 @@ def sizes_from_changelog(records: Iterable[tuple[int, int, bytes | None, bytes |
     for partition, value in latest.items():
         sizes.load(partition, None if value is None else orjson.loads(value))
     return sizes.totals()
+
+
+def segment_report(registry: SegmentRegistry, sizes: Mapping[str, int], at_ms: int) -> list[dict[str, Any]]:
+    """One row per segment deployed (and per segment counted but no longer deployed): its version in
+    effect at ``at_ms``, status, name, whether time alone changes it, the segments it reads, members."""
+    rows: list[dict[str, Any]] = []
+    for sid in sorted({*registry.segment_ids(), *sizes}):
+        d = registry.current(sid, at_ms)
+        rows.append(
+            {
+                "segment": sid,
+                "version": d.version if d else None,
+                "status": d.status if d else "not deployed",
+                "name": d.name if d else "",
+                "time_dependent": d.time_dependent if d else False,
+                "reads": sorted(d.depends_on) if d else [],
+                "members": int(sizes.get(sid, 0)),
+            }
+        )
+    return rows

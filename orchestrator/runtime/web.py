@@ -16,16 +16,20 @@ Private by default (docs/security.md):
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web as aioweb
 
 from orchestrator.config import Settings, secret_list
+from orchestrator.kafka.deploy import read_whole_topic
 from orchestrator.runtime.clock import FUTURE_SKEW_MS
 from orchestrator.runtime.metrics import CONTENT_TYPE
 from orchestrator.runtime.reading import highwater_of, position_of
+from orchestrator.runtime.segment_sizes import segment_report, sizes_from_changelog
 
 if TYPE_CHECKING:
     import faust
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
     from orchestrator.runtime.app import WorkerApp
 
 __all__ = ["OPEN_PATHS", "authorized", "register_pages", "web_options"]
+
+log = logging.getLogger("orchestrator.worker")
 
 OPEN_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 """Paths served without a token: probes and Prometheus; none of them carries customer data."""
@@ -178,6 +184,31 @@ def register_pages(app: faust.App, w: WorkerApp) -> None:
     @app.page("/journeys/")
     async def journeys_view(web: Any, request: Any) -> Any:
         return web.json(w.book.summary())
+
+    @app.page("/segments/")
+    async def segments_view(web: Any, request: Any) -> Any:
+        """Every segment with its members cluster-wide (the latest counts of every customer partition,
+        from the ``segment_sizes`` changelog) and on this worker's partitions."""
+        topic = w.segment_sizes_table.changelog_topic.get_topic_name()
+        loop = asyncio.get_running_loop()
+        try:
+            records = await loop.run_in_executor(None, read_whole_topic, w.settings, topic, 10.0)
+        except Exception as exc:  # the broker: say so, with what this worker knows
+            log.warning("segments: reading %s failed: %s", topic, exc)
+            records = None
+        wall = int(time.time() * 1000)
+        here = w.segment_sizes.totals()
+        cluster = None if records is None else sizes_from_changelog(records)
+        rows = segment_report(w.book.segment_registry, cluster if cluster is not None else here, wall)
+        for row in rows:
+            row["members_here"] = here.get(row["segment"], 0)
+        return web.json(
+            {
+                "segments": rows,
+                "cluster_wide": cluster is not None,
+                "partitions_here": sorted(w.segment_sizes.partitions),
+            }
+        )
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:

@@ -417,7 +417,19 @@ def simulate_file(
             for mine in decisions.values():
                 mine.sort(key=lambda d: str(d["at"]))
                 del mine[: max(0, len(mine) - DECISIONS_KEPT)]
-            write_state_file(state_out, SimulatedState(result.clock_ms, sim.states, sim.graph, decisions))
+            shown = {
+                d.id: {
+                    "version": d.version,
+                    "status": d.status,
+                    "name": d.name,
+                    "time_dependent": d.time_dependent,
+                    "reads": sorted(d.depends_on),
+                }
+                for d in segments.in_force(result.clock_ms or 0)
+            }
+            write_state_file(
+                state_out, SimulatedState(result.clock_ms, sim.states, sim.graph, decisions, shown)
+            )
         return result
 
 

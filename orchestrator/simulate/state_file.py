@@ -5,10 +5,12 @@ Format (``"format": 1``)::
     {"format": 1, "clock_ms": <simulation clock>,
      "customers": {<canonical key>: <CustomerState.to_dict()>, ...},
      "identity": <IdentityGraph.to_dict()>,
-     "decisions": {<customer key>: [<decision>, ...], ...}}
+     "decisions": {<customer key>: [<decision>, ...], ...},
+     "segments": {<segment id>: {"version", "status", "name", "time_dependent", "reads"}, ...}}
 
 ``decisions``: each customer's last :data:`DECISIONS_KEPT` policy decisions (the decision contract), for
-the timeline of ``inspect``; files written before it have none.
+the timeline of ``inspect``; files written before it have none. ``segments``: the segments in force at the
+end (``orchestrator segments --from-simulate``); omitted without segments.
 
 ``orchestrator inspect CUSTOMER --from-simulate FILE`` reads it back. The file holds personal data
 (profiles, addresses) exactly like the runtime's tables: treat it like them.
@@ -39,6 +41,8 @@ class SimulatedState:
     graph: IdentityGraph = field(default_factory=IdentityGraph)
     decisions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Customer key -> its last decisions (decision contract, JSON), oldest first."""
+    segments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Segment id -> what ``orchestrator segments`` shows of it (version, status, name, ...)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +51,7 @@ class SimulatedState:
             "customers": {k: s.to_dict() for k, s in sorted(self.customers.items())},
             "identity": self.graph.to_dict(),
             "decisions": dict(sorted(self.decisions.items())),
+            **({"segments": dict(sorted(self.segments.items()))} if self.segments else {}),
         }
 
 
@@ -73,4 +78,5 @@ def read_state_file(path: Path | str) -> SimulatedState:
         customers={k: CustomerState.from_dict(v) for k, v in data.get("customers", {}).items()},
         graph=IdentityGraph.from_dict(data.get("identity", {})),
         decisions={k: list(v) for k, v in (data.get("decisions") or {}).items()},
+        segments={k: dict(v) for k, v in (data.get("segments") or {}).items()},
     )
