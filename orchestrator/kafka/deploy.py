@@ -114,28 +114,34 @@ def read_whole_topic(
         md = consumer.list_topics(topic, timeout=timeout)
         if topic not in md.topics or md.topics[topic].error is not None:
             raise KafkaSetupError(f"topic {topic!r} not found: run `orchestrator topics create` first")
-        out: list[tuple[int, int, bytes | None, bytes | None]] = []
+        ends: dict[int, int] = {}
+        starts: list[Any] = []
         for partition in sorted(md.topics[topic].partitions):
             low, high = _watermarks(consumer, TopicPartition(topic, partition), timeout)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, partition, low)])
-            position = low
-            deadline = time.monotonic() + timeout
-            while position < high:
-                # (consume() waits for all num_messages or the timeout: short polls, one deadline)
-                batch = consumer.consume(num_messages=500, timeout=0.2)
-                if not batch and time.monotonic() > deadline:
-                    raise KafkaSetupError(
-                        f"reading {topic}[{partition}] stopped at offset {position} of {high}"
-                    )
-                for msg in batch:
-                    if msg.error() is not None:
-                        continue
-                    offset = msg.offset() or 0
-                    position = max(position, offset + 1)
-                    if offset < high:
-                        out.append((partition, offset, msg.key(), msg.value()))
+            if high > low:
+                ends[partition] = high
+                starts.append(TopicPartition(topic, partition, low))
+        found: dict[int, list[tuple[int, int, bytes | None, bytes | None]]] = {p: [] for p in ends}
+        if starts:
+            consumer.assign(starts)  # (every partition at once: one fetch round for all)
+        position = {tp.partition: tp.offset for tp in starts}
+        deadline = time.monotonic() + timeout
+        while any(position[p] < ends[p] for p in ends):
+            # (consume() waits for all num_messages or the timeout: short polls, one deadline)
+            batch = consumer.consume(num_messages=500, timeout=0.1)
+            if not batch and time.monotonic() > deadline:
+                behind = [f"[{p}] at {position[p]} of {ends[p]}" for p in ends if position[p] < ends[p]]
+                raise KafkaSetupError(f"reading {topic} stopped: {', '.join(behind)}")
+            for msg in batch:
+                if msg.error() is not None:
+                    continue
+                partition, offset = msg.partition() or 0, msg.offset() or 0
+                if partition not in ends:
+                    continue
+                position[partition] = max(position[partition], offset + 1)
+                if offset < ends[partition]:
+                    found[partition].append((partition, offset, msg.key(), msg.value()))
+        out = [record for p in sorted(found) for record in found[p]]
         return out
     finally:
         consumer.close()

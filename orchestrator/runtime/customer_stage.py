@@ -41,7 +41,7 @@ from orchestrator.runtime.out_of_time import OutOfTimeLog
 from orchestrator.runtime.outgoing import Outgoing, TableRows
 from orchestrator.runtime.processor import Applied, Message, order_key
 from orchestrator.runtime.reading import finish_run, take_run
-from orchestrator.runtime.segment_sizes import SIZES_KEY
+from orchestrator.runtime.segment_sizes import sizes_key
 
 if TYPE_CHECKING:
     from orchestrator.runtime.app import WorkerApp
@@ -88,7 +88,7 @@ class CustomerStage:
             timers = tp.topic == w.settings.topics.timers
             customers, wakeups, sizes = self._tables()
             if not w.segment_sizes.known(tp.partition):  # (after an assignment: the table's row)
-                w.segment_sizes.load(tp.partition, sizes.read(SIZES_KEY))
+                w.segment_sizes.load(tp.partition, sizes.read(sizes_key(tp.partition)))
             out = w.outgoing()
             pace = Pacer()
             finished: list[tuple[str, list[tuple[Any, Message]], Applied]] = []
@@ -107,7 +107,7 @@ class CustomerStage:
                     await pace()
                 if any(members.values()):  # the partition's counts, in the same delivery as its customers
                     counts = w.segment_sizes.apply(tp.partition, members)
-                    await sizes.put(out, tp.partition, SIZES_KEY, orjson.dumps(counts))
+                    await sizes.put(out, tp.partition, sizes_key(tp.partition), orjson.dumps(counts))
                 await out.deliver()
             except BaseException:
                 # The state store or Kafka failed: stop hard, before these offsets can be committed,
@@ -116,8 +116,6 @@ class CustomerStage:
                 os._exit(70)
             for key, items, applied in finished:
                 await self._account(tp, key, items, applied)
-                if applied.entered or applied.left:
-                    w.metrics.segments.changed(applied.entered, applied.left)
             w.offsets.done(tp, run[-1].offset)
             if not timers:
                 inputs = w.ordered.get(tp.partition)
@@ -281,6 +279,8 @@ class CustomerStage:
             if done.merged:
                 log.info("merge into %s done (%d)", key, done.merged)
             w.metrics.record_decisions(done.decision_models)
+            if done.segments:
+                w.metrics.segments.changed(done.segments)
 
     def _retry_later(self, p: int, key: str) -> None:
         # the ticker took the timer out of its index: try again a minute later (partition clock)

@@ -61,6 +61,7 @@ from orchestrator.contracts import ChannelAction, CustomerEvent
 from orchestrator.contracts.decision import Decision
 from orchestrator.contracts.engine_event import Event
 from orchestrator.core.customer import CustomerLogic, CustomerState, Outcome, Transition
+from orchestrator.core.segment import SegmentChange
 from orchestrator.runtime.clock import event_time
 from orchestrator.runtime.identify import CONTROL_PREFIX, control
 from orchestrator.runtime.record_fit import fit_record
@@ -166,6 +167,9 @@ class Processed:
     otherwise): dropped, as the identity graph drops an erased customer's events."""
     error: Exception | None = None
     """The message could not be applied (:meth:`Processor.apply`): it changed nothing; set it aside."""
+    segments: list[SegmentChange] = field(default_factory=list)
+    """The segment entries and exits this message made (for the counters; the sizes come from the
+    records: :attr:`Applied.entered`)."""
 
 
 @dataclass(slots=True)
@@ -226,6 +230,7 @@ class _Step:
     forwards: list[tuple[bytes, bytes]] = field(default_factory=list)
     merged: int = 0
     timing: str | None = None
+    segments: list[SegmentChange] = field(default_factory=list)
 
     def take(self, outcome: Outcome) -> None:
         self.state = outcome.state
@@ -233,6 +238,7 @@ class _Step:
         self.actions += outcome.actions
         self.decisions += outcome.decisions
         self.transitions += outcome.transitions
+        self.segments += outcome.segments
 
 
 _NONE: frozenset[str] = frozenset()
@@ -686,7 +692,8 @@ class Processor:
                     box.record["rk"] = record["rk"]
                 return Processed(record=None, next_wakeup_ms=0)
         box.record = None
-        return Processed(record=None)
+        left = [SegmentChange(segment, False, 0) for segment in sorted(members_of(record))]
+        return Processed(record=None, segments=left)
 
     # -- internals ------------------------------------------------------------------------------
     @staticmethod
@@ -792,6 +799,7 @@ class Processor:
             forwards=step.forwards,
             merged=step.merged,
             timing=step.timing,
+            segments=step.segments,
         )
         box.strict = strict
         held = bool(record.get("await") or record.get("early") or record.get("pend"))

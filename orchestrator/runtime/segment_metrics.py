@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 if TYPE_CHECKING:
+    from orchestrator.core.segment import SegmentChange
     from orchestrator.runtime.app import WorkerApp
 
 __all__ = ["SegmentGauges"]
@@ -40,11 +41,9 @@ class SegmentGauges:
         )
         self.loaded = Gauge(f"{_P}_segments_loaded", "Segments this worker has loaded.", registry=r)
 
-    def changed(self, entered: Iterable[str], left: Iterable[str]) -> None:
-        for segment in entered:
-            self.entered.labels(segment).inc()
-        for segment in left:
-            self.left.labels(segment).inc()
+    def changed(self, changes: Iterable[SegmentChange]) -> None:
+        for change in changes:
+            (self.entered if change.entered else self.left).labels(change.segment).inc()
 
     def refresh(self, w: WorkerApp) -> None:
         """Set when Prometheus scrapes: every deployed segment (0 when it has no member here)."""

@@ -1,7 +1,8 @@
 """Segment sizes: how many customers each segment has, per customer partition, kept with the customers.
 
-Each customer partition's counts are one row (key :data:`SIZES_KEY`) of the ``segment_sizes`` table, in
-the same partition as the customers it counts. A batch of the customer stage compares each customer's
+Each customer partition's counts are one row (key ``sizes:<partition>``, :func:`sizes_key`) of the
+``segment_sizes`` table, in the same partition as the customers it counts (a key per partition: Faust's
+memory store is one dict for every partition). A batch of the customer stage compares each customer's
 memberships before and after (:func:`members_of` on the stored record: an erased customer, one merged
 away, leaves its segments) and writes the partition's new counts with the customers' records, in the same
 delivery: a partition's counts move with it on a rebalance (the table's changelog) and are the sum of its
@@ -31,11 +32,17 @@ __all__ = [
     "changed_members",
     "members_of",
     "sizes_from_changelog",
+    "sizes_key",
 ]
 
 SIZES_TABLE = "segment_sizes"
 SIZES_KEY = "sizes"
 _NONE: frozenset[str] = frozenset()
+
+
+def sizes_key(partition: int) -> str:
+    """The key of a customer partition's row of counts."""
+    return f"{SIZES_KEY}:{partition}"
 
 
 def members_of(record: Mapping[str, Any] | None) -> frozenset[str]:
@@ -98,11 +105,13 @@ class SegmentSizes:
 
 def sizes_from_changelog(records: Iterable[tuple[int, int, bytes | None, bytes | None]]) -> dict[str, int]:
     """Cluster-wide sizes from the ``segment_sizes`` changelog's records (partition, offset, key, value):
-    the latest row of each partition, summed."""
+    the latest row of each customer partition, summed."""
     latest: dict[int, bytes | None] = {}
-    for partition, _, key, value in records:
-        if key is not None and key.strip(b'"') == SIZES_KEY.encode():
-            latest[partition] = value
+    prefix = f"{SIZES_KEY}:".encode()
+    for _, _, key, value in records:
+        name = b"" if key is None else key.strip(b'"')
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            latest[int(name[len(prefix) :])] = value
     sizes = SegmentSizes()
     for partition, value in latest.items():
         sizes.load(partition, None if value is None else orjson.loads(value))

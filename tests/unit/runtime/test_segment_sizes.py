@@ -8,12 +8,12 @@ import orjson
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.segment import SegmentRegistry, load_segment_text
 from orchestrator.runtime.segment_sizes import (
-    SIZES_KEY,
     SegmentSizes,
     changed_members,
     members_of,
     segment_report,
     sizes_from_changelog,
+    sizes_key,
 )
 
 
@@ -41,12 +41,12 @@ def test_counts_per_partition_never_go_below_zero_and_are_forgotten_on_revoke() 
 
 
 def test_the_changelog_gives_the_latest_row_of_each_partition_summed() -> None:
-    key = SIZES_KEY.encode()
     records = [
-        (0, 0, key, orjson.dumps({"vip": 3})),
-        (0, 1, key, orjson.dumps({"vip": 4, "busy": 1})),
-        (1, 0, key, orjson.dumps({"vip": 2})),
-        (2, 0, key, None),
+        (0, 0, sizes_key(0).encode(), orjson.dumps({"vip": 3})),
+        (0, 1, sizes_key(0).encode(), orjson.dumps({"vip": 4, "busy": 1})),
+        (1, 0, sizes_key(1).encode(), orjson.dumps({"vip": 2})),
+        (2, 0, sizes_key(2).encode(), None),
+        (2, 1, b"other", b"{}"),
     ]
     assert sizes_from_changelog(records) == {"vip": 6, "busy": 1}
 
