@@ -39,13 +39,13 @@ from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
 from orchestrator.kafka.local_broker import LocalBroker, free_port
 from orchestrator.kafka.produce import produce_file
 from orchestrator.kafka.topics import create_topics
-from orchestrator.simulate.runner import Simulator, load_registry
+from orchestrator.simulate.runner import Simulator, load_registry, load_segments
 from orchestrator.testing.kafka import read_topic, wait_until
 from orchestrator.testing.worker import WorkerProcess
 
 __all__ = ["STORY_CUSTOMERS", "DemoError", "example_dir", "run_demo"]
 
-EXAMPLES = ("welcome", "abandoned_cart", "winback", "post_purchase")
+EXAMPLES = ("welcome", "abandoned_cart", "winback", "post_purchase", "cart_nudge")
 SINCE = datetime(2025, 1, 1, tzinfo=UTC)
 STORY_CUSTOMERS = ("w-ann", "w-dan", "w-fay")
 """Three customers of the welcome example: no open (an SMS), an open in time (none), no consent."""
@@ -132,6 +132,7 @@ def run_demo(
         engine = _engine(journeys, events)
         actions = _results(settings, engine, bad_lines, say)
         checked = _stories(engine, actions, say)
+        checked = _segments(settings, engine, say) and checked
         say("== 8. the sandbox connector delivers them (40 % opened): engagement flows back into profiles")
         script = SandboxScript(open_rate=0.4, click_rate=0.1)
         connector = SandboxConnector(settings, limiter=ChannelLimiter({}), script=script)
@@ -183,6 +184,7 @@ def _engine(journeys: Path, events: Path) -> _Engine:
 
     sim = Simulator(
         registry,
+        segments=load_segments(journeys),
         policy=load_policy_file(journeys / "policy.yaml"),
         on_transition=lambda key, t: steps.setdefault(key, []).append(t),
         on_decision=lambda d: decided.setdefault(d.customer_id, []).append(d),
@@ -268,6 +270,33 @@ def _engagement(
     engagement = wait_until(counted, timeout=30, what=f"{key}'s engagement")
     said = ", ".join(f"{name.replace('.', ' ')} {value[0]}" for name, value in sorted(engagement.items()))
     say(f"   {key}'s profile now counts: {said}")
+
+
+def _segments(settings: Settings, engine: _Engine, say: Say) -> bool:
+    """The segments' sizes now, cluster-wide from Kafka (what ``orchestrator segments`` prints), against
+    the engine's; True when they agree."""
+    from orchestrator.cli.segments import format_rows, segments_from_kafka
+
+    expected: Counter[str] = Counter()
+    for state in engine.simulator.states.values():
+        expected.update(state.profile.segments.keys())
+    rows: list[dict[str, Any]] = []
+
+    def agreed() -> bool | None:
+        rows[:] = segments_from_kafka(settings)
+        return all(r["members"] == expected.get(r["segment"], 0) for r in rows) or None
+
+    try:
+        same = bool(wait_until(agreed, timeout=60, what="the segment sizes"))
+    except TimeoutError:
+        same = False
+    say(
+        "== 7b. segments (live audiences; docs/segments.md): members now, from Kafka (`orchestrator "
+        f"segments`); the engine counts the same: {'yes' if same else 'NO'}"
+    )
+    for line in format_rows(rows):
+        say(f"   {line}")
+    return same
 
 
 def _next_steps(journeys: Path, worker: WorkerProcess, say: Say) -> None:

@@ -96,7 +96,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
                   purpose="changelog of the workers' customer state table"),
         TopicSpec(f"{settings.app_id}-wakeups-changelog", n, True, compacted=True, config=bounded,
                   purpose="changelog of the workers' next wake-up per customer"),
-        TopicSpec(f"{settings.app_id}-segment_sizes-changelog", n, True, compacted=True,
+        TopicSpec(f"{settings.app_id}-segment_sizes-changelog", n, True, compacted=True, config=bounded,
                   purpose="changelog of the members per segment, one row per customer partition"),
         TopicSpec(f"{settings.app_id}-identities-changelog", 1, False, compacted=True, config=bounded,
                   purpose="changelog of the identity graph (identifiers, aliases, erased markers)"),

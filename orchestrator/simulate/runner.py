@@ -122,7 +122,8 @@ def _journey_paths(journeys: Path | str | Iterable[Path | str] | None) -> list[P
             found = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
             return [p for p in found if not is_policy_file(p) and not is_segment_file(p)]
         raise SimulationError(f"{root}: no such journey file or directory")
-    return [Path(p) for p in journeys]
+    paths = [Path(p) for p in journeys]
+    return [p for p in paths if not is_policy_file(p) and not is_segment_file(p)]
 
 
 def load_registry(

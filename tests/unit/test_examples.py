@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.cli.simulate import parse_until
 from orchestrator.simulate import simulate_file
+from orchestrator.simulate.state_file import read_state_file
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "journeys" / "examples"
@@ -33,6 +34,30 @@ def test_example_gives_its_expected_actions(name: str, tmp_path: Path) -> None:
     )
     assert result.invalid == []
     assert _lines(out) == _lines(EXAMPLES / f"{name}.expected.jsonl")
+
+
+def test_the_segment_example_gives_its_expected_actions(tmp_path: Path) -> None:
+    """cart_nudge starts on entering the cart_abandoners segment (which reads the vip segment and the
+    policy's product_news subscription group) and ends on leaving it: by an order, an opt-out, or the
+    24 hours since the cart passing."""
+    out, state = tmp_path / "actions.jsonl", tmp_path / "state.json"
+    journeys = ROOT / "journeys"
+    result = simulate_file(
+        [journeys / "cart_nudge.yaml", journeys / "cart_abandoners.yaml", journeys / "vip.yaml"],
+        EXAMPLES / "cart_nudge.events.jsonl",
+        out_path=out,
+        until_ms=parse_until(UNTIL),
+        policy_path=journeys / "policy.yaml",
+        state_out=state,
+    )
+    assert result.invalid == []
+    assert _lines(out) == _lines(EXAMPLES / "cart_nudge.expected.jsonl")
+    funnel = result.funnel.journeys["cart_nudge"]
+    assert funnel.exits == {"completed": 3, "left_the_segment": 2}  # s-ann and s-fay twice; s-cat, s-gus
+    assert sorted(str(a["customer_id"]) for a in _lines(out)) == ["s-ann", "s-fay", "s-fay"]
+    customers = read_state_file(state).customers
+    assert customers["s-dan"].profile.segments.keys() == {"vip"}
+    assert all("cart_abandoners" not in c.profile.segments for c in customers.values())  # all left by time
 
 
 def test_welcome_example_sends_sms_only_when_unopened_and_consented() -> None:

@@ -114,10 +114,16 @@ def test_subscription_groups_load_in_the_files_order() -> None:
 
 
 def test_a_policy_without_groups_still_loads_with_the_same_content_hash() -> None:
-    p = load_policy_file(ROOT / "journeys" / "policy.yaml")
+    text = (ROOT / "journeys" / "policy.yaml").read_text()
+    without = text[: text.index("subscription_groups:")] + text[text.index("rate_limits:") :]
+    p = load_policy_text(without, "old.yaml")
     assert p.subscription_groups == {}
-    again = load_policy_text((ROOT / "journeys" / "policy.yaml").read_text(), "again.yaml")
+    again = load_policy_text(without, "again.yaml")
     assert again.content_hash == p.content_hash
+    assert list(load_policy_text(text, "policy.yaml").subscription_groups) == [
+        "product_news",
+        "weekly_digest",
+    ]
 
 
 def test_every_group_problem_names_file_line_and_field() -> None:
