@@ -21,7 +21,7 @@ import orjson
 __all__ = ["DEFAULT_SECTIONS", "SECTIONS", "bench_command", "register", "summary_table"]
 
 SECTIONS = (
-    "engine", "cel", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e",
+    "engine", "cel", "segments", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e",
     "scale", "soak", "held",
 )  # fmt: skip
 DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s not in ("scale", "soak", "held"))
@@ -162,6 +162,13 @@ def summary_table(report: dict[str, Any]) -> str:
             f"({m['ratio']:.2f}x); {m['backtracking_case']}: RE2 {m['re2_backtracking_us']:.1f} us, "
             f"Python re {m['python_re_backtracking_s']:.1f} s"
         )
+    if "segments" in s:
+        for r in s["segments"]["rows"]:
+            add(
+                f"segments {r['segments']:>3} deployed: {r['us_per_event']:8.2f} us/event "
+                f"({r['cost_vs_none']:.2f}x none), record {r['mean_record_bytes']:,} B, "
+                f"{r['memberships_per_customer']:.2f} memberships per customer"
+            )
     if "timers" in s:
         for r in s["timers"]["rows"]:
             add(
@@ -217,7 +224,7 @@ def summary_table(report: dict[str, Any]) -> str:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from orchestrator.bench import cel, e2e, lateness, micro, processor, scale, soak, stages
+    from orchestrator.bench import cel, e2e, lateness, micro, processor, scale, segments, soak, stages
 
     wanted = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = sorted(set(wanted) - set(SECTIONS))
@@ -227,6 +234,7 @@ def bench_command(args: argparse.Namespace) -> int:
     runs: dict[str, Callable[[], dict[str, Any]]] = {
         "engine": lambda: micro.bench_engine(args.quick),
         "cel": lambda: cel.bench_cel(args.quick),
+        "segments": lambda: segments.bench_segments(args.quick),
         "processor": lambda: processor.bench_processor(args.quick),
         "timers": lambda: micro.bench_timers(args.quick),
         "state": lambda: micro.bench_state(args.quick),

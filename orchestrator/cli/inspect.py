@@ -120,6 +120,8 @@ def customer_document(
                 group: {"subscribed": bool(subscribed), "at": _iso(at)}
                 for group, (subscribed, at) in p.subscriptions.items()
             },
+            "segments": {segment: _iso(since) for segment, since in sorted(p.segments.items())},
+            "segments_checked_again": _iso(state.segment_due_ms) if state.segment_due_ms else None,
             "engagement": p.engagement_view(),
             "campaigns": p.campaign_engagement,
             "counts": p.counts_by_type,
@@ -208,6 +210,11 @@ def render(doc: dict[str, Any]) -> str:
                 for group, c in sorted(prof["subscriptions"].items())
             )
         )
+    again = prof.get("segments_checked_again")
+    members = ", ".join(f"{segment} (since {since})" for segment, since in prof.get("segments", {}).items())
+    lines.append(
+        "segments: " + (members or "none") + (f"; checked again by time at {again}" if again else "")
+    )
     engaged = [
         f"{ch} {k} {v}"
         for ch in _CHANNELS

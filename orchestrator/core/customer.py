@@ -241,7 +241,7 @@ class CustomerLogic:
                 and (not held_due or check < min(held_due))
                 and (not due or check <= min(i.due_ms or 0 for i in due))
             ):
-                self._segments(run, check, started=True)  # (a counted event left its window)
+                self._segments(run, check, started=True, time_only=True)  # (a counted event left its window)
                 continue
             if not due:
                 return
@@ -390,11 +390,11 @@ class CustomerLogic:
         return running < rule.max_concurrent
 
     # -- segments -------------------------------------------------------------------------------
-    def _segments(self, run: Run, at: int, *, started: bool) -> None:
+    def _segments(self, run: Run, at: int, *, started: bool, time_only: bool = False) -> None:
         """Check the customer's memberships at ``at``; each change reaches the journeys as an event of
         the engine's (``orchestrator.segment.entered`` / ``.left``): goals, exit rules and waits of the
         running instances, then (``started``: not for a late event) the journeys entered on it."""
-        changes = recheck(run, self.segments, at)
+        changes = recheck(run, self.segments, at, time_only=time_only)
         if not changes:
             return
         run.segment_changes += changes

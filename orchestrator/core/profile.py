@@ -39,6 +39,7 @@ from typing import Any
 
 from orchestrator.contracts.engine_event import Event
 from orchestrator.contracts.events import ENGAGEMENT_TYPES, CustomerEvent
+from orchestrator.core.cel.compiler import HISTORY_ROW_FIELDS
 
 __all__ = [
     "ACTIVITY_DAYS",
@@ -64,8 +65,8 @@ CONSENT_DEFAULTS = {"marketing": False, "transactional": True}
 """Consent assumed when a customer never said: no marketing, yes to transactional messages."""
 _CHANNELS = ("email", "sms", "push")
 _ADDRESS_FIELDS = {"email": "email", "phone": "sms", "push_token": "push"}
-HISTORY_FIELDS = ("type", "at_ms", "campaign", "action_id", "journey", "channel")
-"""The fields of a history row, in order."""
+HISTORY_FIELDS = HISTORY_ROW_FIELDS
+"""The fields of a history row, in order (what seen()/count() read from ``history_rows``)."""
 CAMPAIGNS_KEPT = 50
 ACTIVITY_DAYS = 30
 """Days of per-day engagement counts kept (the longest sliding window)."""

@@ -76,6 +76,12 @@ class CompiledCondition:
         self._windows = windows
 
     @property
+    def reads_history_records(self) -> bool:
+        """It uses ``history`` itself (``history.exists(...)``), not only through seen()/count() (which
+        read an activation's ``history_rows`` when given: the stored rows, no record per event)."""
+        return "history" in self.referenced and self.fields_read("history") != frozenset()
+
+    @property
     def time_dependent(self) -> bool:
         """It counts events in windows (seen()/count()): its value may change as time passes."""
         return bool(self._windows)

@@ -6,6 +6,7 @@ Nothing here evaluates Python source: the closures only call the fixed operation
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
@@ -72,6 +73,61 @@ def _fields_match(rec: Mapping[str, Any], required: list[tuple[str, Any]]) -> bo
         if not (got == v if type(got) is str and type(v) is str else cel_eq(got, v)):
             return False
     return True
+
+
+HISTORY_ROW_FIELDS = ("type", "at_ms", "campaign", "action_id", "journey", "channel")
+"""The fields of a stored history row, in order (``history_rows`` of an activation: the profile's rows,
+oldest first, read by seen()/count() without a record made per event)."""
+_ROW_INDEX = {name: i for i, name in enumerate(HISTORY_ROW_FIELDS)}
+
+
+def _row_filter(required: list[tuple[str, Any]]) -> list[tuple[int, Any]] | None:
+    """seen()/count()'s field filter by row position (None: no filter); a field rows do not have
+    matches no row (as a record without it)."""
+    if not required:
+        return None
+    return [(_ROW_INDEX.get(k, -1), v) for k, v in required]
+
+
+def _row_matches(row: list[Any], by_index: list[tuple[int, Any]]) -> bool:
+    for i, v in by_index:
+        if i < 0:
+            return False
+        got = row[i]
+        if not (got == v if type(got) is str and type(v) is str else cel_eq(got, v)):
+            return False
+    return True
+
+
+def _rows_next_change(
+    rows: list[list[Any]],
+    wanted: Any,
+    by_index: list[tuple[int, Any]] | None,
+    start: int,
+    end: int,
+    window_ms: int,
+) -> int | None:
+    """The soonest of: the oldest counted row leaving the window, the first later row entering it."""
+    first = bisect.bisect_left(rows, start, key=_at)
+    soonest: int | None = None
+    for i in range(first, len(rows)):
+        row = rows[i]
+        if (wanted is not None and row[0] != wanted) or (by_index and not _row_matches(row, by_index)):
+            continue
+        at = int(row[1])
+        if at > end:  # (no counted row: the first later one, rows being in time order)
+            return at
+        soonest = at + window_ms + 1  # the oldest counted row: the first to leave
+        for j in range(bisect.bisect_right(rows, end, key=_at), len(rows)):
+            row = rows[j]
+            if (wanted is None or row[0] == wanted) and (not by_index or _row_matches(row, by_index)):
+                return min(soonest, int(row[1]))
+        return soonest
+    return soonest
+
+
+def _at(row: list[Any]) -> int:
+    return int(row[1])
 
 
 class Compiler:
@@ -375,13 +431,28 @@ class Compiler:
             wanted = type_fn(act)
             if type(wanted) is not str:
                 raise no_overload(node.name, wanted)
-            records = act.get("history")
-            if not isinstance(records, Sequence):
-                raise CelEvaluationError("the activation's 'history' is missing or not a sequence")
             end = now_ms(act)
             start = end - window_ms
             required = [(k, f(act)) for k, f in where]
             n = 0
+            rows = act.get("history_rows")
+            if rows is not None:  # the stored rows (HISTORY_ROW_FIELDS): no record made per event
+                by_index = _row_filter(required)
+                for row in reversed(rows):
+                    at = row[1]
+                    if at > end:
+                        continue
+                    if at < start:
+                        break
+                    if row[0] != wanted or (by_index and not _row_matches(row, by_index)):
+                        continue
+                    if not counting:
+                        return True
+                    n += 1
+                return n if counting else False
+            records = act.get("history")
+            if not isinstance(records, Sequence):
+                raise CelEvaluationError("the activation's 'history' is missing or not a sequence")
             for rec in reversed(records):
                 at = rec.get("at_ms")
                 if type(at) is not int:
@@ -409,6 +480,9 @@ class Compiler:
                 wanted, required = None, []
             end = now_ms(act)
             start = end - window_ms
+            rows = act.get("history_rows")
+            if rows is not None:
+                return _rows_next_change(rows, wanted, _row_filter(required), start, end, window_ms)
             soonest: int | None = None
             for rec in act.get("history") or ():
                 at = rec.get("at_ms")

@@ -312,10 +312,9 @@ def index(container: Any, key: Any) -> Any:
 
 def select(operand: Any, field: str) -> Any:
     if isinstance(operand, Mapping):
-        try:
+        if field in operand:  # (not try/except KeyError: a missing attribute is common, one raise)
             return operand[field]
-        except KeyError:
-            raise CelEvaluationError(f"no such key: '{field}'") from None
+        raise CelEvaluationError(f"no such key: '{field}'")
     raise CelEvaluationError(f"type '{type_name(operand)}' does not support field selection ('.{field}')")
 
 

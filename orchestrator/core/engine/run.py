@@ -145,15 +145,18 @@ class Run:
         self._subscriptions = (policy, view)
         return view
 
-    def state_activation(self, at_ms: int) -> dict[str, Any]:
-        """The variables of a condition about the customer alone (a segment's): the profile's whole view
-        and the history at ``at_ms``, no event."""
-        return {
-            "event": {},
-            "now_ms": at_ms,
-            "profile": self._profile(None, at_ms),
-            "history": self.state.profile.history,
-        }
+    def state_activation(
+        self, at_ms: int, fields: frozenset[str] | None = None, records: bool = True
+    ) -> dict[str, Any]:
+        """The variables of a condition about the customer alone (a segment's) at ``at_ms``, no event:
+        the profile's view (``fields``: those read; None: any) and its stored history rows for
+        seen()/count(), plus the history's records when ``records`` (a condition reads them)."""
+        profile = self.state.profile
+        act = {"event": {}, "now_ms": at_ms, "profile": self._profile(fields, at_ms)}
+        act["history_rows"] = profile.history_rows
+        if records:
+            act["history"] = profile.history
+        return act
 
     def activation(
         self,

@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.contracts.events import SEGMENT_ENTERED, SEGMENT_LEFT
 from orchestrator.core.engine.run import Run
+from orchestrator.core.segment.model import SegmentDefinition
 from orchestrator.core.segment.registry import SegmentRegistry
 from orchestrator.exceptions import ConditionError
 
@@ -29,10 +30,16 @@ class SegmentChange:
     at_ms: int
 
 
-def recheck(run: Run, segments: SegmentRegistry | None, at_ms: int) -> list[SegmentChange]:
-    """Check the customer's memberships at ``at_ms``; the changes, in the order they happened."""
+def recheck(
+    run: Run, segments: SegmentRegistry | None, at_ms: int, *, time_only: bool = False
+) -> list[SegmentChange]:
+    """Check the customer's memberships at ``at_ms``; the changes, in the order they happened.
+    ``time_only``: nothing but time changed since the last check (a segment timer): only the segments
+    time can change are checked (:meth:`SegmentRegistry.changed_by_time`)."""
     state = run.state
     members = state.profile.segments
+    if time_only and segments is not None:
+        return _recheck_by_time(run, segments, segments.changed_by_time(at_ms), at_ms)
     defs = segments.in_force(at_ms) if segments is not None else ()
     if not defs and not members:
         state.segment_due_ms = None
@@ -47,7 +54,8 @@ def recheck(run: Run, segments: SegmentRegistry | None, at_ms: int) -> list[Segm
         member = False
         if definition.status == "active":
             if act is None:
-                act = run.state_activation(at_ms)
+                fields, records = segments.reads(defs) if segments is not None else (None, True)
+                act = run.state_activation(at_ms, fields, records)
             compiled = definition.condition.compiled
             try:
                 member = compiled.test(act)
@@ -67,6 +75,35 @@ def recheck(run: Run, segments: SegmentRegistry | None, at_ms: int) -> list[Segm
         del members[sid]
         changes.append(SegmentChange(sid, False, at_ms))
     state.segment_due_ms = due
+    return changes
+
+
+def _recheck_by_time(
+    run: Run, segments: SegmentRegistry, defs: tuple[SegmentDefinition, ...], at_ms: int
+) -> list[SegmentChange]:
+    members = run.state.profile.segments
+    changes: list[SegmentChange] = []
+    due: int | None = None
+    act = run.state_activation(at_ms, *segments.reads(defs)) if defs else None
+    for definition in defs:
+        assert act is not None
+        compiled = definition.condition.compiled
+        try:
+            member = compiled.test(act)
+        except ConditionError:
+            member = False
+        if compiled.time_dependent:
+            change = compiled.next_change_ms(act)
+            if change is not None and (due is None or change < due):
+                due = change
+        sid = definition.id
+        if member and sid not in members:
+            members[sid] = at_ms
+            changes.append(SegmentChange(sid, True, at_ms))
+        elif not member and sid in members:
+            del members[sid]
+            changes.append(SegmentChange(sid, False, at_ms))
+    run.state.segment_due_ms = due
     return changes
 
 

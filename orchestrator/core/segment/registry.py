@@ -51,6 +51,10 @@ class SegmentRegistry:
         self._latest_start = 0
         self._latest: tuple[SegmentDefinition, ...] = ()
         self._cache: dict[tuple[int, ...], tuple[SegmentDefinition, ...]] = {}
+        self._by_time: dict[int, tuple[tuple[SegmentDefinition, ...], tuple[SegmentDefinition, ...]]] = {}
+        self._reads_of: dict[
+            int, tuple[tuple[SegmentDefinition, ...], tuple[frozenset[str] | None, bool]]
+        ] = {}
         self.generation = 0
         for definition, effective_from_ms in deployments:
             self.deploy(definition, effective_from_ms)
@@ -98,6 +102,8 @@ class SegmentRegistry:
         self._latest_start = max(s[-1] for s in self._starts.values())
         self._latest = tuple(self._timeline[sid][-1].definition for sid in self._order)
         self._cache = {}
+        self._by_time = {}
+        self._reads_of = {}
         self.generation += 1
         return dep
 
@@ -132,6 +138,41 @@ class SegmentRegistry:
             )
             if len(self._cache) < 1024:
                 self._cache[picks] = found
+        return found
+
+    def changed_by_time(self, at_ms: int) -> tuple[SegmentDefinition, ...]:
+        """Of :meth:`in_force`, the segments time alone can change: those counting events in windows and
+        those that read them (directly or not), in the same order. A check with no event needs no other:
+        nothing else they read changed."""
+        defs = self.in_force(at_ms)
+        kept = self._by_time.get(id(defs))
+        if kept is not None and kept[0] is defs:
+            return kept[1]
+        moving: set[str] = set()
+        for d in defs:  # (in order: a segment after those it reads)
+            if d.status == "active" and (d.time_dependent or d.depends_on & moving):
+                moving.add(d.id)
+        found = tuple(d for d in defs if d.id in moving)
+        if len(self._by_time) < 1024:
+            self._by_time[id(defs)] = (defs, found)
+        return found
+
+    def reads(self, defs: tuple[SegmentDefinition, ...]) -> tuple[frozenset[str] | None, bool]:
+        """What checking ``defs`` reads: the profile's fields (None: any) and whether a condition uses
+        the history's records themselves (not only through seen()/count())."""
+        kept = self._reads_of.get(id(defs))
+        if kept is not None and kept[0] is defs:
+            return kept[1]
+        fields: set[str] | None = set()
+        records = False
+        for d in defs:
+            compiled = d.condition.compiled
+            read = compiled.fields_read("profile") if "profile" in compiled.referenced else frozenset()
+            fields = None if fields is None or read is None else fields | read
+            records = records or compiled.reads_history_records
+        found = (None if fields is None else frozenset(fields), records)
+        if len(self._reads_of) < 1024:
+            self._reads_of[id(defs)] = (defs, found)
         return found
 
     def current(self, segment_id: str, at_ms: int) -> SegmentDefinition | None:

@@ -50,6 +50,7 @@ def test_timers_quick_and_summary_table() -> None:
     assert SECTIONS == (
         "engine",
         "cel",
+        "segments",
         "processor",
         "timers",
         "state",
@@ -104,3 +105,16 @@ def test_cel_quick_and_summary_table() -> None:
     table = summary_table({"sections": {"cel": report}})
     assert "with the cost budget" in table
     assert "RE2" in table
+
+
+def test_segments_quick_measures_each_variant_in_the_same_run() -> None:
+    from orchestrator.bench.segments import bench_segments, segment_registry
+
+    assert [d.id for d in segment_registry(5).in_force(0)][-1] == "s4"  # (s4 reads s0: after it)
+    report = bench_segments(quick=True)
+    rows = {r["segments"]: r for r in report["rows"]}
+    assert set(rows) == {0, 5, 20}
+    assert rows[0]["cost_vs_none"] == 1.0
+    assert rows[0]["memberships_per_customer"] == 0
+    assert rows[20]["memberships_per_customer"] > rows[5]["memberships_per_customer"] > 0
+    assert "segments  20 deployed" in summary_table({"sections": {"segments": report}})
