@@ -28,7 +28,7 @@ from orchestrator.core.resolution import canonical_key
 from orchestrator.runtime.processor import Processor
 from orchestrator.runtime.timers import TIMER_CACHE, TimerIndex
 from orchestrator.simulate.generate import generate_events, write_events
-from orchestrator.simulate.runner import EARLIEST_MS, load_registry, simulate_file
+from orchestrator.simulate.runner import EARLIEST_MS, load_registry, load_segments, simulate_file
 
 __all__ = [
     "JOURNEYS_DIR",
@@ -202,9 +202,10 @@ def bench_timers(quick: bool = False) -> dict[str, Any]:
 
 
 def _sample_records(customers: int, events: int) -> list[bytes]:
-    """Stored records (the runtime's customer-table values) of customers after a simulated week."""
+    """Stored records (the runtime's customer-table values) of customers after a simulated week, the
+    example journeys and segments deployed."""
     registry = load_registry(JOURNEYS_DIR)
-    processor = Processor(CustomerLogic(registry))
+    processor = Processor(CustomerLogic(registry, segments=load_segments(JOURNEYS_DIR)))
     records: dict[str, bytes | None] = {}
     for off, (key, event) in enumerate(_events(events, customers, seed=11)):
         done = processor.on_event(key, records.get(key), event, off, event.occurred_ms)
