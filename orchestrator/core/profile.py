@@ -39,7 +39,7 @@ from typing import Any
 
 from orchestrator.contracts.engine_event import Event
 from orchestrator.contracts.events import ENGAGEMENT_TYPES, CustomerEvent
-from orchestrator.core.cel.compiler import HISTORY_ROW_FIELDS
+from orchestrator.core.cel.history import HISTORY_ROW_FIELDS
 
 __all__ = [
     "ACTIVITY_DAYS",

@@ -6,15 +6,14 @@ Nothing here evaluates Python source: the closures only call the fixed operation
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from .cost import BUDGET, over_budget
 from .errors import CelCompileError, CelEvaluationError
 from .functions import FUNCTIONS, compile_regex
+from .history import history_call, now_ms
 from .nodes import (
     And,
     Binary,
@@ -33,7 +32,7 @@ from .nodes import (
     Or,
     Select,
 )
-from .ops import BINARY, cel_eq, ge, gt, index, le, lt, neg, no_overload, select
+from .ops import BINARY, ge, gt, index, le, lt, neg, no_overload, select
 from .values import TYPE_DENOTATIONS, Duration, Timestamp, TypeValue, UInt, parse_duration, parse_timestamp
 
 __all__ = ["Compiler", "Fn"]
@@ -47,87 +46,6 @@ def _as_error(exc: Exception) -> CelEvaluationError:
     if isinstance(exc, CelEvaluationError):
         return exc
     return CelEvaluationError(f"{type(exc).__name__}: {exc}")
-
-
-def now_ms(act: Mapping[str, Any]) -> int:
-    """The evaluation time in epoch milliseconds: ``now_ms`` (int) or else ``now`` (aware datetime)."""
-    v = act.get("now_ms")
-    if type(v) is int:
-        return v
-    v = act.get("now")
-    if isinstance(v, datetime):
-        return Timestamp.from_datetime(v).ns // _NS_PER_MS
-    if type(v) is Timestamp:
-        return v.ns // _NS_PER_MS
-    raise CelEvaluationError(
-        "the activation gives no time: set 'now_ms' (epoch ms) or 'now' (aware datetime)"
-    )
-
-
-def _fields_match(rec: Mapping[str, Any], required: list[tuple[str, Any]]) -> bool:
-    """A history record has each of the ``required`` field values (seen()/count()'s third argument)."""
-    for k, v in required:
-        got = rec.get(k, _MISSING)
-        if got is _MISSING:
-            return False
-        if not (got == v if type(got) is str and type(v) is str else cel_eq(got, v)):
-            return False
-    return True
-
-
-HISTORY_ROW_FIELDS = ("type", "at_ms", "campaign", "action_id", "journey", "channel")
-"""The fields of a stored history row, in order (``history_rows`` of an activation: the profile's rows,
-oldest first, read by seen()/count() without a record made per event)."""
-_ROW_INDEX = {name: i for i, name in enumerate(HISTORY_ROW_FIELDS)}
-
-
-def _row_filter(required: list[tuple[str, Any]]) -> list[tuple[int, Any]] | None:
-    """seen()/count()'s field filter by row position (None: no filter); a field rows do not have
-    matches no row (as a record without it)."""
-    if not required:
-        return None
-    return [(_ROW_INDEX.get(k, -1), v) for k, v in required]
-
-
-def _row_matches(row: list[Any], by_index: list[tuple[int, Any]]) -> bool:
-    for i, v in by_index:
-        if i < 0:
-            return False
-        got = row[i]
-        if not (got == v if type(got) is str and type(v) is str else cel_eq(got, v)):
-            return False
-    return True
-
-
-def _rows_next_change(
-    rows: list[list[Any]],
-    wanted: Any,
-    by_index: list[tuple[int, Any]] | None,
-    start: int,
-    end: int,
-    window_ms: int,
-) -> int | None:
-    """The soonest of: the oldest counted row leaving the window, the first later row entering it."""
-    first = bisect.bisect_left(rows, start, key=_at)
-    soonest: int | None = None
-    for i in range(first, len(rows)):
-        row = rows[i]
-        if (wanted is not None and row[0] != wanted) or (by_index and not _row_matches(row, by_index)):
-            continue
-        at = int(row[1])
-        if at > end:  # (no counted row: the first later one, rows being in time order)
-            return at
-        soonest = at + window_ms + 1  # the oldest counted row: the first to leave
-        for j in range(bisect.bisect_right(rows, end, key=_at), len(rows)):
-            row = rows[j]
-            if (wanted is None or row[0] == wanted) and (not by_index or _row_matches(row, by_index)):
-                return min(soonest, int(row[1]))
-        return soonest
-    return soonest
-
-
-def _at(row: list[Any]) -> int:
-    return int(row[1])
 
 
 class Compiler:
@@ -425,78 +343,7 @@ class Compiler:
                 for k, v in where_node.entries
                 if isinstance(k, Literal)
             )
-        counting = node.name == "count"
-
-        def history(act: Mapping[str, Any]) -> Any:
-            wanted = type_fn(act)
-            if type(wanted) is not str:
-                raise no_overload(node.name, wanted)
-            end = now_ms(act)
-            start = end - window_ms
-            required = [(k, f(act)) for k, f in where]
-            n = 0
-            rows = act.get("history_rows")
-            if rows is not None:  # the stored rows (HISTORY_ROW_FIELDS): no record made per event
-                by_index = _row_filter(required)
-                for row in reversed(rows):
-                    at = row[1]
-                    if at > end:
-                        continue
-                    if at < start:
-                        break
-                    if row[0] != wanted or (by_index and not _row_matches(row, by_index)):
-                        continue
-                    if not counting:
-                        return True
-                    n += 1
-                return n if counting else False
-            records = act.get("history")
-            if not isinstance(records, Sequence):
-                raise CelEvaluationError("the activation's 'history' is missing or not a sequence")
-            for rec in reversed(records):
-                at = rec.get("at_ms")
-                if type(at) is not int:
-                    raise CelEvaluationError("a history record has no integer 'at_ms'")
-                if at > end:
-                    continue
-                if at < start:
-                    break
-                if rec.get("type") != wanted or not _fields_match(rec, required):
-                    continue
-                if not counting:
-                    return True
-                n += 1
-            return n if counting else False
-
-        def next_change(act: Mapping[str, Any]) -> int | None:
-            """The earliest time after ``now`` at which this call's events change by time alone: one it
-            counts leaves its window (1 ms after its time plus the window) or one later than now enters
-            it; None when none would. A filter that cannot be evaluated here (it reads a macro's
-            variable) counts every event of the type (a check too many, never one too few)."""
-            try:
-                wanted = type_fn(act)
-                required = [(k, f(act)) for k, f in where]
-            except Exception:
-                wanted, required = None, []
-            end = now_ms(act)
-            start = end - window_ms
-            rows = act.get("history_rows")
-            if rows is not None:
-                return _rows_next_change(rows, wanted, _row_filter(required), start, end, window_ms)
-            soonest: int | None = None
-            for rec in act.get("history") or ():
-                at = rec.get("at_ms")
-                if type(at) is not int or at < start:
-                    continue
-                if wanted is not None and rec.get("type") != wanted:
-                    continue
-                if not _fields_match(rec, required):
-                    continue
-                change = at if at > end else at + window_ms + 1
-                if soonest is None or change < soonest:
-                    soonest = change
-            return soonest
-
+        history, next_change = history_call(node.name, type_fn, where, window_ms)
         self.windows.append(next_change)
         return history
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.core.cel import compile_condition
-from orchestrator.core.cel.compiler import HISTORY_ROW_FIELDS
+from orchestrator.core.cel.history import HISTORY_ROW_FIELDS
 
 CONDITIONS = [
     'seen("a", duration("1h"))',
