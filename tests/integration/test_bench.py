@@ -27,8 +27,9 @@ def test_bench_quick_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     assert report["errors"] == {}
     s = report["sections"]
     assert set(s) == {
-        "e2e", "engine", "cel", "processor", "timers", "state", "simulate", "stages", "lateness",
+        "e2e", "engine", "cel", "segments", "processor", "timers", "state", "simulate", "stages", "lateness",
     }  # fmt: skip
+    assert {r["segments"] for r in s["segments"]["rows"]} == {0, 5, 20}
     late = s["lateness"]
     assert late["fired"] == late["wakeups"] > 0, late  # every wake-up fired, none lost
     assert late["pending_at_end"] >= late["pending_held"], late
@@ -69,6 +70,7 @@ def test_bench_quick_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     assert "simulate" in proc.stdout
     assert "stages   customer" in proc.stdout
     assert "lateness " in proc.stdout
+    assert "segments  20 deployed" in proc.stdout
 
 
 @pytest.mark.timeout(300)
