@@ -27,7 +27,7 @@ DAY_MS = 86_400_000
 
 
 def campaign_journey_id(campaign_id: str) -> str:
-    """The ``journey_id`` of a campaign's actions and decisions (``campaign:<id>``; ``campaign`` is the id)."""
+    """The ``journey_id`` of a campaign's actions and decisions: ``campaign:<id>``."""
     return f"campaign:{campaign_id}"
 
 
