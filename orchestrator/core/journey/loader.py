@@ -124,7 +124,7 @@ def _journey(r: Reader, value: Any) -> JourneyDefinition | None:
         status=status,  # type: ignore[arg-type]
         migrate=r.boolean(data, "migrate", (), False),
         holdout_window_ms=holdout_window,
-        default_timezone=_default_zone(r, data),
+        default_timezone=r.zone(data, "default_timezone", ()),
         max_lookback_ms=r.max_lookback_ms,
         source_name=r.doc.source_name,
         content_hash=_content_hash(data),
@@ -364,10 +364,8 @@ def _wait(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) 
         ms = r.duration(data, "duration", at)
         return None if ms is None else WaitStep(id=sid, mode="duration", duration_ms=ms, next=nxt)
     if mode == "until_time":
-        tod = _time_of_day(r, data, at)
-        tz = r.string(data, "timezone", at)
-        if tz is not None and not _zone_exists(tz):
-            r.error((*at, "timezone"), f"unknown time zone {tz!r} (write an IANA name like Europe/Paris)")
+        tod = r.time_of_day(data, "until_time", at)
+        tz = r.zone(data, "timezone", at)
         days = _weekdays(r, data, at)
         return (
             None
@@ -453,31 +451,6 @@ def _wait_condition(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: st
     )
 
 
-def _time_of_day(r: Reader, data: dict[str, Any], at: Path) -> tuple[int, int] | None:
-    value = data.get("until_time")
-    text = str(value) if isinstance(value, str) else ""
-    if isinstance(value, int) and not isinstance(value, bool):
-        # YAML 1.1 reads an unquoted 09:30 as the sexagesimal number 570.
-        text = f"{value // 60:02d}:{value % 60:02d}"
-    parts = text.split(":")
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
-        hour, minute = int(parts[0]), int(parts[1])
-        if 0 <= hour < 24 and 0 <= minute < 60:
-            return (hour, minute)
-    r.error((*at, "until_time"), f'{value!r} is not a time of day (write "HH:MM", e.g. "09:30")')
-    return None
-
-
-def _default_zone(r: Reader, data: dict[str, Any]) -> str | None:
-    zone_name = r.string(data, "default_timezone", ())
-    if zone_name is not None and not _zone_exists(zone_name):
-        r.error(
-            ("default_timezone",), f"unknown time zone {zone_name!r} (write an IANA name like Europe/Paris)"
-        )
-        return None
-    return zone_name
-
-
 def _weekdays(r: Reader, data: dict[str, Any], at: Path) -> frozenset[int] | None:
     """``weekdays: [mon, tue, wed, thu, fri]`` (or ``weekdays: weekdays``) as day numbers, 0 = Monday."""
     from orchestrator.core.engine.clock import WEEKDAYS
@@ -498,12 +471,6 @@ def _weekdays(r: Reader, data: dict[str, Any], at: Path) -> frozenset[int] | Non
             continue
         days.add(WEEKDAYS.index(name))
     return frozenset(days) or None
-
-
-def _zone_exists(name: str) -> bool:
-    from orchestrator.core.engine.clock import zone
-
-    return zone(name, strict=True) is not None
 
 
 def _branch(r: Reader, sid: str, data: dict[str, Any], at: Path) -> BranchStep | None:

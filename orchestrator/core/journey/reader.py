@@ -160,6 +160,34 @@ class Reader:
             return default
         return ms
 
+    def time_of_day(
+        self, data: dict[str, Any], key: str, path: Path, *, example: str = "09:30"
+    ) -> tuple[int, int] | None:
+        """``"HH:MM"`` at ``key`` as (hour, minute); None when absent or not a time (then reported)."""
+        if key not in data:
+            return None
+        value = data[key]
+        text = value if isinstance(value, str) else ""
+        if isinstance(value, int) and not isinstance(value, bool):
+            text = f"{value // 60:02d}:{value % 60:02d}"  # YAML 1.1 reads an unquoted 09:30 as 570
+        parts = text.split(":")
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            hour, minute = int(parts[0]), int(parts[1])
+            if 0 <= hour < 24 and 0 <= minute < 60:
+                return (hour, minute)
+        self.error((*path, key), f'{value!r} is not a time of day (write "HH:MM", e.g. "{example}")')
+        return None
+
+    def zone(self, data: dict[str, Any], key: str, path: Path) -> str | None:
+        """An IANA time zone name at ``key``; None when absent or unknown (then reported)."""
+        from orchestrator.core.engine.clock import zone  # (the engine package imports the journey model)
+
+        name = self.string(data, key, path)
+        if name is not None and zone(name, strict=True) is None:
+            self.error((*path, key), f"unknown time zone {name!r} (write an IANA name like Europe/Paris)")
+            return None
+        return name
+
     def event_types(self, data: dict[str, Any], key: str, path: Path) -> frozenset[str]:
         """One event type or a list of them (``event: a.b`` or ``events: [a.b, c.d]``)."""
         value = data.get(key)

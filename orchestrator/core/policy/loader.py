@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 
 from orchestrator.contracts.events import ENGAGEMENT_TYPES
-from orchestrator.core.engine.clock import zone
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS
 from orchestrator.core.journey.reader import Reader
 from orchestrator.core.journey.yamlsrc import Path, compose_text, read_source
@@ -191,42 +190,19 @@ def _caps(r: Reader, value: Any, path: Path) -> tuple[FrequencyCap, ...]:
     return tuple(out)
 
 
-def _time_of_day(r: Reader, data: dict[str, Any], key: str, at: Path) -> tuple[int, int] | None:
-    value = data.get(key)
-    text = value if isinstance(value, str) else ""
-    if isinstance(value, int) and not isinstance(value, bool):
-        text = f"{value // 60:02d}:{value % 60:02d}"  # YAML 1.1 reads 08:00 unquoted as 480
-    parts = text.split(":")
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
-        hour, minute = int(parts[0]), int(parts[1])
-        if 0 <= hour < 24 and 0 <= minute < 60:
-            return (hour, minute)
-    if value is not None:
-        r.error((*at, key), f'{value!r} is not a time of day (write "HH:MM", e.g. "21:00")')
-    return None
-
-
 def _quiet(r: Reader, value: Any, path: Path) -> QuietHours | None:
     if value is None:
         return None
     data = r.mapping(value, path, allowed=_QUIET, required=("start", "end"))
     if data is None:
         return None
-    start = _time_of_day(r, data, "start", path)
-    end = _time_of_day(r, data, "end", path)
+    start = r.time_of_day(data, "start", path, example="21:00")
+    end = r.time_of_day(data, "end", path, example="21:00")
     if start is not None and start == end:
         r.error((*path, "end"), "quiet hours must not start and end at the same time")
     action = r.choice(data, "action", path, ("hold", "drop"), "hold")
-    tz = r.string(data, "timezone", path)
-    if tz is not None and zone(tz, strict=True) is None:
-        r.error((*path, "timezone"), f"unknown time zone {tz!r} (write an IANA name like Europe/Paris)")
-    fallback = r.string(data, "default_timezone", path)
-    if fallback is not None and zone(fallback, strict=True) is None:
-        r.error(
-            (*path, "default_timezone"),
-            f"unknown time zone {fallback!r} (write an IANA name like Europe/Paris)",
-        )
-        fallback = None
+    tz = r.zone(data, "timezone", path)
+    fallback = r.zone(data, "default_timezone", path)
     channels = _channels(r, data.get("channels"), (*path, "channels"), default_all=True)
     if start is None or end is None:
         return None
