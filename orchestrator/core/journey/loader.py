@@ -39,7 +39,7 @@ from orchestrator.core.journey.reader import NAME_RE, SEGMENT_ID_RE, Reader
 from orchestrator.core.journey.yamlsrc import Path, compose_text, read_source
 from orchestrator.exceptions import JourneyValidationError
 
-__all__ = ["DEFAULT_HISTORY_WINDOW_MS", "load_journey_file", "load_journey_text"]
+__all__ = ["DEFAULT_HISTORY_WINDOW_MS", "load_journey_file", "load_journey_text", "read_send_step"]
 
 DEFAULT_HISTORY_WINDOW_MS = 30 * DAY_MS
 """How far back event history is kept by default; conditions may not look further."""
@@ -292,7 +292,7 @@ def _step(r: Reader, sid: str, body: Any, at: Path) -> Step | None:
         return None
     nxt = r.string(data, "next", at)
     if kind == "send":
-        return _send(r, sid, data, at, nxt)
+        return read_send_step(r, sid, data, at, nxt)
     if kind == "wait":
         return _wait(r, sid, data, at, nxt)
     if kind == "branch":
@@ -306,7 +306,10 @@ def _step(r: Reader, sid: str, body: Any, at: Path) -> Step | None:
     return ExitStep(id=sid, reason=r.string(data, "reason", at, default="exit_step") or "exit_step")
 
 
-def _send(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) -> SendStep | None:
+def read_send_step(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) -> SendStep | None:
+    """The send step ``sid`` whose fields are ``data`` (a mapping at ``at`` whose keys were checked):
+    channel, template, category, personalization, subscription group, ... (a campaign's ``send`` block
+    reads the same way). None when it cannot be built (the problems are reported)."""
     channel = r.string(data, "channel", at)
     if channel is None:
         r.error((*at, "channel"), f"required field is missing; one of: {', '.join(CHANNEL_CHOICES)}")

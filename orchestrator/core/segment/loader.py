@@ -29,7 +29,7 @@ import orjson
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS
 from orchestrator.core.journey.reader import SEGMENT_ID_RE, Reader
 from orchestrator.core.journey.yamlsrc import compose_text, read_source
-from orchestrator.core.segment.analysis import analyse
+from orchestrator.core.segment.analysis import check_audience_condition
 from orchestrator.core.segment.model import SEGMENT_STATUSES, SegmentDefinition
 from orchestrator.exceptions import SegmentValidationError
 
@@ -44,11 +44,6 @@ __all__ = [
 SEGMENT_KIND = "segment"
 _TOP = ("kind", "id", "version", "name", "description", "status", "condition")
 _KIND_LINE = re.compile(r"^kind:\s*['\"]?segment['\"]?\s*(#.*)?$", re.MULTILINE)
-_NOT_READ = {
-    "event": "a segment is about the customer, not one event: it reads 'profile' and the event history "
-    "(seen()/count() with a window), not 'event'",
-    "journey": "a segment is not part of a journey: it reads 'profile' and the event history, not 'journey'",
-}
 
 
 def is_segment_text(text: str) -> bool:
@@ -103,18 +98,12 @@ def _segment(r: Reader, value: Any) -> SegmentDefinition | None:
     version = r.integer(data, "version", (), default=1, minimum=1)
     status = r.choice(data, "status", (), SEGMENT_STATUSES, "active")
     condition = r.condition(data, "condition", ())
-    depends: set[str] = set()
+    depends: frozenset[str] = frozenset()
     if condition is not None:
-        at = ("condition",)
-        for name in sorted(condition.compiled.referenced & _NOT_READ.keys()):
-            r.error(at, _NOT_READ[name])
-        reads = analyse(condition.source)
-        line = r.doc.line(at)
-        for column, message in reads.problems:
-            r.error(at, f"CEL: column {column}: {message}", line=line)
-        if sid is not None and sid in reads.segments:
-            r.error(at, f"segment {sid!r} reads its own membership")
-        depends = reads.segments - {sid}
+        named = check_audience_condition(r, condition, ("condition",))
+        if sid is not None and sid in named:
+            r.error(("condition",), f"segment {sid!r} reads its own membership")
+        depends = named - {sid}
     if sid is None or condition is None:
         return None
     return SegmentDefinition(
@@ -123,7 +112,7 @@ def _segment(r: Reader, value: Any) -> SegmentDefinition | None:
         name=r.string(data, "name", (), default=sid) or sid,
         description=r.string(data, "description", (), default="") or "",
         condition=condition,
-        depends_on=frozenset(depends),
+        depends_on=depends,
         status=status,  # type: ignore[arg-type]
         max_lookback_ms=r.max_lookback_ms,
         source_name=r.doc.source_name,
