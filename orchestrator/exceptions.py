@@ -13,6 +13,8 @@ Every error the orchestrator raises on purpose derives from :class:`Orchestrator
      │    └── PolicyValidationError    one or more problems in a policy file (file, line, field)
      ├── SegmentValidationError    one or more problems in segment files, or segments that read each
      │                             other in a cycle (file, line, field)
+     ├── CampaignValidationError   one or more problems in campaign files, or a campaign deployment
+     │                             refused (file, line, field)
      ├── KafkaSetupError           the Kafka side is not as the orchestrator needs it
      │    ├── BrokerError              the local broker cannot be fetched, formatted or started
      │    ├── ToolMissingError         java or mvn is missing
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 __all__ = [
     "BrokerError",
+    "CampaignValidationError",
     "ConditionError",
     "ConfigError",
     "ContractError",
@@ -105,6 +108,14 @@ class SegmentValidationError(OrchestratorError):
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems) if problems else "invalid segment")
+        self.problems = problems
+
+
+class CampaignValidationError(OrchestratorError):
+    """One or more problems found in campaign files; ``problems`` lists them all (file:line: field: ...)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems) if problems else "invalid campaign")
         self.problems = problems
 
 
