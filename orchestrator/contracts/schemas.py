@@ -60,6 +60,15 @@ def _segment_schema() -> dict[str, Any]:
 SCHEMA_SOURCES["segment.schema.json"] = _segment_schema
 
 
+def _campaign_schema() -> dict[str, Any]:
+    from orchestrator.core.campaign.schema import campaign_schema
+
+    return campaign_schema()
+
+
+SCHEMA_SOURCES["campaign.schema.json"] = _campaign_schema
+
+
 def render_schemas() -> dict[str, str]:
     out = {}
     for name, build in SCHEMA_SOURCES.items():
