@@ -133,12 +133,13 @@ class JourneyDeployment(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["journey", "policy", "segment"] = Field(
-        "journey", description="A journey file, the policy file or a segment file."
+    kind: Literal["journey", "policy", "segment", "campaign"] = Field(
+        "journey", description="A journey file, the policy file, a segment file or a campaign file."
     )
     journey_id: str = Field(
         min_length=1,
-        description="The journey's id (for a policy or a segment: the policy's or the segment's).",
+        description="The journey's id (for a policy, a segment or a campaign: the policy's, the segment's "
+        "or the campaign's).",
     )
     version: int = Field(ge=1)
     effective_from: AwareDatetime = Field(description="Logical time from which this deployment applies.")

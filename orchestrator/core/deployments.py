@@ -1,9 +1,9 @@
 """Accepting deployment records: the one rule that `orchestrator deploy` and every worker apply.
 
 A record of the journeys topic is accepted when it is within :data:`MAX_RECORD_BYTES`, is a valid
-:class:`~orchestrator.contracts.JourneyDeployment`, its YAML loads as a journey, policy or segment whose
-id and version match the record's, and the registries take it (a version already deployed with other
-content is refused; a segment that would make segments read each other in a cycle is refused).
+:class:`~orchestrator.contracts.JourneyDeployment`, its YAML loads as a journey, policy, segment or
+campaign whose id and version match the record's, and the registries take it (a version already deployed
+with other content is refused; a segment that would make segments read each other in a cycle is refused).
 :meth:`DeploymentBook.apply` never raises: a refused record is kept with its reason (for ``/journeys/``,
 the logs and ``orchestrator deploy``) and the last good version stays in force.
 
@@ -19,10 +19,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.contracts import JourneyDeployment
+from orchestrator.core.campaign import CampaignRegistry, load_campaign_text
 from orchestrator.core.journey import JourneyRegistry, load_journey_text
 from orchestrator.core.policy import PolicyRegistry, load_policy_text
 from orchestrator.core.segment import SegmentRegistry, load_segment_text
-from orchestrator.exceptions import JourneyValidationError, PolicyValidationError, SegmentValidationError
+from orchestrator.exceptions import (
+    CampaignValidationError,
+    JourneyValidationError,
+    PolicyValidationError,
+    SegmentValidationError,
+)
 
 __all__ = ["MAX_RECORD_BYTES", "DeploymentBook", "Refusal"]
 
@@ -46,12 +52,14 @@ class Refusal:
 
 @dataclass
 class DeploymentBook:
-    """The journey and policy registries, plus what was refused."""
+    """The journey, policy, segment and campaign registries, plus what was refused."""
 
     registry: JourneyRegistry
     policies: PolicyRegistry = field(default_factory=PolicyRegistry)
     segments: SegmentRegistry | None = None
     """The segment timeline (made with the journeys' history window when not given)."""
+    campaigns: CampaignRegistry | None = None
+    """The campaign timeline (made with the journeys' history window when not given)."""
     refusals: list[Refusal] = field(default_factory=list)
     applied: int = 0
     last_applied: str = ""
@@ -60,11 +68,18 @@ class DeploymentBook:
     def __post_init__(self) -> None:
         if self.segments is None:
             self.segments = SegmentRegistry(history_window_ms=self.registry.history_window_ms)
+        if self.campaigns is None:
+            self.campaigns = CampaignRegistry(history_window_ms=self.registry.history_window_ms)
 
     @property
     def segment_registry(self) -> SegmentRegistry:
         assert self.segments is not None
         return self.segments
+
+    @property
+    def campaign_registry(self) -> CampaignRegistry:
+        assert self.campaigns is not None
+        return self.campaigns
 
     @property
     def problems(self) -> list[dict[str, str]]:
@@ -121,6 +136,18 @@ class DeploymentBook:
                 self.segment_registry.deploy(segment, dep.effective_from_ms)
                 self.last_applied = f"segment {dep.journey_id} v{dep.version} from {dep.effective_from}"
                 return []
+            if dep.kind == "campaign":
+                campaign = load_campaign_text(
+                    dep.text, dep.source_name, history_window_ms=self.registry.history_window_ms
+                )
+                if campaign.id != dep.journey_id or campaign.version != dep.version:
+                    return [
+                        f"{dep.source_name}:1: id: record says campaign {dep.journey_id} v{dep.version}, "
+                        f"the file says {campaign.id} v{campaign.version}"
+                    ]
+                self.campaign_registry.deploy(campaign, dep.effective_from_ms)
+                self.last_applied = f"campaign {dep.journey_id} v{dep.version} from {dep.effective_from}"
+                return []
             definition = load_journey_text(
                 dep.text, dep.source_name, history_window_ms=self.registry.history_window_ms
             )
@@ -130,13 +157,18 @@ class DeploymentBook:
                     f"the file says {definition.id} v{definition.version}"
                 ]
             self.registry.deploy(definition, dep.effective_from_ms)
-        except (JourneyValidationError, PolicyValidationError, SegmentValidationError) as exc:
+        except (
+            JourneyValidationError,
+            PolicyValidationError,
+            SegmentValidationError,
+            CampaignValidationError,
+        ) as exc:
             return list(exc.problems)
         self.last_applied = f"journey {dep.journey_id} v{dep.version} from {dep.effective_from}"
         return []
 
     def summary(self) -> dict[str, Any]:
-        """What ``/journeys/`` shows: deployments per journey, policies, refusals."""
+        """What ``/journeys/`` shows: deployments per journey, policies, segments, campaigns, refusals."""
         journeys = {}
         for jid in self.registry.journey_ids():
             journeys[jid] = [
@@ -165,10 +197,22 @@ class DeploymentBook:
             ]
             for sid in self.segment_registry.segment_ids()
         }
+        campaigns = {
+            cid: [
+                {
+                    "version": d.definition.version,
+                    "status": d.definition.status,
+                    "effective_from_ms": d.effective_from_ms,
+                }
+                for d in self.campaign_registry.deployments(cid)
+            ]
+            for cid in self.campaign_registry.campaign_ids()
+        }
         return {
             "journeys": journeys,
             "policies": policies,
             "segments": segments,
+            "campaigns": campaigns,
             "refused": self.problems,
             "applied": self.applied,
         }

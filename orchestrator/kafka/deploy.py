@@ -19,12 +19,14 @@ from typing import Any, Literal
 
 from orchestrator.config import Settings
 from orchestrator.contracts import JourneyDeployment
+from orchestrator.core.campaign import is_campaign_text, load_campaign_text
 from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey import JourneyRegistry, load_journey_text
 from orchestrator.core.journey.yamlsrc import read_source
 from orchestrator.core.policy import is_policy_text, load_policy_text
 from orchestrator.core.segment import is_segment_text, load_segment_text
 from orchestrator.exceptions import (
+    CampaignValidationError,
     JourneyValidationError,
     KafkaSetupError,
     PolicyValidationError,
@@ -46,7 +48,7 @@ def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list
     """Validate every file and build its deployment record; raise with all problems of all files."""
     problems: list[str] = []
     out: list[JourneyDeployment] = []
-    kind: Literal["journey", "policy", "segment"]
+    kind: Literal["journey", "policy", "segment", "campaign"]
     for path in files:
         text, problem = read_source(path)
         if text is None:
@@ -59,11 +61,20 @@ def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list
             elif is_segment_text(text):
                 segment = load_segment_text(text, str(path))
                 kind, ident, version, digest = "segment", segment.id, segment.version, segment.content_hash
+            elif is_campaign_text(text):
+                campaign = load_campaign_text(text, str(path))
+                kind, ident = "campaign", campaign.id
+                version, digest = campaign.version, campaign.content_hash
             else:
                 definition = load_journey_text(text, str(path))
                 kind, ident = "journey", definition.id
                 version, digest = definition.version, definition.content_hash
-        except (JourneyValidationError, PolicyValidationError, SegmentValidationError) as exc:
+        except (
+            JourneyValidationError,
+            PolicyValidationError,
+            SegmentValidationError,
+            CampaignValidationError,
+        ) as exc:
             problems.extend(exc.problems)
             continue
         out.append(

@@ -7,13 +7,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestrator.contracts import JourneyDeployment
+from orchestrator.core.campaign import load_campaign_text
 from orchestrator.core.deployments import MAX_RECORD_BYTES, DeploymentBook
 from orchestrator.core.journey import JourneyRegistry
-from orchestrator.kafka.deploy import check_deployments
+from orchestrator.exceptions import JourneyValidationError
+from orchestrator.kafka.deploy import check_deployments, prepare_deployments
 
 ROOT = Path(__file__).resolve().parents[3]
 WELCOME = (ROOT / "journeys" / "welcome.yaml").read_text()
@@ -58,7 +61,8 @@ POISON = {
     "huge version in record": _record(WELCOME).to_json().replace(b'"version":1', b'"version":' + b"9" * 5000),
     "too large": b'{"text": "' + b"x" * (MAX_RECORD_BYTES + 1) + b'"}',
     "id mismatch": _record(WELCOME, jid="other").to_json(),
-    "wrong kind": orjson.dumps({**orjson.loads(_record(WELCOME).to_json()), "kind": "campaign"}),
+    "wrong kind": orjson.dumps({**orjson.loads(_record(WELCOME).to_json()), "kind": "newsletter"}),
+    "journey as campaign": _record(WELCOME, kind="campaign").to_json(),
     "not utf8": b'{"journey_id": "\xff"}',
 }
 
@@ -138,3 +142,77 @@ def test_check_deployments_refuses_a_segment_cycle_before_it_is_published() -> N
     existing = [(b"a", _record(reads_b, kind="segment", jid="a").to_json(), "journeys[0]@0")]
     problems = check_deployments(existing, [_record(reads_a, kind="segment", jid="b")], 30 * 86_400_000)
     assert any("cycle" in p for p in problems), problems
+
+
+CAMPAIGN = """kind: campaign
+id: spring_sale
+version: 1
+audience: {segment: vip}
+send: {channel: email, template: spring_sale_v1}
+schedule: {date: 2025-03-12, local_time: "10:00", default_timezone: Europe/Berlin}
+"""
+
+
+def test_a_campaign_is_deployed_under_its_own_key_and_listed() -> None:
+    book = _book()
+    record = _record(CAMPAIGN, kind="campaign", jid="spring_sale")
+    at_ms = int(AT.timestamp() * 1000)
+    assert record.key == f"campaign:spring_sale@1@{at_ms}"
+    assert book.apply(record.key.encode(), record.to_json(), where="journeys[0]@0") is None
+    assert [(d.id, d.version) for d in book.campaign_registry.in_force(at_ms)] == [("spring_sale", 1)]
+    assert book.campaign_registry.in_force(at_ms - 1) == ()
+    assert book.summary()["campaigns"] == {
+        "spring_sale": [{"version": 1, "status": "active", "effective_from_ms": at_ms}]
+    }
+    assert book.last_applied.startswith("campaign spring_sale v1 from ")
+    # (a journey, a segment: their registries are not touched)
+    assert book.summary()["journeys"] == {}
+    assert book.summary()["segments"] == {}
+
+
+def test_a_campaign_record_whose_id_or_file_is_wrong_is_refused_with_its_reason() -> None:
+    book = _book()
+    wrong = book.apply(b"c", _record(CAMPAIGN, kind="campaign", jid="other").to_json(), where="journeys[0]@0")
+    assert wrong is not None
+    assert wrong.problems == (
+        "other.yaml:1: id: record says campaign other v1, the file says spring_sale v1",
+    )
+    broken = _record(CAMPAIGN.replace("channel: email", "channel: fax"), kind="campaign", jid="spring_sale")
+    refusal = book.apply(b"d", broken.to_json(), where="journeys[0]@1")
+    assert refusal is not None
+    assert refusal.problems[0].startswith("spring_sale.yaml:5: send.channel: unknown value 'fax'")
+    assert len(book.campaign_registry) == 0
+
+
+def test_check_deployments_refuses_a_changed_campaign_of_the_same_version() -> None:
+    first = _record(CAMPAIGN, kind="campaign", jid="spring_sale")
+    existing = [(first.key.encode(), first.to_json(), "journeys[0]@0")]
+    changed = _record(
+        CAMPAIGN.replace("spring_sale_v1", "spring_sale_v2"), kind="campaign", jid="spring_sale"
+    )
+    problems = check_deployments(existing, [changed], 30 * 86_400_000)
+    assert problems[0] == (
+        "spring_sale.yaml:1: version: campaign spring_sale version 1 is already deployed with different "
+        "content; give the changed campaign a new version number"
+    )
+    assert "+send: {channel: email, template: spring_sale_v2}" in problems[1]
+    paused = _record(CAMPAIGN + "status: paused\n", kind="campaign", jid="spring_sale")
+    assert check_deployments(existing, [paused], 30 * 86_400_000) == []  # (a status change: same content)
+
+
+def test_prepare_deployments_tells_a_campaign_file_from_the_others(tmp_path: Path) -> None:
+    (tmp_path / "spring.yaml").write_text(CAMPAIGN)
+    (tmp_path / "vip.yaml").write_text(SEGMENT)
+    (tmp_path / "welcome.yaml").write_text(WELCOME)
+    records = prepare_deployments(sorted(tmp_path.glob("*.yaml")), AT)
+    assert [(r.kind, r.journey_id) for r in records] == [
+        ("campaign", "spring_sale"), ("segment", "vip"), ("journey", "welcome"),
+    ]  # fmt: skip
+    assert records[0].content_hash == load_campaign_text(CAMPAIGN).content_hash
+    (tmp_path / "broken.yaml").write_text(CAMPAIGN.replace("10:00", "26:00"))
+    with pytest.raises(JourneyValidationError) as err:
+        prepare_deployments([tmp_path / "broken.yaml"], AT)
+    assert err.value.problems == [
+        f"{tmp_path}/broken.yaml:6: schedule.local_time: '26:00' is not a time of day "
+        '(write "HH:MM", e.g. "10:00")'
+    ]
