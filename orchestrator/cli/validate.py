@@ -1,11 +1,14 @@
-"""``orchestrator validate PATH...``: check journey, policy and segment files and report every problem.
+"""``orchestrator validate PATH...``: check journey, policy, segment and campaign files and report every
+problem.
 
 A file with ``kind: policy`` at its top level is a cross-channel policy (docs/policy.md), one with
-``kind: segment`` a segment (docs/segments.md); every other YAML file is a journey (schema, graph, CEL).
-When segment files are among those checked, the segments journeys name must be among them, and the
-segments must not read each other in a cycle.
-Given journeys and a policy together, each send step's ``subscription_group`` must be a group of
-the policy on the step's channel.
+``kind: segment`` a segment (docs/segments.md), one with ``kind: campaign`` a campaign
+(docs/campaigns.md); every other YAML file is a journey (schema, graph, CEL).
+When segment files are among those checked, the segments journeys and campaigns name must be among them,
+and the segments must not read each other in a cycle. When journey files are, the journey a campaign
+enters must be among them.
+Given journeys or campaigns and a policy together, each send's ``subscription_group`` must be a group of
+the policy on the send's channel.
 
 Exit 0 with a one-line summary per file when all are clean; exit 1 with all problems of all files on
 stderr (each ``file:line: field: message``) when any.
@@ -15,9 +18,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from orchestrator.core.campaign import (
+    CampaignDefinition,
+    CampaignRegistry,
+    is_campaign_file,
+    load_campaign_file,
+)
+from orchestrator.core.engine.clock import utc_from_ms
 from orchestrator.core.journey.durations import format_duration, parse_duration
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
 from orchestrator.core.journey.model import JourneyDefinition, SendStep
@@ -25,9 +36,17 @@ from orchestrator.core.journey.reader import did_you_mean
 from orchestrator.core.journey.yamlsrc import compose_text, read_source
 from orchestrator.core.policy import Policy, is_policy_file, load_policy_file
 from orchestrator.core.segment import SegmentDefinition, SegmentRegistry, is_segment_file, load_segment_file
-from orchestrator.exceptions import JourneyValidationError, PolicyValidationError, SegmentValidationError
+from orchestrator.core.segment.analysis import analyse
+from orchestrator.exceptions import (
+    CampaignValidationError,
+    JourneyValidationError,
+    PolicyValidationError,
+    SegmentValidationError,
+)
 
 __all__ = [
+    "campaign_problems",
+    "campaign_summary",
     "journey_files",
     "policy_summary",
     "register",
@@ -41,7 +60,7 @@ __all__ = [
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "validate", help="check journey, policy and segment files and report every problem"
+        "validate", help="check journey, policy, segment and campaign files and report every problem"
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="journey files or directories")
     parser.add_argument(
@@ -102,12 +121,58 @@ def segment_summary(d: SegmentDefinition) -> str:
     return f"{d.source_name}: ok: segment {d.id} v{d.version} ({d.status}), " + ", ".join(parts)
 
 
+def campaign_summary(d: CampaignDefinition) -> str:
+    """``<file>: ok: campaign <id> v<n> (<status>), to segment <s>, <what>, <when>``, then
+    ``, every <n> days x<k>`` for a recurring campaign (docs/campaigns.md shows examples)."""
+    what = f"{d.send.channel} template {d.send.template}" if d.send else f"journey {d.journey}"
+    schedule = d.schedule
+    if schedule.at_ms is not None:
+        when = "at " + utc_from_ms(schedule.at_ms).isoformat().replace("+00:00", "Z")
+    else:
+        hour, minute = schedule.local_time or (0, 0)
+        day = (date(1970, 1, 1) + timedelta(days=schedule.local_day or 0)).isoformat()
+        unknown = schedule.default_timezone or "UTC"
+        when = f"at {hour:02d}:{minute:02d} local on {day} (unknown zones: {unknown})"
+    parts = [f"to segment {d.segment}", what, when]
+    if schedule.every_days is not None:
+        days = "day" if schedule.every_days == 1 else f"{schedule.every_days} days"
+        parts.append(f"every {days} x{schedule.occurrences}")
+    return f"{d.source_name}: ok: campaign {d.id} v{d.version} ({d.status}), " + ", ".join(parts)
+
+
 def _segment_references(d: JourneyDefinition) -> list[tuple[str, str]]:
     """(field, segment) of each segment a journey names."""
     out = [("entry.segment", d.entry.segment)] if d.entry.segment else []
     for name, rules in (("goals", d.goals), ("exit_when", d.exits)):
         out += [(f"{name}[{r.name}]", r.segment) for r in rules if r.segment]
     return out
+
+
+def _where(source_name: str, path: tuple[str, ...]) -> str:
+    """``file:line: field`` of ``path`` in the file (its key's line, read again; 1 when it cannot be)."""
+    text, _ = read_source(source_name)
+    line = compose_text(text, source_name).key_line(path) if text is not None else 1
+    return f"{source_name}:{line}: {'.'.join(path)}"
+
+
+def _group_problems(where: str, step: SendStep, policies: list[Policy]) -> list[str]:
+    """``step``'s subscription group against each policy: defined there, on the step's channel."""
+    gid = step.subscription_group
+    assert gid is not None
+    problems: list[str] = []
+    for policy in policies:
+        group = policy.subscription_groups.get(gid)
+        named_in = f"policy {policy.key} ({policy.source_name})"
+        if group is None:
+            hint = did_you_mean(gid, policy.subscription_groups)
+            known = ", ".join(policy.subscription_groups) or "none"
+            problems.append(f"{where}: no subscription group {gid!r}{hint} in {named_in}; defined: {known}")
+        elif group.channel != step.channel:
+            problems.append(
+                f"{where}: subscription group {gid!r} is on {group.channel} in {named_in}, "
+                f"but this step sends by {step.channel}"
+            )
+    return problems
 
 
 def subscription_problems(journeys: list[JourneyDefinition], policies: list[Policy]) -> list[str]:
@@ -118,27 +183,44 @@ def subscription_problems(journeys: list[JourneyDefinition], policies: list[Poli
         named = [s for s in d.steps.values() if isinstance(s, SendStep) and s.subscription_group]
         if not named or not policies:
             continue
-        text, _ = read_source(d.source_name)
-        doc = compose_text(text, d.source_name) if text is not None else None
         for step in named:
-            gid = step.subscription_group
-            assert gid is not None
-            path = ("steps", step.id, "subscription_group")
-            where = f"{d.source_name}:{doc.key_line(path) if doc else 1}: steps.{step.id}.subscription_group"
-            for policy in policies:
-                group = policy.subscription_groups.get(gid)
-                named_in = f"policy {policy.key} ({policy.source_name})"
-                if group is None:
-                    hint = did_you_mean(gid, policy.subscription_groups)
-                    known = ", ".join(policy.subscription_groups) or "none"
+            where = _where(d.source_name, ("steps", step.id, "subscription_group"))
+            problems += _group_problems(where, step, policies)
+    return problems
+
+
+def campaign_problems(
+    campaigns: list[CampaignDefinition],
+    segments: list[str],
+    journeys: list[str],
+    policies: list[Policy],
+) -> list[str]:
+    """What campaigns name, checked against the other files given: their segments (the audience's and
+    those its condition reads) among ``segments``, their journey among ``journeys``, their send's
+    subscription group in each policy. An empty list of segments or journeys is not checked."""
+    problems: list[str] = []
+    for d in campaigns:
+        if segments:
+            named = [(("audience", "segment"), d.segment)]
+            if d.condition is not None:
+                named += [
+                    (("audience", "condition"), s) for s in sorted(analyse(d.condition.source).segments)
+                ]
+            for path, sid in named:
+                if sid not in segments:
                     problems.append(
-                        f"{where}: no subscription group {gid!r}{hint} in {named_in}; defined: {known}"
+                        f"{_where(d.source_name, path)}: segment {sid!r} is not among the segment files "
+                        f"checked ({', '.join(segments)}){did_you_mean(sid, segments)}"
                     )
-                elif group.channel != step.channel:
-                    problems.append(
-                        f"{where}: subscription group {gid!r} is on {group.channel} in {named_in}, "
-                        f"but this step sends by {step.channel}"
-                    )
+        if journeys and d.journey is not None and d.journey not in journeys:
+            problems.append(
+                f"{_where(d.source_name, ('journey',))}: journey {d.journey!r} is not among the journey "
+                f"files checked ({', '.join(journeys)}){did_you_mean(d.journey, journeys)}"
+            )
+        if policies and d.send is not None and d.send.subscription_group:
+            problems += _group_problems(
+                _where(d.source_name, ("send", "subscription_group")), d.send, policies
+            )
     return problems
 
 
@@ -151,9 +233,29 @@ def validate_paths(
     seen: dict[tuple[str, int], str] = {}
     policies: dict[str, str] = {}
     segments = SegmentRegistry(history_window_ms=history_window_ms)
+    campaigns = CampaignRegistry(history_window_ms=history_window_ms)
+    campaign_files: dict[tuple[str, int], str] = {}
     journeys: list[JourneyDefinition] = []
     loaded_policies: list[Policy] = []
+    loaded_campaigns: list[CampaignDefinition] = []
     for f in files:
+        if is_campaign_file(f):
+            try:
+                campaign = load_campaign_file(f, history_window_ms=history_window_ms)
+                if campaign.key in campaign_files:
+                    problems.append(
+                        f"{f}:1: id: campaign {campaign.id} version {campaign.version} is also defined in "
+                        f"{campaign_files[campaign.key]}"
+                    )
+                    continue
+                campaigns.deploy(campaign, 0)
+            except CampaignValidationError as exc:
+                problems.extend(exc.problems)
+                continue
+            campaign_files[campaign.key] = str(f)
+            loaded_campaigns.append(campaign)
+            summaries.append(campaign_summary(campaign))
+            continue
         if is_segment_file(f):
             try:
                 segment = load_segment_file(f, history_window_ms=history_window_ms)
@@ -196,6 +298,8 @@ def validate_paths(
                         f"{d.source_name}:1: {where}: segment {name!r} is not among the segment files "
                         f"checked ({', '.join(known)}){did_you_mean(name, known)}"
                     )
+    journey_ids = sorted({d.id for d in journeys})
+    problems.extend(campaign_problems(loaded_campaigns, segments.segment_ids(), journey_ids, loaded_policies))
     return summaries, problems
 
 
