@@ -26,6 +26,7 @@ import orjson
 from orchestrator.contracts.actions import ChannelAction
 from orchestrator.contracts.decision import Decision
 from orchestrator.contracts.engine_event import read_event
+from orchestrator.core.campaign import CampaignRegistry, is_campaign_file, load_campaign_file
 from orchestrator.core.customer import ERASE_EVENT, CustomerLogic, Outcome, Transition
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.identity import IdentityGraph
@@ -34,6 +35,7 @@ from orchestrator.core.journey.registry import JourneyRegistry
 from orchestrator.core.policy import Policy, PolicyRegistry, is_policy_file, load_policy_file
 from orchestrator.core.segment import SegmentRegistry, is_segment_file, load_segment_file
 from orchestrator.exceptions import (
+    CampaignValidationError,
     InvalidEventError,
     JourneyValidationError,
     SegmentValidationError,
@@ -48,6 +50,7 @@ __all__ = [
     "InvalidLine",
     "SimulationResult",
     "Simulator",
+    "load_campaigns",
     "load_registry",
     "load_segments",
     "read_lines",
@@ -111,7 +114,8 @@ class SimulationResult:
 
 
 def _journey_paths(journeys: Path | str | Iterable[Path | str] | None) -> list[Path]:
-    """The journey files of a folder (policy files left out), or the one file, or the files given."""
+    """The journey files of a folder (policy, segment and campaign files left out), or the one file, or
+    the files given."""
     if journeys is None:
         return []
     if isinstance(journeys, str | Path):
@@ -120,10 +124,15 @@ def _journey_paths(journeys: Path | str | Iterable[Path | str] | None) -> list[P
             return [root]
         if root.is_dir():
             found = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
-            return [p for p in found if not is_policy_file(p) and not is_segment_file(p)]
+            return [p for p in found if not _other_kind(p)]
         raise SimulationError(f"{root}: no such journey file or directory")
     paths = [Path(p) for p in journeys]
-    return [p for p in paths if not is_policy_file(p) and not is_segment_file(p)]
+    return [p for p in paths if not _other_kind(p)]
+
+
+def _other_kind(path: Path) -> bool:
+    """A policy, segment or campaign file: not a journey."""
+    return is_policy_file(path) or is_segment_file(path) or is_campaign_file(path)
 
 
 def load_registry(
@@ -131,8 +140,8 @@ def load_registry(
 ) -> JourneyRegistry:
     """Every ``*.yaml``/``*.yml`` journey in a directory (or one file, or the files given), effective always.
 
-    Policy and segment files (``kind: policy``, ``kind: segment``) in a directory are not journeys and
-    are left out. Several versions
+    Policy, segment and campaign files (``kind: policy``, ``kind: segment``, ``kind: campaign``) are not
+    journeys and are left out. Several versions
     of one journey: all are deployed, the highest version is in effect. Raises JourneyValidationError
     with the problems of all files.
     """
@@ -186,6 +195,41 @@ def load_segments(
     if problems:
         raise SegmentValidationError(problems)
     return registry
+
+
+def load_campaigns(
+    journeys: Path | str | Iterable[Path | str] | None,
+    *,
+    history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS,
+) -> CampaignRegistry:
+    """The campaign files (``kind: campaign``) of a journeys folder (or of the files given), effective
+    always; raises CampaignValidationError with the problems of all files."""
+    problems: list[str] = []
+    found = []
+    for path in _kind_candidates(journeys):
+        if not is_campaign_file(path):
+            continue
+        try:
+            found.append(load_campaign_file(path, history_window_ms=history_window_ms))
+        except CampaignValidationError as exc:
+            problems.extend(exc.problems)
+    registry = CampaignRegistry(history_window_ms=history_window_ms)
+    for definition in sorted(found, key=lambda d: (d.id, d.version)):
+        try:
+            registry.deploy(definition, EARLIEST_MS)
+        except CampaignValidationError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise CampaignValidationError(problems)
+    return registry
+
+
+def _kind_candidates(journeys: Path | str | Iterable[Path | str] | None) -> list[Path]:
+    """The ``*.yaml``/``*.yml`` files of a folder, or the files given (a single file: none)."""
+    if isinstance(journeys, str | Path):
+        root = Path(journeys)
+        return sorted([*root.glob("*.yaml"), *root.glob("*.yml")]) if root.is_dir() else []
+    return [Path(p) for p in journeys] if journeys is not None else []
 
 
 class Simulator:

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.core.campaign import CampaignRegistry
 from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS
 from orchestrator.core.journey.registry import JourneyRegistry
@@ -51,6 +52,10 @@ class Timeline:
     @property
     def segments(self) -> SegmentRegistry:
         return self.book.segment_registry
+
+    @property
+    def campaigns(self) -> CampaignRegistry:
+        return self.book.campaign_registry
 
 
 def _at(value: Any, where: str) -> datetime:
