@@ -22,7 +22,13 @@ import orjson
 
 from orchestrator.core.engine.clock import iso_from_ms
 from orchestrator.core.journey.durations import parse_duration
-from orchestrator.exceptions import JourneyValidationError, PolicyValidationError, SimulationError
+from orchestrator.exceptions import (
+    CampaignValidationError,
+    JourneyValidationError,
+    PolicyValidationError,
+    SegmentValidationError,
+    SimulationError,
+)
 from orchestrator.simulate.runner import SimulationResult, simulate_file
 
 __all__ = ["parse_until", "register", "simulate_command", "waiting_summary"]
@@ -127,7 +133,12 @@ def simulate_command(args: argparse.Namespace) -> int:
             state_out=args.state_out,
             deployments_path=args.deployments,
         )
-    except (JourneyValidationError, PolicyValidationError) as exc:
+    except (
+        JourneyValidationError,
+        PolicyValidationError,
+        SegmentValidationError,
+        CampaignValidationError,
+    ) as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
         return 1
@@ -143,6 +154,8 @@ def simulate_command(args: argparse.Namespace) -> int:
     print(result.funnel.table())
     if result.decisions:
         print("decisions: " + ", ".join(f"{k} {n}" for k, n in sorted(result.decisions.items())))
+    for campaign, counts in sorted(result.campaigns.items()):
+        print(f"campaign {campaign}: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())))
     if result.merges or result.erased or result.dropped_erased:
         print(
             f"identity: {result.merges} merges, {result.erased} erased, "

@@ -21,6 +21,7 @@ from pydantic import (
 from orchestrator.exceptions import InvalidEventError
 
 __all__ = [
+    "CAMPAIGN_RELEASED",
     "DEFAULT_LIMITS",
     "ENGAGEMENT_TYPES",
     "EVENT_TYPE_PATTERN",
@@ -62,6 +63,8 @@ RESERVED_TYPE_PREFIX: Final = "orchestrator."
 them."""
 SEGMENT_ENTERED: Final = "orchestrator.segment.entered"
 SEGMENT_LEFT: Final = "orchestrator.segment.left"
+CAMPAIGN_RELEASED: Final = "orchestrator.campaign.released"
+"""The event a journey entered by a campaign starts on."""
 EVENT_TYPE_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}(\.[a-z][a-z0-9_]{0,63}){0,7}$"
 EVENT_TYPE_RULE: Final = (
     "lowercase words of letters, digits and _, each starting with a letter, optionally joined by dots, "

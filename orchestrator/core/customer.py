@@ -36,7 +36,7 @@ first at equal times). Without a policy, sends go out as the journeys make them 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -44,6 +44,7 @@ from orchestrator.contracts.actions import ChannelAction
 from orchestrator.contracts.decision import Decision
 from orchestrator.contracts.engine_event import Event
 from orchestrator.contracts.events import CustomerEvent
+from orchestrator.core.campaign.delivery import CampaignDelivery
 from orchestrator.core.engine.records import Transition
 from orchestrator.core.engine.run import Run, keyed_entry
 from orchestrator.core.engine.state import CustomerState, Instance
@@ -55,6 +56,9 @@ from orchestrator.core.policy.registry import PolicyRegistry
 from orchestrator.core.profile import DEFAULT_HISTORY_MAX, apply_event
 from orchestrator.core.segment.membership import SegmentChange, recheck, segment_event_view
 from orchestrator.core.segment.registry import SegmentRegistry
+
+if TYPE_CHECKING:
+    from orchestrator.core.campaign.registry import CampaignRegistry
 
 __all__ = ["DAY_MS", "ERASE_EVENT", "CustomerLogic", "CustomerState", "Outcome", "Transition", "event_view"]
 
@@ -79,6 +83,9 @@ class Outcome:
     applied now) for an event not applied at its own time; else None."""
     segments: list[SegmentChange] = field(default_factory=list)
     """The customer's segment entries and exits of this call, in order."""
+    campaigns: list[tuple[str, int, str]] = field(default_factory=list)
+    """(campaign, occurrence, what happened) of this call: scheduled, sent, unsent_<reason>, late, left,
+    entered, not_entered, cancelled (:mod:`orchestrator.core.campaign.delivery`)."""
 
 
 def event_view(event: Event | CustomerEvent, at_ms: int | None = None) -> dict[str, Any]:
@@ -112,10 +119,14 @@ class CustomerLogic:
         finished_keep_ms: int = 7 * DAY_MS,
         finished_max: int = 5,
         segments: SegmentRegistry | None = None,
+        campaigns: CampaignRegistry | None = None,
     ) -> None:
         self.registry = registry
         self.segments = segments
         """The segment timeline (deploy live on it); None: no segments."""
+        self.campaigns = campaigns
+        """The campaign timeline (deploy live on it); None: no campaigns."""
+        self._delivery = None if campaigns is None else CampaignDelivery(campaigns, self._campaign_entry)
         self.policies = PolicyRegistry(policy) if isinstance(policy, Policy) else policy
         """The policy timeline (deploy live on it); None: no policy, sends go out as made."""
         self.history_window_ms = history_window_ms
@@ -165,6 +176,7 @@ class CustomerLogic:
         if not late:
             self._entries(run, event.type, view, at)
         self._segments(run, at, started=not late)
+        self._campaigns(run, at)
         self._remember(state, event.event_id, at)
         timing = "late" if late else "future" if occurred > now_ms else None
         if timing is not None:
@@ -181,6 +193,7 @@ class CustomerLogic:
         run = Run(customer_key, state, self.policies)
         self._fire_due(run, now_ms, inclusive=True)
         state.clock_ms = max(state.clock_ms, now_ms)
+        self._campaigns(run, now_ms)
         return self._outcome(state, run)
 
     def on_merge(
@@ -218,40 +231,42 @@ class CustomerLogic:
 
     # -- timers ---------------------------------------------------------------------------------
     def _fire_due(self, run: Run, until_ms: int, *, inclusive: bool) -> None:
+        """Fire the customer's timers due before ``until_ms`` (or at it, ``inclusive``), each at its own
+        time, in time order; at equal times: held sends released first, then the segment check, then
+        campaign sends, then journey timers (by journey and entry)."""
         state = run.state
+        delivery = self._delivery
         while True:
-            due: list[Instance] = [
-                i
-                for i in state.instances
-                if i.due_ms is not None and (i.due_ms <= until_ms if inclusive else i.due_ms < until_ms)
-            ]
-            held_due = [
-                h.release_ms
-                for h in state.held
-                if h.release_ms is not None
-                and (h.release_ms <= until_ms if inclusive else h.release_ms < until_ms)
-            ]
-            if held_due and (not due or min(held_due) <= min(i.due_ms or 0 for i in due)):
-                run.gate.release_next(until_ms, inclusive=inclusive)
-                continue
-            check = state.segment_due_ms
-            if (
-                check is not None
-                and (check <= until_ms if inclusive else check < until_ms)
-                and (not held_due or check < min(held_due))
-                and (not due or check <= min(i.due_ms or 0 for i in due))
+            soonest: tuple[int, int, Any] | None = None
+            for h in state.held:
+                if h.release_ms is not None and (soonest is None or (h.release_ms, 0) < soonest[:2]):
+                    soonest = (h.release_ms, 0, None)
+            if state.segment_due_ms is not None and (
+                soonest is None or (state.segment_due_ms, 1) < soonest[:2]
             ):
-                self._segments(run, check, started=True, time_only=True)  # (a counted event left its window)
-                continue
-            if not due:
+                soonest = (state.segment_due_ms, 1, None)
+            send = delivery.next_due(state.campaigns) if delivery is not None else None
+            if send is not None and (soonest is None or (send[0], 2) < soonest[:2]):
+                soonest = (send[0], 2, send[1])
+            for i in state.instances:
+                if i.due_ms is not None and (
+                    soonest is None or (i.due_ms, 3, i.journey, i.entry_seq) < (*soonest[:2], *_rest(soonest))
+                ):
+                    soonest = (i.due_ms, 3, i)
+            if soonest is None or not (soonest[0] <= until_ms if inclusive else soonest[0] < until_ms):
                 return
-            inst = min(due, key=lambda i: (i.due_ms, i.journey, i.entry_seq))
-            at = inst.due_ms
-            assert at is not None
-            journey = self._resolve(run, inst, at)
-            if journey is None:
-                continue
-            run.fire(inst, journey)
+            at, kind, what = soonest
+            if kind == 0:
+                run.gate.release_next(until_ms, inclusive=inclusive)
+            elif kind == 1:
+                self._segments(run, at, started=True, time_only=True)  # (a counted event left its window)
+            elif kind == 2:
+                assert delivery is not None
+                delivery.fire(run, what)  # (this customer's send time of a campaign)
+            else:
+                journey = self._resolve(run, what, at)
+                if journey is not None:
+                    run.fire(what, journey)
 
     def _resolve(self, run: Run, inst: Instance, at_ms: int) -> JourneyDefinition | None:
         """The definition ``inst`` runs on at ``at_ms``; ends it (and returns None) when archived or gone."""
@@ -405,6 +420,27 @@ class CustomerLogic:
             if change.entered and started:
                 self._entries(run, kind, view, at)
 
+    # -- campaigns ------------------------------------------------------------------------------
+    def _campaigns(self, run: Run, at: int) -> None:
+        """Schedule the customer for the campaigns' open occurrences; send those due by ``at``."""
+        delivery = self._delivery
+        if delivery is None:
+            return
+        delivery.schedule(run, at)
+        while True:
+            send = delivery.next_due(run.state.campaigns)
+            if send is None or send[0] > at:
+                return
+            delivery.fire(run, send[1])
+
+    def _campaign_entry(self, run: Run, journey_id: str, view: dict[str, Any], at: int, reason: str) -> bool:
+        """A campaign enters the customer into a journey (active at ``at``, its re-entry rules)."""
+        journey = self.registry.current(journey_id, at)
+        if journey is None or journey.status != "active" or not self._may_enter(run.state, journey, at):
+            return False
+        run.enter(journey, view, at, reason)
+        return True
+
     def _remember(self, state: CustomerState, event_id: str, at: int) -> None:
         seen = state.seen
         seen[event_id] = at
@@ -441,6 +477,12 @@ class CustomerLogic:
                 state.finished = keep
 
 
+def _rest(soonest: tuple[int, int, Any]) -> tuple[str, int]:
+    """The tie-breakers of an instance timer (journey, entry), for comparing with another one."""
+    what = soonest[2]
+    return (what.journey, what.entry_seq) if isinstance(what, Instance) else ("", 0)
+
+
 def _key_of(run: Run, journey: JourneyDefinition, view: dict[str, Any], at: int) -> str | None:
     """The key an event gives for a keyed journey (its ``entry.key`` over the event), or None when it
     gives none (the field is missing, empty or null)."""
@@ -460,4 +502,5 @@ def _outcome(state: CustomerState, run: Run) -> Outcome:
         next_wakeup_ms=state.next_wakeup_ms(),
         decisions=run.decisions,
         segments=run.segment_changes,
+        campaigns=run.campaign_events,
     )

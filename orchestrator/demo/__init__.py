@@ -30,6 +30,7 @@ from orchestrator.connectors.ratelimit import ChannelLimiter
 from orchestrator.connectors.sandbox import SandboxConnector, SandboxScript, engagement_events
 from orchestrator.contracts.actions import CHANNELS, ChannelAction
 from orchestrator.contracts.decision import Decision
+from orchestrator.core.campaign import is_campaign_file
 from orchestrator.core.engine.records import Transition
 from orchestrator.core.journey.registry import JourneyRegistry
 from orchestrator.core.policy import load_policy_file
@@ -114,7 +115,9 @@ def run_demo(
         created = Counter(state for _, state in create_topics(settings))
         say(f"   {', '.join(f'{n} {state}' for state, n in sorted(created.items()))} (prefix orch.)")
         say(f"== 3. deploying the example journeys and the policy from {journeys}")
-        files = sorted(journeys.glob("*.yaml"))
+        files = [
+            f for f in sorted(journeys.glob("*.yaml")) if not is_campaign_file(f)
+        ]  # (simulate only, yet)
         deployments = prepare_deployments(files, SINCE)
         publish_deployments(settings, deployments)
         for dep in deployments:

@@ -27,6 +27,7 @@ from orchestrator.contracts.actions import ChannelAction
 from orchestrator.contracts.decision import Decision
 from orchestrator.contracts.engine_event import read_event
 from orchestrator.core.campaign import CampaignRegistry, is_campaign_file, load_campaign_file
+from orchestrator.core.campaign.occurrences import release_window
 from orchestrator.core.customer import ERASE_EVENT, CustomerLogic, Outcome, Transition
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.identity import IdentityGraph
@@ -96,6 +97,9 @@ class SimulationResult:
     """The earliest of their wake-ups: what ``--until`` must reach for anything more to happen."""
     refused_deployments: list[str] = field(default_factory=list)
     """Deployments of the timeline a worker would refuse (file:line: field: why), each kept out."""
+    campaigns: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Campaign id -> what happened to its members, counted (scheduled, sent, unsent_<reason>, late,
+    left, entered, not_entered, cancelled)."""
 
     def report(self) -> dict[str, Any]:
         return {
@@ -110,6 +114,7 @@ class SimulationResult:
             "identity": {"merges": self.merges, "erased": self.erased, "dropped_erased": self.dropped_erased},
             "journeys": self.funnel.to_dict(),
             "refused_deployments": list(self.refused_deployments),
+            "campaigns": {c: dict(sorted(n.items())) for c, n in sorted(self.campaigns.items())},
         }
 
 
@@ -141,12 +146,12 @@ def load_registry(
     """Every ``*.yaml``/``*.yml`` journey in a directory (or one file, or the files given), effective always.
 
     Policy, segment and campaign files (``kind: policy``, ``kind: segment``, ``kind: campaign``) are not
-    journeys and are left out. Several versions
-    of one journey: all are deployed, the highest version is in effect. Raises JourneyValidationError
-    with the problems of all files.
+    journeys and are left out (files given that are all of these: no journey, a campaign may run alone).
+    Several versions of one journey: all are deployed, the highest version is in effect. Raises
+    JourneyValidationError with the problems of all files.
     """
     paths = _journey_paths(journeys)
-    if not paths:
+    if not paths and (isinstance(journeys, str | Path) or not list(journeys)):
         raise SimulationError(f"{journeys}: no journey files (*.yaml) found")
     problems: list[str] = []
     definitions = []
@@ -247,6 +252,7 @@ class Simulator:
         erasure_key: bytes | None = None,
         on_transition: Callable[[str, Transition], None] | None = None,
         segments: SegmentRegistry | None = None,
+        campaigns: CampaignRegistry | None = None,
     ) -> None:
         """``erasure_key``: the secret of the graph's erased-identifier markers; by default a random
         key of this run alone (the markers only serve within the run, and a ``--state-out`` file then
@@ -257,6 +263,7 @@ class Simulator:
             lateness_ms=lateness_ms,
             policy=policy,
             segments=segments,
+            campaigns=campaigns,
         )
         self._on_decision = on_decision
         self._on_transition = on_transition
@@ -268,6 +275,8 @@ class Simulator:
         self._timers: list[tuple[int, str]] = []
         self._wake: dict[str, int] = {}
         self._clock: int | None = None
+        for at in _scan_times(campaigns):
+            heapq.heappush(self._timers, (at, _SCAN))
 
     def feed_line(self, line_no: int, raw: bytes | str) -> None:
         """One JSONL line: parse, resolve, fire earlier timers, apply. Blank lines are skipped."""
@@ -322,6 +331,10 @@ class Simulator:
         timers = self._timers
         while timers and (timers[0][0] <= until_ms if inclusive else timers[0][0] < until_ms):
             due, key = heapq.heappop(timers)
+            if key == _SCAN:  # a campaign's release starts: every customer is looked at (the runtime's scan)
+                for customer in list(self.states):
+                    self._take(customer, self.logic.on_wakeup(customer, self.states.get(customer), due))
+                continue
             if self._wake.get(key) != due:
                 continue  # stale: the customer's next wake-up moved
             del self._wake[key]
@@ -343,6 +356,9 @@ class Simulator:
             self.result.funnel.add_decision(d.journey_id, verdict)
             if self._on_decision is not None:
                 self._on_decision(d)
+        for campaign, _, what in outcome.campaigns:
+            counts = self.result.campaigns.setdefault(campaign, {})
+            counts[what] = counts.get(what, 0) + 1
         for action in outcome.actions:
             self.result.actions += 1
             self.result.funnel.add_action(action.journey_id)
@@ -354,6 +370,27 @@ class Simulator:
             heapq.heappush(self._timers, (wake, key))
         elif wake is None:
             self._wake.pop(key, None)
+
+
+_SCAN = ""
+"""The timer key of a campaign scan (customer keys are never empty)."""
+
+
+def _scan_times(campaigns: CampaignRegistry | None) -> list[int]:
+    """When the simulator looks at every customer for the campaigns: each occurrence's release start
+    (or the deployment's time, when later), as each worker's scan does in the runtime."""
+    if campaigns is None:
+        return []
+    times: set[int] = set()
+    for cid in campaigns.campaign_ids():
+        for dep in campaigns.deployments(cid):
+            definition = dep.definition
+            count = definition.schedule.occurrences if definition.schedule.every_days else 1
+            for n in range(count):
+                start, end = release_window(definition, n)
+                if end > dep.effective_from_ms:
+                    times.add(max(start, dep.effective_from_ms))
+    return sorted(times)
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -394,12 +431,13 @@ def simulate_file(
         first = [*_journey_paths(journeys), *([Path(policy_path)] if policy_path is not None else [])]
         timeline = read_timeline(deployments_path, history_window_ms=history_window_ms, before=first)
         registry, policy, refused = timeline.registry, timeline.policies, timeline.refused
-        segments = timeline.segments
+        segments, campaigns = timeline.segments, timeline.campaigns
     else:
         if journeys is None:
             raise SimulationError("no journeys: give a journeys folder or a deployment timeline")
         registry = load_registry(journeys, history_window_ms=history_window_ms)
         segments = load_segments(journeys, history_window_ms=history_window_ms)
+        campaigns = load_campaigns(journeys, history_window_ms=history_window_ms)
         policy = load_policy_file(policy_path) if policy_path is not None else None
     path = Path(events_path)
     if not path.is_file():
@@ -441,6 +479,7 @@ def simulate_file(
             policy=policy,
             on_decision=on_decision if sinks else None,
             segments=segments,
+            campaigns=campaigns,
         )
         bar = _progress(path, progress)
         stack.callback(bar, -1)

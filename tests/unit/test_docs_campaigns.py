@@ -39,3 +39,20 @@ def test_every_field_the_loader_accepts_is_described() -> None:
     fields = {f for f in _TOP if f not in ("audience", "schedule")} | {"schedule"}
     fields |= {f"audience.{f}" for f in _AUDIENCE} | set(_SEND) | set(_SCHEDULE)
     assert fields <= described, fields - described
+
+
+def test_the_walkthrough_shows_what_simulate_prints_for_the_example() -> None:
+    from orchestrator.cli.simulate import parse_until
+    from orchestrator.simulate import simulate_file
+
+    walkthrough = DOC.split("## A campaign at 10:00 local, step by step", 1)[1].split("\n## ", 1)[0]
+    result = simulate_file(
+        ROOT / "journeys",
+        ROOT / "journeys" / "examples" / "vip_preview.events.jsonl",
+        until_ms=parse_until("2025-04-30T00:00:00Z"),
+        policy_path=ROOT / "journeys" / "policy.yaml",
+    )
+    counts = result.campaigns["vip_preview"]
+    assert "campaign vip_preview: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) in walkthrough
+    decided = "decisions: " + ", ".join(f"{k} {n}" for k, n in sorted(result.decisions.items()))
+    assert decided in walkthrough

@@ -60,6 +60,32 @@ def test_the_segment_example_gives_its_expected_actions(tmp_path: Path) -> None:
     assert all("cart_abandoners" not in c.profile.segments for c in customers.values())  # all left by time
 
 
+def test_the_campaign_example_gives_its_expected_actions(tmp_path: Path) -> None:
+    """vip_preview: every VIP at 10:00 in their own zone (Berlin 09:00 UTC, New York 14:00 UTC, an unknown
+    zone as Berlin), none to the VIP who opted out of product news (decision not_subscribed), none to the
+    customer who became a VIP past 10:00 + the 2-hour window (late)."""
+    out = tmp_path / "actions.jsonl"
+    journeys = ROOT / "journeys"
+    result = simulate_file(
+        [journeys / "vip_preview.yaml", journeys / "vip.yaml"],
+        EXAMPLES / "vip_preview.events.jsonl",
+        out_path=out,
+        until_ms=parse_until(UNTIL),
+        policy_path=journeys / "policy.yaml",
+    )
+    assert result.invalid == []
+    assert _lines(out) == _lines(EXAMPLES / "vip_preview.expected.jsonl")
+    sent = sorted((str(a["customer_id"]), str(a["created_at"])) for a in _lines(out))
+    assert sent == [
+        ("v-ada", "2025-03-20T09:00:00Z"),
+        ("v-bea", "2025-03-20T14:00:00Z"),
+        ("v-cid", "2025-03-20T09:00:00Z"),
+    ]
+    assert result.campaigns == {
+        "vip_preview": {"scheduled": 4, "sent": 3, "unsent_not_subscribed": 1, "late": 1}
+    }
+
+
 def test_welcome_example_sends_sms_only_when_unopened_and_consented() -> None:
     sms = [a for a in _lines(EXAMPLES / "welcome.expected.jsonl") if a["channel"] == "sms"]
     assert sorted(a["customer_id"] for a in sms) == ["w-ann", "w-eve"]  # w-dan opened at exactly 24 h

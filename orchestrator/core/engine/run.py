@@ -90,6 +90,9 @@ class Run:
         self.transitions: list[Transition] = []
         self.decisions: list[Decision] = []
         self.segment_changes: list[Any] = []
+        self.campaign_events: list[tuple[str, int, str]] = []
+        """(campaign, occurrence, what happened: scheduled, sent, unsent_<reason>, late, left, entered,
+        not_entered, cancelled) in this call."""
         """The segment entries and exits of this call (:class:`~orchestrator.core.segment.SegmentChange`)."""
         self.policies = policies
         self._gate: PolicyGate | None = None

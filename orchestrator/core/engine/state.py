@@ -234,6 +234,9 @@ class CustomerState:
     segment_due_ms: int | None = None
     """When the customer's segment memberships are checked again with no event: the soonest time an event
     counted by a time-dependent segment leaves its window (None: no such segment counts any)."""
+    campaigns: dict[str, list[Any]] = field(default_factory=dict)
+    """Campaign id -> ``[occurrence, due ms (0: none), status, version]``: the latest occurrence the
+    customer was scheduled for or handled (:mod:`orchestrator.core.campaign.delivery`)."""
 
     @classmethod
     def new(cls, customer_key: str) -> CustomerState:
@@ -248,6 +251,7 @@ class CustomerState:
         dues += [h.release_ms for h in self.held if h.release_ms is not None]
         if self.segment_due_ms is not None:
             dues.append(self.segment_due_ms)
+        dues += [int(e[1]) for e in self.campaigns.values() if e[2] == "due"]
         return min(dues) if dues else None
 
     def active(self, journey_id: str) -> int:
@@ -273,6 +277,8 @@ class CustomerState:
             out["tm"] = self.timing
         if self.segment_due_ms is not None:
             out["sd"] = self.segment_due_ms
+        if self.campaigns:
+            out["cp"] = self.campaigns
         return out
 
     @classmethod
@@ -292,6 +298,7 @@ class CustomerState:
                 [FinishedInstance.from_dict(f) for f in d.get("f", ())],
                 d.get("tm") or {},
                 d.get("sd"),
+                d.get("cp") or {},
             )
         return cls(
             profile=Profile.from_dict(d["p"]),
@@ -305,4 +312,5 @@ class CustomerState:
             finished=[FinishedInstance.from_dict(f) for f in d.get("f", [])],
             timing={k: list(v) for k, v in d.get("tm", {}).items()},
             segment_due_ms=d.get("sd"),
+            campaigns={k: list(v) for k, v in d.get("cp", {}).items()},
         )

@@ -122,7 +122,7 @@ def test_simulate_report_has_split_conversions_including_holdout(tmp_path: Path)
 def test_validate_command_clean_and_broken(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli(validate_cli, ["validate", str(JOURNEYS)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 9  # six journeys, journeys/policy.yaml and two segments
+    assert len(out) == 10  # six journeys, journeys/policy.yaml, two segments and a campaign
     assert all(": ok: " in line for line in out)
     assert any(": ok: policy default v1" in line for line in out)
     bad1 = tmp_path / "one.yaml"

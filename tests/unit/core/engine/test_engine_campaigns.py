@@ -1,0 +1,147 @@
+"""Campaigns in the per-customer logic (issue 22): members scheduled at their own send time (a local time
+in their zone, or the campaign's default zone), sent through the policy with deterministic ids, skipped
+when late or out of the audience, paused and cancelled campaigns, a journey entered by a campaign,
+recurrences, and nothing twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from conftest import Driver, registry_of
+
+from orchestrator.core.campaign import CampaignRegistry, load_campaign_text
+from orchestrator.core.customer import CustomerLogic
+from orchestrator.core.engine.ids import action_id
+from orchestrator.core.engine.state import CustomerState
+from orchestrator.core.segment import SegmentRegistry, load_segment_text
+
+H = 3_600_000
+
+
+def ms(*args: int) -> int:
+    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
+
+
+VIP = "kind: segment\nid: vip\nversion: 1\ncondition: \"profile.tier == 'gold'\"\n"
+PREVIEW = """kind: campaign
+id: preview
+version: 1
+audience: {segment: vip}
+send: {channel: email, template: preview_v1, category: transactional}
+schedule: {date: 2025-03-20, local_time: "10:00", default_timezone: Europe/Berlin}
+deliver_within: 2h
+"""
+WELCOME_BACK = """id: welcome_back
+version: 1
+entry: {event: never.happens}
+steps:
+  mail: {type: send, channel: email, template: back_v1, category: transactional}
+"""
+
+
+def logic(*campaign_texts: str, journeys: tuple[str, ...] = ()) -> tuple[CustomerLogic, CampaignRegistry]:
+    segments = SegmentRegistry()
+    segments.deploy(load_segment_text(VIP), 0)
+    campaigns = CampaignRegistry()
+    for text in campaign_texts:
+        campaigns.deploy(load_campaign_text(text), 0)
+    return CustomerLogic(registry_of(*journeys), segments=segments, campaigns=campaigns), campaigns
+
+
+def vip(d: Driver, at: int, zone: str | None = None) -> None:
+    props: dict[str, object] = {"tier": "gold"}
+    if zone:
+        props["timezone"] = zone
+    d.event("profile.updated", at, props, email=f"{d.key}@x.io")
+
+
+def test_each_member_gets_it_at_ten_in_their_own_zone_once() -> None:
+    made, _ = logic(PREVIEW)
+    berlin, york, unknown = Driver(made, key="b"), Driver(made, key="n"), Driver(made, key="u")
+    vip(berlin, ms(2025, 3, 10), "Europe/Berlin")
+    vip(york, ms(2025, 3, 10), "America/New_York")
+    vip(unknown, ms(2025, 3, 10))  # no zone: the campaign's default, Europe/Berlin
+    for d in (berlin, york, unknown):
+        out = d.wake(ms(2025, 3, 19, 20))  # the release starts (10:00 at UTC+14): each is scheduled
+        assert out.campaigns == [("preview", 0, "scheduled")]
+    assert berlin.wakeup == unknown.wakeup == ms(2025, 3, 20, 9)
+    assert york.wakeup == ms(2025, 3, 20, 14)
+    out = york.wake(ms(2025, 3, 20, 14))
+    assert out.campaigns == [("preview", 0, "sent")]
+    (action,) = out.actions
+    assert action.action_id == action_id("n", "campaign:preview", 1, 1, "send", 1)
+    assert (action.journey_id, action.campaign, action.template_id) == (
+        "campaign:preview",
+        "preview",
+        "preview_v1",
+    )
+    assert york.wake(ms(2025, 3, 21)).actions == []  # (never twice)
+    assert york.wakeup is None
+
+
+def test_a_customer_who_joins_within_the_window_is_scheduled_and_one_too_late_is_skipped() -> None:
+    made, _ = logic(PREVIEW)
+    early, late = Driver(made, key="e"), Driver(made, key="l")
+    vip(early, ms(2025, 3, 20, 8), "Europe/Berlin")  # a VIP before its 10:00 (09:00 UTC)
+    assert early.wakeup == ms(2025, 3, 20, 9)
+    out = late.event("profile.updated", ms(2025, 3, 20, 12), {"tier": "gold", "timezone": "Europe/Berlin"})
+    assert out.campaigns == [("preview", 0, "late")]  # 10:00 + 2 h delivery window passed
+    assert late.wakeup is None
+
+
+def test_a_member_who_left_the_audience_by_the_send_time_gets_nothing() -> None:
+    made, _ = logic(PREVIEW)
+    d = Driver(made, key="c")
+    vip(d, ms(2025, 3, 20, 7), "Europe/Berlin")
+    d.event("profile.updated", ms(2025, 3, 20, 8), {"tier": "silver"})
+    out = d.wake(ms(2025, 3, 20, 9))
+    assert out.campaigns == [("preview", 0, "left")]
+    assert out.actions == []
+
+
+def test_paused_members_wait_and_go_out_when_active_again_cancelled_ones_never() -> None:
+    made, campaigns = logic(PREVIEW)
+    d, c = Driver(made, key="p"), Driver(made, key="q")
+    for x in (d, c):
+        vip(x, ms(2025, 3, 20, 7), "Europe/Berlin")
+    campaigns.set_status("preview", "paused", ms(2025, 3, 20, 8))
+    assert d.wake(ms(2025, 3, 20, 9)).actions == []
+    assert d.state is not None
+    assert d.state.campaigns["preview"][2] == "paused"
+    campaigns.set_status("preview", "active", ms(2025, 3, 20, 10))
+    out = d.wake(ms(2025, 3, 20, 10))  # (within 10:00 + 2 h: sent now)
+    assert [a.template_id for a in out.actions] == ["preview_v1"]
+    campaigns.set_status("preview", "cancelled", ms(2025, 3, 20, 10, 30))
+    out = c.wake(ms(2025, 3, 20, 11))  # (paused at its 10:00, then cancelled before it was sent)
+    assert out.actions == []
+    assert c.state is not None
+    assert c.state.campaigns["preview"][2] == "paused"
+
+
+def test_a_campaign_can_enter_members_into_a_journey() -> None:
+    text = PREVIEW.replace(
+        "send: {channel: email, template: preview_v1, category: transactional}", "journey: welcome_back"
+    )
+    made, _ = logic(text, journeys=(WELCOME_BACK,))
+    d = Driver(made, key="j")
+    vip(d, ms(2025, 3, 20, 7), "Europe/Berlin")
+    out = d.wake(ms(2025, 3, 20, 9))
+    assert out.campaigns == [("preview", 0, "entered")]
+    assert [a.template_id for a in out.actions] == ["back_v1"]
+    assert ("entered", None, "campaign preview") in d.kinds()
+
+
+def test_a_weekly_campaign_goes_out_on_each_occurrence_with_its_own_id() -> None:
+    weekly = PREVIEW.replace("default_timezone: Europe/Berlin}", "every: 7d, occurrences: 3}")
+    made, _ = logic(weekly)
+    d = Driver(made, key="w")
+    vip(d, ms(2025, 3, 10), "UTC")
+    ids = []
+    for day in (20, 27):
+        d.wake(ms(2025, 3, day - 1, 20))
+        out = d.wake(ms(2025, 3, day, 10))
+        ids += [a.action_id for a in out.actions]
+    assert ids == [action_id("w", "campaign:preview", 1, n, "send", 1) for n in (1, 2)]
+    assert d.state is not None
+    stored = CustomerState.from_dict(d.state.to_dict()).campaigns
+    assert stored == {"preview": [1, 0, "sent", 1]}
