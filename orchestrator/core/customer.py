@@ -175,8 +175,11 @@ class CustomerLogic:
         late = self.lateness_ms is not None and now_ms - occurred > self.lateness_ms
         if not late:
             self._entries(run, event.type, view, at)
-        self._segments(run, at, started=not late)
-        self._campaigns(run, at)
+        # memberships are the customer's state now: judged at its clock (an event older than the clock
+        # must not drop the events after it from seen()/count()); a campaign's delivery window is judged
+        # by the worker's clock (an event arriving late must not send a campaign past its window)
+        self._segments(run, state.clock_ms, started=not late)
+        self._campaigns(run, max(state.clock_ms, now_ms))
         self._remember(state, event.event_id, at)
         timing = "late" if late else "future" if occurred > now_ms else None
         if timing is not None:
@@ -245,6 +248,8 @@ class CustomerLogic:
                 soonest is None or (state.segment_due_ms, 1) < soonest[:2]
             ):
                 soonest = (state.segment_due_ms, 1, None)
+            if delivery is None and state.campaigns:
+                _drop_campaigns(state.campaigns)  # (no campaigns here: nothing may stay due)
             send = delivery.next_due(state.campaigns) if delivery is not None else None
             if send is not None and (soonest is None or (send[0], 2) < soonest[:2]):
                 soonest = (send[0], 2, send[1])
@@ -426,12 +431,14 @@ class CustomerLogic:
         delivery = self._delivery
         if delivery is None:
             return
-        delivery.schedule(run, at)
-        while True:
+        while True:  # (a recurrence's next occurrence waits for the one still due: fire, then look again)
+            before = [list(e) for e in run.state.campaigns.values()]
+            delivery.schedule(run, at)
             send = delivery.next_due(run.state.campaigns)
-            if send is None or send[0] > at:
+            if send is not None and send[0] <= at:
+                delivery.fire(run, send[1])
+            elif before == list(run.state.campaigns.values()):
                 return
-            delivery.fire(run, send[1])
 
     def _campaign_entry(self, run: Run, journey_id: str, view: dict[str, Any], at: int, reason: str) -> bool:
         """A campaign enters the customer into a journey (active at ``at``, its re-entry rules)."""
@@ -475,6 +482,13 @@ class CustomerLogic:
             keep = keep[max(0, len(keep) - self.finished_max) :] if self.finished_max > 0 else []
             if len(keep) != len(finished):
                 state.finished = keep
+
+
+def _drop_campaigns(campaigns: dict[str, list[Any]]) -> None:
+    """Campaign sends still due in a state this logic cannot deliver (no campaign timeline): cancelled."""
+    for entry in campaigns.values():
+        if entry[2] == "due":
+            entry[1], entry[2] = 0, "cancelled"
 
 
 def _rest(soonest: tuple[int, int, Any]) -> tuple[str, int]:

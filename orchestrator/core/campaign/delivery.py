@@ -70,6 +70,9 @@ class CampaignDelivery:
             for n in open_occurrences(campaign, at_ms):
                 if entry is not None and (entry[0] > n or (entry[0] == n and entry[2] != "paused")):
                     continue  # (handled, or scheduled already)
+                if entry is not None and entry[2] == "due":
+                    break  # an earlier occurrence is still due: this one after it is sent
+
                 if not self._in_audience(run, campaign, at_ms):
                     continue
                 send_at = send_time_ms(campaign.schedule, n, self._zone(run, campaign))
@@ -134,7 +137,10 @@ class CampaignDelivery:
             subscription_group=step.subscription_group,
         )
         _, unsent = run.gate.submit(send, at_ms)
-        self._record(run, campaign, n, 0, "sent" if unsent is None else f"unsent_{unsent}")
+        held = unsent is None and any(h.action_id == send.action_id for h in run.state.held)
+        self._record(
+            run, campaign, n, 0, "held" if held else "sent" if unsent is None else f"unsent_{unsent}"
+        )
 
     # -- helpers --------------------------------------------------------------------------------
     @staticmethod

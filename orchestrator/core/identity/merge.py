@@ -16,12 +16,15 @@ Rules (docs/identity.md):
   transition); instances only on the other side move over with their timers and held sends,
   renumbered after the canonical side's entries of that journey so action ids stay unique; entry
   counts add up; the dedupe memory, the send log, the finished instances and the counts of late and
-  future events are united.
+  future events are united;
+- **campaigns**: per campaign the entry that keeps the customer from getting an occurrence twice (the
+  later occurrence; at the same one, the handled one); a campaign send held for quiet hours moves over.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from orchestrator.core.engine.records import Transition
 from orchestrator.core.engine.state import CustomerState, FinishedInstance
@@ -121,6 +124,30 @@ def _merge_engagement(canonical: Profile, other: Profile) -> None:
             del canonical.campaign_engagement[campaign]
 
 
+CAMPAIGN_PREFIX = "campaign:"
+_WAITING = ("due", "paused")
+
+
+def _later_campaign_entry(mine: list[Any] | None, theirs: list[Any]) -> list[Any]:
+    """Of two customers' entries for one campaign (``[occurrence, due, status, version]``), the one that
+    keeps the merged customer from getting an occurrence twice: the later occurrence; at the same one, a
+    handled one over one still waiting, else the earlier due."""
+    if mine is None:
+        return list(theirs)
+    if mine[0] != theirs[0]:
+        return list(mine if mine[0] > theirs[0] else theirs)
+    if (mine[2] in _WAITING) != (theirs[2] in _WAITING):
+        return list(theirs if mine[2] in _WAITING else mine)
+    if mine[2] == theirs[2] == "due":
+        return list(mine if int(mine[1]) <= int(theirs[1]) else theirs)
+    return list(mine)
+
+
+def _campaign_kept(canonical: CustomerState, send: Any) -> bool:
+    """A campaign send held on the merged-away side is kept unless the canonical side holds it too."""
+    return all(h.action_id != send.action_id for h in canonical.held)
+
+
 def merge_states(
     canonical: CustomerState,
     other: CustomerState,
@@ -167,6 +194,10 @@ def merge_states(
         if seq is not None:
             send.entry_seq = seq
             canonical.held.append(send)
+        elif send.journey_id.startswith(CAMPAIGN_PREFIX) and _campaign_kept(canonical, send):
+            canonical.held.append(send)  # (a campaign's send: its id names the occurrence, not an entry)
+    for campaign, entry in other.campaigns.items():
+        canonical.campaigns[campaign] = _later_campaign_entry(canonical.campaigns.get(campaign), entry)
     seen = {**other.seen, **canonical.seen}
     canonical.seen = dict(sorted(seen.items(), key=lambda kv: (kv[1], kv[0])))
     canonical.sent_log = sorted([*canonical.sent_log, *other.sent_log])

@@ -103,6 +103,11 @@ def _recheck_by_time(
         elif not member and sid in members:
             del members[sid]
             changes.append(SegmentChange(sid, False, at_ms))
+    if members:  # (members of a segment archived or no longer in force leave at any check)
+        active = {d.id for d in segments.in_force(at_ms) if d.status == "active"}
+        for sid in [s for s in members if s not in active]:
+            del members[sid]
+            changes.append(SegmentChange(sid, False, at_ms))
     run.state.segment_due_ms = due
     return changes
 

@@ -145,3 +145,49 @@ def test_a_weekly_campaign_goes_out_on_each_occurrence_with_its_own_id() -> None
     assert d.state is not None
     stored = CustomerState.from_dict(d.state.to_dict()).campaigns
     assert stored == {"preview": [1, 0, "sent", 1]}
+
+
+def test_a_daily_campaign_far_west_sends_every_occurrence() -> None:
+    """Two occurrences' release windows overlap (26 h + the delivery window > a day): the next one waits
+    for the one still due instead of replacing it (Pacific/Pago_Pago, UTC-11)."""
+    daily = PREVIEW.replace("default_timezone: Europe/Berlin}", "every: 1d, occurrences: 3}")
+    made, _ = logic(daily)
+    d = Driver(made, key="far")
+    vip(d, ms(2025, 3, 19), "Pacific/Pago_Pago")
+    sent = []
+    for hour in range(0, 4 * 24, 3):  # wake-ups every 3 h over four days, and every due time
+        at = ms(2025, 3, 19) + hour * H
+        while d.wakeup is not None and d.wakeup <= at:
+            sent += [a.created_at.isoformat() for a in d.wake(d.wakeup).actions]
+        sent += [a.created_at.isoformat() for a in d.wake(at).actions]
+    assert sent == ["2025-03-20T21:00:00+00:00", "2025-03-21T21:00:00+00:00", "2025-03-22T21:00:00+00:00"]
+
+
+def test_an_event_arriving_late_does_not_send_past_the_window() -> None:
+    at_ten = PREVIEW.replace(
+        'schedule: {date: 2025-03-20, local_time: "10:00", default_timezone: Europe/Berlin}',
+        "schedule: {at: 2025-03-20T10:00:00Z}",
+    )
+    made, _ = logic(at_ten)
+    d = Driver(made, key="slow")
+    out = d.event(
+        "profile.updated",
+        ms(2025, 3, 20, 10, 30),
+        {"tier": "gold"},
+        email="s@x.io",
+        now_ms=ms(2025, 3, 20, 15),
+    )
+    assert out.actions == []  # (dated 10:30, but the worker's clock is 15:00: past 10:00 + 2 h)
+
+
+def test_a_merge_keeps_the_campaign_handled_so_it_is_not_sent_twice() -> None:
+    made, _ = logic(PREVIEW)
+    a, b = Driver(made, key="a"), Driver(made, key="b")
+    vip(a, ms(2025, 3, 10), "Europe/Berlin")
+    vip(b, ms(2025, 3, 20, 7), "Europe/Berlin")
+    assert [x.template_id for x in b.wake(ms(2025, 3, 20, 9)).actions] == ["preview_v1"]
+    merged = made.on_merge("a", a.state, b.state, ms(2025, 3, 20, 9, 30))
+    assert merged.state is not None
+    assert merged.state.campaigns["preview"][2] == "sent"
+    after = made.on_wakeup("a", merged.state, ms(2025, 3, 20, 10))
+    assert after.actions == []

@@ -170,3 +170,22 @@ def test_without_segments_nothing_changes_in_the_record() -> None:
     stored = d.state.to_dict()
     assert "seg" not in stored["p"]
     assert "sd" not in stored
+
+
+def test_an_event_older_than_the_clock_keeps_later_events_counted() -> None:
+    d = driver(VIEWERS)
+    d.event("page.viewed", T0 + 30 * M)
+    out = d.event("cart.updated", T0, now_ms=T0 + 31 * M)  # (dated before the view, arriving after it)
+    assert changes(d, out) == []
+    assert d.state is not None
+    assert d.state.profile.segments == {"viewers": T0 + 30 * M}
+
+
+def test_a_segment_timer_lets_members_of_an_archived_segment_go() -> None:
+    reg = segments(VIEWERS)
+    d = Driver(CustomerLogic(registry_of(), segments=reg))
+    d.event("page.viewed", T0)
+    reg.set_status("viewers", "archived", T0 + 30 * M)
+    out = d.wake(T0 + H + 1)
+    assert changes(d, out) == [("viewers", False, T0 + H + 1)]
+    assert d.wakeup is None
