@@ -175,30 +175,8 @@ def load_segments(
 ) -> SegmentRegistry:
     """The segment files (``kind: segment``) of a journeys folder (or of the files given), effective
     always; raises SegmentValidationError with the problems of all files (and a cycle)."""
-    paths: list[Path] = []
-    if isinstance(journeys, str | Path):
-        root = Path(journeys)
-        if root.is_dir():
-            paths = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
-    elif journeys is not None:
-        paths = [Path(p) for p in journeys]
-    problems: list[str] = []
-    found = []
-    for path in paths:
-        if not is_segment_file(path):
-            continue
-        try:
-            found.append(load_segment_file(path, history_window_ms=history_window_ms))
-        except SegmentValidationError as exc:
-            problems.extend(exc.problems)
     registry = SegmentRegistry(history_window_ms=history_window_ms)
-    for definition in sorted(found, key=lambda d: (d.id, d.version)):
-        try:
-            registry.deploy(definition, EARLIEST_MS)
-        except SegmentValidationError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise SegmentValidationError(problems)
+    _deploy_kind(journeys, is_segment_file, load_segment_file, registry, SegmentValidationError)
     return registry
 
 
@@ -209,32 +187,41 @@ def load_campaigns(
 ) -> CampaignRegistry:
     """The campaign files (``kind: campaign``) of a journeys folder (or of the files given), effective
     always; raises CampaignValidationError with the problems of all files."""
-    problems: list[str] = []
-    found = []
-    for path in _kind_candidates(journeys):
-        if not is_campaign_file(path):
-            continue
-        try:
-            found.append(load_campaign_file(path, history_window_ms=history_window_ms))
-        except CampaignValidationError as exc:
-            problems.extend(exc.problems)
     registry = CampaignRegistry(history_window_ms=history_window_ms)
-    for definition in sorted(found, key=lambda d: (d.id, d.version)):
-        try:
-            registry.deploy(definition, EARLIEST_MS)
-        except CampaignValidationError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise CampaignValidationError(problems)
+    _deploy_kind(journeys, is_campaign_file, load_campaign_file, registry, CampaignValidationError)
     return registry
 
 
-def _kind_candidates(journeys: Path | str | Iterable[Path | str] | None) -> list[Path]:
-    """The ``*.yaml``/``*.yml`` files of a folder, or the files given (a single file: none)."""
+def _deploy_kind(
+    journeys: Path | str | Iterable[Path | str] | None,
+    is_kind: Callable[[Path], bool],
+    load: Callable[..., Any],
+    registry: SegmentRegistry | CampaignRegistry,
+    error: type[SegmentValidationError] | type[CampaignValidationError],
+) -> None:
+    """Deploy the files of one kind among ``journeys`` (a folder's ``*.yaml``/``*.yml``, or the files
+    given; a single file: none) into ``registry``, effective always; raise ``error`` with every problem."""
     if isinstance(journeys, str | Path):
         root = Path(journeys)
-        return sorted([*root.glob("*.yaml"), *root.glob("*.yml")]) if root.is_dir() else []
-    return [Path(p) for p in journeys] if journeys is not None else []
+        paths = sorted([*root.glob("*.yaml"), *root.glob("*.yml")]) if root.is_dir() else []
+    else:
+        paths = [Path(p) for p in journeys] if journeys is not None else []
+    problems: list[str] = []
+    found = []
+    for path in paths:
+        if not is_kind(path):
+            continue
+        try:
+            found.append(load(path, history_window_ms=registry.history_window_ms))
+        except error as exc:
+            problems.extend(exc.problems)
+    for definition in sorted(found, key=lambda d: (d.id, d.version)):
+        try:
+            registry.deploy(definition, EARLIEST_MS)
+        except error as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise error(problems)
 
 
 class Simulator:

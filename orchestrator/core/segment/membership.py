@@ -35,27 +35,29 @@ def recheck(
 ) -> list[SegmentChange]:
     """Check the customer's memberships at ``at_ms``; the changes, in the order they happened.
     ``time_only``: nothing but time changed since the last check (a segment timer): only the segments
-    time can change are checked (:meth:`SegmentRegistry.changed_by_time`)."""
+    time can change are checked (:meth:`SegmentRegistry.changed_by_time`). Members of a segment archived
+    or no longer in force leave at any check."""
     state = run.state
     members = state.profile.segments
-    if time_only and segments is not None:
-        return _recheck_by_time(run, segments, segments.changed_by_time(at_ms), at_ms)
-    defs = segments.in_force(at_ms) if segments is not None else ()
+    if segments is None:
+        defs: tuple[SegmentDefinition, ...] = ()
+    else:
+        defs = segments.changed_by_time(at_ms) if time_only else segments.in_force(at_ms)
     if not defs and not members:
         state.segment_due_ms = None
         return []
     changes: list[SegmentChange] = []
     due: int | None = None
     act: dict[str, Any] | None = None
-    known: set[str] = set()
+    checked: set[str] = set()
     for definition in defs:
         sid = definition.id
-        known.add(sid)
+        checked.add(sid)
         member = False
         if definition.status == "active":
             if act is None:
-                fields, records = segments.reads(defs) if segments is not None else (None, True)
-                act = run.state_activation(at_ms, fields, records)
+                assert segments is not None
+                act = run.state_activation(at_ms, *segments.reads(defs))
             compiled = definition.condition.compiled
             try:
                 member = compiled.test(act)
@@ -71,45 +73,17 @@ def recheck(
         elif not member and sid in members:
             del members[sid]
             changes.append(SegmentChange(sid, False, at_ms))
-    for sid in [s for s in members if s not in known]:  # (in force no longer: not deployed at this time)
+    for sid in [s for s in members if s not in checked and not _active(segments, s, at_ms)]:
         del members[sid]
         changes.append(SegmentChange(sid, False, at_ms))
     state.segment_due_ms = due
     return changes
 
 
-def _recheck_by_time(
-    run: Run, segments: SegmentRegistry, defs: tuple[SegmentDefinition, ...], at_ms: int
-) -> list[SegmentChange]:
-    members = run.state.profile.segments
-    changes: list[SegmentChange] = []
-    due: int | None = None
-    act = run.state_activation(at_ms, *segments.reads(defs)) if defs else None
-    for definition in defs:
-        assert act is not None
-        compiled = definition.condition.compiled
-        try:
-            member = compiled.test(act)
-        except ConditionError:
-            member = False
-        if compiled.time_dependent:
-            change = compiled.next_change_ms(act)
-            if change is not None and (due is None or change < due):
-                due = change
-        sid = definition.id
-        if member and sid not in members:
-            members[sid] = at_ms
-            changes.append(SegmentChange(sid, True, at_ms))
-        elif not member and sid in members:
-            del members[sid]
-            changes.append(SegmentChange(sid, False, at_ms))
-    if members:  # (members of a segment archived or no longer in force leave at any check)
-        active = {d.id for d in segments.in_force(at_ms) if d.status == "active"}
-        for sid in [s for s in members if s not in active]:
-            del members[sid]
-            changes.append(SegmentChange(sid, False, at_ms))
-    run.state.segment_due_ms = due
-    return changes
+def _active(segments: SegmentRegistry | None, segment_id: str, at_ms: int) -> bool:
+    """The segment is in force and active at ``at_ms`` (a member not checked now stays one)."""
+    found = segments.current(segment_id, at_ms) if segments is not None else None
+    return found is not None and found.status == "active"
 
 
 def segment_event_view(change: SegmentChange) -> dict[str, Any]:

@@ -10,13 +10,12 @@ at a time in the order they are checked: a segment after the segments it reads.
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS
 from orchestrator.core.segment.model import SEGMENT_STATUSES, SegmentDefinition, SegmentStatus
+from orchestrator.core.timeline import Deployed, VersionTimeline
 from orchestrator.exceptions import SegmentValidationError
 
 __all__ = ["MAX_SEGMENTS", "SegmentDeployment", "SegmentRegistry"]
@@ -25,11 +24,7 @@ MAX_SEGMENTS = 200
 """Segments a deployment may hold (archived ones count: they stay in the timeline)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SegmentDeployment:
-    definition: SegmentDefinition
-    effective_from_ms: int
-    seq: int
+SegmentDeployment = Deployed[SegmentDefinition]
 
 
 class SegmentRegistry:
@@ -42,15 +37,8 @@ class SegmentRegistry:
         history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS,
     ) -> None:
         self.history_window_ms = history_window_ms
-        self._timeline: dict[str, list[SegmentDeployment]] = {}
-        self._starts: dict[str, list[int]] = {}
-        self._versions: dict[tuple[str, int], SegmentDefinition] = {}
-        self._seq = 0
-        self._order: tuple[str, ...] = ()
-        """Every segment id, each after the ids it reads (in any of its versions)."""
-        self._latest_start = 0
-        self._latest: tuple[SegmentDefinition, ...] = ()
-        self._cache: dict[tuple[int, ...], tuple[SegmentDefinition, ...]] = {}
+        self._timeline: VersionTimeline[SegmentDefinition] = VersionTimeline()
+        """Every segment's versions; :meth:`in_force` gives each after the ids it reads."""
         self._by_time: dict[int, tuple[tuple[SegmentDefinition, ...], tuple[SegmentDefinition, ...]]] = {}
         self._reads_of: dict[
             int, tuple[tuple[SegmentDefinition, ...], tuple[frozenset[str] | None, bool]]
@@ -64,8 +52,7 @@ class SegmentRegistry:
         """Make ``definition`` the segment's deployment from ``effective_from_ms`` on; raises
         SegmentValidationError (file:line: field: ...) when it cannot be."""
         where = f"{definition.source_name}:1"
-        known = self._versions.get(definition.key)
-        if known is not None and known.content_hash != definition.content_hash:
+        if self._timeline.changes_content(definition):
             raise SegmentValidationError(
                 [
                     f"{where}: version: segment {definition.id} version {definition.version} is already "
@@ -90,18 +77,7 @@ class SegmentRegistry:
             raise SegmentValidationError(
                 [f"{where}: condition: segments would read each other in a cycle: {' -> '.join(cycle)}"]
             )
-        self._seq += 1
-        dep = SegmentDeployment(definition, effective_from_ms, self._seq)
-        timeline = self._timeline.setdefault(definition.id, [])
-        starts = self._starts.setdefault(definition.id, [])
-        at = bisect.bisect_right(starts, effective_from_ms)
-        timeline.insert(at, dep)
-        starts.insert(at, effective_from_ms)
-        self._versions[definition.key] = definition
-        self._order = tuple(sid for sid in order if sid in self._timeline)
-        self._latest_start = max(s[-1] for s in self._starts.values())
-        self._latest = tuple(self._timeline[sid][-1].definition for sid in self._order)
-        self._cache = {}
+        dep = self._timeline.add(definition, effective_from_ms, order)
         self._by_time = {}
         self._reads_of = {}
         self.generation += 1
@@ -111,10 +87,9 @@ class SegmentRegistry:
         """Archive or reactivate the segment from ``effective_from_ms`` (redeploys its latest version)."""
         if status not in SEGMENT_STATUSES:
             raise SegmentValidationError([f"<registry>:1: status: unknown status {status!r}"])
-        timeline = self._timeline.get(segment_id)
-        if not timeline:
+        latest = self._timeline.latest(segment_id)
+        if latest is None:
             raise SegmentValidationError([f"<registry>:1: id: segment {segment_id!r} is not deployed"])
-        latest = max(timeline, key=lambda d: (d.effective_from_ms, d.seq)).definition
         return self.deploy(dataclasses.replace(latest, status=status), effective_from_ms)
 
     def _reads(self) -> dict[str, set[str]]:
@@ -128,17 +103,7 @@ class SegmentRegistry:
     def in_force(self, at_ms: int) -> tuple[SegmentDefinition, ...]:
         """The definitions effective at ``at_ms`` (archived ones too: their members leave), each after the
         segments it reads."""
-        if at_ms >= self._latest_start:
-            return self._latest
-        picks = tuple(bisect.bisect_right(self._starts[sid], at_ms) for sid in self._order)
-        found = self._cache.get(picks)
-        if found is None:
-            found = tuple(
-                self._timeline[sid][i - 1].definition for sid, i in zip(self._order, picks, strict=True) if i
-            )
-            if len(self._cache) < 1024:
-                self._cache[picks] = found
-        return found
+        return self._timeline.in_force(at_ms)
 
     def changed_by_time(self, at_ms: int) -> tuple[SegmentDefinition, ...]:
         """Of :meth:`in_force`, the segments time alone can change: those counting events in windows and
@@ -176,17 +141,13 @@ class SegmentRegistry:
         return found
 
     def current(self, segment_id: str, at_ms: int) -> SegmentDefinition | None:
-        starts = self._starts.get(segment_id)
-        if not starts:
-            return None
-        i = bisect.bisect_right(starts, at_ms)
-        return self._timeline[segment_id][i - 1].definition if i else None
+        return self._timeline.current(segment_id, at_ms)
 
     def segment_ids(self) -> list[str]:
-        return sorted(self._timeline)
+        return self._timeline.ids()
 
     def deployments(self, segment_id: str) -> list[SegmentDeployment]:
-        return list(self._timeline.get(segment_id, ()))
+        return self._timeline.deployments(segment_id)
 
     def __len__(self) -> int:
         return len(self._timeline)
