@@ -236,9 +236,20 @@ class CustomerLogic:
     def _fire_due(self, run: Run, until_ms: int, *, inclusive: bool) -> None:
         """Fire the customer's timers due before ``until_ms`` (or at it, ``inclusive``), each at its own
         time, in time order; at equal times: held sends released first, then the segment check, then
-        campaign sends, then journey timers (by journey and entry)."""
+        campaign sends, then journey timers (by journey and entry), then a campaign release.
+
+        A campaign **release** (:meth:`CampaignRegistry.releases`: an occurrence's release starts) after
+        the customer's clock is one of its timers: the customer is looked at for the campaigns at that
+        time, before anything later happens to it. The workers wake every member up at a release, but
+        whether that wake-up comes before or after the customer's next event or timer, the customer is
+        scheduled as of the release time: the same sends as simulate, whenever the worker gets there."""
         state = run.state
         delivery = self._delivery
+        releases: list[int] = []
+        if delivery is not None and state.clock_ms > 0:  # (a new customer has nothing to catch up on)
+            end = until_ms if inclusive else until_ms - 1
+            releases = self.campaigns.release_times(state.clock_ms, end) if self.campaigns else []
+        next_release = 0
         while True:
             soonest: tuple[int, int, Any] | None = None
             for h in state.held:
@@ -258,13 +269,21 @@ class CustomerLogic:
                     soonest is None or (i.due_ms, 3, i.journey, i.entry_seq) < (*soonest[:2], *_rest(soonest))
                 ):
                     soonest = (i.due_ms, 3, i)
+            if next_release < len(releases) and (soonest is None or releases[next_release] < soonest[0]):
+                soonest = (releases[next_release], 4, None)
             if soonest is None or not (soonest[0] <= until_ms if inclusive else soonest[0] < until_ms):
                 return
             at, kind, what = soonest
             if kind == 0:
                 run.gate.release_next(until_ms, inclusive=inclusive)
             elif kind == 1:
+                changes = len(run.segment_changes)
                 self._segments(run, at, started=True, time_only=True)  # (a counted event left its window)
+                if len(run.segment_changes) != changes:
+                    self._campaigns(run, at)  # (an audience entered or left at that time, not later)
+            elif kind == 4:
+                next_release += 1
+                self._campaigns(run, at)  # (a release: looked at for the campaigns as of its time)
             elif kind == 2:
                 assert delivery is not None
                 delivery.fire(run, what)  # (this customer's send time of a campaign)

@@ -27,7 +27,6 @@ from orchestrator.contracts.actions import ChannelAction
 from orchestrator.contracts.decision import Decision
 from orchestrator.contracts.engine_event import read_event
 from orchestrator.core.campaign import CampaignRegistry, is_campaign_file, load_campaign_file
-from orchestrator.core.campaign.occurrences import release_window
 from orchestrator.core.customer import ERASE_EVENT, CustomerLogic, Outcome, Transition
 from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.identity import IdentityGraph
@@ -364,20 +363,11 @@ _SCAN = ""
 
 
 def _scan_times(campaigns: CampaignRegistry | None) -> list[int]:
-    """When the simulator looks at every customer for the campaigns: each occurrence's release start
-    (or the deployment's time, when later), as each worker's scan does in the runtime."""
+    """When the simulator looks at every customer for the campaigns: each release
+    (:meth:`CampaignRegistry.releases`), as each worker's scan does in the runtime."""
     if campaigns is None:
         return []
-    times: set[int] = set()
-    for cid in campaigns.campaign_ids():
-        for dep in campaigns.deployments(cid):
-            definition = dep.definition
-            count = definition.schedule.occurrences if definition.schedule.every_days else 1
-            for n in range(count):
-                start, end = release_window(definition, n)
-                if end > dep.effective_from_ms:
-                    times.add(max(start, dep.effective_from_ms))
-    return sorted(times)
+    return sorted({r.at_ms for r in campaigns.releases()})
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, bytes]]:

@@ -9,21 +9,41 @@ A deployment is refused when its conditions look back further than the history t
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from orchestrator.core.campaign.model import CAMPAIGN_STATUSES, CampaignDefinition, CampaignStatus
+from orchestrator.core.campaign.occurrences import release_window
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS
 from orchestrator.core.timeline import Deployed, VersionTimeline
 from orchestrator.exceptions import CampaignValidationError
 
-__all__ = ["MAX_CAMPAIGNS", "CampaignDeployment", "CampaignRegistry"]
+__all__ = ["MAX_CAMPAIGNS", "CampaignDeployment", "CampaignRegistry", "Release"]
 
 MAX_CAMPAIGNS = 200
 """Campaigns a deployment may hold (cancelled and finished ones count: they stay in the timeline)."""
 
 
 CampaignDeployment = Deployed[CampaignDefinition]
+
+
+class Release(NamedTuple):
+    """A moment every customer is looked at for a campaign: an occurrence's release starts (or a
+    deployment of the campaign takes effect within an occurrence's release window)."""
+
+    at_ms: int
+    campaign: str
+    version: int
+    occurrence: int
+    segment: str
+    """The audience's segment (the workers look only at its members: :mod:`orchestrator.runtime.releases`)."""
+
+    @property
+    def key(self) -> str:
+        """Names the release in the workers' progress: ``<campaign>@<version>#<occurrence>@<at_ms>``."""
+        return f"{self.campaign}@{self.version}#{self.occurrence}@{self.at_ms}"
 
 
 class CampaignRegistry:
@@ -39,6 +59,7 @@ class CampaignRegistry:
         self._timeline: VersionTimeline[CampaignDefinition] = VersionTimeline()
         self.generation = 0
         """Counts deployments: a reader may keep what it derived from :meth:`in_force` while it is equal."""
+        self._releases: tuple[int, list[Release], list[int]] = (-1, [], [])
         for definition, effective_from_ms in deployments:
             self.deploy(definition, effective_from_ms)
 
@@ -95,6 +116,37 @@ class CampaignRegistry:
     def current(self, campaign_id: str, at_ms: int) -> CampaignDefinition | None:
         """The campaign's definition effective at ``at_ms`` (None before its first deployment)."""
         return self._timeline.current(campaign_id, at_ms)
+
+    def releases(self) -> list[Release]:
+        """Every release of every deployment, in time order (cached until the next deployment).
+
+        A customer is looked at for a campaign at each of these times (its own logic does it before
+        anything later happens to it, and the workers wake up the members at it): the start of each
+        occurrence's release window, or a deployment's effective time within the window (a version or
+        status deployed while the occurrence is being released)."""
+        return self._cached_releases()[1]
+
+    def release_times(self, after_ms: int, until_ms: int) -> list[int]:
+        """The times of :meth:`releases` in ``(after_ms, until_ms]``, oldest first (no repeats)."""
+        times = self._cached_releases()[2]
+        return times[bisect.bisect_right(times, after_ms) : bisect.bisect_right(times, until_ms)]
+
+    def _cached_releases(self) -> tuple[int, list[Release], list[int]]:
+        if self._releases[0] != self.generation:
+            found: set[Release] = set()
+            for cid in self._timeline.ids():
+                for dep in self._timeline.deployments(cid):
+                    d = dep.definition
+                    count = d.schedule.occurrences if d.schedule.every_days else 1
+                    for n in range(count):
+                        start, end = release_window(d, n)
+                        at = max(start, dep.effective_from_ms)
+                        current = self._timeline.current(cid, at)
+                        if end > at and current is not None and current.key == d.key:  # (not superseded)
+                            found.add(Release(at, cid, d.version, n, d.segment))
+            ordered = sorted(found)
+            self._releases = (self.generation, ordered, sorted({r.at_ms for r in ordered}))
+        return self._releases
 
     def campaign_ids(self) -> list[str]:
         return self._timeline.ids()

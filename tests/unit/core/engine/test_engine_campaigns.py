@@ -111,11 +111,25 @@ def test_paused_members_wait_and_go_out_when_active_again_cancelled_ones_never()
     campaigns.set_status("preview", "active", ms(2025, 3, 20, 10))
     out = d.wake(ms(2025, 3, 20, 10))  # (within 10:00 + 2 h: sent now)
     assert [a.template_id for a in out.actions] == ["preview_v1"]
-    campaigns.set_status("preview", "cancelled", ms(2025, 3, 20, 10, 30))
-    out = c.wake(ms(2025, 3, 20, 11))  # (paused at its 10:00, then cancelled before it was sent)
+    # the resume is a release: a member woken only later was looked at as of 10:00, and sent then
+    out = c.wake(ms(2025, 3, 20, 11))
+    assert [(a.template_id, a.created_at) for a in out.actions] == [
+        ("preview_v1", datetime(2025, 3, 20, 10, tzinfo=UTC))
+    ]
+
+    made, campaigns = logic(PREVIEW)
+    e = Driver(made, key="r")
+    vip(e, ms(2025, 3, 20, 7), "Europe/Berlin")
+    campaigns.set_status("preview", "paused", ms(2025, 3, 20, 8))
+    campaigns.set_status("preview", "cancelled", ms(2025, 3, 20, 9, 30))
+    out = e.wake(ms(2025, 3, 20, 11))  # (paused at its 10:00 Berlin, then cancelled before it was sent)
     assert out.actions == []
-    assert c.state is not None
-    assert c.state.campaigns["preview"][2] == "paused"
+    assert e.state is not None
+    assert e.state.campaigns["preview"][2] == "paused"
+    campaigns.set_status("preview", "active", ms(2025, 3, 20, 11, 30))
+    # active again at 11:30, a release: past 10:00 Berlin (09:00 UTC) plus the two-hour window: late
+    assert e.wake(ms(2025, 3, 20, 12)).actions == []
+    assert e.state.campaigns["preview"][2] == "late"
 
 
 def test_a_campaign_can_enter_members_into_a_journey() -> None:
@@ -191,3 +205,66 @@ def test_a_merge_keeps_the_campaign_handled_so_it_is_not_sent_twice() -> None:
     assert merged.state.campaigns["preview"][2] == "sent"
     after = made.on_wakeup("a", merged.state, ms(2025, 3, 20, 10))
     assert after.actions == []
+
+
+AT_TEN = PREVIEW.replace(
+    'schedule: {date: 2025-03-20, local_time: "10:00", default_timezone: Europe/Berlin}',
+    "schedule: {at: 2025-03-20T10:00:00Z}",
+)
+
+
+def test_a_release_is_a_timer_of_the_customer_the_wake_up_may_come_late() -> None:
+    """The workers wake every member up when a release starts, but a member's next event may be applied
+    before that wake-up: either way the member is looked at as of the release, and gets the same send."""
+    woken_made, _ = logic(AT_TEN)
+    late_made, _ = logic(AT_TEN)
+    woken, late = Driver(woken_made, key="m"), Driver(late_made, key="m")
+    for x in (woken, late):
+        vip(x, ms(2025, 3, 20, 7))
+    woken.wake(ms(2025, 3, 20, 10))  # (the scan's wake-up, on time)
+    woken.event("page.viewed", ms(2025, 3, 20, 10, 30))
+    late.event("page.viewed", ms(2025, 3, 20, 10, 30))  # (applied before the scan's wake-up came)
+    late.wake(ms(2025, 3, 20, 10, 45))  # (the scan's wake-up: nothing left to do)
+    assert [(a.action_id, a.created_at) for a in late.actions] == [
+        (a.action_id, a.created_at) for a in woken.actions
+    ]
+    assert [a.created_at for a in late.actions] == [datetime(2025, 3, 20, 10, tzinfo=UTC)]
+
+
+def test_a_member_who_enters_the_audience_by_time_is_scheduled_at_that_time_in_one_wake_up() -> None:
+    """A segment that changes as time passes: the entry found by a wake-up that fires several timers at
+    once schedules the campaign at the entry's time (as one wake-up per timer would)."""
+    quiet = "kind: segment\nid: vip\nversion: 1\ncondition: \"count('page.viewed', duration('1h')) == 0\"\n"
+    segments = SegmentRegistry()
+    segments.deploy(load_segment_text(quiet), 0)
+    campaigns = CampaignRegistry()
+    campaigns.deploy(load_campaign_text(AT_TEN.replace("deliver_within: 2h", "deliver_within: 6h")), 0)
+    made = CustomerLogic(registry_of(), segments=segments, campaigns=campaigns)
+    one, each = Driver(made, key="x"), Driver(made, key="x")
+    for x in (one, each):
+        x.event("page.viewed", ms(2025, 3, 20, 10, 30), email="x@x.io")  # (in the segment again at 11:30)
+    entered = ms(2025, 3, 20, 11, 30) + 1  # (the view is out of the hour)
+    assert each.wakeup == entered
+    each.wake(entered)
+    each.wake(ms(2025, 3, 20, 13))
+    one.wake(ms(2025, 3, 20, 13))
+    assert [a.created_at for a in one.actions] == [datetime(2025, 3, 20, 11, 30, 0, 1000, tzinfo=UTC)]
+    assert [a.created_at for a in one.actions] == [a.created_at for a in each.actions]
+
+
+def test_releases_are_each_occurrences_start_and_each_deployment_within_a_window() -> None:
+    campaigns = CampaignRegistry()
+    campaigns.deploy(load_campaign_text(AT_TEN), 0)
+    campaigns.set_status("preview", "paused", ms(2025, 3, 20, 10, 30))
+    campaigns.set_status("preview", "active", ms(2025, 3, 20, 11))
+    campaigns.set_status("preview", "active", ms(2025, 3, 21))  # (after the window: no release)
+    assert [(r.at_ms, r.occurrence, r.segment) for r in campaigns.releases()] == [
+        (ms(2025, 3, 20, 10), 0, "vip"),
+        (ms(2025, 3, 20, 10, 30), 0, "vip"),
+        (ms(2025, 3, 20, 11), 0, "vip"),
+    ]
+    assert campaigns.release_times(ms(2025, 3, 20, 10), ms(2025, 3, 20, 11)) == [
+        ms(2025, 3, 20, 10, 30),
+        ms(2025, 3, 20, 11),
+    ]
+    assert campaigns.releases()[0].key == f"preview@1#0@{ms(2025, 3, 20, 10)}"
