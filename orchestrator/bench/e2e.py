@@ -38,7 +38,6 @@ from orchestrator.bench.common import create_topics as create_plain_topics
 from orchestrator.bench.micro import JOURNEYS_DIR, nomatch_journey_yaml
 from orchestrator.config import Settings
 from orchestrator.contracts.events import Identifiers
-from orchestrator.core.campaign import is_campaign_file
 from orchestrator.core.engine.clock import iso_from_ms
 from orchestrator.core.resolution import canonical_key
 from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
@@ -161,11 +160,7 @@ def _consumed(worker: WorkerProcess) -> int:
 
 
 def _deploy(settings: Settings, workdir: Path, nomatch: int) -> int:
-    files = sorted(
-        p
-        for p in JOURNEYS_DIR.glob("*.yaml")
-        if "kind: policy" not in p.read_text() and not is_campaign_file(p)
-    )  # (the workers do not deliver campaigns yet: deploy refuses them)
+    files = sorted(p for p in JOURNEYS_DIR.glob("*.yaml") if "kind: policy" not in p.read_text())
     for i in range(nomatch):
         path = workdir / f"bench_nomatch_{i}.yaml"
         path.write_text(nomatch_journey_yaml(i, same_type=i % 10 == 0))

@@ -26,7 +26,6 @@ import orjson
 from confluent_kafka import Producer
 
 from orchestrator.bench.e2e import PAST, _consumed, _metrics, broker
-from orchestrator.core.campaign import is_campaign_file
 from orchestrator.core.engine.clock import iso_from_ms
 from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
 from orchestrator.kafka.topics import create_topics
@@ -139,8 +138,8 @@ def bench_soak(
             boot, work / "data", partitions=partitions, store="rocksdb://", **(settings_over or {})
         )
         create_topics(settings)
-        # the example journeys, segments and policy (the workers do not deliver campaigns yet)
-        files = sorted(p for p in (ROOT / "journeys").glob("*.yaml") if not is_campaign_file(p))
+        # the example journeys, segments, campaign and policy
+        files = sorted((ROOT / "journeys").glob("*.yaml"))
         publish_deployments(settings, prepare_deployments(files, PAST))
         worker = WorkerProcess(settings, work / "worker.log").start()
         try:
@@ -269,7 +268,7 @@ def bench_held(
             boot, work / "data", partitions=partitions, store="rocksdb://", **(settings_over or {})
         )
         create_topics(settings)
-        files = sorted(p for p in (ROOT / "journeys").glob("*.yaml") if not is_campaign_file(p))
+        files = sorted((ROOT / "journeys").glob("*.yaml"))
         publish_deployments(settings, prepare_deployments(files, PAST))
         worker = WorkerProcess(settings, work / "worker.log").start()
         try:

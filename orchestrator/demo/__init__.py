@@ -30,7 +30,6 @@ from orchestrator.connectors.ratelimit import ChannelLimiter
 from orchestrator.connectors.sandbox import SandboxConnector, SandboxScript, engagement_events
 from orchestrator.contracts.actions import CHANNELS, ChannelAction
 from orchestrator.contracts.decision import Decision
-from orchestrator.core.campaign import is_campaign_file
 from orchestrator.core.engine.records import Transition
 from orchestrator.core.journey.registry import JourneyRegistry
 from orchestrator.core.policy import load_policy_file
@@ -40,7 +39,7 @@ from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
 from orchestrator.kafka.local_broker import LocalBroker, free_port
 from orchestrator.kafka.produce import produce_file
 from orchestrator.kafka.topics import create_topics
-from orchestrator.simulate.runner import Simulator, load_registry, load_segments
+from orchestrator.simulate.runner import Simulator, load_campaigns, load_registry, load_segments
 from orchestrator.testing.kafka import read_topic, wait_until
 from orchestrator.testing.worker import WorkerProcess
 
@@ -115,9 +114,7 @@ def run_demo(
         created = Counter(state for _, state in create_topics(settings))
         say(f"   {', '.join(f'{n} {state}' for state, n in sorted(created.items()))} (prefix orch.)")
         say(f"== 3. deploying the example journeys and the policy from {journeys}")
-        files = [
-            f for f in sorted(journeys.glob("*.yaml")) if not is_campaign_file(f)
-        ]  # (simulate only, yet)
+        files = sorted(journeys.glob("*.yaml"))
         deployments = prepare_deployments(files, SINCE)
         publish_deployments(settings, deployments)
         for dep in deployments:
@@ -188,6 +185,7 @@ def _engine(journeys: Path, events: Path) -> _Engine:
     sim = Simulator(
         registry,
         segments=load_segments(journeys),
+        campaigns=load_campaigns(journeys),
         policy=load_policy_file(journeys / "policy.yaml"),
         on_transition=lambda key, t: steps.setdefault(key, []).append(t),
         on_decision=lambda d: decided.setdefault(d.customer_id, []).append(d),

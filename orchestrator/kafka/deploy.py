@@ -231,14 +231,7 @@ def publish_deployments(settings: Settings, deployments: Sequence[JourneyDeploym
     problem, publishing nothing), then publish them in order and wait for the broker to take them."""
     from confluent_kafka import Producer
 
-    problems = [
-        f"{dep.source_name}:1: kind: campaign {dep.journey_id}: the workers do not deliver campaigns yet "
-        "(their scan of each partition's audience is the next step of issue 22); `orchestrator simulate` "
-        "runs campaign files"
-        for dep in deployments
-        if dep.kind == "campaign"
-    ]
-    problems += check_deployments(
+    problems = check_deployments(
         read_deployment_records(settings), deployments, settings.history_window_days * 86_400_000
     )
     if problems:

@@ -64,6 +64,7 @@ from orchestrator.runtime.reading import (
     lag_of,
     reread_dropped,
 )
+from orchestrator.runtime.releases import CampaignCounts, ReleaseProgress, release_due
 from orchestrator.runtime.reread import DropWatch
 from orchestrator.runtime.rocksdb_budget import RocksDBBudget, share
 from orchestrator.runtime.segment_sizes import SIZES_TABLE, SegmentSizes
@@ -130,6 +131,10 @@ class WorkerApp:
     """The ``segment_sizes`` table: one row of counts per customer partition (:mod:`.segment_sizes`)."""
     segment_sizes: SegmentSizes = field(default_factory=SegmentSizes)
     """The counts of the customer partitions this worker owns, as last read or written."""
+    campaign_counts: CampaignCounts = field(default_factory=CampaignCounts)
+    """What each campaign did on the customer partitions this worker owns (:mod:`.releases`)."""
+    releases: ReleaseProgress = field(default_factory=ReleaseProgress)
+    """The campaign releases done on the customer partitions this worker owns (:mod:`.releases`)."""
 
     def outgoing(self) -> Outgoing:
         """A new batch of records to write (:mod:`.outgoing`)."""
@@ -241,6 +246,7 @@ def build_app(settings: Settings) -> WorkerApp:
         registry,
         policy=book.policies,
         segments=book.segment_registry,
+        campaigns=book.campaign_registry,
         history_window_ms=settings.history_window_days * 86_400_000,
         lateness_ms=settings.lateness_hours * 3_600_000 or None,
         dedupe_window_ms=settings.dedupe_window_hours * 3_600_000,
@@ -291,7 +297,9 @@ def build_app(settings: Settings) -> WorkerApp:
         for tp in revoked:
             if tp.topic == t.resolved_events:
                 w.ordered.pop(tp.partition, None)  # (its held messages are read again from there)
-                w.segment_sizes.forget([tp.partition])  # (read again from the table when back)
+                # (read again from the table when back)
+                for rows in (w.segment_sizes, w.campaign_counts, w.releases):
+                    rows.forget([tp.partition])
         w.raw_order.forget(tp for tp in revoked if tp.topic == t.raw_events)
         handed: dict[Any, int] = app.handed
         for tp in revoked:
@@ -560,6 +568,24 @@ def build_app(settings: Settings) -> WorkerApp:
         except BaseException:
             # taken out of the index but not sent: stop, the index is rebuilt from the wake-up table
             log.critical("sending due wake-ups failed; exiting", exc_info=True)
+            os._exit(70)
+
+    @app.timer(interval=1.0)
+    async def release_campaigns() -> None:
+        # Its own timer: a release at a slow pace takes a while, and must not delay the due timers.
+        if not _settled(app) or not settings.runs("customer"):
+            return
+
+        def owned() -> frozenset[int]:
+            return frozenset(
+                tp.partition for tp in app.assignor.assigned_actives() if tp.topic == t.resolved_events
+            )
+
+        mine = owned()
+        try:
+            await release_due(w, mine, lambda p: _settled(app) and p in owned())
+        except BaseException:
+            log.critical("sending a campaign's wake-ups failed; exiting", exc_info=True)
             os._exit(70)
 
     @app.timer(interval=1.0)

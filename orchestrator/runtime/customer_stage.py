@@ -41,6 +41,7 @@ from orchestrator.runtime.out_of_time import OutOfTimeLog
 from orchestrator.runtime.outgoing import Outgoing, TableRows
 from orchestrator.runtime.processor import Applied, Message, order_key
 from orchestrator.runtime.reading import finish_run, take_run
+from orchestrator.runtime.releases import RELEASE_KEY, campaigns_key, releases_key
 from orchestrator.runtime.segment_sizes import sizes_key
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class CustomerStage:
     set_aside: SetAside
     _rows: tuple[TableRows, TableRows, TableRows] | None = None
     out_of_time: OutOfTimeLog = field(default_factory=OutOfTimeLog)
+    _markers: dict[int, list[str]] = field(default_factory=dict)
+    """Per partition, the release markers read by :meth:`_read` for the batch being applied."""
     """Which lines about late and future events to log (one per partition and reason a minute)."""
 
     async def on_batch(self, tp: TP, records: list[Any]) -> None:
@@ -87,12 +90,19 @@ class CustomerStage:
             committed = self._committed(tp.partition)
             timers = tp.topic == w.settings.topics.timers
             customers, wakeups, sizes = self._tables()
-            if not w.segment_sizes.known(tp.partition):  # (after an assignment: the table's row)
-                w.segment_sizes.load(tp.partition, sizes.read(sizes_key(tp.partition)))
+            p = tp.partition
+            if not w.segment_sizes.known(p):  # (after an assignment: the table's rows)
+                w.segment_sizes.load(p, sizes.read(sizes_key(p)))
+            if not w.campaign_counts.known(p):
+                w.campaign_counts.load(p, sizes.read(campaigns_key(p)))
+            if not w.releases.known(p):
+                w.releases.load(p, sizes.read(releases_key(p)))
+            markers = self._markers.pop(p, [])
             out = w.outgoing()
             pace = Pacer()
             finished: list[tuple[str, list[tuple[Any, Message]], Applied]] = []
             members: dict[str, int] = {}
+            outcomes: list[tuple[str, int, str]] = []
             try:
                 for key, items in groups.items():
                     applied = w.processor.apply(key, customers.get(key), [m for _, m in items], committed)
@@ -103,11 +113,22 @@ class CustomerStage:
                         members[segment] = members.get(segment, 0) + 1
                     for segment in applied.left:
                         members[segment] = members.get(segment, 0) - 1
+                    for done in applied.done:
+                        outcomes += done.campaigns
                     finished.append((key, items, applied))
                     await pace()
-                if any(members.values()):  # the partition's counts, in the same delivery as its customers
-                    counts = w.segment_sizes.apply(tp.partition, members)
-                    await sizes.put(out, tp.partition, sizes_key(tp.partition), orjson.dumps(counts))
+                # the partition's counts and release progress, in the same delivery as its customers
+                if any(members.values()):
+                    counts = w.segment_sizes.apply(p, members)
+                    await sizes.put(out, p, sizes_key(p), orjson.dumps(counts))
+                if outcomes:
+                    done_counts = w.campaign_counts.apply(p, outcomes)
+                    await sizes.put(out, p, campaigns_key(p), orjson.dumps(done_counts))
+                if markers:
+                    releases = w.book.campaign_registry.releases()
+                    for key in markers:
+                        row = w.releases.mark(p, key, releases)
+                    await sizes.put(out, p, releases_key(p), orjson.dumps(row))
                 await out.deliver()
             except BaseException:
                 # The state store or Kafka failed: stop hard, before these offsets can be committed,
@@ -143,6 +164,12 @@ class CustomerStage:
         for rec in records:
             if rec.key is None or rec.value is None:
                 log.error("customer message without key or value at %s[%s]@%s", tp.topic, p, rec.offset)
+                continue
+            if rec.key == RELEASE_KEY and timers:  # a release's wake-ups before it are read: it is done
+                try:
+                    self._markers.setdefault(p, []).append(str(orjson.loads(rec.value)["release"]))
+                except Exception as exc:
+                    await self.set_aside(rec, exc)
                 continue
             if rec.key == WATERMARK_KEY:
                 try:
@@ -281,6 +308,8 @@ class CustomerStage:
             w.metrics.record_decisions(done.decision_models)
             if done.segments:
                 w.metrics.segments.changed(done.segments)
+            if done.campaigns:
+                w.metrics.campaigns.changed(done.campaigns)
 
     def _retry_later(self, p: int, key: str) -> None:
         # the ticker took the timer out of its index: try again a minute later (partition clock)

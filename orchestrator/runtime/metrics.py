@@ -39,7 +39,7 @@ from orchestrator.contracts.records import DEAD_LETTER_REASONS
 from orchestrator.core.engine.state import TIMING_REASONS
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.runtime.memory_metrics import MemoryGauges
-from orchestrator.runtime.segment_metrics import SegmentGauges
+from orchestrator.runtime.segment_metrics import CampaignSeries, SegmentGauges
 
 if TYPE_CHECKING:
     from orchestrator.runtime.app import WorkerApp
@@ -292,6 +292,8 @@ class WorkerMetrics:
         """The gauges of what the worker holds (:mod:`.memory_metrics`)."""
         self.segments = SegmentGauges(r)
         """Members per segment, entries and exits (:mod:`.segment_metrics`)."""
+        self.campaigns = CampaignSeries(r)
+        """What each campaign did, members its releases woke up (:mod:`.segment_metrics`)."""
         self.journey_info = Gauge(
             f"{p}_journey_deployment_info",
             "1 for each journey version this worker has loaded, with its status.",
@@ -501,6 +503,7 @@ class WorkerMetrics:
         await self._refresh_lag(w)
         self.memory.refresh(w)
         self.segments.refresh(w)
+        self.campaigns.refresh(w)
         registry = w.book.registry
         if registry.generation != self._series_gen:
             self.journey_series()

@@ -170,6 +170,9 @@ class Processed:
     segments: list[SegmentChange] = field(default_factory=list)
     """The segment entries and exits this message made (for the counters; the sizes come from the
     records: :attr:`Applied.entered`)."""
+    campaigns: list[tuple[str, int, str]] = field(default_factory=list)
+    """(campaign, occurrence, outcome) of this message (:attr:`Outcome.campaigns`): the partition's
+    campaign counts (:mod:`.releases`) and the metrics."""
 
 
 @dataclass(slots=True)
@@ -231,6 +234,7 @@ class _Step:
     merged: int = 0
     timing: str | None = None
     segments: list[SegmentChange] = field(default_factory=list)
+    campaigns: list[tuple[str, int, str]] = field(default_factory=list)
 
     def take(self, outcome: Outcome) -> None:
         self.state = outcome.state
@@ -239,6 +243,7 @@ class _Step:
         self.decisions += outcome.decisions
         self.transitions += outcome.transitions
         self.segments += outcome.segments
+        self.campaigns += outcome.campaigns
 
 
 _NONE: frozenset[str] = frozenset()
@@ -800,6 +805,7 @@ class Processor:
             merged=step.merged,
             timing=step.timing,
             segments=step.segments,
+            campaigns=step.campaigns,
         )
         box.strict = strict
         held = bool(record.get("await") or record.get("early") or record.get("pend"))

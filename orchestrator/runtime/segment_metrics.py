@@ -1,7 +1,10 @@
-"""The segment series of a worker: members per segment (the partitions it owns), entries and exits.
+"""The segment and campaign series of a worker: members per segment (the partitions it owns), entries and
+exits; what each campaign did to its members, and the members its releases woke up.
 
-Part of :class:`~orchestrator.runtime.metrics.WorkerMetrics` (same registry). One label, the segment id:
-bounded by :data:`~orchestrator.core.segment.registry.MAX_SEGMENTS` (a deployment past it is refused).
+Part of :class:`~orchestrator.runtime.metrics.WorkerMetrics` (same registry). Labels: the segment id,
+bounded by :data:`~orchestrator.core.segment.registry.MAX_SEGMENTS`; the campaign id, bounded by
+:data:`~orchestrator.core.campaign.registry.MAX_CAMPAIGNS` (a deployment past either is refused), and the
+outcome (:mod:`orchestrator.core.campaign.delivery`: a fixed set, the policy's reasons in ``unsent_*``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ if TYPE_CHECKING:
     from orchestrator.core.segment import SegmentChange
     from orchestrator.runtime.app import WorkerApp
 
-__all__ = ["SegmentGauges"]
+__all__ = ["CampaignSeries", "SegmentGauges"]
 
 _P = "orchestrator"
 
@@ -53,3 +56,29 @@ class SegmentGauges:
         for segment in sorted({*deployed, *totals}):
             self.members.labels(segment).set(totals.get(segment, 0))
         self.loaded.set(len(deployed))
+
+
+class CampaignSeries:
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.outcomes = Counter(
+            f"{_P}_campaign_outcomes",
+            "What a campaign did to its members, by outcome: scheduled (given a send time), sent, "
+            "unsent_<reason> (refused by the policy), held (quiet hours), late (past the delivery window), "
+            "left (out of the audience at the send time), entered / not_entered (a journey), cancelled.",
+            ["campaign", "outcome"],
+            registry=r,
+        )
+        self.released = Counter(
+            f"{_P}_campaign_released",
+            "Members woken up by this worker when a campaign's occurrence was released (its partitions).",
+            ["campaign"],
+            registry=r,
+        )
+        self.loaded = Gauge(f"{_P}_campaigns_loaded", "Campaigns this worker has loaded.", registry=r)
+
+    def changed(self, events: Iterable[tuple[str, int, str]]) -> None:
+        for campaign, _, outcome in events:
+            self.outcomes.labels(campaign, outcome).inc()
+
+    def refresh(self, w: WorkerApp) -> None:
+        self.loaded.set(len(w.book.campaign_registry))
