@@ -99,6 +99,8 @@ class ReleaseProgress:
     """Per partition, the keys of the releases done at or after its floor."""
     sent: dict[int, set[str]] = field(default_factory=dict)
     """Per partition, releases this worker sent wake-ups for and whose marker is on its way."""
+    paced: dict[str, float] = field(default_factory=dict)
+    """Per campaign, when (``time.monotonic``) this worker may send its next wake-ups (its pace)."""
 
     def known(self, partition: int) -> bool:
         return partition in self.floor
@@ -289,19 +291,21 @@ async def release_due(w: WorkerApp, owned: frozenset[int], still: Callable[[int]
                     if partition_of(key, settings.partitions) == p
                 ]
             pace = None if definition is None else definition.pace_per_second
+            # the pace: this worker's share of the cluster's wake-ups a second, over all its partitions
             rate = None if pace is None else pace * len(owned) / settings.partitions
-            started = time.monotonic()
             body = orjson.dumps({"due": release.at_ms, "now": release.at_ms})
-            step = CHUNK if rate is None else max(1, min(CHUNK, int(rate)))
+            step = CHUNK if rate is None else max(1, min(CHUNK, int(rate / 10)))  # (10 chunks a second)
             for first in range(0, len(members), step):
                 if not still(p):
                     log.info("release %s of partition %d cut short (the partition moved): its next owner "
                              "releases it again", release.key, p)  # fmt: skip
                     return woken
-                if rate is not None:  # (the pace: this worker's share of the cluster's sends a second)
-                    wait = started + first / rate - time.monotonic()
+                if rate is not None:
+                    start = w.releases.paced.get(release.campaign, 0.0)
+                    wait = start - time.monotonic()
                     if wait > 0:
                         await asyncio.sleep(wait)
+                    w.releases.paced[release.campaign] = max(start, time.monotonic()) + step / rate
                 out = w.outgoing()
                 chunk = members[first : first + step]
                 for key in chunk:

@@ -134,6 +134,12 @@ def _journey_paths(journeys: Path | str | Iterable[Path | str] | None) -> list[P
     return [p for p in paths if not _other_kind(p)]
 
 
+def _has_campaign(journeys: Path | str | Iterable[Path | str]) -> bool:
+    """A folder with a campaign file."""
+    root = Path(journeys) if isinstance(journeys, str | Path) else None
+    return root is not None and root.is_dir() and any(is_campaign_file(p) for p in root.glob("*.y*ml"))
+
+
 def _other_kind(path: Path) -> bool:
     """A policy, segment or campaign file: not a journey."""
     return is_policy_file(path) or is_segment_file(path) or is_campaign_file(path)
@@ -145,13 +151,13 @@ def load_registry(
     """Every ``*.yaml``/``*.yml`` journey in a directory (or one file, or the files given), effective always.
 
     Policy, segment and campaign files (``kind: policy``, ``kind: segment``, ``kind: campaign``) are not
-    journeys and are left out (files given that are all of these: no journey, a campaign may run alone).
-    Several versions of one journey: all are deployed, the highest version is in effect. Raises
+    journeys and are left out (a folder or files with a campaign and no journey: a campaign may run
+    alone). Several versions of one journey: all are deployed, the highest version is in effect. Raises
     JourneyValidationError with the problems of all files.
     """
     paths = _journey_paths(journeys)
-    if not paths and (isinstance(journeys, str | Path) or not list(journeys)):
-        raise SimulationError(f"{journeys}: no journey files (*.yaml) found")
+    if not paths and (isinstance(journeys, str | Path) or not list(journeys)) and not _has_campaign(journeys):
+        raise SimulationError(f"{journeys}: no journey or campaign files (*.yaml) found")
     problems: list[str] = []
     definitions = []
     for path in paths:
