@@ -169,6 +169,13 @@ def summary_table(report: dict[str, Any]) -> str:
                 f"({r['cost_vs_none']:.2f}x none), record {r['mean_record_bytes']:,} B, "
                 f"{r['memberships_per_customer']:.2f} memberships per customer"
             )
+        rel = s["segments"].get("release")
+        if rel:
+            add(
+                f"segments release of a campaign over {rel['customers']:,} stored customers: "
+                f"{rel['us_per_customer_bytes']:.2f} us/customer by bytes, "
+                f"{rel['us_per_customer_decoded']:.2f} decoded ({rel['decoded_vs_bytes']:.1f}x)"
+            )
     if "timers" in s:
         for r in s["timers"]["rows"]:
             add(

@@ -63,9 +63,10 @@ class CampaignDelivery:
     def schedule(self, run: Run, at_ms: int) -> None:
         """Schedule the customer for the open occurrences of the campaigns in force at ``at_ms``."""
         state = run.state
+        segments = state.profile.segments
         for campaign in self.registry.in_force(at_ms):
-            if campaign.status == "cancelled":
-                continue
+            if campaign.status == "cancelled" or campaign.segment not in segments:
+                continue  # (out of the audience: nothing to schedule, whatever the occurrence)
             entry = state.campaigns.get(campaign.id)
             for n in open_occurrences(campaign, at_ms):
                 if entry is not None and (entry[0] > n or (entry[0] == n and entry[2] != "paused")):

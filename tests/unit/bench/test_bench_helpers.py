@@ -113,8 +113,16 @@ def test_segments_quick_measures_each_variant_in_the_same_run() -> None:
     assert [d.id for d in segment_registry(5).in_force(0)][-1] == "s4"  # (s4 reads s0: after it)
     report = bench_segments(quick=True)
     rows = {r["segments"]: r for r in report["rows"]}
-    assert set(rows) == {0, 5, 20}
-    assert rows[0]["cost_vs_none"] == 1.0
-    assert rows[0]["memberships_per_customer"] == 0
-    assert rows[20]["memberships_per_customer"] > rows[5]["memberships_per_customer"] > 0
-    assert "segments  20 deployed" in summary_table({"sections": {"segments": report}})
+    assert set(rows) == {"0", "5", "20", "20+5 campaigns"}
+    assert rows["0"]["cost_vs_none"] == 1.0
+    assert rows["0"]["memberships_per_customer"] == 0
+    assert rows["20"]["memberships_per_customer"] > rows["5"]["memberships_per_customer"] > 0
+    assert rows["20+5 campaigns"]["memberships_per_customer"] == rows["20"]["memberships_per_customer"]
+    release = report["release"]
+    assert release["customers"] > 0
+    assert release["members_in_partition"] > 0
+    assert release["us_per_customer_bytes"] > 0
+    assert release["us_per_customer_decoded"] > 0
+    table = summary_table({"sections": {"segments": report}})
+    assert "segments  20 deployed" in table
+    assert "release of a campaign" in table
