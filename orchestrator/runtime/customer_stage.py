@@ -125,9 +125,8 @@ class CustomerStage:
                     done_counts = w.campaign_counts.apply(p, outcomes)
                     await sizes.put(out, p, campaigns_key(p), orjson.dumps(done_counts))
                 if markers:
-                    releases = w.book.campaign_registry.releases()
                     for key in markers:
-                        row = w.releases.mark(p, key, releases)
+                        row = w.releases.mark(p, key, w.book.campaign_registry)
                     await sizes.put(out, p, releases_key(p), orjson.dumps(row))
                 await out.deliver()
             except BaseException:

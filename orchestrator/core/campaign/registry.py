@@ -59,7 +59,7 @@ class CampaignRegistry:
         self._timeline: VersionTimeline[CampaignDefinition] = VersionTimeline()
         self.generation = 0
         """Counts deployments: a reader may keep what it derived from :meth:`in_force` while it is equal."""
-        self._releases: tuple[int, list[Release], list[int]] = (-1, [], [])
+        self._releases: tuple[int, list[Release], list[int], list[int]] = (-1, [], [], [])
         for definition, effective_from_ms in deployments:
             self.deploy(definition, effective_from_ms)
 
@@ -126,12 +126,18 @@ class CampaignRegistry:
         status deployed while the occurrence is being released)."""
         return self._cached_releases()[1]
 
+    def releases_between(self, from_ms: int, until_ms: int) -> list[Release]:
+        """The :meth:`releases` in ``[from_ms, until_ms]``, in time order."""
+        ordered, starts = self._cached_releases()[1], self._cached_releases()[3]
+        return ordered[bisect.bisect_left(starts, from_ms) : bisect.bisect_right(starts, until_ms)]
+
     def release_times(self, after_ms: int, until_ms: int) -> list[int]:
         """The times of :meth:`releases` in ``(after_ms, until_ms]``, oldest first (no repeats)."""
         times = self._cached_releases()[2]
         return times[bisect.bisect_right(times, after_ms) : bisect.bisect_right(times, until_ms)]
 
-    def _cached_releases(self) -> tuple[int, list[Release], list[int]]:
+    def _cached_releases(self) -> tuple[int, list[Release], list[int], list[int]]:
+        """(generation, releases in time order, their distinct times, each one's time)."""
         if self._releases[0] != self.generation:
             found: set[Release] = set()
             for cid in self._timeline.ids():
@@ -145,7 +151,8 @@ class CampaignRegistry:
                         if end > at and current is not None and current.key == d.key:  # (not superseded)
                             found.add(Release(at, cid, d.version, n, d.segment))
             ordered = sorted(found)
-            self._releases = (self.generation, ordered, sorted({r.at_ms for r in ordered}))
+            starts = [r.at_ms for r in ordered]
+            self._releases = (self.generation, ordered, sorted(set(starts)), starts)
         return self._releases
 
     def campaign_ids(self) -> list[str]:
