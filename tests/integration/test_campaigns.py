@@ -127,7 +127,7 @@ def test_a_local_time_campaign_across_zones_survives_a_kill_in_the_middle_of_its
             at,
         )
 
-    settings = unique_settings(kafka_bootstrap, tmp_path / "data", partitions=6)
+    settings = unique_settings(kafka_bootstrap, tmp_path / "data", partitions=6, store="rocksdb://")
     create_topics(settings)
     deploy(settings, sorted(folder.glob("*.yaml")))
     produce(settings, events)
