@@ -49,6 +49,14 @@ class SimulatedState:
     campaigns: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Campaign id -> its version, status, name, segment and ``counts`` (outcome -> members)."""
 
+    def segment_sizes(self) -> dict[str, int]:
+        """Segment id -> its members at the end, counted from every customer's profile."""
+        sizes: dict[str, int] = {}
+        for state in self.customers.values():
+            for segment in state.profile.segments:
+                sizes[segment] = sizes.get(segment, 0) + 1
+        return sizes
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": STATE_FORMAT,
