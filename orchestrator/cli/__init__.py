@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "orchestrator.cli.inspect",
     "orchestrator.cli.actions",
     "orchestrator.cli.segments",
+    "orchestrator.cli.campaigns",
     "orchestrator.cli.deploy",
     "orchestrator.cli.connector",
     "orchestrator.cli.schemas",

@@ -65,10 +65,7 @@ def segments_from_state(path: Path) -> list[dict[str, Any]]:
     from orchestrator.runtime.segment_sizes import segment_report
 
     sim = read_state_file(path)
-    sizes: dict[str, int] = {}
-    for state in sim.customers.values():
-        for segment in state.profile.segments:
-            sizes[segment] = sizes.get(segment, 0) + 1
+    sizes = sim.segment_sizes()
     rows = segment_report(SegmentRegistry(), sizes, sim.clock_ms or 0)
     known = sim.segments
     for row in rows:

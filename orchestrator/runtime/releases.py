@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RELEASE_KEY",
+    "REPORT_COUNTS",
     "CampaignCounts",
     "ReleaseProgress",
     "campaign_report",
@@ -209,6 +210,9 @@ def counts_from_changelog(
 
 
 SUPPRESSED_PREFIX = "unsent_"
+REPORT_COUNTS = ("audience", "scheduled", "sent", "suppressed",
+                 "late", "left", "entered", "held", "cancelled")  # fmt: skip
+"""The numbers of a :func:`campaign_report` row (``unsent`` has the suppressed by reason)."""
 
 
 def campaign_report(

@@ -29,6 +29,7 @@ from orchestrator.kafka.deploy import read_whole_topic
 from orchestrator.runtime.clock import FUTURE_SKEW_MS
 from orchestrator.runtime.metrics import CONTENT_TYPE
 from orchestrator.runtime.reading import highwater_of, position_of
+from orchestrator.runtime.releases import REPORT_COUNTS, campaign_report, counts_from_changelog
 from orchestrator.runtime.segment_sizes import segment_report, sizes_from_changelog
 
 if TYPE_CHECKING:
@@ -185,17 +186,22 @@ def register_pages(app: faust.App, w: WorkerApp) -> None:
     async def journeys_view(web: Any, request: Any) -> Any:
         return web.json(w.book.summary())
 
+    async def counts_changelog(page: str) -> list[tuple[int, int, bytes | None, bytes | None]] | None:
+        """The ``segment_sizes`` changelog as it is now (every partition's counts); None when the broker
+        cannot be read (the page then says so, with what this worker knows)."""
+        topic = w.segment_sizes_table.changelog_topic.get_topic_name()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(None, read_whole_topic, w.settings, topic, 10.0)
+        except Exception as exc:  # the broker: say so, with what this worker knows
+            log.warning("%s: reading %s failed: %s", page, topic, exc)
+            return None
+
     @app.page("/segments/")
     async def segments_view(web: Any, request: Any) -> Any:
         """Every segment with its members cluster-wide (the latest counts of every customer partition,
         from the ``segment_sizes`` changelog) and on this worker's partitions."""
-        topic = w.segment_sizes_table.changelog_topic.get_topic_name()
-        loop = asyncio.get_running_loop()
-        try:
-            records = await loop.run_in_executor(None, read_whole_topic, w.settings, topic, 10.0)
-        except Exception as exc:  # the broker: say so, with what this worker knows
-            log.warning("segments: reading %s failed: %s", topic, exc)
-            records = None
+        records = await counts_changelog("segments")
         wall = int(time.time() * 1000)
         here = w.segment_sizes.totals()
         cluster = None if records is None else sizes_from_changelog(records)
@@ -206,6 +212,32 @@ def register_pages(app: faust.App, w: WorkerApp) -> None:
             {
                 "segments": rows,
                 "cluster_wide": cluster is not None,
+                "partitions_here": sorted(w.segment_sizes.partitions),
+            }
+        )
+
+    @app.page("/campaigns/")
+    async def campaigns_view(web: Any, request: Any) -> Any:
+        """Every campaign with its audience and what it did to its members, cluster-wide (the latest
+        counts of every customer partition, from the ``segment_sizes`` changelog), and under ``here``
+        the same numbers for this worker's partitions."""
+        records = await counts_changelog("campaigns")
+        wall = int(time.time() * 1000)
+        registry = w.book.campaign_registry
+        counts_here, sizes_here = w.campaign_counts.totals(), w.segment_sizes.totals()
+        here = {r["campaign"]: r for r in campaign_report(registry, counts_here, sizes_here, wall)}
+        if records is None:
+            counts, sizes = counts_here, sizes_here
+        else:
+            counts, sizes = counts_from_changelog(records), sizes_from_changelog(records)
+        rows = campaign_report(registry, counts, sizes, wall)
+        for row in rows:
+            mine = here.get(row["campaign"], {})
+            row["here"] = {**{k: mine.get(k, 0) for k in REPORT_COUNTS}, "unsent": mine.get("unsent", {})}
+        return web.json(
+            {
+                "campaigns": rows,
+                "cluster_wide": records is not None,
                 "partitions_here": sorted(w.segment_sizes.partitions),
             }
         )

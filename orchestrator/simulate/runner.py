@@ -494,10 +494,31 @@ def simulate_file(
                 }
                 for d in segments.in_force(result.clock_ms or 0)
             }
-            write_state_file(
-                state_out, SimulatedState(result.clock_ms, sim.states, sim.graph, decisions, shown)
-            )
+            state = SimulatedState(result.clock_ms, sim.states, sim.graph, decisions, shown)
+            state.campaigns = _campaigns_shown(campaigns, result.campaigns, result.clock_ms or 0)
+            write_state_file(state_out, state)
         return result
+
+
+def _campaigns_shown(
+    campaigns: CampaignRegistry, counts: dict[str, dict[str, int]], at_ms: int
+) -> dict[str, dict[str, Any]]:
+    """What ``orchestrator campaigns`` shows of each campaign deployed (and counted): the version in force
+    at ``at_ms`` (else its last one), status, name, segment, and what it did to its members."""
+    shown: dict[str, dict[str, Any]] = {}
+    for cid in sorted({*campaigns.campaign_ids(), *counts}):
+        d = campaigns.current(cid, at_ms)
+        if d is None:
+            deployed = campaigns.deployments(cid)
+            d = deployed[-1].definition if deployed else None
+        shown[cid] = {
+            "version": d.version if d else None,
+            "status": d.status if d else "not deployed",
+            "name": d.name if d else "",
+            "segment": d.segment if d else "",
+            "counts": dict(sorted(counts.get(cid, {}).items())),
+        }
+    return shown
 
 
 def _progress(path: Path, enabled: bool) -> Callable[[int], None]:

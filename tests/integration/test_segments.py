@@ -1,10 +1,17 @@
 """Segments and subscription groups on the real broker (issue 21): the worker's actions, decisions and
 segment sizes are simulate's, including memberships that end by time alone (a counted event leaving its
-window fires the customer's own timer) and an opt-out subscription group."""
+window fires the customer's own timer) and an opt-out subscription group; a campaign (issue 22): the workers
+deliver it as simulate does, and `orchestrator campaigns` shows the same rows from Kafka, from the worker's
+/campaigns/ and from simulate's state file."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +23,7 @@ from orchestrator.config import Settings
 from orchestrator.simulate import simulate_file
 from orchestrator.simulate.state_file import read_state_file
 from orchestrator.testing import WorkerProcess, wait_until
+from orchestrator.testing.worker import settings_env
 from tests.integration.metrics_helpers import scrape
 from tests.integration.runtime_helpers import ActionReader, by_id, deploy, produce, read_decisions
 from tests.integration.test_runtime import _cli
@@ -208,3 +216,124 @@ def test_segments_and_an_opt_out_group_match_simulate(
         ("orchestrator_exits_total", frozenset({("journey", "cart_nudge"), ("reason", "gone")}))
     )
     assert exits == 4
+
+
+def _campaign(at: datetime) -> str:
+    return f"""kind: campaign
+id: vip_news
+version: 1
+name: News for VIPs
+audience: {{segment: vip}}
+send: {{channel: email, template: vip_news, subscription_group: product_news}}
+schedule: {{at: "{at.strftime("%Y-%m-%dT%H:%M:%SZ")}"}}
+deliver_within: 2h
+"""
+
+
+def _campaign_stories(t0: datetime) -> list[bytes]:
+    """Five customers (marketing consent on email but ``c``); the campaign at t0 + 30 min, to the VIPs:
+
+    - a: gold before it: sent;
+    - b: gold, unsubscribed from product_news: refused (not_subscribed);
+    - c: gold, no consent: refused (no_consent);
+    - d: never gold: nothing;
+    - e: gold 30 min after the campaign's time, within its delivery window: sent then."""
+    m = timedelta(minutes=1)
+    lines = []
+    for c in "abcde":
+        lines.append(_event(c, 0, "account.created", t0))
+        if c != "c":
+            consent = {"channel": "email", "category": "marketing", "granted": True}
+            lines.append(_event(c, 1, "consent.changed", t0 + m, consent))
+    lines.append(
+        _event("b", 2, "subscription.changed", t0 + 2 * m, {"group": "product_news", "subscribed": False})
+    )
+    for c in "abc":
+        lines.append(_event(c, 3, "profile.updated", t0 + 3 * m, {"tier": "gold"}))
+    lines.append(_event("e", 3, "profile.updated", t0 + 60 * m, {"tier": "gold"}))
+    return lines
+
+
+def test_a_campaign_s_counts_from_kafka_the_worker_s_page_and_simulate_agree(
+    settings: Settings, tmp_path: Path, actions: ActionReader
+) -> None:
+    """The workers deliver a campaign as simulate does, and `orchestrator campaigns` (from Kafka, from the
+    worker's /campaigns/, from simulate's state file) shows the same rows."""
+    folder = tmp_path / "journeys"
+    folder.mkdir()
+    t0 = (datetime.now(UTC) - timedelta(days=2)).replace(second=0, microsecond=0)
+    files = []
+    for name, text in (("vip.yaml", VIP), ("vip_news.yaml", _campaign(t0 + timedelta(minutes=30)))):
+        (folder / name).write_text(text)
+        files.append(folder / name)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    events = _campaign_stories(t0)
+    events_file = tmp_path / "events.jsonl"
+    events_file.write_bytes(b"\n".join(events) + b"\n")
+    state_file, out = tmp_path / "state.json", tmp_path / "actions.jsonl"
+    result = simulate_file(files, events_file, out_path=out, until_ms=int(time.time() * 1000),
+                           policy_path=policy, state_out=state_file)  # fmt: skip
+    assert result.campaigns == {
+        "vip_news": {"scheduled": 4, "sent": 2, "unsent_no_consent": 1, "unsent_not_subscribed": 1}
+    }
+    expected = by_id(orjson.loads(line) for line in out.read_bytes().splitlines())
+    assert sorted(a["customer_id"] for a in expected.values()) == ["a", "e"]
+    simulated = orjson.loads(_cli(settings, "campaigns", "--from-simulate", str(state_file), "--json"))
+    assert [(r["campaign"], r["audience"], r["sent"], r["suppressed"]) for r in simulated] == [
+        ("vip_news", 4, 2, 2)
+    ]
+
+    deploy(settings, [*files, policy])
+    produce(settings, events)
+    worker = WorkerProcess(settings, tmp_path / "worker.log", extra_env={"ORCH_LATENESS_HOURS": "0"})
+    worker.start().wait_ready()
+    try:
+        actions.wait_for_ids(set(expected), describe=expected)
+        actions.settle()
+        seen: list[Any] = [None]
+
+        def rows() -> list[dict[str, Any]] | None:
+            seen[0] = orjson.loads(_cli(settings, "campaigns", "--json"))
+            return seen[0] if seen[0] == simulated else None
+
+        try:
+            wait_until(rows, timeout=60, what="the campaign's counts from Kafka to be simulate's")
+        except TimeoutError:
+            raise AssertionError(f"from Kafka {seen[0]}, from simulate {simulated}") from None
+        status, page = worker.get_json("/campaigns/")
+        try:  # (no token: refused, like every page with customer counts)
+            urllib.request.urlopen(worker.url + "/campaigns/", timeout=5)
+            unauthorized = 200
+        except urllib.error.HTTPError as exc:
+            unauthorized = exc.code
+        wrong = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "campaigns", "--worker", worker.url],
+            env={**os.environ, **settings_env(settings), "ORCH_API_TOKEN": "wrong"},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        from_worker = orjson.loads(_cli(settings, "campaigns", "--worker", worker.url, "--json"))
+        table = _cli(settings, "campaigns", "--worker", worker.url)
+        _, metrics = scrape(worker)
+    finally:
+        worker.stop()
+    assert by_id(actions.records) == expected
+    assert status == 200
+    assert unauthorized == 401
+    assert wrong.returncode == 2
+    assert "HTTP 401 unauthorized: wrong token" in wrong.stderr
+    assert page["cluster_wide"] is True
+    assert [{k: v for k, v in r.items() if k != "here"} for r in page["campaigns"]] == simulated
+    # one worker owns every partition: its share is the whole
+    here = page["campaigns"][0]["here"]
+    assert here == {k: simulated[0][k] for k in here}
+    assert from_worker == page["campaigns"]
+    assert "  suppressed 2 (no_consent 1, not_subscribed 1)" in table.splitlines()
+    assert table.splitlines()[-1] == "(cluster-wide)"
+
+    def sample(outcome: str) -> float:
+        labels = frozenset({("campaign", "vip_news"), ("outcome", outcome)})
+        return metrics.get(("orchestrator_campaign_outcomes_total", labels), 0.0)
+
+    assert {o: sample(o) for o in result.campaigns["vip_news"]} == result.campaigns["vip_news"]
+    assert metrics.get(("orchestrator_campaigns_loaded", frozenset())) == 1

@@ -147,6 +147,10 @@ def test_every_query_names_only_exported_metrics(source: str) -> None:
             "orchestrator_consumer_lag",
             "orchestrator_invalid_events_total",
             "orchestrator_policy_decisions_total",
+            "orchestrator_segment_members",
+            "orchestrator_campaign_outcomes_total",
+            "orchestrator_campaign_released_total",
+            "orchestrator_campaigns_loaded",
         }
         assert needed <= used
 

@@ -155,3 +155,37 @@ def test_simulate_says_who_still_waits_and_the_until_to_pass(
     assert waiting == {"customers": 1, "next_wakeup_ms": parse_until("2025-03-06T12:00:00Z")}
     assert _cli(simulate_cli, [*argv, "--until", "2030-01-01T00:00:00Z"]) == 0
     assert "waits on a timer" not in capsys.readouterr().out  # nothing left to wait for
+
+
+def test_the_state_file_holds_each_campaign_and_what_it_did(tmp_path: Path) -> None:
+    from orchestrator.simulate.state_file import read_state_file
+
+    state = tmp_path / "state.json"
+    result = simulate_file(
+        JOURNEYS,
+        JOURNEYS / "examples" / "vip_preview.events.jsonl",
+        until_ms=parse_until("2025-04-30T00:00:00Z"),
+        policy_path=JOURNEYS / "policy.yaml",
+        state_out=state,
+    )
+    campaigns = read_state_file(state).campaigns
+    assert campaigns == {
+        "vip_preview": {
+            "version": 1,
+            "status": "active",
+            "name": "Spring collection preview for VIPs",
+            "segment": "vip",
+            "counts": result.campaigns["vip_preview"],
+        }
+    }
+    assert campaigns["vip_preview"]["counts"] == {
+        "late": 1, "scheduled": 4, "sent": 3, "unsent_not_subscribed": 1
+    }  # fmt: skip
+    # a run without campaigns writes none; simulate's report given for a state file is named as such
+    simulate_file(JOURNEYS / "welcome.yaml", EVENTS, state_out=state)
+    assert "campaigns" not in orjson.loads(state.read_bytes())
+    report = tmp_path / "report.json"
+    assert _cli(simulate_cli, ["simulate", "--journeys", str(JOURNEYS / "welcome.yaml"),
+                               "--events", str(EVENTS), "--report", str(report)]) == 0  # fmt: skip
+    with pytest.raises(SimulationError, match=r"report of orchestrator simulate .* file of --state-out"):
+        read_state_file(report)
