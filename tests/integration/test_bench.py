@@ -29,7 +29,8 @@ def test_bench_quick_reports_every_section(kafka_bootstrap: str, tmp_path: Path)
     assert set(s) == {
         "e2e", "engine", "cel", "segments", "processor", "timers", "state", "simulate", "stages", "lateness",
     }  # fmt: skip
-    assert {r["segments"] for r in s["segments"]["rows"]} == {0, 5, 20}
+    assert {r["segments"] for r in s["segments"]["rows"]} == {"0", "5", "20", "20+5 campaigns"}
+    assert s["segments"]["release"]["us_per_customer_bytes"] > 0
     late = s["lateness"]
     assert late["fired"] == late["wakeups"] > 0, late  # every wake-up fired, none lost
     assert late["pending_at_end"] >= late["pending_held"], late
