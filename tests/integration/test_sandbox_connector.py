@@ -81,7 +81,7 @@ def test_actions_in_engagement_events_out_duplicates_dropped(settings: Settings)
     ]
     for record, event in zip(records, events, strict=True):
         assert record.key is not None
-        assert event.identifiers.customer_id == record.key.decode()
+        assert event.identifiers.items() == [("customer_key", record.key.decode())]  # claims no identity
         assert (event.campaign, event.journey, event.source) == ("welcome", "welcome", "sandbox")
         assert event.event_id == f"sbx-{event.action_id}-{event.type.split('.')[1]}"
 
