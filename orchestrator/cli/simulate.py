@@ -156,10 +156,15 @@ def simulate_command(args: argparse.Namespace) -> int:
         print("decisions: " + ", ".join(f"{k} {n}" for k, n in sorted(result.decisions.items())))
     for campaign, counts in sorted(result.campaigns.items()):
         print(f"campaign {campaign}: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())))
-    if result.merges or result.erased or result.dropped_erased:
+    if result.merges or result.erased or result.dropped_erased or result.dropped_unknown:
         print(
             f"identity: {result.merges} merges, {result.erased} erased, "
             f"{result.dropped_erased} events of erased identifiers dropped"
+            + (
+                f", {result.dropped_unknown} events naming an unknown customer key dropped"
+                if result.dropped_unknown
+                else ""
+            )
         )
     print(
         f"{result.events_read} events read, {result.events_applied} applied, {result.duplicates} duplicates, "

@@ -3,10 +3,13 @@
 It consumes the three action topics (one consumer group), drops actions whose ``action_id`` it has seen
 (bounded memory: the last :data:`REMEMBERED` ids), takes a token of the channel's rate limit, and
 publishes ``<channel>.sent`` and ``<channel>.delivered`` events for each action to the raw events topic,
-keyed by the customer, carrying ``action_id``, ``campaign`` and ``journey``. Optionally it adds scripted
-engagement: opens and clicks (email: ``opened``/``clicked``; sms: ``clicked``; push: ``opened``), chosen
-deterministically from the action id by ``open_rate``/``click_rate`` or named per customer or campaign in
-a script file.
+keyed by the customer, carrying ``action_id``, ``campaign`` and ``journey``. They name their customer by
+the action's canonical customer key (``identifiers: {"customer_key": ...}``), not as a ``customer_id``:
+a receipt resolves to the action's customer without changing the identity graph, so an anonymous
+customer keyed ``email:ann@x`` stays anonymous and merges when it signs in (docs/identity.md,
+"Receipts"). Optionally it adds scripted engagement: opens and clicks (email: ``opened``/``clicked``;
+sms: ``clicked``; push: ``opened``), chosen deterministically from the action id by
+``open_rate``/``click_rate`` or named per customer or campaign in a script file.
 
 Everything it produces is deterministic in the action: event ids are derived from the action id
 (``sbx-<action_id>-sent``), times from the action's logical ``created_at`` (sent at +0, delivered at +1 s,
@@ -31,7 +34,7 @@ from pydantic import ValidationError
 from orchestrator.config import Settings
 from orchestrator.connectors.ratelimit import ChannelLimiter
 from orchestrator.contracts.actions import CHANNELS, ChannelAction
-from orchestrator.contracts.events import CustomerEvent
+from orchestrator.contracts.events import CUSTOMER_KEY, CustomerEvent
 from orchestrator.exceptions import ConfigError
 from orchestrator.kafka.client_log import client_log
 from orchestrator.kafka.security import librdkafka_options
@@ -133,7 +136,7 @@ def engagement_events(action: ChannelAction, script: SandboxScript | None = None
         CustomerEvent(
             event_id=f"sbx-{action.action_id}-{kind}",
             type=f"{action.channel}.{kind}",
-            identifiers={"customer_id": action.customer_id},
+            identifiers={CUSTOMER_KEY: action.customer_id},  # names the customer, claims no identity
             occurred_at=base + timedelta(seconds=_OFFSETS_S[kind]),
             source=SOURCE,
             properties={"template_id": action.template_id, "recipient": action.recipient},
@@ -221,7 +224,7 @@ class SandboxConnector:
                         log.warning("consumer error: %s", msg.error())
                         continue
                     for event in self.handle(msg.value()):
-                        key = event.identifiers.customer_id or ""
+                        key = event.identifiers.customer_key or ""
                         producer.produce(raw_topic, key=key.encode(), value=event.to_json())
                         producer.poll(0)
                 if producer.flush(30):

@@ -3,6 +3,7 @@
 from orchestrator.contracts.actions import CHANNELS, Category, Channel, ChannelAction, make_action_id
 from orchestrator.contracts.decision import DECISION_KINDS, DECISION_REASONS, Decision, DecisionKind
 from orchestrator.contracts.events import (
+    CUSTOMER_KEY,
     ENGAGEMENT_TYPES,
     IDENTIFIER_PRIORITY,
     KNOWN_EVENT_TYPES,
@@ -14,6 +15,7 @@ from orchestrator.contracts.records import DeadLetter, JourneyDeployment, Resolv
 
 __all__ = [
     "CHANNELS",
+    "CUSTOMER_KEY",
     "DECISION_KINDS",
     "DECISION_REASONS",
     "ENGAGEMENT_TYPES",

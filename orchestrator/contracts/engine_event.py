@@ -24,6 +24,7 @@ import orjson
 from pydantic import ValidationError
 
 from orchestrator.contracts.events import (
+    CUSTOMER_KEY,
     DEFAULT_LIMITS,
     IDENTIFIER_PRIORITY,
     CustomerEvent,
@@ -223,15 +224,21 @@ def _fast(data: dict[str, Any]) -> tuple[Event, datetime] | None:
     ):
         return None
     pairs = []
-    for name in IDENTIFIER_PRIORITY:
-        value = ids.get(name)
-        if value is None:
-            continue
-        if type(value) is not str or not 0 < len(value) <= 512:
+    named = ids.get(CUSTOMER_KEY)
+    if named is not None:  # a receipt's customer key: alone (the model says why otherwise)
+        if type(named) is not str or not 0 < len(named) <= 512 or len(ids) != 1:
             return None
-        pairs.append((name, value))
-    if not pairs or len(ids) > len(_IDS) or not ids.keys() <= _IDS:
-        return None
+        pairs.append((CUSTOMER_KEY, named))
+    else:
+        for name in IDENTIFIER_PRIORITY:
+            value = ids.get(name)
+            if value is None:
+                continue
+            if type(value) is not str or not 0 < len(value) <= 512:
+                return None
+            pairs.append((name, value))
+        if not pairs or len(ids) > len(_IDS) or not ids.keys() <= _IDS:
+            return None
     try:
         at = datetime.fromisoformat(when)
     except ValueError:

@@ -22,10 +22,12 @@ from orchestrator.exceptions import InvalidEventError
 
 __all__ = [
     "CAMPAIGN_RELEASED",
+    "CUSTOMER_KEY",
     "DEFAULT_LIMITS",
     "ENGAGEMENT_TYPES",
     "EVENT_TYPE_PATTERN",
     "EVENT_TYPE_RULE",
+    "IDENTIFIER_NAMES",
     "IDENTIFIER_PRIORITY",
     "KNOWN_EVENT_TYPES",
     "RESERVED_TYPE_PREFIX",
@@ -57,6 +59,14 @@ ENGAGEMENT_TYPES: Final = frozenset(
 
 IDENTIFIER_PRIORITY: Final = ("customer_id", "email", "phone", "device_id", "anonymous_id")
 """Which identifier becomes the canonical customer key when no customer_id is given (first present wins)."""
+CUSTOMER_KEY: Final = "customer_key"
+"""Names a customer by its canonical key without claiming any identifier (docs/identity.md, "Receipts"):
+what a connector puts on the events it reports for an action (``ChannelAction.customer_id``). It
+carries no identity: it is never attached to a customer, never makes a key known and never merges
+anything; the graph resolves it to the customer the key stands for now (following merges). Alone:
+an event naming a customer key carries no other identifier."""
+IDENTIFIER_NAMES: Final = (*IDENTIFIER_PRIORITY, CUSTOMER_KEY)
+"""Every name allowed under ``identifiers``."""
 
 RESERVED_TYPE_PREFIX: Final = "orchestrator."
 """Event types the engine makes itself (a customer entering or leaving a segment): no producer may send
@@ -74,28 +84,53 @@ EVENT_TYPE_RULE: Final = (
 _TYPE_RE = re.compile(EVENT_TYPE_PATTERN)
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=512)]
+CustomerKey = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=512,
+        description="The canonical customer key of the action a receipt answers (the action's customer_id, "
+        "e.g. 'email:ann@example.com' for an anonymous customer): resolved to that customer as it is now, "
+        "without claiming any identifier. Alone: no other identifier with it.",
+    ),
+]
 
 
 class Identifiers(BaseModel):
-    """The identifiers an event carries; at least one is required."""
+    """The identifiers an event carries; at least one is required. ``customer_key`` (receipts: the
+    events a connector reports for an action) names a customer by its canonical key instead, alone."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        # the JSON Schema says "alone" too: with a customer_key, every other identifier absent or null
+        json_schema_extra={
+            "if": {"required": [CUSTOMER_KEY], "properties": {CUSTOMER_KEY: {"type": "string"}}},
+            "then": {"properties": {name: {"type": "null"} for name in IDENTIFIER_PRIORITY}},
+        },
+    )
 
     customer_id: NonEmpty | None = None
     email: NonEmpty | None = None
     phone: NonEmpty | None = None
     device_id: NonEmpty | None = None
     anonymous_id: NonEmpty | None = None
+    customer_key: CustomerKey | None = None
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Identifiers:
-        if not any(getattr(self, name) for name in IDENTIFIER_PRIORITY):
+        if not any(getattr(self, name) for name in IDENTIFIER_NAMES):
             raise ValueError(f"at least one identifier is required ({', '.join(IDENTIFIER_PRIORITY)})")
+        if self.customer_key and any(getattr(self, name) for name in IDENTIFIER_PRIORITY):
+            raise ValueError(
+                f"{CUSTOMER_KEY} names the customer alone: it carries no identity, so no other identifier "
+                "may come with it (send those on an event of their own)"
+            )
         return self
 
     def items(self) -> list[tuple[str, str]]:
-        """(kind, value) pairs of the identifiers present, in priority order."""
-        return [(name, v) for name in IDENTIFIER_PRIORITY if (v := getattr(self, name))]
+        """(kind, value) pairs of the identifiers present, in priority order (a customer_key: alone)."""
+        return [(name, v) for name in IDENTIFIER_NAMES if (v := getattr(self, name))]
 
 
 class CustomerEvent(BaseModel):
@@ -174,7 +209,7 @@ def describe_error(exc: ValidationError) -> str:
         kind = err["type"]
         plain = _PLAIN_BY_FIELD.get((field, kind)) or _PLAIN_BY_TYPE.get(kind)
         if kind == "extra_forbidden" and field.startswith("identifiers."):
-            plain = f"is not an identifier (the identifiers: {', '.join(IDENTIFIER_PRIORITY)})"
+            plain = f"is not an identifier (the identifiers: {', '.join(IDENTIFIER_NAMES)})"
         elif plain is None and kind == "string_too_long":
             plain = f"is too long: at most {err.get('ctx', {}).get('max_length', '?')} characters"
         elif plain is None and kind == "value_error":

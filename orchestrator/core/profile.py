@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.contracts.engine_event import Event
-from orchestrator.contracts.events import ENGAGEMENT_TYPES, CustomerEvent
+from orchestrator.contracts.events import CUSTOMER_KEY, ENGAGEMENT_TYPES, CustomerEvent
 from orchestrator.core.cel.history import HISTORY_ROW_FIELDS
 
 __all__ = [
@@ -301,6 +301,8 @@ def apply_event(
     if type(event) is not Event:
         event = Event.of(event)  # type: ignore[arg-type]
     for kind, value in event.identifiers:
+        if kind == CUSTOMER_KEY:  # (a receipt naming its customer: no identity of the customer)
+            continue
         seen = profile.identities.setdefault(kind, [])
         if value not in seen:
             seen.append(value)

@@ -469,7 +469,7 @@ def build_app(settings: Settings) -> WorkerApp:
             # again after the restart
             log.critical("identify stage failed at %s@%s; exiting", tp.topic, rec.offset, exc_info=True)
             os._exit(70)
-        w.metrics.identified(done.merges, done.erased, done.dropped, done.copies)
+        w.metrics.identified(done.merges, done.erased, done.dropped, done.copies, done.unknown)
 
     action_names = {channel: topic.get_topic_name() for channel, topic in action_topics.items()}
     stage = CustomerStage(w, action_names, t.resolved_events, dead_letter)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
+from orchestrator.contracts.events import CUSTOMER_KEY
 from orchestrator.core.customer import ERASE_EVENT
 from orchestrator.core.identity.graph import claim_token
 
@@ -57,11 +58,19 @@ def fast_route(
     """The customer an event goes to straight (the fast path), or None: the ordered path.
 
     ``order``: the event's order key; ``lookup``: a claim's value by :func:`claim_key` (None: none).
-    Every identifier must be claimed by one customer with a claim made before the event in the order."""
+    Every identifier must be claimed by one customer with a claim made before the event in the order.
+
+    An event naming its customer by key (``customer_key``: a receipt) goes straight when the key is a
+    known customer's: the claim of its customer_id. The writer would resolve it to that key too (a known
+    customer is never merged away; only an erasure ends it, and then the customer partition drops the
+    event, as the graph would); any other key (an anonymous customer's, one merged away, an unknown one)
+    needs the graph's aliases: the ordered path."""
     if event_type == ERASE_EVENT or not identifiers:  # (an erasure goes through the writer)
         return None
     owner: str | None = None
     for kind, value in identifiers:
+        if kind == CUSTOMER_KEY:  # (alone) the key is a known customer's when its customer_id is claimed
+            kind = "customer_id"
         found = lookup(claim_key(claim_token(kind, value)))
         if found is None:
             return None

@@ -22,7 +22,13 @@ For each released event the stage publishes on the resolved topic, keyed by cust
 - for ``customer.erased``: the event, then an ``erase`` control message per forwarding alias (the
   hand-over records the old keys keep for a while hold personal data too);
 - nothing for an event carrying a recently erased identifier (dropped, not dead-lettered: the
-  dead-letter topic would keep the personal data).
+  dead-letter topic would keep the personal data), nor for one naming a customer key the graph does
+  not know (``customer_key``: a receipt of a customer never seen or erased long ago; dropped too).
+
+An event naming its customer by key (``customer_key``, the receipts of connectors) is resolved by the
+graph without changing it (:meth:`~orchestrator.core.identity.IdentityGraph.resolve_key`): in its
+event-time place like any event, so a receipt before a sign-in goes to the visitor, which the
+sign-in then merges.
 
 After them, the released time goes to every customer partition as its watermark.
 
@@ -56,7 +62,7 @@ import orjson
 from pydantic import SecretStr
 
 from orchestrator.contracts import ResolvedEvent
-from orchestrator.contracts.events import IDENTIFIER_PRIORITY
+from orchestrator.contracts.events import CUSTOMER_KEY, IDENTIFIER_NAMES
 from orchestrator.core.customer import ERASE_EVENT
 from orchestrator.core.identity import ALIAS_ROW, NODE_ROW, OWNER_ROW, IdentityGraph, RowReader, key_id
 from orchestrator.runtime.claims import claim_key, claim_value
@@ -144,9 +150,11 @@ class HeldEvent:
             # what ingest validated, checked again where it is cheap: a held event that cannot be
             # resolved would fail every later release, not only its own message
             if not identifiers or any(
-                k not in IDENTIFIER_PRIORITY or type(v) is not str or not v for k, v in identifiers
+                k not in IDENTIFIER_NAMES or type(v) is not str or not v for k, v in identifiers
             ):
                 raise ValueError(f"identifiers {dict(identifiers)!r}")
+            if len(identifiers) > 1 and CUSTOMER_KEY in event["identifiers"]:
+                raise ValueError(f"{CUSTOMER_KEY} with other identifiers")
             if type(event["type"]) is not str:
                 raise ValueError("type")
             return cls(
@@ -265,6 +273,8 @@ class Identified:
     """Rows of the identities table to write (None: delete)."""
     dropped: int = 0
     """Events dropped: they carried a recently erased identifier."""
+    unknown: int = 0
+    """Events dropped: the customer key they named (``customer_key``) is no customer of the graph."""
     merges: int = 0
     erased: int = 0
     released: int = 0
@@ -646,6 +656,9 @@ class IdentifyStage:
         out.released += 1
         if resolution.erased:
             out.dropped += 1
+            return
+        if resolution.unknown:  # (a receipt for a customer the graph does not know: dropped, not
+            out.unknown += 1  # dead-lettered — its key may be an erased customer's email)
             return
         key = resolution.customer_key
         merged = [m.from_key for m in resolution.merges]

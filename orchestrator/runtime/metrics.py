@@ -201,6 +201,7 @@ class WorkerMetrics:
             f"{p}_identity_operations",
             "Identity stitching: merge (a customer merged into another), erase (customer.erased applied "
             "to the identity graph), dropped_erased (an event of a recently erased identifier dropped), "
+            "dropped_unknown (an event naming a customer key the identity graph does not know dropped), "
             "copy_dropped (a raw record resolved again after a crash or takeover, dropped).",
             ["kind"],
             registry=r,
@@ -366,7 +367,7 @@ class WorkerMetrics:
     def reread(self) -> None:
         self.rereads.inc()
 
-    def identified(self, merges: int, erased: int, dropped: int, copies: int = 0) -> None:
+    def identified(self, merges: int, erased: int, dropped: int, copies: int = 0, unknown: int = 0) -> None:
         """The identify stage resolved one event."""
         if merges:
             self.identity.labels("merge").inc(merges)
@@ -376,6 +377,8 @@ class WorkerMetrics:
             self.identity.labels("dropped_erased").inc(dropped)
         if copies:
             self.identity.labels("copy_dropped").inc(copies)
+        if unknown:
+            self.identity.labels("dropped_unknown").inc(unknown)
 
     def invalid(self, reason: str) -> None:
         """A message was dead-lettered outside the resolve stage (``processing_error``)."""

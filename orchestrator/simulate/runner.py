@@ -87,6 +87,9 @@ class SimulationResult:
     """customer.erased events applied."""
     dropped_erased: int = 0
     """Events dropped because they carried an identifier erased shortly before."""
+    dropped_unknown: int = 0
+    """Events dropped because the customer key they named (``customer_key``: receipts) is not a customer:
+    never seen, or erased long ago."""
     invalid: list[InvalidLine] = field(default_factory=list)
     funnel: Funnel = field(default_factory=Funnel)
     clock_ms: int | None = None
@@ -110,7 +113,12 @@ class SimulationResult:
             "decisions": dict(sorted(self.decisions.items())),
             "customers": self.customers,
             "waiting": {"customers": self.waiting, "next_wakeup_ms": self.next_wakeup_ms},
-            "identity": {"merges": self.merges, "erased": self.erased, "dropped_erased": self.dropped_erased},
+            "identity": {
+                "merges": self.merges,
+                "erased": self.erased,
+                "dropped_erased": self.dropped_erased,
+                "dropped_unknown": self.dropped_unknown,
+            },
             "journeys": self.funnel.to_dict(),
             "refused_deployments": list(self.refused_deployments),
             "campaigns": {c: dict(sorted(n.items())) for c, n in sorted(self.campaigns.items())},
@@ -284,6 +292,9 @@ class Simulator:
         resolution = self.graph.resolve(event.identifiers, at)
         if resolution.erased:
             self.result.dropped_erased += 1
+            return
+        if resolution.unknown:
+            self.result.dropped_unknown += 1
             return
         key = resolution.customer_key
         if self._clock is None or at > self._clock:

@@ -1,12 +1,16 @@
-"""The sandbox connector on a real broker: actions in, sent/delivered (and opens) out, no duplicates."""
+"""The sandbox connector on a real broker: actions in, sent/delivered (and opens) out, no duplicates; its
+receipts name the action's customer by key, so an anonymous customer still merges when it signs in."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from confluent_kafka import Producer
 
@@ -14,7 +18,10 @@ from orchestrator.config import Settings
 from orchestrator.connectors import ChannelLimiter, SandboxConnector, SandboxScript
 from orchestrator.contracts import ChannelAction, parse_event
 from orchestrator.core.policy import RateLimit
-from orchestrator.testing import read_topic, wait_until
+from orchestrator.kafka.topics import create_topics
+from orchestrator.testing import WorkerProcess, read_topic, unique_settings, wait_until
+from tests.integration.metrics_helpers import scrape
+from tests.integration.runtime_helpers import inspect_live, produce
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +88,7 @@ def test_actions_in_engagement_events_out_duplicates_dropped(settings: Settings)
     ]
     for record, event in zip(records, events, strict=True):
         assert record.key is not None
-        assert event.identifiers.customer_id == record.key.decode()
+        assert event.identifiers.items() == [("customer_key", record.key.decode())]  # claims no identity
         assert (event.campaign, event.journey, event.source) == ("welcome", "welcome", "sandbox")
         assert event.event_id == f"sbx-{event.action_id}-{event.type.split('.')[1]}"
 
@@ -98,3 +105,85 @@ def test_actions_in_engagement_events_out_duplicates_dropped(settings: Settings)
     with _running(resumed):
         wait_until(lambda: resumed.stats.received >= 1, timeout=60, what="the resumed connector")
     assert resumed.stats.received == 1
+
+
+def test_receipts_for_an_anonymous_customer_then_a_sign_in_make_one_profile(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Issue 23 on the real broker: the sandbox's receipts for an anonymous customer (keyed by its email)
+    name it by ``customer_key``, so its sign-in still merges it: one profile with the receipts'
+    engagement. With the fast path on: the known customer's later receipts go straight, and receipts
+    for a key nobody has are dropped and counted."""
+    settings = unique_settings(kafka_bootstrap, tmp_path / "worker", fast_path=True)
+    create_topics(settings)
+    ann = "email:ann@example.com"
+    base = datetime.now(UTC) - timedelta(minutes=10)
+
+    def event(eid: str, etype: str, ids: dict[str, str], at: datetime) -> bytes:
+        body = {"event_id": eid, "type": etype, "identifiers": ids, "occurred_at": at.isoformat()}
+        return orjson.dumps({**body, "source": "test"})
+
+    def action(n: int, customer: str, at: datetime) -> ChannelAction:
+        return _action(n, "email", customer).model_copy(update={"created_at": at})
+
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    script = SandboxScript(customers={ann: ("opened",), "cust-ann": ("opened",)})
+    connector = SandboxConnector(settings, script=script)
+
+    def customer(key: str) -> tuple[int, dict[str, Any]]:
+        status, body = worker.get_json(f"/customers/{key}/")
+        return status, body
+
+    def opens(key: str) -> int:
+        status, body = customer(key)
+        return int(body["profile"].get("engagement", {}).get("email.opened", [0])[0]) if status == 200 else 0
+
+    try:
+        worker.start().wait_ready()
+        with _running(connector):
+            produce(settings, [event("v1", "page.viewed", {"email": "ann@example.com"}, base)])
+            wait_until(lambda: customer(ann)[0] == 200, timeout=60, what="the anonymous customer")
+            # an action for the anonymous customer, and one for a key nobody has (an erased customer's)
+            _publish(
+                settings,
+                [action(1, ann, base + timedelta(minutes=1)), action(2, "email:gone@example.com", base)],
+            )
+            wait_until(lambda: opens(ann) == 1, timeout=60, what="the receipts on the anonymous customer")
+            status, identity = worker.get_json(f"/identities/{ann}/")
+            assert (status, identity["customer_key"]) == (200, ann)
+            assert "customer_id" not in identity["identities"], "a receipt makes no key known"
+
+            signed_in = {"customer_id": "cust-ann", "email": "ann@example.com"}
+            produce(settings, [event("s1", "account.created", signed_in, base + timedelta(minutes=5))])
+            wait_until(lambda: opens("cust-ann") == 1, timeout=60, what="the merge into the known customer")
+            # the known customer's claims reach ingest: its next receipts can take the fast path
+            wait_until(
+                lambda: _counter(worker, "orchestrator_claims_read_total") >= 2, timeout=30, what="the claims"
+            )
+            _publish(settings, [action(3, "cust-ann", base + timedelta(minutes=6))])
+            wait_until(lambda: opens("cust-ann") == 2, timeout=60, what="the known customer's receipts")
+            moved = customer(ann)
+            inspected = inspect_live(settings, worker, ann)
+            fast = _counter(worker, "orchestrator_fast_path_events_total")
+            unknown = _identity(worker, "dropped_unknown")
+    finally:
+        worker.stop()
+    assert moved[0] == 404
+    assert moved[1]["moved_to"] == "cust-ann", "the anonymous customer was merged: one profile"
+    assert inspected["customer_key"] == "cust-ann"
+    assert ann in inspected["aliases"]
+    assert inspected["identities"] == {"customer_id": ["cust-ann"], "email": ["ann@example.com"]}, "no key"
+    assert inspected["profile"]["engagement"]["email"]["opened"] == 2
+    assert inspected["profile"]["engagement"]["email"]["delivered"] == 2
+    assert fast >= 3, "the known customer's three receipts came straight"
+    assert unknown == 2, "the sent and delivered receipts of a key nobody has were dropped"
+
+
+def _counter(worker: WorkerProcess, name: str) -> float:
+    return sum(v for (sample, _), v in scrape(worker)[1].items() if sample == name)
+
+
+def _identity(worker: WorkerProcess, kind: str) -> float:
+    samples = scrape(worker)[1].items()
+    name = "orchestrator_identity_operations_total"
+    return sum(v for (sample, labels), v in samples if sample == name and ("kind", kind) in labels)

@@ -15,6 +15,13 @@ Rules (docs/identity.md):
   visitor's anonymous_id, two anonymous ids seen together), the anonymous one is merged into the
   other: its identifiers move and a **forwarding alias** (old key -> canonical key) remains. Known
   customers are never merged away.
+- **A customer key** (``customer_key``, alone: the receipts a connector reports for an action) names a
+  customer without claiming any identifier: it resolves to the customer the key stands for now
+  (:meth:`IdentityGraph.current`: itself, or the survivor it was merged into) and changes nothing —
+  no customer made, no identifier attached, no key made known, no merge. A key the graph does not know
+  resolves with ``unknown=True`` (never seen, or erased more than :data:`ERASED_TTL_MS` ago) or
+  ``erased=True`` (erased recently): the event is dropped either way, so a receipt never brings an
+  erased customer back.
 - **Erasure**: :meth:`IdentityGraph.erase` forgets the customer's identifiers and aliases and keeps a
   marker per identifier (a keyed hash, HMAC-SHA256 with the graph's erasure key, not the identifier:
   :mod:`.markers`) for :data:`ERASED_TTL_MS` after the erasure, at most :data:`ERASED_KEPT` markers
@@ -38,7 +45,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.contracts.events import IDENTIFIER_PRIORITY, Identifiers
+from orchestrator.contracts.events import CUSTOMER_KEY, IDENTIFIER_NAMES, IDENTIFIER_PRIORITY, Identifiers
 from orchestrator.core.identity.markers import (
     ERASED_KEPT,
     ERASED_TTL_MS,
@@ -109,6 +116,9 @@ class Resolution:
     merges: tuple[Merge, ...] = ()
     erased: bool = False
     """True: an identifier of the event was erased recently; drop the event (``customer_key`` is a hint)."""
+    unknown: bool = False
+    """True: the event names a customer key (``customer_key``) the graph does not know — never seen, or
+    erased long ago; drop the event (``customer_key`` is the key it named)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +248,23 @@ class IdentityGraph:
         """The canonical key of ``key`` (itself unless it was merged away)."""
         return self._alias.get(key, key)
 
+    def current(self, key: str) -> str | None:
+        """The customer a canonical customer key stands for now: the key itself while it is a customer,
+        the customer it was merged into when it was merged away (its alias; when the alias was forgotten
+        past :data:`MAX_ALIASES`, the owner of the identifier an anonymous key is named after: it moved
+        with the merge); None when the graph does not know it (never seen, or erased). Reads only: it
+        never makes a customer (receipts, ``customer_key``). Unlike :meth:`lookup` a live customer comes
+        before an alias of the same name (the fast path's claims name live customers)."""
+        if key in self._nodes:
+            return key
+        into = self._alias.get(key)
+        if into is not None:
+            return into
+        kind, sep, value = key.partition(":")
+        if sep and kind in _WEAK:
+            return self._owner.get(identifier_token(kind, value))
+        return None
+
     def __contains__(self, key: str) -> bool:
         return key in self._nodes
 
@@ -275,7 +302,10 @@ class IdentityGraph:
         as :func:`claim_token` names them. An event whose identifiers are all claimed by one known
         customer resolves to it and changes nothing here: known customers keep their identifiers (only
         an erasure takes them away). Nothing for an anonymous customer (its identifiers move when it
-        signs in)."""
+        signs in). Nothing for an event that names its customer by key (``customer_key``): it claims
+        nothing."""
+        if any(kind == CUSTOMER_KEY for kind, _ in identifiers):
+            return []
         node = self._nodes.get(key)
         if node is None or not node.known:
             return []
@@ -308,14 +338,18 @@ class IdentityGraph:
     ) -> Resolution:
         """The canonical customer of an event with these identifiers at event time ``at_ms``: a model,
         an :class:`~orchestrator.contracts.engine_event.Event`'s pairs (a tuple, in priority order) or
-        any pairs."""
+        any pairs. A ``customer_key`` (alone) is looked up, never added: :meth:`resolve_key`."""
         pairs: Sequence[tuple[str, str]]
         if isinstance(identifiers, Identifiers):
             pairs = identifiers.items()  # already in priority order
         elif type(identifiers) is tuple:
             pairs = identifiers  # an Event's: already in priority order
         else:
-            pairs = sorted(identifiers, key=lambda kv: IDENTIFIER_PRIORITY.index(kv[0]))
+            pairs = sorted(identifiers, key=lambda kv: IDENTIFIER_NAMES.index(kv[0]))
+        if pairs and pairs[-1][0] == CUSTOMER_KEY:  # (last in the order: a receipt's)
+            if len(pairs) != 1:
+                raise ValueError(f"{CUSTOMER_KEY} names the customer alone: no other identifier with it")
+            return self.resolve_key(pairs[0][1], at_ms)
         cid = pairs[0][1] if pairs and pairs[0][0] == "customer_id" else None
         weak = [(k, identifier_token(k, v)) for k, v in pairs if k != "customer_id"]
         if cid is not None:
@@ -334,6 +368,22 @@ class IdentityGraph:
             owner = self._owner.get(weak[0][1], weak[0][1])
             return Resolution(owner, erased=True)
         return self._resolve_anonymous([t for _, t in weak])
+
+    def resolve_key(self, key: str, at_ms: int) -> Resolution:
+        """Where an event naming its customer by canonical key (``customer_key``) goes: the customer the
+        key stands for now (:meth:`current`), with no merge and nothing changed in the graph. A key it
+        does not know: ``erased=True`` when the key's customer was erased less than
+        :data:`ERASED_TTL_MS` before ``at_ms`` (its customer_id, or the identifier an anonymous key is
+        named after, is marked), else ``unknown=True``; either way the event is dropped."""
+        found = self.current(key)
+        if found is not None:
+            return Resolution(found)
+        if self._erased:
+            kind, sep, value = key.partition(":")
+            weak = bool(sep) and kind in _WEAK and self._marked(kind, identifier_token(kind, value), at_ms)
+            if weak or self.is_erased("customer_id", key, at_ms):
+                return Resolution(key, erased=True)
+        return Resolution(key, unknown=True)
 
     def _marked(self, kind: str, token: str, at_ms: int) -> bool:
         if not self._erased:

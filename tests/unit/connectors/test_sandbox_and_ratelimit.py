@@ -82,10 +82,19 @@ def test_handle_drops_duplicates_and_makes_deterministic_valid_events() -> None:
     for e in events:
         again = parse_event(e.to_json())
         assert (again.action_id, again.campaign, again.journey) == ("act_1", "welcome", "welcome")
-        assert again.identifiers.customer_id == "cust-ada"
+        # the action's customer named by its key, no identifier claimed (issue 23)
+        assert again.identifiers.items() == [("customer_key", "cust-ada")]
     assert connector.handle(_action()) == []
     assert connector.handle(b"{not json") == []
     assert (connector.stats.duplicates, connector.stats.invalid) == (1, 1)
+
+
+def test_receipts_of_an_anonymous_customer_name_its_key_not_a_customer_id() -> None:
+    """Issue 23: a receipt `{customer_id: "email:ann@x"}` made the anonymous key a known customer, so the
+    visitor's sign-in no longer merged. A receipt names the key and claims nothing."""
+    events = SandboxConnector(Settings()).handle(_action(customer="email:ann@x"))
+    assert [e.identifiers.items() for e in events] == [[("customer_key", "email:ann@x")]] * 2
+    assert all(e.identifiers.customer_id is None and e.identifiers.email is None for e in events)
 
 
 def test_scripted_rates_are_deterministic_by_action_id() -> None:

@@ -100,7 +100,17 @@ def near_valid(draw: st.DrawFn) -> dict[str, Any]:
             event["identifiers"] = draw(
                 st.one_of(
                     st.dictionaries(
-                        st.sampled_from(["customer_id", "email", "phone", "device_id", "anonymous_id", "x"]),
+                        st.sampled_from(
+                            [
+                                "customer_id",
+                                "email",
+                                "phone",
+                                "device_id",
+                                "anonymous_id",
+                                "customer_key",
+                                "x",
+                            ]
+                        ),
                         values,
                         max_size=4,
                     ),
@@ -142,6 +152,23 @@ def _model_json_outcome(raw: bytes) -> tuple[str, Any]:
 def test_read_event_json_writes_the_contracts_bytes(event: dict[str, Any]) -> None:
     raw = orjson.dumps(event)
     assert _json_outcome(raw) == _model_json_outcome(raw)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        {"customer_key": "email:ann@x.io"},
+        {"customer_key": "C"},
+        {"customer_key": "C", "email": "ann@x.io"},
+        {"customer_key": ""},
+        {"customer_key": 7},
+        {"customer_key": None, "customer_id": "C"},
+    ],
+)
+def test_a_receipt_naming_its_customer_by_key_reads_as_the_contract_does(ids: dict[str, Any]) -> None:
+    raw = orjson.dumps({**VALID, "type": "email.opened", "identifiers": ids, "action_id": "act_1"})
+    assert _json_outcome(raw) == _model_json_outcome(raw)
+    assert _read(raw) == _outcome(raw)
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,19 @@ def test_identifiers_of_two_customers_take_the_ordered_path() -> None:
     assert fast_route(ids, "page.viewed", (T + 5, 0, 9, 0), claims.get) is None
 
 
+def test_a_receipt_naming_a_known_customers_key_goes_straight_any_other_key_through_the_writer() -> None:
+    """A receipt (``customer_key``) goes straight when its key is a known customer's, by the claim of its
+    customer_id: the writer would resolve it to that key (a known customer is never merged away). The key
+    of an anonymous customer (never claimed), one merged away or one nobody has needs the graph."""
+    claims = _claims(customer_id__c1=("c1", (T, 0, 5, 0)), email__ann_x=("c1", (T, 0, 5, 0)))
+    order = (T + 1, 1, 0, 0)
+    assert fast_route((("customer_key", "c1"),), "email.opened", order, claims.get) == "c1"
+    assert fast_route((("customer_key", "c1"),), "email.opened", (T, 0, 5, 0), claims.get) is None
+    # an identifier's claim is not a customer key's: "email:ann_x" names a visitor merged into c1
+    assert fast_route((("customer_key", "email:ann_x"),), "email.opened", order, claims.get) is None
+    assert fast_route((("customer_key", "c9"),), "email.opened", order, claims.get) is None
+
+
 def test_route_raw_sends_a_claimed_customers_event_to_the_resolved_topic_with_its_source() -> None:
     settings = Settings()
     claims = _claims(customer_id__c1=("c1", (T, 0, 1, 0)))

@@ -471,12 +471,15 @@ def test_a_held_event_publishes_the_bytes_the_model_would(
 def test_a_record_that_is_not_a_resolved_event_is_refused_with_a_reason() -> None:
     good = orjson.loads(_event("x", "page.viewed", {"anonymous_id": "v"}).to_json())
     assert HeldEvent.read(orjson.dumps(good)).identifiers == (("anonymous_id", "v"),)
+    receipt = orjson.loads(_event("r", "email.opened", {"customer_key": "email:a@x.io"}).to_json())
+    assert HeldEvent.read(orjson.dumps(receipt)).identifiers == (("customer_key", "email:a@x.io"),)
     broken = []
     for path, value in (
         (("identifiers",), {}),
         (("identifiers",), {"shoe_size": "42"}),
         (("identifiers",), {"anonymous_id": 7}),
         (("identifiers",), {"anonymous_id": ""}),
+        (("identifiers",), {"customer_key": "c1", "email": "a@x.io"}),  # a customer key comes alone
         (("occurred_at",), "2025-03-01T10:00:00"),
         (("type",), None),
     ):
@@ -620,3 +623,94 @@ def test_the_writer_claims_a_known_customers_identifiers_once_and_takes_them_bac
     # events without a raw source (no order key) claim nothing
     plain = feed.through(_event("e5", "page.viewed", {"customer_id": "c9"}, 5))
     assert plain.claims == []
+
+
+def _graph_rows(out: Identified) -> dict[str, Any]:
+    return {k: v for k, v in out.rows.items() if k[:2] in ("n:", "i:", "a:", "h:", "x:")}
+
+
+def test_a_receipt_goes_to_its_customer_as_it_is_now_and_writes_no_graph_row() -> None:
+    """Issue 23: receipts (``customer_key``) resolve without changing the graph; a sign-in after one
+    still merges the visitor; one naming a key the graph does not know is dropped and counted."""
+    feed = Feed(key=b"k" * 32)
+    feed.through(_event("e1", "page.viewed", {"email": "ann@x.io"}, 1))
+    receipt = feed.through(_event("r1", "email.opened", {"customer_key": "email:ann@x.io"}, 2))
+    [(key, body)] = _customer_messages(receipt)
+    assert (key, body["customer_key"]) == ("email:ann@x.io", "email:ann@x.io")
+    assert _graph_rows(receipt) == {}
+    signed_in = feed.through(_event("e2", "account.created", {"customer_id": "C", "email": "ann@x.io"}, 3))
+    assert [k for k, _ in _customer_messages(signed_in)] == ["email:ann@x.io", "C"], "merge_out, then C"
+    assert signed_in.merges == 1
+    later = feed.through(_event("r2", "email.clicked", {"customer_key": "email:ann@x.io"}, 4))
+    assert [k for k, _ in _customer_messages(later)] == ["C"], "merged away: to the survivor"
+    assert _graph_rows(later) == {}
+    nobody = feed.through(_event("r3", "email.opened", {"customer_key": "email:nobody@x.io"}, 5))
+    assert (_customer_messages(nobody), nobody.unknown, nobody.dropped) == ([], 1, 0)
+    assert _graph_rows(nobody) == {}
+    feed.through(_event("e3", "customer.erased", {"customer_id": "C"}, 6))
+    erased = feed.through(_event("r4", "email.opened", {"customer_key": "email:ann@x.io"}, 7))
+    assert (_customer_messages(erased), erased.dropped, erased.unknown) == ([], 1, 0)
+    assert _graph_rows(erased) == {}, "an erased customer's receipt brings nothing back"
+
+
+FOLLOW_UP = """\
+id: follow_up
+version: 1
+entry: {event: account.created}
+steps:
+  check:
+    type: branch
+    branches:
+      - {when: 'profile.engagement.email.opened > 0', next: engaged}
+    default: cold
+  engaged: {type: send, channel: email, category: transactional, template: engaged_v1}
+  cold: {type: send, channel: email, category: transactional, template: cold_v1}
+"""
+
+
+def test_receipts_then_a_sign_in_give_the_runtime_what_simulate_gives() -> None:
+    """The same events through the identify stage and the customer processor (LocalPipeline) and
+    through simulate: one customer, whose sign-in sees the visitor's open, and the same actions."""
+    from orchestrator.contracts import ChannelAction
+    from orchestrator.core.customer import CustomerLogic
+    from orchestrator.core.engine.state import CustomerState
+    from orchestrator.core.journey import JourneyRegistry, load_journey_text
+    from orchestrator.simulate import Simulator
+    from orchestrator.testing.pipeline import LocalPipeline
+
+    def logic() -> CustomerLogic:
+        registry = JourneyRegistry()
+        registry.deploy(load_journey_text(FOLLOW_UP, "follow_up.yaml"), 0)
+        return CustomerLogic(registry)
+
+    def line(eid: str, etype: str, ids: dict[str, str], minute: int, **extra: str) -> bytes:
+        at = datetime.fromtimestamp(BASE / 1000 + minute * 60, UTC).isoformat()
+        return orjson.dumps(
+            {"event_id": eid, "type": etype, "source": "t", "occurred_at": at, "identifiers": ids, **extra}
+        )
+
+    ann = {"customer_key": "email:ann@x.io"}
+    lines = [
+        line("v1", "page.viewed", {"email": "ann@x.io"}, 0),
+        line("r1", "email.delivered", ann, 1, action_id="act_1", campaign="promo"),
+        line("r2", "email.opened", ann, 2, action_id="act_1", campaign="promo"),
+        line("r3", "email.opened", {"customer_key": "nobody"}, 3, action_id="act_2"),
+        line("s1", "account.created", {"customer_id": "C", "email": "ann@x.io"}, 10),
+    ]
+    simulated: list[ChannelAction] = []
+    sim = Simulator(logic().registry, on_action=simulated.append)
+    for n, raw in enumerate(lines, 1):
+        sim.feed_line(n, raw)
+    sim.finish()
+    pipeline = LocalPipeline(logic(), partitions=3)
+    pipeline.resolve(lines, until_ms=BASE + 3_600_000)
+    out = pipeline.run()
+    assert [orjson.loads(a) for a in out.actions] == [orjson.loads(a.to_json()) for a in simulated]
+    assert [(a.customer_id, a.template_id) for a in simulated] == [("C", "engaged_v1")]
+    assert set(sim.states) == {"C"}
+    stored = {k: orjson.loads(v) for k, v in pipeline.records.items()}
+    live = [k for k, v in stored.items() if "moved" not in v]
+    assert live == ["C"], "one profile"
+    profile = CustomerState.from_dict(stored["C"]["s"]).profile
+    assert profile.engagement == sim.states["C"].profile.engagement
+    assert profile.engagement["email.opened"][0] == 1

@@ -189,3 +189,45 @@ def test_the_state_file_holds_each_campaign_and_what_it_did(tmp_path: Path) -> N
                                "--events", str(EVENTS), "--report", str(report)]) == 0  # fmt: skip
     with pytest.raises(SimulationError, match=r"report of orchestrator simulate .* file of --state-out"):
         read_state_file(report)
+
+
+def test_simulate_a_receipt_then_a_sign_in_one_customer_to_inspect(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 23 through the commands: the sandbox's receipts for an anonymous customer (``customer_key``),
+    then the sign-in: one customer (inspected by the old key) with the receipt's open; a receipt of a
+    key nobody has is dropped and counted."""
+
+    def event(eid: str, etype: str, ids: dict[str, str], at: str, **extra: str) -> bytes:
+        body = {"event_id": eid, "type": etype, "identifiers": ids, "occurred_at": at, "source": "t"}
+        return orjson.dumps({**body, **extra})
+
+    ann, nobody = {"customer_key": "email:ann@x.io"}, {"customer_key": "nobody"}
+    sign_in = {"customer_id": "C", "email": "ann@x.io"}
+    lines = [
+        event("v1", "page.viewed", {"email": "ann@x.io"}, "2025-03-03T09:00:00Z"),
+        event("r1", "email.opened", ann, "2025-03-03T09:05:00Z", action_id="a1", campaign="promo"),
+        event("r2", "email.opened", nobody, "2025-03-03T09:06:00Z", action_id="a2"),
+        event("s1", "account.created", sign_in, "2025-03-03T09:10:00Z"),
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(lines))
+    state, report = tmp_path / "state.json", tmp_path / "report.json"
+    argv = ["simulate", "--journeys", str(JOURNEYS / "welcome.yaml"), "--events", str(events)]
+    assert _cli(simulate_cli, [*argv, "--state-out", str(state), "--report", str(report)]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        "identity: 1 merges, 0 erased, 0 events of erased identifiers dropped, 1 events naming an " in printed
+    )
+    identity = orjson.loads(report.read_bytes())["identity"]
+    assert identity == {"merges": 1, "erased": 0, "dropped_erased": 0, "dropped_unknown": 1}
+    assert orjson.loads(report.read_bytes())["customers"] == 1
+    from orchestrator.cli import main
+
+    assert main(["inspect", "email:ann@x.io", "--from-simulate", str(state), "--json"]) == 0
+    shown = orjson.loads(capsys.readouterr().out)
+    assert shown["customer_key"] == "C"
+    assert shown["aliases"] == ["email:ann@x.io"]
+    assert shown["profile"]["engagement"]["email"]["opened"] == 1
+    assert "email.opened" in shown["profile"]["campaigns"]["promo"]
+    assert shown["identities"] == {"customer_id": ["C"], "email": ["ann@x.io"]}, "a key is no identity"
