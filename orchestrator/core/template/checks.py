@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from orchestrator.core.campaign.model import CampaignDefinition
 from orchestrator.core.journey.model import JourneyDefinition, SendStep
 from orchestrator.core.journey.reader import did_you_mean
-from orchestrator.core.journey.yamlsrc import Path
 from orchestrator.core.template.model import TemplateDefinition
 
 __all__ = ["Mismatch", "Send", "mismatches", "sends_of", "unknown_template"]
@@ -27,7 +26,7 @@ class Send:
     owner: str
     """``journey welcome v1`` or ``campaign spring_sale v1``."""
     source_name: str
-    path: Path
+    path: tuple[str, ...]
     step: SendStep
 
     @property
