@@ -184,11 +184,8 @@ def _variables(r: Reader, top: dict[str, Any]) -> tuple[TemplateVariable, ...]:
             )
             continue
         default = data.get("default")
-        if has_default and (isinstance(default, dict | list)):
-            r.error((*at, "default"), "must be text, a number or true/false")
-            continue
-        if isinstance(default, str) and len(default) > MAX_DEFAULT_CHARS:
-            r.error((*at, "default"), f"at most {MAX_DEFAULT_CHARS} characters")
+        if has_default and len(orjson.dumps(default)) > MAX_DEFAULT_CHARS:
+            r.error((*at, "default"), f"at most {MAX_DEFAULT_CHARS} characters (written as JSON)")
             continue
         out.append(TemplateVariable(name, required, None if required else default, description))
     return tuple(out)

@@ -37,9 +37,9 @@ def template_schema() -> dict[str, Any]:
         "properties": {
             "required": {"type": "boolean", "description": "true: a message without it is not sent."},
             "default": {
-                "type": ["string", "number", "boolean"],
-                "maxLength": MAX_DEFAULT_CHARS,
-                "description": "Used when the send gives none.",
+                "description": f"Used when the send gives none (at most {MAX_DEFAULT_CHARS} characters as "
+                "JSON): text, a number, true/false, a list or a map.",
+                "not": {"type": "null"},
             },
             "description": {"type": "string"},
         },

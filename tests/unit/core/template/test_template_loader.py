@@ -145,8 +145,8 @@ def test_the_kind_line_tells_a_template_file(tmp_path: Path) -> None:
             "t.yaml:5: variables.first_name.default: a required variable has no default",
         ),
         (
-            ("{default: there}", "{default: [a]}"),
-            "t.yaml:5: variables.first_name.default: must be text, a number or true/false",
+            ("{default: there}", "{default: [" + "a, " * 400 + "]}"),
+            "t.yaml:5: variables.first_name.default: at most 1000 characters (written as JSON)",
         ),
         (
             ("{default: there}", "{default: there, requird: true}"),
