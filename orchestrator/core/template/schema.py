@@ -49,7 +49,7 @@ def template_schema() -> dict[str, Any]:
                 "properties": {"required": {"const": True}},
                 "not": {"required": ["default"]},
             },
-            {"required": ["default"]},
+            {"required": ["default"], "properties": {"required": {"const": False}}},
         ],
         "additionalProperties": False,
     }
