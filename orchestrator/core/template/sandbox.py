@@ -62,11 +62,13 @@ _CONCAT = "_concat"
 FILTERS = (
     "abs", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "first", "float", "int",
     "join", "last", "length", "list", "lower", "max", "min", "replace", "reverse", "round", "sort",
-    "string", "striptags", "sum", "title", "tojson", "trim", "truncate", "unique", "upper", "urlencode",
-    "wordcount",
+    "string", "sum", "title", "tojson", "trim", "truncate", "unique", "upper", "urlencode", "wordcount",
 )  # fmt: skip
-"""The filters a template may use (Jinja's, bounded); ``safe`` is not among them: in HTML, values are
-always escaped."""
+"""The filters a template may use (Jinja's, bounded). Not among them: ``safe`` (in HTML, values are always
+escaped), those that make text of a width given (``center``, ``indent``, ``format``, ``wordwrap``),
+``striptags`` (quadratic on text full of ``<``), ``attr``, ``map``/``select`` and the like (they name
+fields and filters by text), ``random``."""
+MAX_JSON_INDENT = 8
 _LOOP_FIELDS = frozenset(
     {"index", "index0", "revindex", "revindex0", "first", "last", "length", "depth", "depth0", "previtem",
      "nextitem"}
@@ -147,6 +149,15 @@ def _plain_replace(eval_ctx: Any, value: Any, old: str, new: str, count: int | N
     if len(text) + hits * (len(str(new)) - len(str(old))) > MAX_VALUE_CHARS:
         raise OverLimit(f"filter 'replace' would make more than {MAX_VALUE_CHARS} characters")
     return JINJA_FILTERS["replace"](eval_ctx, value, old, new, count)
+
+
+def _tojson(eval_ctx: Any, value: Any, indent: Any = None) -> Any:
+    """Jinja's ``tojson``, with an indent of at most :data:`MAX_JSON_INDENT` (each level repeats it)."""
+    if indent is not None and (
+        isinstance(indent, bool) or not isinstance(indent, int) or not 0 <= indent <= MAX_JSON_INDENT
+    ):
+        raise Refused(f"tojson's indent is a number from 0 to {MAX_JSON_INDENT}")
+    return JINJA_FILTERS["tojson"](eval_ctx, value, indent)
 
 
 def _iterate(context: Context, value: Any) -> Iterator[Any]:
@@ -272,6 +283,7 @@ def _make(autoescape: bool) -> _Environment:
     env.filters = {name: _wrap(name, JINJA_FILTERS[name]) for name in FILTERS}
     env.filters["join"] = _join
     env.filters["replace"] = pass_eval_context(_plain_replace)
+    env.filters["tojson"] = _wrap("tojson", pass_eval_context(_tojson))
     env.filters[_ITERATE] = pass_context(_iterate)
     env.filters[_CONCAT] = pass_eval_context(_concat)
     return env

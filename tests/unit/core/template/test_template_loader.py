@@ -243,6 +243,7 @@ def test_jinja_problems_name_the_file_line_of_the_part() -> None:
         ("{{ first_name|safe }}", "filter 'safe' is not available"),
         ("{{ first_name|uper }}", "filter 'uper' is not available (did you mean 'upper'?)"),
         ("{{ first_name|center(10) }}", "filter 'center' is not available"),
+        ("{{ first_name|striptags }}", "filter 'striptags' is not available"),
         ("{% if first_name is nonsense %}x{% endif %}", "test 'nonsense' is not available"),
         ("{% for a in profile.l recursive %}x{% endfor %}", "recursive loops are not available"),
         (

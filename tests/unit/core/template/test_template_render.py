@@ -165,6 +165,7 @@ def test_a_part_that_renders_to_nothing_is_refused() -> None:
         ("{{ '%s' % name }}", "refused", "'%' formatting of text is not available"),
         ("{{ name * 1000000 }}", "over_limit", "'*' would make more than"),
         ("{{ 9 ** 9 ** 9 }}", "over_limit", "'**' would make a number beyond 2**256"),
+        ("{{ profile|tojson(1000000000) }}", "refused", "tojson's indent is a number from 0 to 8"),
         ("{{ 1 / 0 }}", "error", "ZeroDivisionError"),
         ("{{ name|int + 'x' }}", "error", "TypeError"),
     ],
