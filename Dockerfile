@@ -11,6 +11,7 @@ FROM python:3.11-slim
 RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/orchestrator orchestrator
 COPY --from=build /install /usr/local
 COPY journeys /opt/orchestrator/journeys
+COPY templates /opt/orchestrator/templates
 WORKDIR /opt/orchestrator
 # Listen on every interface inside the container; keep RocksDB in the orchestrator user's home;
 # one JSON object per log line for the log shipper.

@@ -15,6 +15,10 @@ Every error the orchestrator raises on purpose derives from :class:`Orchestrator
      │                             other in a cycle (file, line, field)
      ├── CampaignValidationError   one or more problems in campaign files, or a campaign deployment
      │                             refused (file, line, field)
+     ├── TemplateValidationError   one or more problems in template files, or a template deployment
+     │                             refused (file, line, field)
+     ├── TemplateRenderError       a message cannot be rendered from its template (a missing variable,
+     │                             a refusal of the sandbox, a limit): nothing of it is sent
      ├── KafkaSetupError           the Kafka side is not as the orchestrator needs it
      │    ├── BrokerError              the local broker cannot be fetched, formatted or started
      │    ├── ToolMissingError         java or mvn is missing
@@ -45,6 +49,8 @@ __all__ = [
     "SegmentValidationError",
     "SimulationError",
     "StateLimitError",
+    "TemplateRenderError",
+    "TemplateValidationError",
     "ToolMissingError",
     "TopicLayoutError",
 ]
@@ -117,6 +123,43 @@ class CampaignValidationError(OrchestratorError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems) if problems else "invalid campaign")
         self.problems = problems
+
+
+class TemplateValidationError(OrchestratorError):
+    """One or more problems found in template files; ``problems`` lists them all (file:line: field: ...)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems) if problems else "invalid template")
+        self.problems = problems
+
+
+class TemplateRenderError(OrchestratorError):
+    """A message cannot be rendered from its template, so none is made (never a half-rendered one).
+
+    ``reason`` is a short code: ``missing_variable`` (``variable`` names it: ``first_name`` or
+    ``profile.first_name``), ``refused`` (the sandbox refused something), ``over_limit``, ``empty`` (a
+    part rendered to nothing), ``channel`` (the template is for another channel than the action's),
+    ``no_template`` (no such template or version deployed) or ``error`` (any other failure of the
+    template). ``part`` is the part being rendered (``subject``, ``html``, ``data.link`` ...)."""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        template_id: str,
+        version: int | None,
+        reason: str,
+        part: str | None = None,
+        variable: str | None = None,
+    ) -> None:
+        where = f"template {template_id}" + (f" v{version}" if version is not None else "")
+        super().__init__(f"{where}: {part}: {detail}" if part else f"{where}: {detail}")
+        self.detail = detail
+        self.template_id = template_id
+        self.version = version
+        self.reason = reason
+        self.part = part
+        self.variable = variable
 
 
 class KafkaSetupError(OrchestratorError):

@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "orchestrator.cli.produce",
     "orchestrator.cli.worker",
     "orchestrator.cli.validate",
+    "orchestrator.cli.template",
     "orchestrator.cli.simulate",
     "orchestrator.cli.inspect",
     "orchestrator.cli.actions",

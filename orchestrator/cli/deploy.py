@@ -1,4 +1,5 @@
-"""``orchestrator deploy FILE...``: validate journeys, then publish them for every worker to load live."""
+"""``orchestrator deploy PATH...``: validate journeys (and the policy, segments, campaigns and templates),
+then publish them for every worker to load live. A folder stands for its ``*.yaml``/``*.yml`` files."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.cli._common import add_config_option, settings_from
+from orchestrator.cli.validate import journey_files
 from orchestrator.exceptions import JourneyValidationError
 from orchestrator.kafka.deploy import (
     check_deployments,
@@ -23,7 +25,13 @@ __all__ = ["register"]
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("deploy", help="validate journey files and publish them to the workers (live)")
-    parser.add_argument("files", nargs="+", type=Path, help="journey YAML files")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="journey, policy, segment, campaign and template YAML files, or folders of them",
+    )
     parser.add_argument(
         "--at",
         type=datetime.fromisoformat,
@@ -43,8 +51,11 @@ def _deploy(args: argparse.Namespace) -> int:
     at: datetime = args.at or datetime.now(UTC)
     if at.tzinfo is None:
         raise SystemExit("orchestrator deploy: error: --at needs a time zone, e.g. 2026-11-22T10:00:00+00:00")
+    files, missing = journey_files(list(args.files))
     try:
-        deployments = prepare_deployments(args.files, at)
+        if missing:
+            raise JourneyValidationError(missing)
+        deployments = prepare_deployments(files, at)
     except JourneyValidationError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

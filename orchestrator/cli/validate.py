@@ -1,12 +1,15 @@
-"""``orchestrator validate PATH...``: check journey, policy, segment and campaign files and report every
-problem.
+"""``orchestrator validate PATH...``: check journey, policy, segment, campaign and template files and report
+every problem.
 
 A file with ``kind: policy`` at its top level is a cross-channel policy (docs/policy.md), one with
 ``kind: segment`` a segment (docs/segments.md), one with ``kind: campaign`` a campaign
-(docs/campaigns.md); every other YAML file is a journey (schema, graph, CEL).
+(docs/campaigns.md), one with ``kind: template`` a message template (docs/templates.md); every other YAML
+file is a journey (schema, graph, CEL).
 When segment files are among those checked, the segments journeys and campaigns name must be among them,
 and the segments must not read each other in a cycle. When journey files are, the journey a campaign
-enters must be among them.
+enters must be among them. When template files are, the template each send of a journey or campaign
+names must be among them, on the send's channel, and the send's personalization must give every variable
+the template requires.
 Given journeys or campaigns and a policy together, each send's ``subscription_group`` must be a group of
 the policy on the send's channel.
 
@@ -37,11 +40,14 @@ from orchestrator.core.journey.yamlsrc import compose_text, read_source
 from orchestrator.core.policy import Policy, is_policy_file, load_policy_file
 from orchestrator.core.segment import SegmentDefinition, SegmentRegistry, is_segment_file, load_segment_file
 from orchestrator.core.segment.analysis import analyse
+from orchestrator.core.template import TemplateDefinition, is_template_file, load_template_file
+from orchestrator.core.template.checks import mismatches, sends_of, unknown_template
 from orchestrator.exceptions import (
     CampaignValidationError,
     JourneyValidationError,
     PolicyValidationError,
     SegmentValidationError,
+    TemplateValidationError,
 )
 
 __all__ = [
@@ -53,6 +59,8 @@ __all__ = [
     "segment_summary",
     "subscription_problems",
     "summary",
+    "template_problems",
+    "template_summary",
     "validate_command",
     "validate_paths",
 ]
@@ -60,7 +68,8 @@ __all__ = [
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "validate", help="check journey, policy, segment and campaign files and report every problem"
+        "validate",
+        help="check journey, policy, segment, campaign and template files and report every problem",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="journey files or directories")
     parser.add_argument(
@@ -138,6 +147,50 @@ def campaign_summary(d: CampaignDefinition) -> str:
         days = "day" if schedule.every_days == 1 else f"{schedule.every_days} days"
         parts.append(f"every {days} x{schedule.occurrences}")
     return f"{d.source_name}: ok: campaign {d.id} v{d.version} ({d.status}), " + ", ".join(parts)
+
+
+def template_summary(t: TemplateDefinition) -> str:
+    """``<file>: ok: template <id> v<n> (<channel>): <parts>; variables <...>; reads profile <...>``."""
+    parts = ", ".join(p.name for p in t.parts)
+    variables = ", ".join(
+        f"{v.name} (required)" if v.required else f"{v.name} (default {v.default!r})" for v in t.variables
+    )
+    out = f"{t.source_name}: ok: template {t.id} v{t.version} ({t.channel}): {parts}"
+    out += f"; variables {variables}" if variables else "; no variables"
+    if t.profile_fields is None:
+        out += "; reads the whole profile"
+    elif t.profile_fields:
+        out += f"; reads profile {', '.join(sorted(t.profile_fields))}"
+    return out
+
+
+def template_problems(
+    definitions: list[JourneyDefinition | CampaignDefinition], templates: list[TemplateDefinition]
+) -> list[str]:
+    """Each send of the journeys and campaigns against the templates given (none given: not checked): the
+    template it names among them, of the send's channel, and every variable each version of it requires
+    given by the send's personalization (``file:line: field: message``)."""
+    if not templates:
+        return []
+    by_id: dict[str, list[TemplateDefinition]] = {}
+    for t in templates:
+        by_id.setdefault(t.id, []).append(t)
+    problems: list[str] = []
+    for d in definitions:
+        for send in sends_of(d):
+            versions = by_id.get(send.step.template)
+            if versions is None:
+                where = _where(send.source_name, (*send.path, "template"))
+                problems.append(
+                    f"{where}: {unknown_template(send.step.template, by_id, 'the template files checked')}"
+                )
+                continue
+            for t in sorted(versions, key=lambda t: t.version):
+                problems += [
+                    f"{_where(send.source_name, (*send.path, m.field))}: {m.message}"
+                    for m in mismatches(send, t)
+                ]
+    return problems
 
 
 def _segment_references(d: JourneyDefinition) -> list[tuple[str, str]]:
@@ -238,7 +291,23 @@ def validate_paths(
     journeys: list[JourneyDefinition] = []
     loaded_policies: list[Policy] = []
     loaded_campaigns: list[CampaignDefinition] = []
+    templates: dict[tuple[str, int], TemplateDefinition] = {}
     for f in files:
+        if is_template_file(f):
+            try:
+                template = load_template_file(f)
+            except TemplateValidationError as exc:
+                problems.extend(exc.problems)
+                continue
+            if template.key in templates:
+                problems.append(
+                    f"{f}:1: id: template {template.id} version {template.version} is also defined in "
+                    f"{templates[template.key].source_name}"
+                )
+                continue
+            templates[template.key] = template
+            summaries.append(template_summary(template))
+            continue
         if is_campaign_file(f):
             try:
                 campaign = load_campaign_file(f, history_window_ms=history_window_ms)
@@ -300,6 +369,7 @@ def validate_paths(
                     )
     journey_ids = sorted({d.id for d in journeys})
     problems.extend(campaign_problems(loaded_campaigns, segments.segment_ids(), journey_ids, loaded_policies))
+    problems.extend(template_problems([*journeys, *loaded_campaigns], list(templates.values())))
     return summaries, problems
 
 

@@ -61,8 +61,20 @@ class ChannelAction(BaseModel):
     personalization: dict[str, Any] = Field(default_factory=dict)
     created_at: AwareDatetime = Field(description="The engine's logical time, never the wall clock.")
     not_before: AwareDatetime | None = Field(None, description="Do not deliver before this instant.")
+    template_version: int | None = Field(
+        None,
+        ge=1,
+        description="The version of the template the message is rendered with (docs/templates.md): the "
+        "version in force at created_at, stamped by the connector that renders it. Left out when not set "
+        "(the engine does not set it).",
+    )
 
     def to_json(self) -> bytes:
         # The same bytes as orjson.dumps(self.model_dump(mode="json")) (a unit test holds them equal),
-        # without the dump: the fields in order, datetimes in ISO 8601 with Z.
-        return orjson.dumps(self.__dict__, option=orjson.OPT_UTC_Z)
+        # without the dump: the fields in order, datetimes in ISO 8601 with Z; template_version is left
+        # out when not set (the actions of the engine: their bytes are what they were before it existed).
+        fields = self.__dict__
+        if fields.get("template_version") is None:
+            fields = fields.copy()
+            fields.pop("template_version", None)
+        return orjson.dumps(fields, option=orjson.OPT_UTC_Z)

@@ -133,13 +133,13 @@ class JourneyDeployment(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["journey", "policy", "segment", "campaign"] = Field(
-        "journey", description="A journey file, the policy file, a segment file or a campaign file."
+    kind: Literal["journey", "policy", "segment", "campaign", "template"] = Field(
+        "journey",
+        description="A journey file, the policy file, a segment file, a campaign file or a template file.",
     )
     journey_id: str = Field(
         min_length=1,
-        description="The journey's id (for a policy, a segment or a campaign: the policy's, the segment's "
-        "or the campaign's).",
+        description="The journey's id (for a policy, a segment, a campaign or a template: its own id).",
     )
     version: int = Field(ge=1)
     effective_from: AwareDatetime = Field(description="Logical time from which this deployment applies.")

@@ -69,6 +69,15 @@ def _campaign_schema() -> dict[str, Any]:
 SCHEMA_SOURCES["campaign.schema.json"] = _campaign_schema
 
 
+def _template_schema() -> dict[str, Any]:
+    from orchestrator.core.template.schema import template_schema
+
+    return template_schema()
+
+
+SCHEMA_SOURCES["template.schema.json"] = _template_schema
+
+
 def render_schemas() -> dict[str, str]:
     out = {}
     for name, build in SCHEMA_SOURCES.items():

@@ -1,9 +1,10 @@
 """Accepting deployment records: the one rule that `orchestrator deploy` and every worker apply.
 
 A record of the journeys topic is accepted when it is within :data:`MAX_RECORD_BYTES`, is a valid
-:class:`~orchestrator.contracts.JourneyDeployment`, its YAML loads as a journey, policy, segment or
-campaign whose id and version match the record's, and the registries take it (a version already deployed
-with other content is refused; a segment that would make segments read each other in a cycle is refused).
+:class:`~orchestrator.contracts.JourneyDeployment`, its YAML loads as a journey, policy, segment, campaign
+or template whose id and version match the record's, and the registries take it (a version already
+deployed with other content is refused; a segment that would make segments read each other in a cycle is
+refused).
 :meth:`DeploymentBook.apply` never raises: a refused record is kept with its reason (for ``/journeys/``,
 the logs and ``orchestrator deploy``) and the last good version stays in force.
 
@@ -23,11 +24,13 @@ from orchestrator.core.campaign import CampaignRegistry, load_campaign_text
 from orchestrator.core.journey import JourneyRegistry, load_journey_text
 from orchestrator.core.policy import PolicyRegistry, load_policy_text
 from orchestrator.core.segment import SegmentRegistry, load_segment_text
+from orchestrator.core.template import TemplateRegistry, load_template_text
 from orchestrator.exceptions import (
     CampaignValidationError,
     JourneyValidationError,
     PolicyValidationError,
     SegmentValidationError,
+    TemplateValidationError,
 )
 
 __all__ = ["MAX_RECORD_BYTES", "DeploymentBook", "Refusal"]
@@ -52,7 +55,7 @@ class Refusal:
 
 @dataclass
 class DeploymentBook:
-    """The journey, policy, segment and campaign registries, plus what was refused."""
+    """The journey, policy, segment, campaign and template registries, plus what was refused."""
 
     registry: JourneyRegistry
     policies: PolicyRegistry = field(default_factory=PolicyRegistry)
@@ -60,6 +63,8 @@ class DeploymentBook:
     """The segment timeline (made with the journeys' history window when not given)."""
     campaigns: CampaignRegistry | None = None
     """The campaign timeline (made with the journeys' history window when not given)."""
+    templates: TemplateRegistry = field(default_factory=TemplateRegistry)
+    """The template timeline (what connectors render actions with)."""
     refusals: list[Refusal] = field(default_factory=list)
     applied: int = 0
     last_applied: str = ""
@@ -148,6 +153,16 @@ class DeploymentBook:
                 self.campaign_registry.deploy(campaign, dep.effective_from_ms)
                 self.last_applied = f"campaign {dep.journey_id} v{dep.version} from {dep.effective_from}"
                 return []
+            if dep.kind == "template":
+                template = load_template_text(dep.text, dep.source_name)
+                if template.id != dep.journey_id or template.version != dep.version:
+                    return [
+                        f"{dep.source_name}:1: id: record says template {dep.journey_id} v{dep.version}, "
+                        f"the file says {template.id} v{template.version}"
+                    ]
+                self.templates.deploy(template, dep.effective_from_ms)
+                self.last_applied = f"template {dep.journey_id} v{dep.version} from {dep.effective_from}"
+                return []
             definition = load_journey_text(
                 dep.text, dep.source_name, history_window_ms=self.registry.history_window_ms
             )
@@ -162,13 +177,15 @@ class DeploymentBook:
             PolicyValidationError,
             SegmentValidationError,
             CampaignValidationError,
+            TemplateValidationError,
         ) as exc:
             return list(exc.problems)
         self.last_applied = f"journey {dep.journey_id} v{dep.version} from {dep.effective_from}"
         return []
 
     def summary(self) -> dict[str, Any]:
-        """What ``/journeys/`` shows: deployments per journey, policies, segments, campaigns, refusals."""
+        """What ``/journeys/`` shows: deployments per journey, policies, segments, campaigns, templates,
+        refusals."""
         journeys = {}
         for jid in self.registry.journey_ids():
             journeys[jid] = [
@@ -208,11 +225,23 @@ class DeploymentBook:
             ]
             for cid in self.campaign_registry.campaign_ids()
         }
+        templates = {
+            tid: [
+                {
+                    "version": d.definition.version,
+                    "channel": d.definition.channel,
+                    "effective_from_ms": d.effective_from_ms,
+                }
+                for d in self.templates.deployments(tid)
+            ]
+            for tid in self.templates.template_ids()
+        }
         return {
             "journeys": journeys,
             "policies": policies,
             "segments": segments,
             "campaigns": campaigns,
+            "templates": templates,
             "refused": self.problems,
             "applied": self.applied,
         }

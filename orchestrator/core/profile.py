@@ -55,6 +55,7 @@ __all__ = [
     "apply_event",
     "hour_of_week",
     "remember_subscription",
+    "update_attributes",
 ]
 
 DEFAULT_TIMEZONE = "UTC"
@@ -317,7 +318,7 @@ def apply_event(
         profile.last_seen_ms = at
     profile.counts_by_type[event.type] = profile.counts_by_type.get(event.type, 0) + 1
     if event.type == "profile.updated":
-        _update_attributes(profile, event.properties)
+        update_attributes(profile, event.properties)
     elif event.type == "consent.changed":
         _update_consent(profile, event.properties)
     elif event.type == "subscription.changed":
@@ -329,7 +330,10 @@ def apply_event(
     return profile
 
 
-def _update_attributes(profile: Profile, properties: dict[str, Any]) -> None:
+def update_attributes(profile: Profile, properties: dict[str, Any]) -> None:
+    """What a ``profile.updated`` event's properties do to the profile (its ``attributes``, or the
+    properties themselves): ``timezone``, the addresses (``email``, ``phone``, ``push_token``), and any
+    other attribute set (removed when null)."""
     attrs = properties.get("attributes", properties)
     if not isinstance(attrs, dict):
         return

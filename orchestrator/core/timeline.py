@@ -96,6 +96,10 @@ class VersionTimeline(Generic[D]):
         n = bisect.bisect_right(starts, at_ms)
         return self._timeline[ident][n - 1].definition if n else None
 
+    def version(self, ident: str, version: int) -> D | None:
+        """That version of ``ident`` as deployed (the last deployment of it), whatever is in force."""
+        return self._versions.get((ident, version))
+
     def latest(self, ident: str) -> D | None:
         """The definition deployed last with the latest effective time (what a status change redeploys)."""
         timeline = self._timeline.get(ident)

@@ -4,7 +4,11 @@ Files are validated first, all of them, with every problem reported; nothing is 
 file is invalid, so an invalid journey never reaches a worker. Then the records are offered to a
 :class:`~orchestrator.core.deployments.DeploymentBook` that holds what the topic already has — the
 same acceptance the workers apply — so a record a worker would refuse (the same version with other
-content, a record over the size limit) is refused here, before it is published.
+content, a record over the size limit) is refused here, before it is published. Once templates are
+deployed, the sends of the journeys and campaigns deployed are checked against them (and a template
+deployed against the sends in force that name it): a send naming no template, of another channel, or
+never giving a variable the template requires is refused too, since every one of its messages would
+fail to render.
 """
 
 from __future__ import annotations
@@ -19,18 +23,22 @@ from typing import Any, Literal
 
 from orchestrator.config import Settings
 from orchestrator.contracts import JourneyDeployment
-from orchestrator.core.campaign import is_campaign_text, load_campaign_text
+from orchestrator.core.campaign import CampaignDefinition, is_campaign_text, load_campaign_text
 from orchestrator.core.deployments import DeploymentBook
-from orchestrator.core.journey import JourneyRegistry, load_journey_text
-from orchestrator.core.journey.yamlsrc import read_source
+from orchestrator.core.journey import JourneyDefinition, JourneyRegistry, load_journey_text
+from orchestrator.core.journey.yamlsrc import Path as FieldPath
+from orchestrator.core.journey.yamlsrc import SourceDoc, compose_text, format_path, read_source
 from orchestrator.core.policy import is_policy_text, load_policy_text
 from orchestrator.core.segment import is_segment_text, load_segment_text
+from orchestrator.core.template import is_template_text, load_template_text
+from orchestrator.core.template.checks import Send, mismatches, sends_of, unknown_template
 from orchestrator.exceptions import (
     CampaignValidationError,
     JourneyValidationError,
     KafkaSetupError,
     PolicyValidationError,
     SegmentValidationError,
+    TemplateValidationError,
 )
 from orchestrator.kafka.client_log import client_log
 from orchestrator.kafka.security import librdkafka_options
@@ -48,7 +56,7 @@ def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list
     """Validate every file and build its deployment record; raise with all problems of all files."""
     problems: list[str] = []
     out: list[JourneyDeployment] = []
-    kind: Literal["journey", "policy", "segment", "campaign"]
+    kind: Literal["journey", "policy", "segment", "campaign", "template"]
     for path in files:
         text, problem = read_source(path)
         if text is None:
@@ -65,6 +73,10 @@ def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list
                 campaign = load_campaign_text(text, str(path))
                 kind, ident = "campaign", campaign.id
                 version, digest = campaign.version, campaign.content_hash
+            elif is_template_text(text):
+                template = load_template_text(text, str(path))
+                kind, ident = "template", template.id
+                version, digest = template.version, template.content_hash
             else:
                 definition = load_journey_text(text, str(path))
                 kind, ident = "journey", definition.id
@@ -74,6 +86,7 @@ def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list
             PolicyValidationError,
             SegmentValidationError,
             CampaignValidationError,
+            TemplateValidationError,
         ) as exc:
             problems.extend(exc.problems)
             continue
@@ -202,6 +215,7 @@ def check_deployments(
                 continue
             deployed[(record.kind, record.journey_id, record.version)] = record.text
     problems: list[str] = []
+    applied: list[JourneyDeployment] = []
     for dep in deployments:
         refusal = book.apply(dep.key.encode(), dep.to_json(), where=dep.source_name)
         if refusal is not None:
@@ -211,7 +225,76 @@ def check_deployments(
             before = deployed.get((dep.kind, dep.journey_id, dep.version))
             if before is not None and before != dep.text:
                 problems.append(_diff(before, dep))
+        else:
+            applied.append(dep)
+    return problems + template_problems(book, applied)
+
+
+def template_problems(book: DeploymentBook, applied: Sequence[JourneyDeployment]) -> list[str]:
+    """Once the book holds templates: each send of the journeys and campaigns ``applied`` against the
+    latest version of the template it names, and each template ``applied`` against the sends in force at
+    its effective time that name it (those of the journeys and campaigns not among ``applied``)."""
+    templates = book.templates
+    if not len(templates):
+        return []
+    problems: list[str] = []
+    batch: set[tuple[str, str]] = {(d.kind, d.journey_id) for d in applied}
+    for dep in applied:
+        doc = compose_text(dep.text, dep.source_name)
+
+        def where(path: FieldPath, doc: SourceDoc = doc) -> str:
+            return f"{doc.source_name}:{doc.key_line(path)}: {format_path(path)}"
+
+        if dep.kind in ("journey", "campaign"):
+            definition = _definition(book, dep)
+            for send in sends_of(definition) if definition is not None else []:
+                template = templates.latest(send.step.template)
+                if template is None:
+                    problems.append(
+                        f"{where((*send.path, 'template'))}: "
+                        + unknown_template(
+                            send.step.template, templates.template_ids(), "the templates deployed"
+                        )
+                    )
+                    continue
+                problems += [
+                    f"{where((*send.path, m.field))}: {m.message}" for m in mismatches(send, template)
+                ]
+        elif dep.kind == "template":
+            template = templates.version(dep.journey_id, dep.version)
+            if template is None:
+                continue
+            for send in _sends_in_force(book, dep.effective_from_ms, exclude=batch):
+                if send.step.template != template.id:
+                    continue
+                for m in mismatches(send, template):
+                    path: FieldPath = ("variables", m.variable) if m.variable else ("channel",)
+                    problems.append(f"{where(path)}: {m.message} ({send.source_name})")
     return problems
+
+
+def _definition(
+    book: DeploymentBook, dep: JourneyDeployment
+) -> JourneyDefinition | CampaignDefinition | None:
+    found: JourneyDefinition | CampaignDefinition | None
+    if dep.kind == "campaign":
+        found = book.campaign_registry.current(dep.journey_id, dep.effective_from_ms)
+    else:
+        found = book.registry.version(dep.journey_id, dep.version)
+    return found if found is not None and found.version == dep.version else None
+
+
+def _sends_in_force(book: DeploymentBook, at_ms: int, *, exclude: set[tuple[str, str]]) -> list[Send]:
+    """The sends of the journeys (not archived) and campaigns (not cancelled) in force at ``at_ms``."""
+    found: list[Send] = []
+    for jid in book.registry.journey_ids():
+        journey = book.registry.current(jid, at_ms)
+        if journey is not None and journey.status != "archived" and ("journey", jid) not in exclude:
+            found += sends_of(journey)
+    for campaign in book.campaign_registry.in_force(at_ms):
+        if campaign.status != "cancelled" and ("campaign", campaign.id) not in exclude:
+            found += sends_of(campaign)
+    return found
 
 
 def _diff(before: str, dep: JourneyDeployment) -> str:

@@ -34,6 +34,7 @@ from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_jou
 from orchestrator.core.journey.registry import JourneyRegistry
 from orchestrator.core.policy import Policy, PolicyRegistry, is_policy_file, load_policy_file
 from orchestrator.core.segment import SegmentRegistry, is_segment_file, load_segment_file
+from orchestrator.core.template import is_template_file
 from orchestrator.exceptions import (
     CampaignValidationError,
     InvalidEventError,
@@ -126,8 +127,8 @@ class SimulationResult:
 
 
 def _journey_paths(journeys: Path | str | Iterable[Path | str] | None) -> list[Path]:
-    """The journey files of a folder (policy, segment and campaign files left out), or the one file, or
-    the files given."""
+    """The journey files of a folder (policy, segment, campaign and template files left out), or the one
+    file, or the files given."""
     if journeys is None:
         return []
     if isinstance(journeys, str | Path):
@@ -149,8 +150,8 @@ def _has_campaign(journeys: Path | str | Iterable[Path | str]) -> bool:
 
 
 def _other_kind(path: Path) -> bool:
-    """A policy, segment or campaign file: not a journey."""
-    return is_policy_file(path) or is_segment_file(path) or is_campaign_file(path)
+    """A policy, segment, campaign or template file: not a journey."""
+    return is_policy_file(path) or is_segment_file(path) or is_campaign_file(path) or is_template_file(path)
 
 
 def load_registry(
@@ -158,10 +159,10 @@ def load_registry(
 ) -> JourneyRegistry:
     """Every ``*.yaml``/``*.yml`` journey in a directory (or one file, or the files given), effective always.
 
-    Policy, segment and campaign files (``kind: policy``, ``kind: segment``, ``kind: campaign``) are not
-    journeys and are left out (a folder or files with a campaign and no journey: a campaign may run
-    alone). Several versions of one journey: all are deployed, the highest version is in effect. Raises
-    JourneyValidationError with the problems of all files.
+    Policy, segment, campaign and template files (``kind: policy``, ``kind: segment``, ``kind:
+    campaign``, ``kind: template``) are not journeys and are left out (a folder or files with a campaign
+    and no journey: a campaign may run alone). Several versions of one journey: all are deployed, the
+    highest version is in effect. Raises JourneyValidationError with the problems of all files.
     """
     paths = _journey_paths(journeys)
     if not paths and (isinstance(journeys, str | Path) or not list(journeys)) and not _has_campaign(journeys):

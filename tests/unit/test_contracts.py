@@ -96,6 +96,13 @@ def test_action_contract() -> None:
         ChannelAction.model_validate({**action.model_dump(), "channel": "fax"})
     with pytest.raises(ValidationError, match="created_at"):
         ChannelAction.model_validate({**action.model_dump(), "created_at": "2026-11-20T00:00:00"})
+    # template_version: optional, left out of the JSON until a connector stamps the version it rendered
+    assert "template_version" not in orjson.loads(action.to_json())
+    stamped = action.model_copy(update={"template_version": 2})
+    assert orjson.loads(stamped.to_json())["template_version"] == 2
+    assert ChannelAction.model_validate_json(stamped.to_json()).template_version == 2
+    with pytest.raises(ValidationError, match="template_version"):
+        ChannelAction.model_validate({**action.model_dump(), "template_version": 0})
 
 
 def test_dead_letter_keeps_the_original_bytes() -> None:

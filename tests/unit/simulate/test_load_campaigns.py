@@ -73,3 +73,12 @@ def test_a_deployments_timeline_deploys_campaigns_at_their_time(folder: Path) ->
     at_ms = int(datetime(2025, 3, 5, tzinfo=UTC).timestamp() * 1000)
     assert timeline.campaigns.in_force(at_ms - 1) == ()
     assert [d.id for d in timeline.campaigns.in_force(at_ms)] == ["spring"]
+
+
+def test_template_files_are_not_journeys(folder: Path) -> None:
+    template = "kind: template\nid: t\nversion: 1\nchannel: email\nsubject: Hi\ntext: Hello\n"
+    (folder / "t.yaml").write_text(template)
+    assert load_registry(folder).journey_ids() == ["nudge"]
+    assert load_registry([folder / "t.yaml", folder / "nudge.yaml"]).journey_ids() == ["nudge"]
+    assert load_campaigns(folder).campaign_ids() == ["autumn", "spring"]
+    assert load_segments(folder).segment_ids() == ["vip"]
