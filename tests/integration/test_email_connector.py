@@ -27,6 +27,7 @@ from orchestrator.connectors.email import EmailConnector
 from orchestrator.connectors.marks import PartitionMarks, marks_key
 from orchestrator.connectors.unsubscribe import UnsubscribeScope, sign_token
 from orchestrator.contracts import ChannelAction, DeadLetter, parse_event
+from orchestrator.core.policy import RateLimit
 from orchestrator.kafka.local_broker import free_port
 from orchestrator.testing import read_topic, wait_until
 from orchestrator.testing.certs import CertificateSet, make_certificates
@@ -385,3 +386,47 @@ def test_the_command_sends_serves_its_metrics_and_stops_on_sigterm(
     assert "rate limit 50/s shared by the replicas" in out
     assert "1 actions read, 1 sent, 0 duplicates skipped, 0 retries, dead letters: none" in out
     assert smtp.mailbox.to("ada@example.com")[0]["Message-ID"] == "<act_1@shop.example>"
+
+
+def test_two_replicas_share_the_partitions_and_the_rate_limit_and_send_each_action_once(
+    email_settings: Settings, smtp: SmtpServer
+) -> None:
+    s = email_settings
+    limit = RateLimit("email", 30.0, 6)
+    first = EmailConnector(s, limit=limit)
+    second = EmailConnector(s.model_copy(update={"connector_web_port": free_port()}), limit=limit)
+
+    def shares() -> list[float | None]:
+        name = "orchestrator_connector_rate_per_second"
+        return [c.metrics.registry.get_sample_value(name, {"channel": "email"}) for c in (first, second)]
+
+    customers = [f"cust-{n}" for n in range(12)]
+    publish(s, [action(n, c, f"{c}@example.com") for n, c in enumerate(customers)])
+    with running(first):
+        wait_until(lambda: first.stats.sent >= 1, timeout=60, what="the first replica sending")
+        assert shares()[0] == 30.0
+        with running(second):
+            wait_until(
+                lambda: (
+                    len(first.runtime.partitions) + len(second.runtime.partitions) == s.partitions
+                    and len(second.runtime.partitions) > 0
+                ),
+                timeout=60,
+                what="the partitions shared",
+            )
+            assert sorted(x or 0.0 for x in shares()) == [
+                10.0,
+                20.0,
+            ]  # 1 and 2 of 3 partitions: the shares add up to 30/s
+            more = [action(n, c, f"{c}@example.com") for n, c in enumerate(customers, start=20)]
+            publish(s, list(more))
+            wait_until(lambda: smtp.mailbox.count() == 24, timeout=60, what="24 emails")
+            assert second.stats.sent > 0
+        wait_until(
+            lambda: len(first.runtime.partitions) == s.partitions, timeout=60, what="all partitions back"
+        )
+        assert shares()[0] == 30.0
+    ids = sorted(str(r.message["Message-ID"]) for r in smtp.mailbox.received)
+    assert len(ids) == len(set(ids)) == 24  # each action once, across the rebalances
+    assert first.stats.sent + second.stats.sent == 24
+    assert committed_everything(s, first.runtime.group_id)
