@@ -25,10 +25,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from orchestrator.config import Settings
 from orchestrator.connectors.email import EmailConnector
 from orchestrator.connectors.marks import PartitionMarks, marks_key
+from orchestrator.connectors.runtime import check_connector_topics
 from orchestrator.connectors.unsubscribe import UnsubscribeScope, sign_token
 from orchestrator.contracts import ChannelAction, DeadLetter, parse_event
 from orchestrator.core.policy import RateLimit
 from orchestrator.kafka.local_broker import free_port
+from orchestrator.kafka.topics import create_topics, describe_topics
 from orchestrator.testing import read_topic, wait_until
 from orchestrator.testing.certs import CertificateSet, make_certificates
 from orchestrator.testing.worker import settings_env
@@ -430,3 +432,20 @@ def test_two_replicas_share_the_partitions_and_the_rate_limit_and_send_each_acti
     assert len(ids) == len(set(ids)) == 24  # each action once, across the rebalances
     assert first.stats.sent + second.stats.sent == 24
     assert committed_everything(s, first.runtime.group_id)
+
+
+def test_topics_create_makes_the_marks_topic_like_the_action_topics_and_leaves_it_alone_after(
+    settings: Settings,
+) -> None:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    again = {spec.name: state for spec, state in create_topics(settings)}
+    assert again[settings.topics.connector_marks] == "exists"  # nothing to alter: compact,delete as made
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, settings.topics.connector_marks)
+    configs = {k: v.value for k, v in admin.describe_configs([resource])[resource].result(10).items()}
+    assert configs["cleanup.policy"] == "compact,delete"
+    assert configs["retention.ms"] == str(7 * 24 * 3600 * 1000)
+    sizes = describe_topics(settings, [settings.topics.connector_marks, settings.topics.action_email])
+    assert set(sizes.values()) == {settings.partitions}
+    check_connector_topics(settings, "email")
