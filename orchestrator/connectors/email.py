@@ -71,8 +71,8 @@ class EmailConnector:
         )
 
     async def run(self, stop: asyncio.Event) -> ConnectorStats:
-        await self.runtime.start()
         try:
+            await self.runtime.start()
             await self.web.start()
             return await self.runtime.run(stop)
         finally:

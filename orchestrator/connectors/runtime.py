@@ -551,12 +551,14 @@ class ConnectorRuntime:
         return self.stats
 
     async def close(self) -> None:
-        """Finish the provider calls in flight, commit, and close the clients and the provider."""
+        """Finish the provider calls in flight, commit, and close the clients and the provider (also after
+        a start that failed half-way)."""
         try:
             if self._consumer is not None:
                 parts = list(self.partitions.values())
                 await asyncio.gather(*(p.stop(_STOP_GRACE_S) for p in parts))
-                await self.commit()
+                if parts:
+                    await self.commit()
                 self.partitions.clear()
                 await self._consumer.stop()
         finally:
@@ -564,6 +566,7 @@ class ConnectorRuntime:
                 if self._producer is not None:
                     await self._producer.stop()
             finally:
+                self._consumer = self._producer = None
                 await self.provider.close()
 
     # -- offsets --------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ loopback (its publisher collects the events instead of Kafka)."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 from datetime import UTC, datetime
@@ -12,8 +13,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from aiokafka.errors import KafkaConnectionError
 
 from orchestrator.config import load_settings
+from orchestrator.connectors.email import EmailConnector
 from orchestrator.connectors.errors import (
     PermanentError,
     ProviderUnavailable,
@@ -42,6 +45,7 @@ from orchestrator.connectors.unsubscribe import (
 from orchestrator.connectors.web import ConnectorWeb
 from orchestrator.contracts import ChannelAction, CustomerEvent
 from orchestrator.exceptions import ConfigError
+from orchestrator.kafka.local_broker import free_port
 
 KEY, OLD = "current-key-0123456789", "previous-key-0123456789"
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -352,3 +356,20 @@ async def test_the_endpoint_confirms_on_get_changes_on_post_and_refuses_forgerie
         )
         == 1
     )
+
+
+async def test_a_connector_that_cannot_reach_kafka_fails_at_once_and_closes_what_it_opened() -> None:
+    settings = load_settings(
+        environ={
+            "ORCH_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",  # nothing listens there
+            "ORCH_EMAIL_FROM": "news@shop.example",
+            "ORCH_CONNECTOR_PUBLIC_URL": "https://mail.example",
+            "ORCH_UNSUBSCRIBE_KEY": KEY,
+            "ORCH_CONNECTOR_WEB_PORT": str(free_port()),
+        }
+    )
+    connector = EmailConnector(settings)
+    with pytest.raises(KafkaConnectionError):
+        await asyncio.wait_for(connector.run(asyncio.Event()), 30)
+    assert connector.runtime._producer is None
+    assert connector.web._runner is None
