@@ -75,6 +75,7 @@ class TopicNames(BaseModel):
     action_email: str = "orch.actions.email"
     action_sms: str = "orch.actions.sms"
     action_push: str = "orch.actions.push"
+    connector_marks: str = "orch.connector.marks"
 
     def action_topic(self, channel: str) -> str:
         """The topic that carries actions of ``channel`` (email, sms, push)."""
@@ -232,6 +233,56 @@ class Settings(BaseModel):
         "Workers with different stages may share one app id: each stage's partitions go to the workers "
         "that run it.",
     )
+    connector_web_host: str = Field(
+        "127.0.0.1",
+        description="Address a connector's HTTP server binds (/metrics, /healthz, unsubscribe links /u/).",
+    )
+    connector_web_port: int = Field(6070, ge=0, le=65535, description="A connector's HTTP port.")
+    connector_public_url: str = Field(
+        "",
+        description="The base URL recipients reach a connector's HTTP server on (https://mail.example.com): "
+        "the unsubscribe links of emails point to <connector_public_url>/u/<token>.",
+    )
+    unsubscribe_key: SecretStr | None = Field(
+        None, description="Secret of the unsubscribe links' HMAC signature; 'new,old' while rotating."
+    )
+    connector_max_attempts: int = Field(
+        8,
+        ge=1,
+        le=100,
+        description="Attempts of one action a provider refuses for now before its dead letter.",
+    )
+    connector_backoff_s: float = Field(
+        1.0, gt=0, description="Ceiling of the first retry's random wait; it doubles at each retry."
+    )
+    connector_backoff_max_s: float = Field(
+        300.0, gt=0, description="Longest wait between two attempts (and while the provider is down)."
+    )
+    connector_send_timeout_s: float = Field(
+        120.0, gt=0, description="Longest one provider call may take; past it the outcome is unknown."
+    )
+    connector_max_waiting: int = Field(
+        1000,
+        ge=1,
+        description="Actions read and not done yet per partition before a connector stops fetching it.",
+    )
+    connector_marks_kept: int = Field(
+        20, ge=1, le=1000, description="Action ids per customer and channel the dedupe marks remember."
+    )
+    connector_marks_days: int = Field(
+        7, ge=1, description="Retention of the dedupe marks topic: how long a customer's marks are kept."
+    )
+    smtp_host: str = Field("127.0.0.1", description="The SMTP server (submission) of the email connector.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="Its port: 587 for STARTTLS, 465 for TLS.")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls (upgrade after connecting), tls (TLS from the start) or none."
+    )
+    smtp_username: str | None = Field(None, description="SMTP AUTH user (none: no AUTH).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP AUTH password (never logged).")
+    smtp_cafile: str | None = Field(None, description="CA bundle (PEM) of the SMTP server's certificate.")
+    smtp_timeout_s: float = Field(30.0, gt=0, description="Timeout of each SMTP command.")
+    smtp_connections: int = Field(4, ge=1, le=100, description="SMTP connections an email connector keeps.")
+    email_from: str = Field("", description="The From address of emails: 'Shop <news@shop.example>'.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
     failpoint: str = Field(

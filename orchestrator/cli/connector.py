@@ -1,12 +1,17 @@
-"""``orchestrator connector sandbox``: a fake provider for every channel (demos and tests).
+"""``orchestrator connector sandbox|email``: run a connector.
 
-Consumes the action topics, drops duplicate action ids, applies the policy file's rate limits, and
-publishes ``<channel>.sent``/``<channel>.delivered`` (and scripted opens/clicks) to the raw events topic.
+- ``sandbox``: a fake provider for every channel (demos and tests): consumes the action topics, drops
+  duplicate action ids, applies the policy file's rate limits, and publishes
+  ``<channel>.sent``/``<channel>.delivered`` (and scripted opens/clicks) to the raw events topic;
+- ``email``: emails over SMTP through the connector runtime (docs/connectors.md): retries, dead letters,
+  dedupe marks, the policy's rate limit shared by the replicas, unsubscribe links and their endpoint,
+  metrics.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import signal
 import sys
 import threading
@@ -14,13 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.cli._common import add_config_option, settings_from
+from orchestrator.config import load_settings
+from orchestrator.connectors.email import EmailConnector
 from orchestrator.connectors.ratelimit import ChannelLimiter
+from orchestrator.connectors.runtime import ConnectorStats, check_connector_topics
 from orchestrator.connectors.sandbox import SandboxConnector, SandboxScript
-from orchestrator.core.policy import load_policy_file
+from orchestrator.core.policy import RateLimit, load_policy_file
 from orchestrator.exceptions import PolicyValidationError
 from orchestrator.kafka.security import connection_check
 
-__all__ = ["register", "sandbox_command"]
+__all__ = ["email_command", "register", "sandbox_command"]
 
 
 def register(subparsers: Any) -> None:
@@ -42,6 +50,55 @@ def register(subparsers: Any) -> None:
     sandbox.add_argument("--group", default=None, help="consumer group (default <app_id>-sandbox-connector)")
     add_config_option(sandbox)
     sandbox.set_defaults(func=sandbox_command)
+
+    email = kinds.add_parser(
+        "email",
+        help="emails over SMTP: retries, dead letters, dedupe, rate limits, unsubscribe links",
+    )
+    email.add_argument(
+        "--policy",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="policy file whose rate_limits.email applies",
+    )
+    email.add_argument("--smtp-host", default=None, help="SMTP server (ORCH_SMTP_HOST)")
+    email.add_argument("--smtp-port", type=int, default=None, help="SMTP port (ORCH_SMTP_PORT; 587, 465)")
+    security = email.add_mutually_exclusive_group()
+    security.add_argument(
+        "--starttls",
+        dest="smtp_security",
+        action="store_const",
+        const="starttls",
+        help="STARTTLS (the default)",
+    )
+    security.add_argument(
+        "--tls", dest="smtp_security", action="store_const", const="tls", help="TLS from the start (port 465)"
+    )
+    security.add_argument(
+        "--no-tls",
+        dest="smtp_security",
+        action="store_const",
+        const="none",
+        help="no TLS (a local relay only)",
+    )
+    email.add_argument(
+        "--smtp-user",
+        default=None,
+        help="SMTP AUTH user (ORCH_SMTP_USERNAME); the password: ORCH_SMTP_PASSWORD",
+    )
+    email.add_argument("--from", dest="email_from", default=None, help="From address (ORCH_EMAIL_FROM)")
+    email.add_argument(
+        "--public-url",
+        default=None,
+        help="base URL of this connector's unsubscribe links as recipients reach it "
+        "(ORCH_CONNECTOR_PUBLIC_URL); the signing key: ORCH_UNSUBSCRIBE_KEY",
+    )
+    email.add_argument("--web-host", default=None, help="HTTP bind address (ORCH_CONNECTOR_WEB_HOST)")
+    email.add_argument("--web-port", type=int, default=None, help="HTTP port (ORCH_CONNECTOR_WEB_PORT)")
+    email.add_argument("--group", default=None, help="consumer group (default <app_id>-connector-email)")
+    add_config_option(email)
+    email.set_defaults(func=email_command)
 
 
 def sandbox_command(args: argparse.Namespace) -> int:
@@ -69,5 +126,60 @@ def sandbox_command(args: argparse.Namespace) -> int:
     print(
         f"sandbox connector: {stats.received} actions read, {stats.duplicates} duplicates dropped, "
         f"{stats.invalid} invalid, {stats.events} events published"
+    )
+    return 0
+
+
+def _policy_limits(path: Path | None) -> dict[str, RateLimit] | None:
+    if path is None:
+        return {}
+    try:
+        return dict(load_policy_file(path).rate_limits)
+    except PolicyValidationError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return None
+
+
+def email_command(args: argparse.Namespace) -> int:
+    limits = _policy_limits(args.policy)
+    if limits is None:
+        return 1
+    settings = load_settings(
+        args.config,
+        bootstrap_servers=args.bootstrap_servers,
+        smtp_host=args.smtp_host,
+        smtp_port=args.smtp_port,
+        smtp_security=args.smtp_security,
+        smtp_username=args.smtp_user,
+        email_from=args.email_from,
+        connector_public_url=args.public_url,
+        connector_web_host=args.web_host,
+        connector_web_port=args.web_port,
+    )
+    limit = limits.get("email")
+    connector = EmailConnector(settings, limit=limit, group_id=args.group)  # refuses a bad config first
+    connection_check(settings)
+    check_connector_topics(settings, "email")
+    print(
+        f"email connector: reading {connector.runtime.topic} as {connector.runtime.group_id}; SMTP "
+        f"{settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security}); rate limit "
+        f"{f'{limit.per_second:g}/s shared by the replicas' if limit else 'none'}; HTTP on "
+        f"http://{settings.connector_web_host}:{settings.connector_web_port}",
+        flush=True,
+    )
+
+    async def main() -> ConnectorStats:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await connector.run(stop)
+
+    stats = asyncio.run(main())
+    dead = ", ".join(f"{n} {reason}" for reason, n in sorted(stats.dead.items())) or "none"
+    print(
+        f"email connector: {stats.read} actions read, {stats.sent} sent, {stats.duplicates} duplicates "
+        f"skipped, {stats.retries} retries, dead letters: {dead}"
     )
     return 0

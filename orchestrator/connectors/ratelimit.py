@@ -6,6 +6,10 @@ That limit is global, not per customer, so it cannot live in the pure per-custom
 
 A :class:`TokenBucket` holds up to ``burst`` tokens and refills at ``per_second``; taking a token when
 none is left waits for the refill. The clock and the sleep are injected, so tests need no real time.
+
+Several replicas of one connector share a channel's limit without talking to each other:
+:func:`replica_share` gives each the part of the limit its share of the action topic's partitions
+stands for (docs/connectors.md).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable, Mapping
 
 from orchestrator.core.policy.model import RateLimit
 
-__all__ = ["ChannelLimiter", "TokenBucket"]
+__all__ = ["ChannelLimiter", "TokenBucket", "replica_share"]
 
 _EPSILON = 1e-9
 
@@ -88,3 +92,18 @@ class ChannelLimiter:
         if waited:
             self.waited_s[channel] = self.waited_s.get(channel, 0.0) + waited
         return waited
+
+
+def replica_share(limit: RateLimit | None, assigned: int, total: int) -> RateLimit | None:
+    """The part of a channel's ``limit`` a connector replica that owns ``assigned`` of the action topic's
+    ``total`` partitions may use: ``per_second`` and ``burst`` times ``assigned / total`` (a burst of
+    at least 1). Every partition belongs to one replica, so the replicas' shares add up to the limit,
+    however many there are; a rebalance recomputes them. None: no limit, or no partition to send for.
+
+    It assumes the partitions carry about the same traffic (they do: actions are keyed by customer);
+    a replica with a busier partition waits while another has tokens to spare, never the reverse.
+    """
+    if limit is None or assigned <= 0 or total <= 0:
+        return None
+    part = min(assigned, total) / total
+    return RateLimit(limit.channel, limit.per_second * part, max(1, int(limit.burst * part)))

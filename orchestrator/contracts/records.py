@@ -12,16 +12,40 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from orchestrator.contracts.events import CustomerEvent
 
 __all__ = [
+    "ACTION_DEAD_LETTER_REASONS",
     "DEAD_LETTER_KEEP_BYTES",
     "DEAD_LETTER_REASONS",
+    "EVENT_DEAD_LETTER_REASONS",
     "DeadLetter",
     "DeadLetterReason",
     "JourneyDeployment",
     "ResolvedEvent",
 ]
 
-DeadLetterReason = Literal["not_json", "invalid_event", "over_limit", "processing_error"]
-DEAD_LETTER_REASONS: Final = ("not_json", "invalid_event", "over_limit", "processing_error")
+DeadLetterReason = Literal[
+    "not_json",
+    "invalid_event",
+    "over_limit",
+    "processing_error",
+    "invalid_action",
+    "render_failed",
+    "rejected",
+    "retries_exhausted",
+    "unconfirmed",
+]
+EVENT_DEAD_LETTER_REASONS: Final = ("not_json", "invalid_event", "over_limit", "processing_error")
+"""Why a worker sets a message aside (raw events, resolved events)."""
+ACTION_DEAD_LETTER_REASONS: Final = (
+    "invalid_action",
+    "render_failed",
+    "rejected",
+    "retries_exhausted",
+    "unconfirmed",
+)
+"""Why a connector sets an action aside (docs/connectors.md): not a valid action, its message could not be
+rendered, the provider refused it for good, refused it for now too many times, or it may have been sent
+(a crash or a lost answer between the mark ``sending`` and the provider's answer: never sent twice)."""
+DEAD_LETTER_REASONS: Final = EVENT_DEAD_LETTER_REASONS + ACTION_DEAD_LETTER_REASONS
 DEAD_LETTER_KEEP_BYTES: Final = 64 * 1024
 """Original bytes kept in a dead letter; a longer original keeps this prefix, its length and SHA-256,
 so that a dead letter always fits Kafka's message limit."""
@@ -82,6 +106,8 @@ class DeadLetter(BaseModel):
     value_sha256: str = Field("", description="SHA-256 of the original value, hex.")
     value_truncated: bool = Field(False, description="True when value_b64 holds only the first bytes.")
     dead_lettered_at: AwareDatetime
+    action_id: str | None = Field(None, description="A connector's dead letter: the action's id.")
+    attempts: int = Field(0, ge=0, description="A connector's dead letter: the provider calls made.")
 
     @classmethod
     def of(
@@ -95,6 +121,8 @@ class DeadLetter(BaseModel):
         key: bytes | None,
         value: bytes,
         at: AwareDatetime,
+        action_id: str | None = None,
+        attempts: int = 0,
     ) -> DeadLetter:
         kept = value[:DEAD_LETTER_KEEP_BYTES]
         return cls(
@@ -109,6 +137,8 @@ class DeadLetter(BaseModel):
             value_sha256=hashlib.sha256(value).hexdigest(),
             value_truncated=len(kept) < len(value),
             dead_lettered_at=at,
+            action_id=action_id,
+            attempts=attempts,
         )
 
     @staticmethod
@@ -121,7 +151,9 @@ class DeadLetter(BaseModel):
         return base64.b64decode(self.value_b64)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        # a worker's dead letters (events) stay as they were: without the connectors' two fields
+        unset = {"action_id", "attempts"} if self.action_id is None else set()
+        return orjson.dumps(self.model_dump(mode="json", exclude=unset))
 
 
 class JourneyDeployment(BaseModel):

@@ -92,6 +92,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.action_email, n, True, purpose="email actions for the email connector"),
         TopicSpec(t.action_sms, n, True, purpose="SMS actions for the SMS connector"),
         TopicSpec(t.action_push, n, True, purpose="push actions for the push connector"),
+        TopicSpec(t.connector_marks, n, True, compacted=True, config={
+                      "cleanup.policy": "compact,delete", "segment.ms": str(24 * 3600 * 1000),
+                      "retention.ms": str(settings.connector_marks_days * 24 * 3600 * 1000)},
+                  purpose="connectors' dedupe marks: the last action ids sent per customer and channel"),
         TopicSpec(f"{settings.app_id}-customers-changelog", n, True, compacted=True, config=bounded,
                   purpose="changelog of the workers' customer state table"),
         TopicSpec(f"{settings.app_id}-wakeups-changelog", n, True, compacted=True, config=bounded,
@@ -107,7 +111,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             s.partitions,
             s.customer_keyed,
             s.compacted,
-            {**s.config, "cleanup.policy": "compact" if s.compacted else "delete"},
+            {"cleanup.policy": "compact" if s.compacted else "delete", **s.config},
             s.purpose,
         )
         for s in specs

@@ -35,7 +35,7 @@ from prometheus_client import (
 )
 
 from orchestrator.contracts.events import KNOWN_EVENT_TYPES
-from orchestrator.contracts.records import DEAD_LETTER_REASONS
+from orchestrator.contracts.records import EVENT_DEAD_LETTER_REASONS
 from orchestrator.core.engine.state import TIMING_REASONS
 from orchestrator.core.journey import JourneyRegistry
 from orchestrator.runtime.memory_metrics import MemoryGauges
@@ -67,7 +67,7 @@ CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 """The classic text exposition format, which every Prometheus version reads."""
 CUSTOM_EVENT_TYPE: Final = "custom"
 OTHER: Final = "other"
-INVALID_REASONS: Final = DEAD_LETTER_REASONS
+INVALID_REASONS: Final = EVENT_DEAD_LETTER_REASONS
 """Why a message is dead-lettered (DeadLetter.reason)."""
 MAX_SERIES: Final = 2000
 """Series per labelled metric before new label combinations are counted under ``other``."""

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from orchestrator.config import ENV_PREFIX, Settings, TopicNames, load_settings
+from orchestrator.connectors.metrics import ConnectorMetrics
 from orchestrator.core.journey import load_journey_file
 from orchestrator.kafka.local_broker import DEFAULT_KAFKA_VERSION
 from orchestrator.runtime.metrics import WorkerMetrics
@@ -128,7 +129,7 @@ def _label_values_metric(expr: str) -> str:
 
 @pytest.mark.parametrize("source", ["dashboard", "alerts"])
 def test_every_query_names_only_exported_metrics(source: str) -> None:
-    exported = WorkerMetrics().names() | PROMETHEUS_BUILTIN
+    exported = WorkerMetrics().names() | ConnectorMetrics().names() | PROMETHEUS_BUILTIN
     exprs = _dashboard_exprs() if source == "dashboard" else _alert_exprs()
     assert len(exprs) >= (25 if source == "dashboard" else 7)
     used: set[str] = set()
@@ -151,6 +152,11 @@ def test_every_query_names_only_exported_metrics(source: str) -> None:
             "orchestrator_campaign_outcomes_total",
             "orchestrator_campaign_released_total",
             "orchestrator_campaigns_loaded",
+            "orchestrator_connector_sent_total",
+            "orchestrator_connector_failed_total",
+            "orchestrator_connector_send_seconds_bucket",
+            "orchestrator_connector_retries_total",
+            "orchestrator_connector_unsubscribes_total",
         }
         assert needed <= used
 
@@ -174,9 +180,15 @@ def test_dashboard_panels_use_the_datasource_variable_and_have_unique_ids() -> N
     assert {"datasource", "journey"} <= variables
 
 
-def test_every_metric_is_documented() -> None:
+@pytest.mark.parametrize("registry", ["worker", "connector"])
+def test_every_metric_is_documented(registry: str) -> None:
     doc = (ROOT / "docs" / "metrics.md").read_text()
-    for family in WorkerMetrics(process_metrics=False).registry.collect():
+    metrics = (
+        WorkerMetrics(process_metrics=False)
+        if registry == "worker"
+        else ConnectorMetrics(process_metrics=False)
+    )
+    for family in metrics.registry.collect():
         name = family.name + ("_total" if family.type == "counter" else "")
         assert f"`{name}`" in doc, f"{name} is not in docs/metrics.md"
 
