@@ -5,20 +5,39 @@ server with the unsubscribe endpoint and the metrics (``orchestrator connector e
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 
 from orchestrator.config import Settings, secret_list
 from orchestrator.connectors.metrics import ConnectorMetrics
-from orchestrator.connectors.render import EmailRenderer, render_email
+from orchestrator.connectors.render import EmailRenderer, TemplateEmailRenderer
 from orchestrator.connectors.runtime import ConnectorRuntime, ConnectorStats
 from orchestrator.connectors.smtp import SmtpConfig, SmtpProvider
 from orchestrator.connectors.unsubscribe import UnsubscribeLinks, unsubscribe_routes
 from orchestrator.connectors.web import ConnectorWeb
 from orchestrator.contracts.events import CustomerEvent
+from orchestrator.core.deployments import DeploymentBook
+from orchestrator.core.journey import JourneyRegistry
 from orchestrator.core.policy.model import RateLimit
+from orchestrator.core.template import TemplateRegistry
 from orchestrator.exceptions import ConfigError
 
-__all__ = ["EmailConnector"]
+__all__ = ["TEMPLATE_REFRESH_S", "EmailConnector", "deployed_templates"]
+
+log = logging.getLogger("orchestrator.connector")
+
+TEMPLATE_REFRESH_S = 30.0
+"""How often the connector reads the templates deployed on the journeys topic again."""
+
+
+def deployed_templates(settings: Settings) -> TemplateRegistry:
+    """The templates deployed on the journeys topic, as the workers read them (blocking: a thread)."""
+    from orchestrator.kafka.deploy import read_deployment_records
+
+    book = DeploymentBook(JourneyRegistry(history_window_ms=settings.history_window_days * 86_400_000))
+    for key, value, where in read_deployment_records(settings):
+        book.apply(key, value, where=where)
+    return book.templates
 
 
 class EmailConnector:
@@ -30,7 +49,7 @@ class EmailConnector:
         *,
         limit: RateLimit | None = None,
         group_id: str | None = None,
-        renderer: EmailRenderer = render_email,
+        renderer: EmailRenderer | None = None,
         metrics: ConnectorMetrics | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -45,6 +64,10 @@ class EmailConnector:
         self.settings = settings
         self.links = UnsubscribeLinks(settings.connector_public_url, keys)
         self.metrics = metrics or ConnectorMetrics()
+        self.templates: TemplateEmailRenderer | None = None
+        """The deployed templates' renderer (None: a renderer was given)."""
+        if renderer is None:
+            renderer = self.templates = TemplateEmailRenderer()
         self.provider = SmtpProvider(SmtpConfig.from_settings(settings), self.links, renderer=renderer)
         self.runtime = ConnectorRuntime(
             settings, self.provider, limit=limit, group_id=group_id, metrics=self.metrics, rng=rng
@@ -70,12 +93,35 @@ class EmailConnector:
             timeout=30,
         )
 
-    async def run(self, stop: asyncio.Event) -> ConnectorStats:
+    async def _read_templates(self) -> None:
+        """The deployed templates, read again (a failure keeps the ones read before, and says so)."""
+        if self.templates is None:
+            return
+        loop = asyncio.get_running_loop()
         try:
-            await self.runtime.start()
+            self.templates.registry = await loop.run_in_executor(None, deployed_templates, self.settings)
+        except Exception as exc:
+            log.warning("reading the deployed templates failed (the ones read before stay): %s", exc)
+
+    async def _follow_templates(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=TEMPLATE_REFRESH_S)
+            except TimeoutError:
+                await self._read_templates()
+
+    async def run(self, stop: asyncio.Event) -> ConnectorStats:
+        follow: asyncio.Task[None] | None = None
+        try:
+            await self.runtime.start()  # (fails at once when Kafka cannot be reached)
+            await self._read_templates()  # (before the first action: rendered with its template)
+            if self.templates is not None:
+                follow = asyncio.create_task(self._follow_templates(stop))
             await self.web.start()
             return await self.runtime.run(stop)
         finally:
+            if follow is not None:
+                follow.cancel()
             try:
                 await self.web.close()  # first: an unsubscribe in flight still has the producer
             finally:

@@ -1,7 +1,12 @@
 """What an email says: the one place an action becomes a subject, a text part and an HTML part.
 
-Templates come later (``orchestrator/core/template/``); until then :func:`render_email` renders every
-action the same plain, documented way, so that the email connector works and is testable end to end:
+With templates deployed (``kind: template``, docs/templates.md), :class:`TemplateEmailRenderer` renders
+the action's template (its version in force at the action's time, or the one the action names) in the
+sandbox, with the action's personalization; the unsubscribe link is added at the end of both parts, and
+the message names the template version it was rendered with (header ``X-Orchestrator-Template``). A
+template that cannot be rendered whole (a missing variable, no such template) is a render error: the
+action is dead-lettered ``render_failed`` with the reason. Before any template is deployed,
+:func:`render_email` renders every action the same plain, documented way:
 
 - **subject**: the personalization's ``subject`` when it is a string, else the action's ``template_id``;
 - **text**: one line ``key: value`` per personalization field but ``subject``, sorted by key (lists and
@@ -20,14 +25,18 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any
 
 import orjson
 
 from orchestrator.connectors.errors import RenderError
 from orchestrator.contracts.actions import ChannelAction
+from orchestrator.core.template import TemplateRegistry
+from orchestrator.core.template.render import render_action
+from orchestrator.exceptions import TemplateRenderError
 
-__all__ = ["MAX_SUBJECT_CHARS", "EmailMessageParts", "EmailRenderer", "render_email"]
+__all__ = ["MAX_SUBJECT_CHARS", "EmailMessageParts", "EmailRenderer", "TemplateEmailRenderer", "render_email"]
 
 MAX_SUBJECT_CHARS = 998
 """RFC 5322's longest line; a longer subject is a render error (a template gone wrong)."""
@@ -41,6 +50,8 @@ class EmailMessageParts:
     subject: str
     text: str
     html: str
+    template: str | None = None
+    """``<template id> v<version>`` when rendered from a deployed template."""
 
 
 EmailRenderer = Callable[[ChannelAction, str | None], EmailMessageParts]
@@ -81,3 +92,54 @@ def render_email(action: ChannelAction, unsubscribe_url: str | None) -> EmailMes
         f"{html.escape(subject)}</title></head><body>{''.join(body)}</body></html>\n"
     )
     return EmailMessageParts(subject=subject, text=text, html=page)
+
+
+class _Text(HTMLParser):
+    """The text of an HTML part (for a template with an HTML part only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.chunks.append(data)
+
+
+def _text_of(page: str) -> str:
+    parser = _Text()
+    parser.feed(page)
+    return "\n".join(line.strip() for line in "".join(parser.chunks).splitlines() if line.strip()) + "\n"
+
+
+class TemplateEmailRenderer:
+    """An :data:`EmailRenderer` on the deployed templates (``registry``, replaced as deployments come:
+    :attr:`registry`); :func:`render_email` while none is deployed."""
+
+    def __init__(self, registry: TemplateRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else TemplateRegistry()
+
+    def __call__(self, action: ChannelAction, unsubscribe_url: str | None) -> EmailMessageParts:
+        registry = self.registry
+        if not len(registry):
+            return render_email(action, unsubscribe_url)
+        try:
+            message = render_action(registry, action)
+        except TemplateRenderError as exc:
+            raise RenderError(f"template: {exc}") from None
+        subject = message.subject or ""
+        if not subject.strip():
+            raise RenderError(f"template {message.template_id} v{message.template_version}: empty subject")
+        page = message.parts.get("html")
+        text = message.parts.get("text")
+        if text is None:
+            text = _text_of(page or "")
+        if page is None:
+            page = f"<!DOCTYPE html>\n<html><body><pre>{html.escape(text)}</pre></body></html>\n"
+        if unsubscribe_url is not None:
+            text = f"{text.rstrip()}\n\nUnsubscribe: {unsubscribe_url}\n"
+            link = f'<p><a href="{html.escape(unsubscribe_url, quote=True)}">Unsubscribe</a></p>'
+            end = page.lower().rfind("</body>")
+            page = page[:end] + link + page[end:] if end >= 0 else page + link
+        return EmailMessageParts(
+            subject, text, page, template=f"{message.template_id} v{message.template_version}"
+        )

@@ -128,6 +128,8 @@ def build_message(
         msg["Date"] = format_datetime(now)
         msg["Message-ID"] = f"<{action.action_id}@{sender.domain}>"
         msg["X-Orchestrator-Action"] = action.action_id
+        if parts.template is not None:
+            msg["X-Orchestrator-Template"] = parts.template
         if unsubscribe_url is not None:
             msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
             msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"

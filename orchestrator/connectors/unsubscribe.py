@@ -165,11 +165,10 @@ def verify_token(token: str, keys: Sequence[str]) -> UnsubscribeScope | None:
 
 
 def customer_identifiers(customer_id: str) -> dict[str, str]:
-    """How an event a connector publishes names the action's customer (its canonical key).
-
-    The one place to change when receipts name their customer otherwise (a ``customer_key`` identifier
-    that claims no identity is on its way: docs/identity.md)."""
-    return {"customer_id": customer_id}
+    """How an event a connector publishes names the action's customer: by its canonical key, which
+    claims no identity (``customer_key``: docs/identity.md, "Receipts"), so an anonymous customer keyed
+    ``email:ann@x`` still merges at its sign-in."""
+    return {"customer_key": customer_id}
 
 
 def unsubscribe_event(scope: UnsubscribeScope, *, at: datetime, event_id: str, via: str) -> CustomerEvent:

@@ -237,7 +237,7 @@ def test_mail_out_over_starttls_and_auth_then_one_click_unsubscribe_publishes_th
     ]
     by_type = {e.type: e for e in events}
     consent, sub = by_type["consent.changed"], by_type["subscription.changed"]
-    assert consent.identifiers.customer_id == "cust-ada"
+    assert consent.identifiers.customer_key == "cust-ada"
     assert consent.action_id == "act_1"
     assert consent.properties == {
         "channel": "email",
@@ -245,7 +245,7 @@ def test_mail_out_over_starttls_and_auth_then_one_click_unsubscribe_publishes_th
         "granted": False,
         "via": "list_unsubscribe",
     }
-    assert sub.identifiers.customer_id == "cust-bob"
+    assert sub.identifiers.customer_key == "cust-bob"
     assert sub.properties == {"group": "product_news", "subscribed": False, "via": "list_unsubscribe"}
     assert connector.stats.sent == 3
     assert not connector.stats.dead
@@ -449,3 +449,55 @@ def test_topics_create_makes_the_marks_topic_like_the_action_topics_and_leaves_i
     sizes = describe_topics(settings, [settings.topics.connector_marks, settings.topics.action_email])
     assert set(sizes.values()) == {settings.partitions}
     check_connector_topics(settings, "email")
+
+
+def test_a_deployed_template_renders_the_mail_and_a_missing_variable_is_dead_lettered(
+    email_settings: Settings, smtp: SmtpServer
+) -> None:
+    """Templates deployed on the journeys topic (docs/templates.md): the mail is the template rendered
+    with the action's personalization, names the version, and keeps the unsubscribe link; an action
+    whose template needs a variable it does not give is dead-lettered, never half-rendered."""
+    from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
+
+    s = email_settings
+    folder = Path(s.data_dir) / "templates"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "receipt.yaml").write_text(
+        "kind: template\nid: receipt_v1\nversion: 1\nchannel: email\n"
+        "variables:\n  order_id: {required: true}\n"
+        'subject: "Your order {{ order_id }}"\ntext: "Order {{ order_id }} is on its way."\n'
+    )
+    publish_deployments(
+        s, prepare_deployments([ROOT / "templates" / "welcome_email_v1.yaml", folder / "receipt.yaml"],
+                                    datetime(2025, 1, 1, tzinfo=UTC))
+    )  # fmt: skip
+    welcome = action(1, "cust-ada", "ada@example.com", template_id="welcome_email_v1")
+    no_order = action(2, "cust-bob", "bob@example.com", template_id="receipt_v1", category="transactional")
+    placed = publish(s, [welcome, no_order])
+    connector = EmailConnector(s)
+    with running(connector):
+        wait_until(
+            lambda: connector.stats.sent == 1 and sum(connector.stats.dead.values()) == 1,
+            timeout=60,
+            what="one mail sent, one action dead-lettered",
+        )
+    ada = smtp.mailbox.to("ada@example.com")[0]
+    assert ada["Subject"] == "Welcome aboard, Ada!"
+    assert ada["X-Orchestrator-Template"] == "welcome_email_v1 v1"
+    text, page = ada.get_body(("plain",)), ada.get_body(("html",))
+    assert text is not None
+    assert page is not None
+    url = link(ada)
+    assert text.get_content().replace("\r\n", "\n").startswith("Hello Ada,\n\nThanks for creating")
+    assert text.get_content().replace("\r\n", "\n").endswith(f"Unsubscribe: {url}\n")
+    assert "<b>for free</b>" in page.get_content()
+    assert f'href="{url}"' in page.get_content()
+    assert smtp.mailbox.to("bob@example.com") == []
+    [dead] = [
+        DeadLetter.model_validate_json(r.value or b"")
+        for r in read_topic(s.bootstrap_servers, s.topics.dead_letter, expect=1)
+    ]
+    assert dead.reason == "render_failed"
+    assert dead.action_id == "act_2"
+    assert (dead.partition, dead.offset) == placed[1]
+    assert "order_id" in dead.error

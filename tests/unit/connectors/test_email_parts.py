@@ -293,7 +293,7 @@ def test_the_events_a_link_publishes() -> None:
         "granted": False,
         "via": "list_unsubscribe",
     }
-    assert consent.identifiers.customer_id == "cust-ada"
+    assert consent.identifiers.customer_key == "cust-ada"
     grouped = unsubscribe_event(
         UnsubscribeScope("cust-ada", "email", group="product_news"), at=AT, event_id="e2", via="x"
     )
@@ -325,7 +325,11 @@ async def test_the_endpoint_confirms_on_get_changes_on_post_and_refuses_forgerie
         assert done.status == 200
         assert "You are unsubscribed" in await done.text()
         [(event, key)] = published
-        assert (event.type, key, event.identifiers.customer_id) == ("consent.changed", "cust-ada", "cust-ada")
+        assert (event.type, key, event.identifiers.customer_key) == (
+            "consent.changed",
+            "cust-ada",
+            "cust-ada",
+        )
 
         for bad in (token[:-2] + "xx", "u1.e30.AAAA"):
             assert (await client.post(f"/u/{bad}", data={"List-Unsubscribe": "One-Click"})).status == 400
