@@ -211,7 +211,12 @@ def _compose() -> dict[str, Any]:
 
 def test_compose_has_the_whole_stack() -> None:
     services = _compose()["services"]
-    assert set(services) == {"kafka", "init", "worker", "demo-producer", "connector", "prometheus", "grafana"}
+    assert set(services) == {
+        "kafka", "init", "worker", "demo-producer", "connector", "prometheus", "grafana", "mailpit",
+        "connector-email",
+    }  # fmt: skip
+    # the real email connector and its mail catcher only with --profile email
+    assert services["connector-email"]["profiles"] == services["mailpit"]["profiles"] == ["email"]
     kafka = services["kafka"]
     image, _, tag = kafka["image"].partition(":")
     assert image == "apache/kafka"
@@ -234,7 +239,7 @@ def test_compose_environment_names_are_settings_and_reach_the_broker() -> None:
     internal = next(
         a for a in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",") if a.startswith("INTERNAL://")
     )
-    for name in ("init", "worker", "demo-producer", "connector"):
+    for name in ("init", "worker", "demo-producer", "connector", "connector-email"):
         env = services[name]["environment"]
         _env_names_are_settings(env, f"docker-compose.yml service {name}")
         assert env["ORCH_BOOTSTRAP_SERVERS"] == internal.removeprefix("INTERNAL://")
@@ -247,6 +252,11 @@ def test_compose_environment_names_are_settings_and_reach_the_broker() -> None:
     assert "orchestrator.env" in (ROOT / ".gitignore").read_text().split()
     assert "orchestrator.env" in (ROOT / ".dockerignore").read_text().split()
     assert "ORCH_API_TOKEN" not in worker
+    email = services["connector-email"]
+    assert email["environment"]["ORCH_SMTP_HOST"] == "mailpit"
+    assert email["environment"]["ORCH_CONNECTOR_WEB_HOST"] == "0.0.0.0"
+    assert "ORCH_UNSUBSCRIBE_KEY" not in email["environment"]  # (from orchestrator.env)
+    assert email["env_file"][0]["path"] == "./orchestrator.env"
 
 
 def test_compose_mounts_files_that_exist_and_agree() -> None:
@@ -292,6 +302,8 @@ def test_compose_commands_exist_in_the_cli() -> None:
     parser = build_parser()
     connector = _compose()["services"]["connector"]["command"]
     assert parser.parse_args(connector).command == "connector"
+    email = parser.parse_args(_compose()["services"]["connector-email"]["command"])
+    assert (email.command, email.connector) == ("connector", "email")
     assert parser.parse_args(_compose()["services"]["worker"]["command"]).command == "worker"
 
 
@@ -313,9 +325,47 @@ def test_dockerfile_runs_the_worker_on_the_exposed_port() -> None:
 def _k8s() -> dict[str, dict[str, Any]]:
     out = {}
     for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        if path.name.startswith("connector-"):
+            continue  # (the connectors' files: several documents each, checked on their own)
         doc = _yaml(path)
         out[doc["kind"]] = doc
     return out
+
+
+def test_k8s_email_connector_is_complete_and_consistent() -> None:
+    from orchestrator.cli import build_parser
+
+    path = DEPLOY / "k8s" / "connector-email.yaml"
+    docs = {d["kind"]: d for d in yaml.safe_load_all(path.read_text())}
+    assert set(docs) == {"ConfigMap", "Deployment", "Service"}
+    assert path.name in _yaml(DEPLOY / "k8s" / "kustomization.yaml")["resources"]
+    config = docs["ConfigMap"]["data"]
+    _env_names_are_settings(config, "deploy/k8s/connector-email.yaml")
+    assert not {"ORCH_SMTP_PASSWORD", "ORCH_UNSUBSCRIBE_KEY"} & set(config)  # (from the Secret)
+    assert config["ORCH_CONNECTOR_WEB_HOST"] == "0.0.0.0"
+    pod = docs["Deployment"]["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    args = build_parser().parse_args(container["args"])
+    assert (args.command, args.connector) == ("connector", "email")
+    refs = [e["configMapRef"]["name"] for e in container["envFrom"] if "configMapRef" in e]
+    assert refs == ["orchestrator", docs["ConfigMap"]["metadata"]["name"]]
+    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]}
+    # (the Secret is made by the operator: kubectl create secret, as the file's comment says)
+    assert from_secret == dict.fromkeys(
+        ["ORCH_SMTP_PASSWORD", "ORCH_UNSUBSCRIBE_KEY"], "orchestrator-connector-email"
+    )
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert str(ports["http"]) == config["ORCH_CONNECTOR_WEB_PORT"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    svc = docs["Service"]
+    assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert svc["spec"]["clusterIP"] == "None"
+    prom = _yaml(PROM / "prometheus-kubernetes.yml")
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == "orchestrator-connectors")
+    sd = job["dns_sd_configs"][0]
+    assert sd["names"] == [f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc.cluster.local"]
+    assert str(sd["port"]) == config["ORCH_CONNECTOR_WEB_PORT"]
 
 
 def test_k8s_manifests_are_complete_and_consistent() -> None:
