@@ -283,6 +283,39 @@ class Settings(BaseModel):
     smtp_timeout_s: float = Field(30.0, gt=0, description="Timeout of each SMTP command.")
     smtp_connections: int = Field(4, ge=1, le=100, description="SMTP connections an email connector keeps.")
     email_from: str = Field("", description="The From address of emails: 'Shop <news@shop.example>'.")
+    twilio_base_url: str = Field(
+        "https://api.twilio.com",
+        description="Twilio's REST API (the SMS connector); https, or http on loopback only (tests).",
+    )
+    twilio_account_sid: str = Field("", description="The Twilio account (AC...) the messages are sent from.")
+    twilio_auth_token: SecretStr | None = Field(
+        None, description="The account's auth token (never logged); or an API key: twilio_api_key_sid/secret."
+    )
+    twilio_api_key_sid: str | None = Field(None, description="A Twilio API key (SK...) instead of the token.")
+    twilio_api_key_secret: SecretStr | None = Field(None, description="The API key's secret (never logged).")
+    twilio_from: str = Field("", description="The sender of SMS: a Twilio number (+E.164) or a sender id.")
+    twilio_messaging_service_sid: str = Field(
+        "", description="A Messaging Service (MG...) that picks the sender, instead of twilio_from."
+    )
+    twilio_status_callback_url: str = Field(
+        "",
+        description="Where Twilio posts each message's status (the receipts endpoint); empty: no callbacks.",
+    )
+    twilio_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for Twilio to connect, and then for its answer."
+    )
+    fcm_base_url: str = Field(
+        "https://fcm.googleapis.com",
+        description="FCM's HTTP v1 API (the push connector); https, or http on loopback only (tests).",
+    )
+    fcm_credentials_file: Path | None = Field(
+        None,
+        description="The Google service-account JSON file whose key signs the push connector's tokens.",
+    )
+    fcm_project_id: str = Field("", description="The Firebase project (default: the credentials file's).")
+    fcm_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for FCM or its token server to connect, then for the answer."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
     failpoint: str = Field(
