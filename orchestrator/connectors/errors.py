@@ -8,7 +8,8 @@ A provider's ``send`` returns when the provider **accepted** the message; otherw
   let us in (connection refused, TLS or login failed, SMTP 421): nothing is wrong with *this* message, so
   the attempts of the action are not counted; the partition waits (backoff up to
   ``connector_backoff_max_s``) until the provider is back, and no message is dead-lettered for an outage;
-- :class:`PermanentError` — refused for good (an SMTP 5xx, an HTTP 4xx): dead-lettered ``rejected`` at once;
+- :class:`PermanentError` — refused for good (an SMTP 5xx, an HTTP 4xx): dead-lettered ``rejected`` at once
+  (``unregistered`` for a push token the device no longer has);
 - :class:`UnknownOutcome` — the message may have been accepted (the connection dropped after the message
   went out, before the answer): dead-lettered ``unconfirmed``, never sent again automatically — a second
   email is worse than one an operator looks at.
@@ -19,6 +20,8 @@ unknown outcome (the provider's code failed somewhere between the mark and the a
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 __all__ = ["PermanentError", "ProviderUnavailable", "RenderError", "TransientError", "UnknownOutcome"]
 
@@ -36,7 +39,13 @@ class ProviderUnavailable(TransientError):
 
 
 class PermanentError(Exception):
-    """The provider refused the message for good; the message says why (the provider's own words)."""
+    """The provider refused the message for good; the message says why (the provider's own words).
+    ``reason`` is the dead letter's: ``rejected``, or ``unregistered`` when the address is gone for good
+    (a push token the app no longer has: the profile should drop it)."""
+
+    def __init__(self, message: str, *, reason: Literal["rejected", "unregistered"] = "rejected") -> None:
+        super().__init__(message)
+        self.reason: Literal["rejected", "unregistered"] = reason
 
 
 class UnknownOutcome(Exception):

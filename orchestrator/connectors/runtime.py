@@ -354,7 +354,7 @@ class _Partition:
                 await _sleep_unless(self.stopping, delay)
                 continue
             except PermanentError as exc:
-                await self._dead(record, action, "rejected", str(exc), calls)
+                await self._dead(record, action, exc.reason, str(exc), calls)
                 return
             except TimeoutError:
                 await self._dead(

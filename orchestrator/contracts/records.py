@@ -30,6 +30,7 @@ DeadLetterReason = Literal[
     "invalid_action",
     "render_failed",
     "rejected",
+    "unregistered",
     "retries_exhausted",
     "unconfirmed",
 ]
@@ -39,12 +40,14 @@ ACTION_DEAD_LETTER_REASONS: Final = (
     "invalid_action",
     "render_failed",
     "rejected",
+    "unregistered",
     "retries_exhausted",
     "unconfirmed",
 )
 """Why a connector sets an action aside (docs/connectors.md): not a valid action, its message could not be
-rendered, the provider refused it for good, refused it for now too many times, or it may have been sent
-(a crash or a lost answer between the mark ``sending`` and the provider's answer: never sent twice)."""
+rendered, the provider refused it for good, the recipient's address is gone for good (a push token the
+device no longer has), refused it for now too many times, or it may have been sent (a crash or a lost
+answer between the mark ``sending`` and the provider's answer: never sent twice)."""
 DEAD_LETTER_REASONS: Final = EVENT_DEAD_LETTER_REASONS + ACTION_DEAD_LETTER_REASONS
 DEAD_LETTER_KEEP_BYTES: Final = 64 * 1024
 """Original bytes kept in a dead letter; a longer original keeps this prefix, its length and SHA-256,
