@@ -1,11 +1,13 @@
-"""``orchestrator connector sandbox|email``: run a connector.
+"""``orchestrator connector sandbox|email|sms|push``: run a connector.
 
 - ``sandbox``: a fake provider for every channel (demos and tests): consumes the action topics, drops
   duplicate action ids, applies the policy file's rate limits, and publishes
   ``<channel>.sent``/``<channel>.delivered`` (and scripted opens/clicks) to the raw events topic;
 - ``email``: emails over SMTP through the connector runtime (docs/connectors.md): retries, dead letters,
   dedupe marks, the policy's rate limit shared by the replicas, unsubscribe links and their endpoint,
-  metrics.
+  metrics;
+- ``sms``: SMS through Twilio's Messages API, ``push``: push notifications through FCM HTTP v1, on the
+  same runtime (their secrets from the environment or the config file, never options).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from orchestrator.cli._common import add_config_option, settings_from
 from orchestrator.config import load_settings
 from orchestrator.connectors.email import EmailConnector
+from orchestrator.connectors.mobile import PushConnector, SmsConnector
 from orchestrator.connectors.ratelimit import ChannelLimiter
 from orchestrator.connectors.runtime import ConnectorStats, check_connector_topics
 from orchestrator.connectors.sandbox import SandboxConnector, SandboxScript
@@ -28,7 +31,7 @@ from orchestrator.core.policy import RateLimit, load_policy_file
 from orchestrator.exceptions import PolicyValidationError
 from orchestrator.kafka.security import connection_check
 
-__all__ = ["email_command", "register", "sandbox_command"]
+__all__ = ["email_command", "push_command", "register", "sandbox_command", "sms_command"]
 
 
 def register(subparsers: Any) -> None:
@@ -99,6 +102,70 @@ def register(subparsers: Any) -> None:
     email.add_argument("--group", default=None, help="consumer group (default <app_id>-connector-email)")
     add_config_option(email)
     email.set_defaults(func=email_command)
+    _register_sms(kinds)
+    _register_push(kinds)
+
+
+def _common_options(parser: Any, channel: str) -> None:
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"policy file whose rate_limits.{channel} applies",
+    )
+    parser.add_argument("--web-host", default=None, help="HTTP bind address (ORCH_CONNECTOR_WEB_HOST)")
+    parser.add_argument("--web-port", type=int, default=None, help="HTTP port (ORCH_CONNECTOR_WEB_PORT)")
+    parser.add_argument(
+        "--group", default=None, help=f"consumer group (default <app_id>-connector-{channel})"
+    )
+    add_config_option(parser)
+
+
+def _register_sms(kinds: Any) -> None:
+    sms = kinds.add_parser(
+        "sms", help="SMS through Twilio: retries, dead letters, dedupe, rate limits, status callbacks"
+    )
+    sms.add_argument(
+        "--account-sid",
+        default=None,
+        help="Twilio account AC... (ORCH_TWILIO_ACCOUNT_SID); the auth token: ORCH_TWILIO_AUTH_TOKEN, or an "
+        "API key: ORCH_TWILIO_API_KEY_SID and ORCH_TWILIO_API_KEY_SECRET",
+    )
+    sender = sms.add_mutually_exclusive_group()
+    sender.add_argument(
+        "--from", dest="twilio_from", default=None, help="sender number or id (ORCH_TWILIO_FROM)"
+    )
+    sender.add_argument(
+        "--messaging-service",
+        default=None,
+        help="Messaging Service MG... instead of --from (ORCH_TWILIO_MESSAGING_SERVICE_SID)",
+    )
+    sms.add_argument(
+        "--status-callback",
+        default=None,
+        help="URL Twilio posts message statuses to (ORCH_TWILIO_STATUS_CALLBACK_URL)",
+    )
+    _common_options(sms, "sms")
+    sms.set_defaults(func=sms_command)
+
+
+def _register_push(kinds: Any) -> None:
+    push = kinds.add_parser(
+        "push", help="push notifications through FCM HTTP v1: retries, dead letters, dedupe, rate limits"
+    )
+    push.add_argument(
+        "--credentials",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="Google service-account JSON file (ORCH_FCM_CREDENTIALS_FILE)",
+    )
+    push.add_argument(
+        "--project", default=None, help="Firebase project id (ORCH_FCM_PROJECT_ID; default: the file's)"
+    )
+    _common_options(push, "push")
+    push.set_defaults(func=push_command)
 
 
 def sandbox_command(args: argparse.Namespace) -> int:
@@ -183,3 +250,84 @@ def email_command(args: argparse.Namespace) -> int:
         f"skipped, {stats.retries} retries, dead letters: {dead}"
     )
     return 0
+
+
+def _run_until_signalled(connector: SmsConnector | PushConnector, channel: str) -> int:
+    async def main() -> ConnectorStats:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await connector.run(stop)
+
+    stats = asyncio.run(main())
+    dead = ", ".join(f"{n} {reason}" for reason, n in sorted(stats.dead.items())) or "none"
+    print(
+        f"{channel} connector: {stats.read} actions read, {stats.sent} sent, {stats.duplicates} duplicates "
+        f"skipped, {stats.retries} retries, dead letters: {dead}"
+    )
+    return 0
+
+
+def _rate(limit: RateLimit | None) -> str:
+    return f"{limit.per_second:g}/s shared by the replicas" if limit else "none"
+
+
+def sms_command(args: argparse.Namespace) -> int:
+    limits = _policy_limits(args.policy)
+    if limits is None:
+        return 1
+    settings = load_settings(
+        args.config,
+        bootstrap_servers=args.bootstrap_servers,
+        twilio_account_sid=args.account_sid,
+        twilio_from=args.twilio_from,
+        twilio_messaging_service_sid=args.messaging_service,
+        twilio_status_callback_url=args.status_callback,
+        connector_web_host=args.web_host,
+        connector_web_port=args.web_port,
+    )
+    if args.twilio_from:  # an option names one sender: the other one's setting does not apply
+        settings = settings.model_copy(update={"twilio_messaging_service_sid": ""})
+    elif args.messaging_service:
+        settings = settings.model_copy(update={"twilio_from": ""})
+    limit = limits.get("sms")
+    connector = SmsConnector(settings, limit=limit, group_id=args.group)  # refuses a bad config first
+    connection_check(settings)
+    check_connector_topics(settings, "sms")
+    config = connector.twilio.config
+    sender = config.messaging_service_sid or config.sender
+    print(
+        f"sms connector: reading {connector.runtime.topic} as {connector.runtime.group_id}; Twilio "
+        f"{config.base_url} account {config.account_sid} from {sender}; status callbacks "
+        f"{'to ' + config.status_callback_url if config.status_callback_url else 'off'}; rate limit "
+        f"{_rate(limit)}; HTTP on http://{settings.connector_web_host}:{settings.connector_web_port}",
+        flush=True,
+    )
+    return _run_until_signalled(connector, "sms")
+
+
+def push_command(args: argparse.Namespace) -> int:
+    limits = _policy_limits(args.policy)
+    if limits is None:
+        return 1
+    settings = load_settings(
+        args.config,
+        bootstrap_servers=args.bootstrap_servers,
+        fcm_credentials_file=args.credentials,
+        fcm_project_id=args.project,
+        connector_web_host=args.web_host,
+        connector_web_port=args.web_port,
+    )
+    limit = limits.get("push")
+    connector = PushConnector(settings, limit=limit, group_id=args.group)  # refuses a bad config first
+    connection_check(settings)
+    check_connector_topics(settings, "push")
+    config = connector.fcm.config
+    print(
+        f"push connector: reading {connector.runtime.topic} as {connector.runtime.group_id}; FCM "
+        f"{config.base_url} project {config.project_id} as {config.account.client_email}; rate limit "
+        f"{_rate(limit)}; HTTP on http://{settings.connector_web_host}:{settings.connector_web_port}",
+        flush=True,
+    )
+    return _run_until_signalled(connector, "push")

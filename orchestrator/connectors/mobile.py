@@ -1,0 +1,144 @@
+"""The SMS and push connectors: the connector runtime on the sms or push action topic with the Twilio or
+FCM provider, the deployed templates (read from the journeys topic at the start and every
+:data:`~orchestrator.connectors.email.TEMPLATE_REFRESH_S`), and the HTTP server with the metrics
+(``orchestrator connector sms`` / ``push``; docs/connectors.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from orchestrator.config import Settings
+from orchestrator.connectors.email import TEMPLATE_REFRESH_S, deployed_templates
+from orchestrator.connectors.fcm import FcmConfig, FcmProvider
+from orchestrator.connectors.metrics import ConnectorMetrics
+from orchestrator.connectors.mobile_render import (
+    PushRenderer,
+    SmsRenderer,
+    TemplatePushRenderer,
+    TemplateSmsRenderer,
+)
+from orchestrator.connectors.runtime import ConnectorRuntime, ConnectorStats, Provider
+from orchestrator.connectors.twilio import TwilioConfig, TwilioProvider
+from orchestrator.connectors.web import ConnectorWeb
+from orchestrator.core.policy.model import RateLimit
+
+__all__ = ["PushConnector", "SmsConnector"]
+
+log = logging.getLogger("orchestrator.connector")
+
+
+class _TemplatedConnector:
+    """A provider on the runtime, the templates it renders with kept up to date, and the HTTP server."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        provider: Provider,
+        templates: TemplateSmsRenderer | TemplatePushRenderer | None,
+        *,
+        limit: RateLimit | None,
+        group_id: str | None,
+        metrics: ConnectorMetrics | None,
+        rng: random.Random | None,
+    ) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.templates = templates
+        """The deployed templates' renderer (None: a renderer was given)."""
+        self.metrics = metrics or ConnectorMetrics()
+        self.runtime = ConnectorRuntime(
+            settings, provider, limit=limit, group_id=group_id, metrics=self.metrics, rng=rng
+        )
+        self.web = ConnectorWeb(
+            settings.connector_web_host,
+            settings.connector_web_port,
+            self.metrics,
+            ready=lambda: self.runtime.assigned,
+        )
+
+    @property
+    def stats(self) -> ConnectorStats:
+        return self.runtime.stats
+
+    async def _read_templates(self) -> None:
+        """The deployed templates, read again (a failure keeps the ones read before, and says so)."""
+        if self.templates is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            self.templates.registry = await loop.run_in_executor(None, deployed_templates, self.settings)
+        except Exception as exc:
+            log.warning("reading the deployed templates failed (the ones read before stay): %s", exc)
+
+    async def _follow_templates(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=TEMPLATE_REFRESH_S)
+            except TimeoutError:
+                await self._read_templates()
+
+    async def run(self, stop: asyncio.Event) -> ConnectorStats:
+        follow: asyncio.Task[None] | None = None
+        try:
+            await self.runtime.start()  # (fails at once when Kafka cannot be reached)
+            await self._read_templates()  # (before the first action: rendered with its template)
+            if self.templates is not None:
+                follow = asyncio.create_task(self._follow_templates(stop))
+            await self.web.start()
+            return await self.runtime.run(stop)
+        finally:
+            if follow is not None:
+                follow.cancel()
+            try:
+                await self.web.close()
+            finally:
+                await self.runtime.close()
+
+
+class SmsConnector(_TemplatedConnector):
+    """Everything ``orchestrator connector sms`` runs: SMS through Twilio; ``await run(stop)``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        limit: RateLimit | None = None,
+        group_id: str | None = None,
+        renderer: SmsRenderer | None = None,
+        metrics: ConnectorMetrics | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        config = TwilioConfig.from_settings(settings)  # refuses a configuration that cannot send
+        templates = None
+        if renderer is None:
+            renderer = templates = TemplateSmsRenderer()
+        self.twilio = TwilioProvider(config, renderer=renderer)
+        super().__init__(
+            settings, self.twilio, templates, limit=limit, group_id=group_id, metrics=metrics, rng=rng
+        )
+
+
+class PushConnector(_TemplatedConnector):
+    """Everything ``orchestrator connector push`` runs: push notifications through FCM HTTP v1."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        limit: RateLimit | None = None,
+        group_id: str | None = None,
+        renderer: PushRenderer | None = None,
+        metrics: ConnectorMetrics | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        config = FcmConfig.from_settings(settings)  # refuses a configuration that cannot send
+        templates = None
+        if renderer is None:
+            renderer = templates = TemplatePushRenderer()
+        self.fcm = FcmProvider(config, renderer=renderer)
+        super().__init__(
+            settings, self.fcm, templates, limit=limit, group_id=group_id, metrics=metrics, rng=rng
+        )
