@@ -289,7 +289,9 @@ class Settings(BaseModel):
     )
     twilio_account_sid: str = Field("", description="The Twilio account (AC...) the messages are sent from.")
     twilio_auth_token: SecretStr | None = Field(
-        None, description="The account's auth token (never logged); or an API key: twilio_api_key_sid/secret."
+        None,
+        description="The account's auth token (never logged; 'new,old' while rotating: the first signs in); "
+        "or an API key: twilio_api_key_sid/secret.",
     )
     twilio_api_key_sid: str | None = Field(None, description="A Twilio API key (SK...) instead of the token.")
     twilio_api_key_secret: SecretStr | None = Field(None, description="The API key's secret (never logged).")

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from orchestrator.config import Settings
+from orchestrator.config import Settings, secret_list
 from orchestrator.connectors.errors import (
     PermanentError,
     ProviderUnavailable,
@@ -115,8 +115,8 @@ class TwilioConfig:
             if not _SID["SK"].match(key_sid):
                 raise ConfigError(f"twilio_api_key_sid {key_sid!r}: expected SK and 32 hexadecimal digits")
             username, password = key_sid, key_secret.get_secret_value()
-        elif token is not None and token.get_secret_value():
-            username, password = sid, token.get_secret_value()
+        elif secret_list(token):
+            username, password = sid, secret_list(token)[0]  # "new,old" while rotating: the new one
         else:
             raise ConfigError(
                 "twilio_auth_token is not set (ORCH_TWILIO_AUTH_TOKEN), nor an API key "

@@ -65,6 +65,8 @@ def test_the_auth_token_or_an_api_key_authenticates() -> None:
     assert (config.username, config.password) == (ACCOUNT, "auth-token-secret")
     assert config.messages_url == f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
     assert "auth-token-secret" not in repr(config)
+    rotating = TwilioConfig.from_settings(settings(twilio_auth_token="new-token, old-token"))
+    assert rotating.password == "new-token"
     keyed = TwilioConfig.from_settings(
         settings(twilio_auth_token=None, twilio_api_key_sid=KEY, twilio_api_key_secret="key-secret")
     )
