@@ -4,6 +4,10 @@ checked) and FCM HTTP v1 (the bearer token checked) — no provider is ever call
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +21,12 @@ from orchestrator.contracts import ChannelAction, DeadLetter
 from orchestrator.kafka.local_broker import free_port
 from orchestrator.testing import read_topic, wait_until
 from orchestrator.testing.service_account import make_service_account
+from orchestrator.testing.worker import settings_env
 from tests.integration.http_providers import UNREGISTERED, FcmServer, committed_everything, publish, running
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -135,3 +142,35 @@ def test_a_restart_that_reads_everything_again_sends_nothing_twice(
     assert sorted(m["token"] for m in fcm.accepted()) == ["device-1", "device-2", "device-3", "device-4"]
     assert not again.stats.dead
     assert committed_everything(s, "push", again.runtime.group_id)
+
+
+def test_the_command_sends_and_stops_on_sigterm(
+    push_settings: Settings, fcm: FcmServer, tmp_path: Path
+) -> None:
+    s = push_settings
+    assert fcm.account is not None
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "kind: policy\nid: default\nversion: 1\nrate_limits:\n  push: {per_second: 40, burst: 4}\n"
+    )
+    publish(s, "push", [push(1, "cust-1", "device-1")])
+    env = {**os.environ, **settings_env(s), "PYTHONPATH": str(ROOT)}
+    env.pop("ORCH_FCM_CREDENTIALS_FILE")  # from the option instead
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "connector", "push", "--policy", str(policy),
+         "--credentials", str(fcm.account.path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: len(fcm.accepted()) == 1 or proc.poll() is not None, timeout=60, what="the push")
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert f"project shop-test as {fcm.account.client_email}; rate limit 40/s shared by the replicas" in out
+    assert "1 actions read, 1 sent, 0 duplicates skipped, 0 retries, dead letters: none" in out
+    assert "PRIVATE KEY" not in out
