@@ -213,8 +213,10 @@ def test_compose_has_the_whole_stack() -> None:
     services = _compose()["services"]
     assert set(services) == {
         "kafka", "init", "worker", "demo-producer", "connector", "prometheus", "grafana", "mailpit",
-        "connector-email",
+        "connector-email", "connector-sms", "connector-push",
     }  # fmt: skip
+    assert services["connector-sms"]["profiles"] == ["sms"]
+    assert services["connector-push"]["profiles"] == ["push"]
     # the real email connector and its mail catcher only with --profile email
     assert services["connector-email"]["profiles"] == services["mailpit"]["profiles"] == ["email"]
     kafka = services["kafka"]
@@ -239,7 +241,8 @@ def test_compose_environment_names_are_settings_and_reach_the_broker() -> None:
     internal = next(
         a for a in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",") if a.startswith("INTERNAL://")
     )
-    for name in ("init", "worker", "demo-producer", "connector", "connector-email"):
+    for name in ("init", "worker", "demo-producer", "connector", "connector-email", "connector-sms",
+                 "connector-push"):  # fmt: skip
         env = services[name]["environment"]
         _env_names_are_settings(env, f"docker-compose.yml service {name}")
         assert env["ORCH_BOOTSTRAP_SERVERS"] == internal.removeprefix("INTERNAL://")
@@ -302,8 +305,13 @@ def test_compose_commands_exist_in_the_cli() -> None:
     parser = build_parser()
     connector = _compose()["services"]["connector"]["command"]
     assert parser.parse_args(connector).command == "connector"
-    email = parser.parse_args(_compose()["services"]["connector-email"]["command"])
-    assert (email.command, email.connector) == ("connector", "email")
+    for channel in ("email", "sms", "push"):
+        args = parser.parse_args(_compose()["services"][f"connector-{channel}"]["command"])
+        assert (args.command, args.connector) == ("connector", channel)
+    push = _compose()["services"]["connector-push"]
+    mounted = push["volumes"][0].split(":")[1]
+    assert push["environment"]["ORCH_FCM_CREDENTIALS_FILE"] == mounted
+    assert "firebase-service-account.json" in (ROOT / ".gitignore").read_text().split()
     assert parser.parse_args(_compose()["services"]["worker"]["command"]).command == "worker"
 
 
@@ -332,39 +340,50 @@ def _k8s() -> dict[str, dict[str, Any]]:
     return out
 
 
-def test_k8s_email_connector_is_complete_and_consistent() -> None:
+CONNECTOR_SECRETS = {
+    "email": {"ORCH_SMTP_PASSWORD", "ORCH_UNSUBSCRIBE_KEY"},
+    "sms": {"ORCH_TWILIO_AUTH_TOKEN"},
+    "push": set(),  # (the service-account file: a Secret mounted as a volume)
+}
+
+
+@pytest.mark.parametrize("channel", sorted(CONNECTOR_SECRETS))
+def test_k8s_connectors_are_complete_and_consistent(channel: str) -> None:
     from orchestrator.cli import build_parser
 
-    path = DEPLOY / "k8s" / "connector-email.yaml"
+    path = DEPLOY / "k8s" / f"connector-{channel}.yaml"
     docs = {d["kind"]: d for d in yaml.safe_load_all(path.read_text())}
     assert set(docs) == {"ConfigMap", "Deployment", "Service"}
     assert path.name in _yaml(DEPLOY / "k8s" / "kustomization.yaml")["resources"]
     config = docs["ConfigMap"]["data"]
-    _env_names_are_settings(config, "deploy/k8s/connector-email.yaml")
-    assert not {"ORCH_SMTP_PASSWORD", "ORCH_UNSUBSCRIBE_KEY"} & set(config)  # (from the Secret)
+    _env_names_are_settings(config, f"deploy/k8s/{path.name}")
+    secret_names = {"ORCH_SMTP_PASSWORD", "ORCH_UNSUBSCRIBE_KEY", "ORCH_TWILIO_AUTH_TOKEN"}
+    assert not secret_names & set(config)  # (secrets from a Secret, never the ConfigMap)
     assert config["ORCH_CONNECTOR_WEB_HOST"] == "0.0.0.0"
     pod = docs["Deployment"]["spec"]["template"]
     container = pod["spec"]["containers"][0]
     args = build_parser().parse_args(container["args"])
-    assert (args.command, args.connector) == ("connector", "email")
+    assert (args.command, args.connector) == ("connector", channel)
     refs = [e["configMapRef"]["name"] for e in container["envFrom"] if "configMapRef" in e]
     assert refs == ["orchestrator", docs["ConfigMap"]["metadata"]["name"]]
-    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]}
     # (the Secret is made by the operator: kubectl create secret, as the file's comment says)
-    assert from_secret == dict.fromkeys(
-        ["ORCH_SMTP_PASSWORD", "ORCH_UNSUBSCRIBE_KEY"], "orchestrator-connector-email"
-    )
+    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", [])}
+    assert from_secret == dict.fromkeys(CONNECTOR_SECRETS[channel], f"orchestrator-connector-{channel}")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert str(ports["http"]) == config["ORCH_CONNECTOR_WEB_PORT"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    for mount in container.get("volumeMounts", []):
+        assert any(v["name"] == mount["name"] for v in pod["spec"]["volumes"])
+        if channel == "push":
+            assert config["ORCH_FCM_CREDENTIALS_FILE"].startswith(mount["mountPath"] + "/")
     svc = docs["Service"]
     assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     assert svc["spec"]["clusterIP"] == "None"
     prom = _yaml(PROM / "prometheus-kubernetes.yml")
     job = next(j for j in prom["scrape_configs"] if j["job_name"] == "orchestrator-connectors")
     sd = job["dns_sd_configs"][0]
-    assert sd["names"] == [f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc.cluster.local"]
+    assert f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc.cluster.local" in sd["names"]
     assert str(sd["port"]) == config["ORCH_CONNECTOR_WEB_PORT"]
 
 
