@@ -44,8 +44,8 @@ __all__ = [
 KNOWN_EVENT_TYPES: Final = frozenset(
     {
         "email.sent", "email.delivered", "email.opened", "email.clicked", "email.bounced",
-        "sms.sent", "sms.delivered", "sms.clicked",
-        "push.sent", "push.opened",
+        "sms.sent", "sms.delivered", "sms.failed", "sms.clicked",
+        "push.sent", "push.delivered", "push.opened",
         "page.viewed", "cart.updated", "order.completed",
         "profile.updated", "consent.changed", "subscription.changed", "customer.erased",
     }
@@ -55,7 +55,9 @@ KNOWN_EVENT_TYPES: Final = frozenset(
 ENGAGEMENT_TYPES: Final = frozenset(
     t for t in KNOWN_EVENT_TYPES if t.split(".")[0] in {"email", "sms", "push"}
 )
-"""Events that answer to a channel action: they may carry action_id, campaign and journey."""
+"""Events that answer to a channel action (a connector's receipts: docs/connectors.md, "Receipts"): they
+may carry action_id, campaign and journey, and the profile counts each per channel and campaign
+(``profile.engagement.sms.failed``, ``profile.engagement.push.delivered``, ...)."""
 
 IDENTIFIER_PRIORITY: Final = ("customer_id", "email", "phone", "device_id", "anonymous_id")
 """Which identifier becomes the canonical customer key when no customer_id is given (first present wins)."""

@@ -15,8 +15,10 @@ What the profile keeps:
   a group also depends on consent and the group's default: :mod:`orchestrator.core.policy.subscriptions`;
 - a bounded **event history** (newest last) for CEL's ``seen``/``count``: events within
   ``history_window_ms`` of the newest one, at most ``history_max`` of them;
-- an **engagement summary** from delivery, open and click events (``email.delivered``,
-  ``sms.clicked``, ...): per event type its count and latest time, and per campaign the latest time of
+- an **engagement summary** from the receipts of messages — sends, deliveries, opens, clicks, bounces
+  and failures (``email.delivered``, ``sms.clicked``, ``sms.failed``, ``push.delivered``, ...: every
+  type of :data:`~orchestrator.contracts.events.ENGAGEMENT_TYPES`): per event type its count and latest
+  time, and per campaign the latest time of
   each engagement type (the :data:`CAMPAIGNS_KEPT` most recently engaged campaigns). Conditions read it
   as ``profile.engagement.email.opened`` / ``profile.engagement.email.last_opened_ms``; the policy's
   engagement suppression reads it too. It is not bounded by the event history's size. Also:

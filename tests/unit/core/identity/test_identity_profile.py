@@ -37,6 +37,19 @@ def test_engagement_windows_hour_of_week_and_campaigns() -> None:
     assert again.cel_view() == p.cel_view()
 
 
+def test_every_receipt_type_is_counted_per_channel_and_campaign() -> None:
+    """The receipts connectors report (docs/connectors.md, "Receipts"), failures and push deliveries too."""
+    p = Profile("C")
+    for n, kind in enumerate(["sms.delivered", "sms.failed", "sms.failed", "push.delivered", "push.opened"]):
+        apply_event(p, event(kind, T0 + n * H, C).model_copy(update={"campaign": "spring"}))
+    view = p.cel_view()["engagement"]
+    sms = view["sms"]
+    assert (sms["delivered"], sms["failed"], sms["last_failed_ms"]) == (1, 2, T0 + 2 * H)
+    assert (view["push"]["delivered"], view["push"]["opened"], view["push"]["opened_1d"]) == (1, 1, 1)
+    assert view["campaigns"]["spring"]["last_failed_ms"] == T0 + 2 * H
+    assert sum(view["sms"]["hour_of_week"]) == 0  # deliveries and failures are no activity of the customer
+
+
 def test_per_day_counts_are_bounded() -> None:
     p = Profile("C")
     for day in range(3 * ACTIVITY_DAYS):
