@@ -29,10 +29,6 @@ customer by :func:`customer_identifiers`.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import html
 import logging
 import re
@@ -43,9 +39,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import orjson
 from aiohttp import web
 
+from orchestrator.connectors import signing
 from orchestrator.connectors.metrics import ConnectorMetrics
 from orchestrator.contracts.actions import CHANNELS, ChannelAction
 from orchestrator.contracts.events import CustomerEvent
@@ -74,7 +70,6 @@ MAX_TOKEN_CHARS: Final = 1024
 MAX_BODY_BYTES: Final = 4096
 """The largest request body the endpoint reads (a one-click body is 26 bytes)."""
 MIN_KEY_CHARS: Final = 16
-_B64 = re.compile(r"^[A-Za-z0-9_-]+$")
 _GROUP = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _DOMAIN: Final = b"orchestrator unsubscribe\x1f"
 SOURCE: Final = "connector"
@@ -111,47 +106,21 @@ def scope_of(action: ChannelAction) -> UnsubscribeScope | None:
     )
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _signature(key: str, signed: str) -> str:
-    return _b64(hmac.new(key.encode(), _DOMAIN + signed.encode("ascii"), hashlib.sha256).digest())
-
-
 def sign_token(scope: UnsubscribeScope, key: str) -> str:
-    """The token of ``scope``, signed with ``key``."""
+    """The token of ``scope``, signed with ``key`` (:mod:`orchestrator.connectors.signing`)."""
     payload: dict[str, str] = {"c": scope.customer_id, "h": scope.channel, "k": scope.category}
     if scope.group is not None:
         payload["g"] = scope.group
     if scope.action_id:
         payload["a"] = scope.action_id
-    signed = f"{TOKEN_VERSION}.{_b64(orjson.dumps(payload))}"
-    return f"{signed}.{_signature(key, signed)}"
+    return signing.sign(TOKEN_VERSION, payload, key, domain=_DOMAIN)
 
 
 def verify_token(token: str, keys: Sequence[str]) -> UnsubscribeScope | None:
     """The scope ``token`` was signed for under one of ``keys``; None for anything else (forged, tampered,
     malformed, too long, signed with a key no longer accepted). Every key is compared in constant time."""
-    if not keys or len(token) > MAX_TOKEN_CHARS:
-        return None
-    parts = token.split(".")
-    if len(parts) != 3 or parts[0] != TOKEN_VERSION or not all(_B64.match(p) for p in parts[1:]):
-        return None
-    signed = f"{parts[0]}.{parts[1]}"
-    given = parts[2].encode("ascii")
-    matches = [hmac.compare_digest(_signature(key, signed).encode("ascii"), given) for key in keys]
-    if not any(matches):
-        return None
-    try:
-        data: Any = orjson.loads(_unb64(parts[1]))
-    except (binascii.Error, ValueError):
-        return None
-    if not isinstance(data, dict):
+    data = signing.verify(token, keys, version=TOKEN_VERSION, domain=_DOMAIN, max_chars=MAX_TOKEN_CHARS)
+    if data is None:
         return None
     customer, channel, category = data.get("c"), data.get("h"), data.get("k")
     group, action_id = data.get("g"), data.get("a", "")
