@@ -246,6 +246,11 @@ class Settings(BaseModel):
     unsubscribe_key: SecretStr | None = Field(
         None, description="Secret of the unsubscribe links' HMAC signature; 'new,old' while rotating."
     )
+    email_tracking: bool = Field(
+        True,
+        description="Track opens and clicks of emails: a 1x1 image and signed redirects in the HTML part "
+        "(signed with unsubscribe_key), reported as email.opened and email.clicked.",
+    )
     connector_max_attempts: int = Field(
         8,
         ge=1,

@@ -1,5 +1,7 @@
 """The email connector: the connector runtime on the email action topic, the SMTP provider, and the HTTP
-server with the unsubscribe endpoint and the metrics (``orchestrator connector email``; docs/connectors.md).
+server with the unsubscribe endpoint, the open pixel and click redirects, and the metrics (``orchestrator
+connector email``; docs/connectors.md). It reports ``email.sent`` when the SMTP server accepted a message,
+``email.opened`` and ``email.clicked`` from its endpoints (:mod:`orchestrator.connectors.receipts`).
 """
 
 from __future__ import annotations
@@ -7,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from datetime import UTC, datetime
 
 from orchestrator.config import Settings, secret_list
 from orchestrator.connectors.metrics import ConnectorMetrics
+from orchestrator.connectors.receipts import ReceiptLinks, email_receipt_routes, sent_event
 from orchestrator.connectors.render import EmailRenderer, TemplateEmailRenderer
 from orchestrator.connectors.runtime import ConnectorRuntime, ConnectorStats
 from orchestrator.connectors.smtp import SmtpConfig, SmtpProvider
@@ -68,16 +72,32 @@ class EmailConnector:
         """The deployed templates' renderer (None: a renderer was given)."""
         if renderer is None:
             renderer = self.templates = TemplateEmailRenderer()
-        self.provider = SmtpProvider(SmtpConfig.from_settings(settings), self.links, renderer=renderer)
+        self.receipt_links = ReceiptLinks(settings.connector_public_url, keys)
+        self.provider = SmtpProvider(
+            SmtpConfig.from_settings(settings),
+            self.links,
+            renderer=renderer,
+            tracking=self.receipt_links if settings.email_tracking else None,
+        )
         self.runtime = ConnectorRuntime(
-            settings, self.provider, limit=limit, group_id=group_id, metrics=self.metrics, rng=rng
+            settings,
+            self.provider,
+            limit=limit,
+            group_id=group_id,
+            metrics=self.metrics,
+            rng=rng,
+            accepted=lambda action: [sent_event(action, datetime.now(UTC))],
         )
         self.web = ConnectorWeb(
             settings.connector_web_host,
             settings.connector_web_port,
             self.metrics,
             ready=lambda: self.runtime.assigned,
-            routes=unsubscribe_routes(keys, self._publish, self.metrics),
+            routes=[
+                *unsubscribe_routes(keys, self._publish, self.metrics),
+                # (served with tracking off too: the emails already sent keep their images and links)
+                *email_receipt_routes(keys, self._publish, self.metrics),
+            ],
         )
 
     @property
@@ -85,7 +105,8 @@ class EmailConnector:
         return self.runtime.stats
 
     async def _publish(self, event: CustomerEvent, key: str) -> None:
-        """An unsubscribe to the raw events topic, keyed by the customer, acknowledged by the broker."""
+        """An unsubscribe or a receipt to the raw events topic, keyed by the customer, acknowledged by the
+        broker."""
         await asyncio.wait_for(
             self.runtime.producer.send_and_wait(
                 self.settings.topics.raw_events, event.to_json(), key=key.encode()

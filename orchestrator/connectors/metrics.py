@@ -15,7 +15,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from orchestrator.contracts.records import ACTION_DEAD_LETTER_REASONS
 from orchestrator.runtime.metrics import exported_names
 
-__all__ = ["RETRY_KINDS", "SEND_BUCKETS", "UNSUBSCRIBE_OUTCOMES", "ConnectorMetrics"]
+__all__ = [
+    "RECEIPT_ENDPOINTS",
+    "RECEIPT_OUTCOMES",
+    "RECEIPT_REQUEST_OUTCOMES",
+    "RETRY_KINDS",
+    "SEND_BUCKETS",
+    "UNSUBSCRIBE_OUTCOMES",
+    "ConnectorMetrics",
+]
 
 P: Final = "orchestrator_connector"
 RETRY_KINDS: Final = ("message", "provider")
@@ -24,6 +32,14 @@ attempts) or could not be reached or refused us (``provider``: does not)."""
 UNSUBSCRIBE_OUTCOMES: Final = ("done", "refused", "failed")
 """An unsubscribe request: the event published, refused (a forged or tampered link: 400), or failed
 (the event could not be published: 503, the client tries again)."""
+RECEIPT_OUTCOMES: Final = ("published", "failed")
+"""A receipt event: acknowledged by the broker, or not (lost: logged)."""
+RECEIPT_ENDPOINTS: Final = ("open", "click", "twilio_status", "push")
+"""The receipt endpoints: the email's pixel and links, Twilio's status callbacks, the app's push receipts."""
+RECEIPT_REQUEST_OUTCOMES: Final = ("published", "ignored", "refused", "forbidden", "failed")
+"""A request to a receipt endpoint: its event published; nothing to publish (a HEAD, a status that is no
+receipt); refused (a forged, tampered or malformed token or body: 400); forbidden (a bad provider
+signature: 403); failed (the event could not be published)."""
 SEND_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 DELAY_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600)
 
@@ -78,6 +94,18 @@ class ConnectorMetrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self.receipts = Counter(
+            f"{P}_receipts",
+            "Receipt events (sent, delivered, opened, clicked, failed) published to the raw topic, or not.",
+            ["channel", "type", "outcome"],
+            registry=r,
+        )
+        self.receipt_requests = Counter(
+            f"{P}_receipt_requests",
+            "Requests to the receipt endpoints (pixel, links, provider callbacks, push receipts).",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
         self.partitions = Gauge(
             f"{P}_partitions",
             "Partitions of the channel's action topic this replica owns.",
@@ -111,8 +139,18 @@ class ConnectorMetrics:
         if channel == "email":
             for outcome in UNSUBSCRIBE_OUTCOMES:
                 self.unsubscribes.labels(channel, outcome)
+            self.start_receipts("email", ("sent", "opened", "clicked"), ("open", "click"))
         for gauge in (self.partitions, self.waiting, self.rate_per_second):
             gauge.labels(channel).set(0)
+
+    def start_receipts(self, channel: str, kinds: tuple[str, ...], endpoints: tuple[str, ...]) -> None:
+        """Create the series of a channel's receipts and of the endpoints that take them, at 0."""
+        for kind in kinds:
+            for outcome in RECEIPT_OUTCOMES:
+                self.receipts.labels(channel, kind, outcome)
+        for endpoint in endpoints:
+            for outcome in RECEIPT_REQUEST_OUTCOMES:
+                self.receipt_requests.labels(endpoint, outcome)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

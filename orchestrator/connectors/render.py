@@ -14,6 +14,13 @@ action is dead-lettered ``render_failed`` with the reason. Before any template i
 - **HTML**: the same, escaped: the subject as a heading, the fields as a definition list and the
   unsubscribe link as a link.
 
+**Opens and clicks** (``email_tracking``, on by default): whatever renderer made the parts,
+:func:`with_tracking` then rewrites each ``http(s)`` link of the HTML part (``href`` of ``<a>`` and
+``<area>``, but the unsubscribe link and links to the connector itself) to a signed redirect
+``{connector_public_url}/c/<token>`` and adds a 1x1 image ``{connector_public_url}/o/<token>`` at the end
+of the HTML part (:mod:`orchestrator.connectors.receipts`). The text part is left as it is: its reader
+sees the real links.
+
 A :data:`EmailRenderer` is any callable ``(action, unsubscribe_url) -> EmailMessageParts``; the email
 provider takes one (``SmtpProvider(renderer=...)``), so the template renderer replaces this one without
 touching the provider. It raises :class:`~orchestrator.connectors.errors.RenderError` (or anything: the
@@ -22,11 +29,13 @@ runtime dead-letters the action ``render_failed``) rather than return a half-ren
 
 from __future__ import annotations
 
+import dataclasses
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -36,7 +45,19 @@ from orchestrator.core.template import TemplateRegistry
 from orchestrator.core.template.render import render_action
 from orchestrator.exceptions import TemplateRenderError
 
-__all__ = ["MAX_SUBJECT_CHARS", "EmailMessageParts", "EmailRenderer", "TemplateEmailRenderer", "render_email"]
+if TYPE_CHECKING:
+    from orchestrator.connectors.receipts import ReceiptLinks
+
+__all__ = [
+    "MAX_SUBJECT_CHARS",
+    "EmailMessageParts",
+    "EmailRenderer",
+    "TemplateEmailRenderer",
+    "add_pixel",
+    "render_email",
+    "rewrite_links",
+    "with_tracking",
+]
 
 MAX_SUBJECT_CHARS = 998
 """RFC 5322's longest line; a longer subject is a render error (a template gone wrong)."""
@@ -143,3 +164,101 @@ class TemplateEmailRenderer:
         return EmailMessageParts(
             subject, text, page, template=f"{message.template_id} v{message.template_version}"
         )
+
+
+# -- opens and clicks -------------------------------------------------------------------------------
+_LINK_TAGS = ("a", "area")
+_TAG_NAME = re.compile(r"<[a-zA-Z][^\t\n\r\f />\x00]*(?:\s|/(?!>))*")
+_ATTRIBUTE = re.compile(
+    r"""((?<=['"\s/])[^\s/>][^\s/=>]*)(\s*=+\s*('[^']*'|"[^"]*"|(?!['"])[^>\s]*))?(?:\s|/(?!>))*"""
+)  # (html.parser's own tolerant attribute syntax: the tag is read as the parser and browsers read it)
+
+
+class _Links(HTMLParser):
+    """Where the ``<a>`` and ``<area>`` start tags of a page are, and their ``href`` as read."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[tuple[int, int], str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _LINK_TAGS:
+            href = next((value for name, value in attrs if name == "href"), None)
+            text = self.get_starttag_text()
+            if href is not None and text is not None:
+                self.found.append((self.getpos(), text, href))
+
+    handle_startendtag = handle_starttag
+
+
+def _with_href(tag: str, href: str, new: str) -> str | None:
+    """``tag`` (a start tag's text) with its first ``href``'s value replaced by ``new``; None when the
+    tag does not read as the parser read it (left as it is)."""
+    start = _TAG_NAME.match(tag)
+    if start is None:
+        return None
+    at = start.end()
+    while at < len(tag):
+        m = _ATTRIBUTE.match(tag, at)
+        if m is None or m.end() == at:
+            return None
+        if m.group(1).lower() == "href" and m.group(3) is not None:
+            raw = m.group(3)
+            if raw[:1] in ("'", '"'):
+                raw = raw[1:-1]
+            if html.unescape(raw) != href:
+                return None
+            begin, end = m.span(3)
+            return f'{tag[:begin]}"{html.escape(new, quote=True)}"{tag[end:]}'
+        at = m.end()
+    return None
+
+
+def rewrite_links(page: str, rewrite: Callable[[str], str | None]) -> str:
+    """``page`` with the ``href`` of each ``<a>`` and ``<area>`` replaced by ``rewrite(url)``, ``url``
+    being the link as a browser reads it (character references decoded, spaces around it trimmed); None
+    leaves a link as it is. Everything else stays byte for byte: text, other attributes, comments (links in
+    Outlook's conditional comments too), scripts and styles."""
+    parser = _Links()
+    parser.feed(page)
+    parser.close()
+    if not parser.found:
+        return page
+    starts = [0]
+    starts += [m.end() for m in re.finditer("\n", page)]
+    out: list[str] = []
+    done = 0
+    for (line, column), tag, href in parser.found:
+        at = starts[line - 1] + column
+        if page[at : at + len(tag)] != tag:
+            continue  # (not where the parser said: leave it)
+        target = rewrite(href.strip())
+        new = _with_href(tag, href, target) if target is not None else None
+        if new is None:
+            continue
+        out += [page[done:at], new]
+        done = at + len(tag)
+    out.append(page[done:])
+    return "".join(out)
+
+
+def add_pixel(page: str, src: str) -> str:
+    """``page`` with a 1x1 image of ``src`` at the end of its body."""
+    image = (
+        f'<img src="{html.escape(src, quote=True)}" width="1" height="1" alt="" '
+        'style="display:block;width:1px;height:1px;border:0">'
+    )
+    end = page.lower().rfind("</body>")
+    return page[:end] + image + page[end:] if end >= 0 else page + image
+
+
+def with_tracking(
+    parts: EmailMessageParts, action: ChannelAction, links: ReceiptLinks, unsubscribe_url: str | None
+) -> EmailMessageParts:
+    """``parts`` with the HTML part's links tracked and the open pixel added (the module's docstring)."""
+
+    def tracked(url: str) -> str | None:
+        return None if url == unsubscribe_url else links.click_url(action, url)
+
+    page = add_pixel(rewrite_links(parts.html, tracked), links.open_url(action))
+    return dataclasses.replace(parts, html=page)

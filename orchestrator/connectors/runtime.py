@@ -34,7 +34,7 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -56,7 +56,7 @@ from orchestrator.connectors.metrics import ConnectorMetrics
 from orchestrator.connectors.ratelimit import TokenBucket, replica_share
 from orchestrator.connectors.retry import RetryPolicy
 from orchestrator.contracts.actions import Channel, ChannelAction
-from orchestrator.contracts.events import describe_error
+from orchestrator.contracts.events import CustomerEvent, describe_error
 from orchestrator.contracts.records import DeadLetter, DeadLetterReason
 from orchestrator.core.policy.model import RateLimit
 from orchestrator.exceptions import TopicLayoutError
@@ -376,7 +376,8 @@ class _Partition:
                 )  # fmt: skip
                 return
             rt.metrics.send_seconds.labels(rt.channel).observe(time.monotonic() - started)
-            await self._mark(key, action, "sent")
+            receipts = rt.accepted(action) if rt.accepted is not None else ()
+            await asyncio.gather(self._mark(key, action, "sent"), *(rt.receipt(e, action) for e in receipts))
             due = max(record.timestamp / 1000.0, action.not_before.timestamp() if action.not_before else 0.0)
             rt.metrics.delay_seconds.labels(rt.channel).observe(max(0.0, rt.clock() - due))
             rt.metrics.sent.labels(rt.channel).inc()
@@ -457,9 +458,13 @@ class ConnectorRuntime:
         metrics: ConnectorMetrics | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        accepted: Callable[[ChannelAction], Sequence[CustomerEvent]] | None = None,
     ) -> None:
         self.settings = settings
         self.provider = provider
+        self.accepted = accepted
+        """The receipts of an action the provider accepted (``email.sent``): published to the raw topic,
+        keyed by the customer, while its mark ``sent`` is written (docs/connectors.md, "Receipts")."""
         self.channel: Channel = provider.channel
         self.topic = settings.topics.action_topic(self.channel)
         self.marks_topic = settings.topics.connector_marks
@@ -513,6 +518,20 @@ class ConnectorRuntime:
         if self._producer is None:
             raise RuntimeError("the connector runtime is not started")
         return self._producer
+
+    async def receipt(self, event: CustomerEvent, action: ChannelAction) -> None:
+        """Publishes one receipt of ``action``; a failure is logged and counted, never the action's: it was
+        sent (the receipt is lost)."""
+        kind = event.type.partition(".")[2]
+        try:
+            await self.producer.send_and_wait(
+                self.settings.topics.raw_events, event.to_json(), key=action.customer_id.encode()
+            )
+        except Exception as exc:
+            self.metrics.receipts.labels(self.channel, kind, "failed").inc()
+            log.warning("the %s receipt of %s could not be published: %s", event.type, action.action_id, exc)
+            return
+        self.metrics.receipts.labels(self.channel, kind, "published").inc()
 
     def fail(self, exc: BaseException) -> None:
         if self._error is None:

@@ -45,7 +45,8 @@ from orchestrator.connectors.errors import (
     TransientError,
     UnknownOutcome,
 )
-from orchestrator.connectors.render import EmailMessageParts, EmailRenderer, render_email
+from orchestrator.connectors.receipts import ReceiptLinks
+from orchestrator.connectors.render import EmailMessageParts, EmailRenderer, render_email, with_tracking
 from orchestrator.connectors.unsubscribe import UnsubscribeLinks
 from orchestrator.contracts.actions import Channel, ChannelAction
 from orchestrator.exceptions import ConfigError
@@ -160,7 +161,7 @@ class _Stale(Exception):
 
 class SmtpProvider:
     """Sends emails over SMTP; ``links`` makes their unsubscribe links (None: no links, e.g. a transactional
-    only sender)."""
+    only sender), ``tracking`` their open pixel and click links (None: neither)."""
 
     channel: Channel = "email"
 
@@ -170,10 +171,12 @@ class SmtpProvider:
         links: UnsubscribeLinks | None,
         *,
         renderer: EmailRenderer = render_email,
+        tracking: ReceiptLinks | None = None,
     ) -> None:
         self.config = config
         self.links = links
         self.renderer = renderer
+        self.tracking = tracking
         self.sender = parse_sender(config.sender)
         self._tls = self._tls_context()
         self._slots = asyncio.Semaphore(config.connections)
@@ -192,6 +195,8 @@ class SmtpProvider:
         """The message's bytes, as they go on the wire (rendered once; the same bytes on every retry)."""
         url = self.links.url(action) if self.links is not None else None
         parts = self.renderer(action, url)
+        if self.tracking is not None:
+            parts = with_tracking(parts, action, self.tracking, url)
         msg = build_message(action, parts, sender=self.sender, unsubscribe_url=url, now=datetime.now(UTC))
         try:
             return msg.as_bytes(policy=SMTP_POLICY)

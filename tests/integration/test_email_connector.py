@@ -232,9 +232,20 @@ def test_mail_out_over_starttls_and_auth_then_one_click_unsubscribe_publishes_th
     assert cy["List-Unsubscribe"] is None
     assert cy["Subject"] == "Hello 3"
 
-    events = [
-        parse_event(r.value or b"") for r in read_topic(s.bootstrap_servers, s.topics.raw_events, expect=2)
+    records = read_topic(s.bootstrap_servers, s.topics.raw_events, expect=5)
+    events = [parse_event(r.value or b"") for r in records]
+    # the SMTP server's 250 is the connector's own receipt: email.sent, keyed and named by customer key
+    pairs = zip(records, events, strict=True)
+    sent = sorted(
+        (e.action_id, r.key, e.identifiers.customer_key) for r, e in pairs if e.type == "email.sent"
+    )
+    assert sent == [
+        ("act_1", b"cust-ada", "cust-ada"),
+        ("act_2", b"cust-bob", "cust-bob"),
+        ("act_3", b"cust-cy", "cust-cy"),
     ]
+    assert all(e.event_id == f"rcpt-{e.action_id}-sent" and e.campaign == "spring" and e.journey == "welcome"
+               for e in events if e.type == "email.sent")  # fmt: skip
     by_type = {e.type: e for e in events}
     consent, sub = by_type["consent.changed"], by_type["subscription.changed"]
     assert consent.identifiers.customer_key == "cust-ada"
