@@ -296,7 +296,8 @@ class Settings(BaseModel):
     twilio_auth_token: SecretStr | None = Field(
         None,
         description="The account's auth token (never logged; 'new,old' while rotating: the first signs in); "
-        "or an API key: twilio_api_key_sid/secret.",
+        "or an API key: twilio_api_key_sid/secret. The webhooks receiver checks Twilio's callback "
+        "signatures with it (either token while rotating).",
     )
     twilio_api_key_sid: str | None = Field(None, description="A Twilio API key (SK...) instead of the token.")
     twilio_api_key_secret: SecretStr | None = Field(None, description="The API key's secret (never logged).")

@@ -5,9 +5,11 @@
   ``<channel>.sent``/``<channel>.delivered`` (and scripted opens/clicks) to the raw events topic;
 - ``email``: emails over SMTP through the connector runtime (docs/connectors.md): retries, dead letters,
   dedupe marks, the policy's rate limit shared by the replicas, unsubscribe links and their endpoint,
-  metrics;
+  opens and clicks, metrics;
 - ``sms``: SMS through Twilio's Messages API, ``push``: push notifications through FCM HTTP v1, on the
-  same runtime (their secrets from the environment or the config file, never options).
+  same runtime (their secrets from the environment or the config file, never options);
+- ``webhooks``: the receiver of providers' and apps' receipts (Twilio's status callbacks, the app's push
+  receipts), published as events (docs/connectors.md, "Receipts").
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from orchestrator.connectors.mobile import PushConnector, SmsConnector
 from orchestrator.connectors.ratelimit import ChannelLimiter
 from orchestrator.connectors.runtime import ConnectorStats, check_connector_topics
 from orchestrator.connectors.sandbox import SandboxConnector, SandboxScript
+from orchestrator.connectors.webhooks import WebhooksReceiver
 from orchestrator.core.policy import RateLimit, load_policy_file
 from orchestrator.exceptions import PolicyValidationError
 from orchestrator.kafka.security import connection_check
 
-__all__ = ["email_command", "push_command", "register", "sandbox_command", "sms_command"]
+__all__ = ["email_command", "push_command", "register", "sandbox_command", "sms_command", "webhooks_command"]
 
 
 def register(subparsers: Any) -> None:
@@ -104,6 +107,7 @@ def register(subparsers: Any) -> None:
     email.set_defaults(func=email_command)
     _register_sms(kinds)
     _register_push(kinds)
+    _register_webhooks(kinds)
 
 
 def _common_options(parser: Any, channel: str) -> None:
@@ -166,6 +170,22 @@ def _register_push(kinds: Any) -> None:
     )
     _common_options(push, "push")
     push.set_defaults(func=push_command)
+
+
+def _register_webhooks(kinds: Any) -> None:
+    hooks = kinds.add_parser(
+        "webhooks", help="receipts from providers and apps: Twilio status callbacks, push receipts"
+    )
+    hooks.add_argument(
+        "--public-url",
+        default=None,
+        help="base URL Twilio and apps reach this receiver on, as signed (ORCH_CONNECTOR_PUBLIC_URL); the "
+        "signing key: ORCH_UNSUBSCRIBE_KEY; Twilio's auth token: ORCH_TWILIO_AUTH_TOKEN",
+    )
+    hooks.add_argument("--web-host", default=None, help="HTTP bind address (ORCH_CONNECTOR_WEB_HOST)")
+    hooks.add_argument("--web-port", type=int, default=None, help="HTTP port (ORCH_CONNECTOR_WEB_PORT)")
+    add_config_option(hooks)
+    hooks.set_defaults(func=webhooks_command)
 
 
 def sandbox_command(args: argparse.Namespace) -> int:
@@ -331,3 +351,42 @@ def push_command(args: argparse.Namespace) -> int:
         flush=True,
     )
     return _run_until_signalled(connector, "push")
+
+
+def webhooks_command(args: argparse.Namespace) -> int:
+    settings = load_settings(
+        args.config,
+        bootstrap_servers=args.bootstrap_servers,
+        connector_public_url=args.public_url,
+        connector_web_host=args.web_host,
+        connector_web_port=args.web_port,
+    )
+    receiver = WebhooksReceiver(settings)  # refuses a bad config first
+    connection_check(settings)
+    print(
+        f"webhooks receiver: {', '.join(receiver.endpoints)} for {settings.connector_public_url} (Twilio "
+        f"{'signatures checked' if receiver.twilio else 'off: no twilio_auth_token'}); receipts to "
+        f"{settings.topics.raw_events}; HTTP on http://{settings.connector_web_host}:"
+        f"{settings.connector_web_port}",
+        flush=True,
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await receiver.run(stop)
+
+    asyncio.run(main())
+    metrics = receiver.metrics.registry
+    published = sum(
+        metrics.get_sample_value(
+            "orchestrator_connector_receipts_total", {"channel": ch, "type": kind, "outcome": "published"}
+        )
+        or 0
+        for ch, kinds in (("sms", ("delivered", "failed")), ("push", ("delivered", "opened")))
+        for kind in kinds
+    )
+    print(f"webhooks receiver: {published:.0f} receipts published")
+    return 0

@@ -1,10 +1,11 @@
 """A connector's HTTP server: ``/metrics``, ``/healthz``, ``/readyz`` and the channel's own routes (the
-email connector's unsubscribe links, ``/u/<token>``).
+email connector's unsubscribe links, ``/u/<token>``, open pixel ``/o/`` and click redirects ``/c/``; the
+webhooks receiver's ``/twilio/status/`` and ``/push/``).
 
 It binds ``connector_web_host`` (loopback unless configured otherwise). The unsubscribe links must be
-reachable by recipients: put a reverse proxy (TLS) in front that forwards ``/u/`` only. Request bodies
-over :data:`~orchestrator.connectors.unsubscribe.MAX_BODY_BYTES` are refused (413), and there is no
-access log: a link's path carries a customer key.
+reachable by recipients: put a reverse proxy (TLS) in front that forwards those paths only. Request bodies
+over ``max_body`` (:data:`~orchestrator.connectors.unsubscribe.MAX_BODY_BYTES` unless told) are refused
+(413), and there is no access log: a link's path carries a customer key.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ class ConnectorWeb:
         *,
         ready: Callable[[], bool] = lambda: True,
         routes: Sequence[web.RouteDef] = (),
+        max_body: int = MAX_BODY_BYTES,
     ) -> None:
         self.host, self.port = host, port
-        self.app = web.Application(client_max_size=MAX_BODY_BYTES)
+        self.app = web.Application(client_max_size=max_body)
 
         async def metrics_page(_: web.Request) -> web.Response:
             return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
