@@ -197,6 +197,42 @@ async def test_status_callbacks_publish_delivered_and_failed_once_twilio_and_the
     )
 
 
+async def test_the_sms_connectors_own_callback_url_is_taken_as_twilio_signs_it() -> None:
+    """The SMS connector (connectors/twilio.py) sends twilio_status_callback_url with the action in its
+    query: with that setting at {public URL}/twilio/status, the receiver takes Twilio's signed callback."""
+    from yarl import URL
+
+    from orchestrator.connectors.twilio import TwilioConfig
+
+    published: list[tuple[CustomerEvent, str]] = []
+
+    async def publish(event: CustomerEvent, key: str) -> None:
+        published.append((event, key))
+
+    metrics = ConnectorMetrics(process_metrics=False)
+    web = ConnectorWeb("127.0.0.1", 0, metrics, routes=webhook_routes(BASE, [KEY], [AUTH], publish, metrics))
+    config = TwilioConfig("AC" + "0" * 32, "AC" + "0" * 32, "pw", status_callback_url=f"{BASE}/twilio/status")
+    a = sms_action(customer_id="email:ann@example.com")
+    callback = config.status_callback(a)
+    assert callback is not None
+    form = status_form("delivered")
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": twilio_signature(AUTH, callback, form),  # Twilio signs the URL it was given
+    }
+    async with TestClient(TestServer(web.app)) as client:
+        local = str(client.make_url("/")).rstrip("/") + callback.removeprefix(BASE)
+        answer = await client.session.post(URL(local, encoded=True), data=urlencode(form), headers=headers)
+        assert answer.status == 204
+    [(event, key)] = published
+    assert (event.type, key, event.action_id, event.identifiers.customer_key) == (
+        "sms.delivered",
+        "email:ann@example.com",
+        "act_sms_1",
+        "email:ann@example.com",
+    )
+
+
 async def test_push_receipts_from_the_app_and_no_twilio_route_without_its_token() -> None:
     published: list[tuple[CustomerEvent, str]] = []
 
