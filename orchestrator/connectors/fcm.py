@@ -336,8 +336,11 @@ class FcmProvider:
         *,
         renderer: PushRenderer = render_push,
         clock: Callable[[], float] = time.time,
+        receipt_url: Callable[[ChannelAction], str] | None = None,
     ) -> None:
         self.config = config
+        self.receipt_url = receipt_url
+        """Where the app posts the push's receipts (``receipt_url`` in its data; None: no receipts)."""
         self.renderer = renderer
         self.http = HttpClient("FCM", config.timeout_s)
         self.tokens = AccessTokens(config.account, self.http, clock=clock)
@@ -351,7 +354,11 @@ class FcmProvider:
             PushParts(
                 rendered.title,
                 rendered.body,
-                {"action_id": action.action_id, **rendered.data},
+                {
+                    "action_id": action.action_id,
+                    **({"receipt_url": self.receipt_url(action)} if self.receipt_url is not None else {}),
+                    **rendered.data,
+                },
                 template=rendered.template,
             )
         )

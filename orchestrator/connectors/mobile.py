@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from datetime import UTC, datetime
 
-from orchestrator.config import Settings
+from orchestrator.config import Settings, secret_list
 from orchestrator.connectors.email import TEMPLATE_REFRESH_S, deployed_templates
 from orchestrator.connectors.fcm import FcmConfig, FcmProvider
 from orchestrator.connectors.metrics import ConnectorMetrics
@@ -20,6 +21,7 @@ from orchestrator.connectors.mobile_render import (
     TemplatePushRenderer,
     TemplateSmsRenderer,
 )
+from orchestrator.connectors.receipts import ReceiptLinks, sent_event
 from orchestrator.connectors.runtime import ConnectorRuntime, ConnectorStats, Provider
 from orchestrator.connectors.twilio import TwilioConfig, TwilioProvider
 from orchestrator.connectors.web import ConnectorWeb
@@ -28,6 +30,14 @@ from orchestrator.core.policy.model import RateLimit
 __all__ = ["PushConnector", "SmsConnector"]
 
 log = logging.getLogger("orchestrator.connector")
+
+
+def _receipt_links(settings: Settings) -> ReceiptLinks | None:
+    """The receipts' signed links (``orchestrator connector webhooks`` answers them) when the public URL
+    and the key are set; None: the messages carry none."""
+    if not settings.connector_public_url or not secret_list(settings.unsubscribe_key):
+        return None
+    return ReceiptLinks.from_settings(settings)
 
 
 class _TemplatedConnector:
@@ -50,7 +60,13 @@ class _TemplatedConnector:
         """The deployed templates' renderer (None: a renderer was given)."""
         self.metrics = metrics or ConnectorMetrics()
         self.runtime = ConnectorRuntime(
-            settings, provider, limit=limit, group_id=group_id, metrics=self.metrics, rng=rng
+            settings,
+            provider,
+            limit=limit,
+            group_id=group_id,
+            metrics=self.metrics,
+            rng=rng,
+            accepted=lambda action: [sent_event(action, datetime.now(UTC))],  # (sms.sent / push.sent)
         )
         self.web = ConnectorWeb(
             settings.connector_web_host,
@@ -115,7 +131,10 @@ class SmsConnector(_TemplatedConnector):
         templates = None
         if renderer is None:
             renderer = templates = TemplateSmsRenderer()
-        self.twilio = TwilioProvider(config, renderer=renderer)
+        links = _receipt_links(settings)
+        self.twilio = TwilioProvider(
+            config, renderer=renderer, status_url=None if links is None else links.sms_status_url
+        )
         super().__init__(
             settings, self.twilio, templates, limit=limit, group_id=group_id, metrics=metrics, rng=rng
         )
@@ -138,7 +157,10 @@ class PushConnector(_TemplatedConnector):
         templates = None
         if renderer is None:
             renderer = templates = TemplatePushRenderer()
-        self.fcm = FcmProvider(config, renderer=renderer)
+        links = _receipt_links(settings)
+        self.fcm = FcmProvider(
+            config, renderer=renderer, receipt_url=None if links is None else links.push_receipt_url
+        )
         super().__init__(
             settings, self.fcm, templates, limit=limit, group_id=group_id, metrics=metrics, rng=rng
         )

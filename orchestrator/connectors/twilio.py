@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -231,9 +232,18 @@ class TwilioProvider:
 
     channel: Channel = "sms"
 
-    def __init__(self, config: TwilioConfig, *, renderer: SmsRenderer = render_sms) -> None:
+    def __init__(
+        self,
+        config: TwilioConfig,
+        *,
+        renderer: SmsRenderer = render_sms,
+        status_url: Callable[[ChannelAction], str] | None = None,
+    ) -> None:
         self.config = config
         self.renderer = renderer
+        self.status_url = status_url
+        """The signed ``StatusCallback`` of an action (the receipts' links: it names the campaign and
+        journey too), used when ``twilio_status_callback_url`` is not set."""
         self.http = HttpClient("Twilio", config.timeout_s)
         self._auth = basic_auth(config.username, config.password)
 
@@ -251,6 +261,8 @@ class TwilioProvider:
             fields.append(("From", self.config.sender))
         fields.append(("Body", parts.body))
         callback = self.config.status_callback(action)
+        if callback is None and self.status_url is not None:
+            callback = self.status_url(action)
         if callback is not None:
             fields.append(("StatusCallback", callback))
         return TwilioMessage(urlencode(fields).encode(), to, parts.body, parts.template)

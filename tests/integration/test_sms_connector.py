@@ -18,7 +18,7 @@ import pytest
 
 from orchestrator.config import Settings
 from orchestrator.connectors.mobile import SmsConnector
-from orchestrator.contracts import ChannelAction, DeadLetter
+from orchestrator.contracts import ChannelAction, DeadLetter, parse_event
 from orchestrator.kafka.local_broker import free_port
 from orchestrator.testing import read_topic, wait_until
 from orchestrator.testing.worker import settings_env
@@ -118,6 +118,15 @@ def test_sms_go_out_as_twilio_form_requests_with_auth_and_offsets_are_committed(
     assert not connector.stats.dead
     assert committed_everything(s, "sms", connector.runtime.group_id)
     assert connector.runtime.group_id.endswith("-connector-sms")
+    # each accepted message is published as sms.sent, naming its customer by key (no identity claimed)
+    sent = [
+        parse_event(r.value or b"") for r in read_topic(s.bootstrap_servers, s.topics.raw_events, expect=3)
+    ]
+    assert sorted((e.type, e.action_id, e.identifiers.customer_key) for e in sent) == [
+        ("sms.sent", "act_1", "cust-ada"),
+        ("sms.sent", "act_2", "cust-bob"),
+        ("sms.sent", "act_3", "cust-cy"),
+    ]
 
 
 def test_a_429_is_retried_after_its_retry_after_and_a_400_is_dead_lettered_with_twilios_code(

@@ -225,6 +225,19 @@ def test_the_message_names_the_device_the_notification_and_the_data(account: Ser
             provider.render(push(recipient=bad or "x").model_copy(update={"recipient": bad}))
 
 
+def test_with_the_receipts_links_the_data_carries_the_apps_receipt_url(account: ServiceAccountFile) -> None:
+    from orchestrator.connectors.receipts import ReceiptLinks
+
+    links = ReceiptLinks("https://hooks.shop.example", ["k" * 32])
+    provider = FcmProvider(
+        FcmConfig.from_settings(Settings(fcm_credentials_file=account.path)),
+        receipt_url=links.push_receipt_url,
+    )
+    data = orjson.loads(provider.render(push()).payload)["message"]["data"]
+    assert data["receipt_url"] == links.push_receipt_url(push())
+    assert data["receipt_url"].startswith("https://hooks.shop.example/push/")
+
+
 # -- the answers ------------------------------------------------------------------------------------
 def fcm_answer(status: int, name: str, message: str, code: str | None = None, **headers: str) -> HttpAnswer:
     error: dict[str, Any] = {"code": status, "message": message, "status": name}

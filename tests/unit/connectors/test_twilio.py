@@ -236,3 +236,20 @@ def test_a_deployed_template_renders_the_body_and_names_its_version() -> None:
     with pytest.raises(RenderError, match="1600"):  # the template's own limit: never cut
         render(sms(personalization={"first_name": "Ada", "padding": "x" * 1600}))
     assert TemplateSmsRenderer()(sms()).body == "first_name: Ada"  # none deployed: the plain one
+
+
+def test_with_the_receipts_links_the_status_callback_is_signed_and_names_campaign_and_journey() -> None:
+    from orchestrator.connectors.receipts import ReceiptLinks
+
+    links = ReceiptLinks("https://hooks.shop.example", ["k" * 32])
+    provider = TwilioProvider(TwilioConfig.from_settings(settings()), status_url=links.sms_status_url)
+    fields = dict(parse_qsl(provider.render(sms()).form.decode()))
+    assert fields["StatusCallback"] == links.sms_status_url(sms())
+    assert fields["StatusCallback"].startswith("https://hooks.shop.example/twilio/status/")
+    # the setting, when given, is the callback (the receiver takes both)
+    explicit = TwilioProvider(
+        TwilioConfig.from_settings(settings(twilio_status_callback_url="https://h.example/twilio/status")),
+        status_url=links.sms_status_url,
+    )
+    callback = dict(parse_qsl(explicit.render(sms()).form.decode()))["StatusCallback"]
+    assert callback.startswith("https://h.example/twilio/status?")
