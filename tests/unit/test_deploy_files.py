@@ -213,7 +213,7 @@ def test_compose_has_the_whole_stack() -> None:
     services = _compose()["services"]
     assert set(services) == {
         "kafka", "init", "worker", "demo-producer", "connector", "prometheus", "grafana", "mailpit",
-        "connector-email", "connector-sms", "connector-push",
+        "connector-email", "connector-sms", "connector-push", "connector-webhooks",
     }  # fmt: skip
     assert services["connector-sms"]["profiles"] == ["sms"]
     assert services["connector-push"]["profiles"] == ["push"]
@@ -242,7 +242,7 @@ def test_compose_environment_names_are_settings_and_reach_the_broker() -> None:
         a for a in kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",") if a.startswith("INTERNAL://")
     )
     for name in ("init", "worker", "demo-producer", "connector", "connector-email", "connector-sms",
-                 "connector-push"):  # fmt: skip
+                 "connector-push", "connector-webhooks"):  # fmt: skip
         env = services[name]["environment"]
         _env_names_are_settings(env, f"docker-compose.yml service {name}")
         assert env["ORCH_BOOTSTRAP_SERVERS"] == internal.removeprefix("INTERNAL://")
@@ -305,7 +305,7 @@ def test_compose_commands_exist_in_the_cli() -> None:
     parser = build_parser()
     connector = _compose()["services"]["connector"]["command"]
     assert parser.parse_args(connector).command == "connector"
-    for channel in ("email", "sms", "push"):
+    for channel in ("email", "sms", "push", "webhooks"):
         args = parser.parse_args(_compose()["services"][f"connector-{channel}"]["command"])
         assert (args.command, args.connector) == ("connector", channel)
     push = _compose()["services"]["connector-push"]
@@ -340,10 +340,13 @@ def _k8s() -> dict[str, dict[str, Any]]:
     return out
 
 
+LINKS = {"ORCH_UNSUBSCRIBE_KEY": "orchestrator-connector-links"}
+"""The key that signs every connector's links (unsubscribe, open, click, receipts): one Secret for all."""
 CONNECTOR_SECRETS = {
-    "email": {"ORCH_SMTP_PASSWORD", "ORCH_UNSUBSCRIBE_KEY"},
-    "sms": {"ORCH_TWILIO_AUTH_TOKEN"},
-    "push": set(),  # (the service-account file: a Secret mounted as a volume)
+    "email": {"ORCH_SMTP_PASSWORD": "orchestrator-connector-email", **LINKS},
+    "sms": {"ORCH_TWILIO_AUTH_TOKEN": "orchestrator-connector-sms", **LINKS},
+    "push": LINKS,  # (and the service-account file: a Secret mounted as a volume)
+    "webhooks": {"ORCH_TWILIO_AUTH_TOKEN": "orchestrator-connector-sms", **LINKS},
 }
 
 
@@ -368,7 +371,7 @@ def test_k8s_connectors_are_complete_and_consistent(channel: str) -> None:
     assert refs == ["orchestrator", docs["ConfigMap"]["metadata"]["name"]]
     # (the Secret is made by the operator: kubectl create secret, as the file's comment says)
     from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", [])}
-    assert from_secret == dict.fromkeys(CONNECTOR_SECRETS[channel], f"orchestrator-connector-{channel}")
+    assert from_secret == CONNECTOR_SECRETS[channel]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert str(ports["http"]) == config["ORCH_CONNECTOR_WEB_PORT"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
