@@ -90,18 +90,18 @@ def scope_of(action: ChannelAction) -> UnsubscribeScope | None:
     """What the link in ``action``'s message unsubscribes from; None for a transactional message (an
     order confirmation, a password reset: nothing to unsubscribe from, no link).
 
-    A message of a subscription group unsubscribes from that group only. The action contract does not
-    carry the group its send step named yet (docs/connectors.md, "What is left"): until it does, every
-    marketing email's link withdraws the customer's marketing consent on email.
+    A message of a subscription group (the action's ``subscription_group``: the group its send step
+    named) unsubscribes from that group only; any other marketing message withdraws the customer's
+    marketing consent on its channel.
     """
     if action.category != "marketing":
         return None
-    group = getattr(action, "subscription_group", None)
+    group = action.subscription_group
     return UnsubscribeScope(
         customer_id=action.customer_id,
         channel=action.channel,
         category=action.category,
-        group=group if isinstance(group, str) and group else None,
+        group=group or None,
         action_id=action.action_id,
     )
 

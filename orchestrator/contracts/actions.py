@@ -43,6 +43,10 @@ def trusted_model(cls: type[_M], fields: dict[str, Any]) -> _M:
 _set = object.__setattr__
 
 
+_OPTIONAL = frozenset({"template_version", "subscription_group"})
+"""Fields of an action left out of its JSON when not set."""
+
+
 class ChannelAction(BaseModel):
     """One message to send on one channel to one customer."""
 
@@ -69,12 +73,18 @@ class ChannelAction(BaseModel):
         "(the engine does not set it).",
     )
 
+    subscription_group: str | None = Field(
+        None,
+        description="The subscription group the send step named (docs/policy.md): the message's "
+        "unsubscribe link leaves that group only. Left out when the step named none.",
+    )
+
     def to_json(self) -> bytes:
         # The same bytes as orjson.dumps(self.model_dump(mode="json")) (a unit test holds them equal),
-        # without the dump: the fields in order, datetimes in ISO 8601 with Z; template_version is left
-        # out when not set (the actions of the engine: their bytes are what they were before it existed).
+        # without the dump: the fields in order, datetimes in ISO 8601 with Z; template_version and
+        # subscription_group are left out when not set (the bytes of actions without them are what they
+        # were before they existed).
         fields = self.__dict__
-        if fields.get("template_version") is None:
-            fields = fields.copy()
-            fields.pop("template_version", None)
+        if fields.get("template_version") is None or fields.get("subscription_group") is None:
+            fields = {k: v for k, v in fields.items() if v is not None or k not in _OPTIONAL}
         return orjson.dumps(fields, option=orjson.OPT_UTC_Z)

@@ -143,7 +143,7 @@ class CustomerLogic:
         if type(event) is not Event:
             event = Event.of(event)  # type: ignore[arg-type]
         if state is not None and event.event_id in state.seen:
-            return Outcome(state=state, next_wakeup_ms=state.next_wakeup_ms(), duplicate=True)
+            return Outcome(state=state, next_wakeup_ms=self.next_wakeup_ms(state), duplicate=True)
         if state is None:
             state = CustomerState.new(customer_key)
         occurred = event.occurred_ms
@@ -214,7 +214,7 @@ class CustomerLogic:
         if canonical is None:
             canonical = CustomerState.new(customer_key)
         if other is None:
-            return Outcome(state=canonical, next_wakeup_ms=canonical.next_wakeup_ms())
+            return Outcome(state=canonical, next_wakeup_ms=self.next_wakeup_ms(canonical))
         merged = merge_states(
             canonical,
             other,
@@ -228,7 +228,7 @@ class CustomerLogic:
         return Outcome(
             state=merged.state,
             transitions=merged.transitions,
-            next_wakeup_ms=merged.state.next_wakeup_ms(),
+            next_wakeup_ms=self.next_wakeup_ms(merged.state),
             segments=changes,
         )
 
@@ -484,9 +484,24 @@ class CustomerLogic:
 
     def _outcome(self, state: CustomerState, run: Run) -> Outcome:
         """What one call made: the state, the run's actions, transitions and decisions, the next
-        wake-up."""
+        wake-up: the earliest of its timers and, for a member of a campaign's audience, the campaign's
+        next release after its clock (so that a member is looked at as of the release even when its
+        events came after the worker's release of its partition, which then did not see it a member)."""
         self._let_go(state)
-        return _outcome(state, run)
+        out = _outcome(state, run)
+        out.next_wakeup_ms = self.next_wakeup_ms(state)
+        return out
+
+    def next_wakeup_ms(self, state: CustomerState) -> int | None:
+        """When the customer must be woken up next: its earliest timer, or, for a member of a campaign's
+        audience, the campaign's next release after its clock, if sooner."""
+        wake = state.next_wakeup_ms()
+        campaigns = self.campaigns
+        if campaigns is not None and state.profile.segments:
+            release = campaigns.next_release_for(state.profile.segments, state.clock_ms)
+            if release is not None and (wake is None or release < wake):
+                return release
+        return wake
 
     def _let_go(self, state: CustomerState) -> None:
         """Finished instances past ``finished_keep_ms`` or ``finished_max`` are let go. The time is

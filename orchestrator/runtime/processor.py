@@ -720,7 +720,7 @@ class Processor:
         if data is None or record.get("await"):
             return None
         state = self._state(record)
-        return None if state is None else state.next_wakeup_ms()
+        return None if state is None else self.logic.next_wakeup_ms(state)
 
     def _settle(self, customer: str, record: Record) -> _Step:
         """Once every awaited state is there: fire the customer's timers due before the merge, merge

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import NamedTuple
 
 from orchestrator.core.campaign.model import CAMPAIGN_STATUSES, CampaignDefinition, CampaignStatus
@@ -130,6 +130,16 @@ class CampaignRegistry:
         """The :meth:`releases` in ``[from_ms, until_ms]``, in time order."""
         ordered, starts = self._cached_releases()[1], self._cached_releases()[3]
         return ordered[bisect.bisect_left(starts, from_ms) : bisect.bisect_right(starts, until_ms)]
+
+    def next_release_for(self, segments: Container[str], after_ms: int, look: int = 1000) -> int | None:
+        """The time of the first release after ``after_ms`` whose campaign's audience is one of
+        ``segments`` (looking at ``look`` releases at most: None past them)."""
+        _, ordered, _, starts = self._cached_releases()
+        first = bisect.bisect_right(starts, after_ms)
+        for release in ordered[first : first + look]:
+            if release.segment in segments:
+                return release.at_ms
+        return None
 
     def release_times(self, after_ms: int, until_ms: int) -> list[int]:
         """The times of :meth:`releases` in ``(after_ms, until_ms]``, oldest first (no repeats)."""

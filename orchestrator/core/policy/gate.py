@@ -238,6 +238,7 @@ class PolicyGate:
                 campaign=send.campaign,
                 personalization=send.personalization,
                 created_at=utc_from_ms(at_ms),
+                subscription_group=send.subscription_group,
             )
         )
         if send.category != "marketing" or policy is None or not policy.caps:

@@ -216,20 +216,28 @@ def test_trusted_refuses_what_is_not_an_event() -> None:
     personalization=st.dictionaries(st.text(max_size=4), st.one_of(values, st.lists(values, max_size=3))),
     campaign=st.one_of(st.none(), st.text(max_size=5)),
     template_version=st.one_of(st.none(), st.integers(1, 1000)),
+    group=st.one_of(st.none(), st.text(min_size=1, max_size=5)),
 )
 def test_action_and_decision_json_are_the_models_dump(
-    ms: int, personalization: dict[str, Any], campaign: str | None, template_version: int | None
+    ms: int,
+    personalization: dict[str, Any],
+    campaign: str | None,
+    template_version: int | None,
+    group: str | None,
 ) -> None:
     at = datetime.fromtimestamp(ms / 1000, tz=UTC)
     action = ChannelAction(
         action_id="act_1", channel="sms", category="marketing", customer_id="c", recipient="+33",
         journey_id="j", journey_version=2, step_id="s", template_id="t", campaign=campaign,
         personalization=personalization, created_at=at, not_before=None if ms % 2 else at,
-        template_version=template_version,
+        template_version=template_version, subscription_group=group,
     )  # fmt: skip
-    # (template_version is left out when not set: the engine's actions are the bytes they were)
-    unset = {"template_version"} if template_version is None else None
-    assert action.to_json() == orjson.dumps(action.model_dump(mode="json", exclude=unset))
+    # (template_version and subscription_group are left out when not set: actions without them are the
+    # bytes they were)
+    unset = {
+        k for k, v in (("template_version", template_version), ("subscription_group", group)) if v is None
+    }
+    assert action.to_json() == orjson.dumps(action.model_dump(mode="json", exclude=unset or None))
     decision = Decision(
         decision_id="dec_1", kind="held", reason="quiet_hours", customer_id="c", action_id="act_1",
         original_action_id="act_1", journey_id="j", journey_version=1, step_id="s", campaign=campaign,
@@ -255,7 +263,7 @@ def test_models_the_engine_builds_without_validation_equal_validated_ones(
         "action_id": "act_1", "channel": "push", "category": "transactional", "customer_id": "c",
         "recipient": "tok", "journey_id": "j", "journey_version": 3, "step_id": "s", "template_id": "t",
         "campaign": campaign, "personalization": personalization, "created_at": utc_from_ms(ms),
-        "not_before": None, "template_version": None,
+        "not_before": None, "template_version": None, "subscription_group": None,
     }  # fmt: skip
     trusted = trusted_model(ChannelAction, dict(fields))
     validated = ChannelAction.model_validate(fields)

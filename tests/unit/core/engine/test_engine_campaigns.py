@@ -268,3 +268,18 @@ def test_releases_are_each_occurrences_start_and_each_deployment_within_a_window
         ms(2025, 3, 20, 11),
     ]
     assert campaigns.releases()[0].key == f"preview@1#0@{ms(2025, 3, 20, 10)}"
+
+
+def test_a_member_is_woken_up_at_the_next_release_a_non_member_is_not() -> None:
+    """A member's next wake-up is the campaign's next release after its clock: a worker that released
+    the partition before the member's events were applied (so did not find it a member) still has the
+    member looked at as of the release, by its own timer."""
+    made, _ = logic(AT_TEN)
+    member, other = Driver(made, key="m"), Driver(made, key="o")
+    vip(member, ms(2025, 3, 20, 7))
+    other.event("page.viewed", ms(2025, 3, 20, 7), email="o@x.io")
+    assert member.wakeup == ms(2025, 3, 20, 10)
+    assert other.wakeup is None
+    member.wake(ms(2025, 3, 20, 10, 5))  # (the timer: the release, and the send at 10:00)
+    assert [a.created_at for a in member.actions] == [datetime(2025, 3, 20, 10, tzinfo=UTC)]
+    assert member.wakeup is None
