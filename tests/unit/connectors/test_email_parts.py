@@ -293,6 +293,9 @@ def test_transactional_messages_get_no_link_and_marketing_ones_unsubscribe_the_c
     assert url is not None
     assert url.startswith("https://mail.example/u/u1.")
     assert scope_of(action()) == UnsubscribeScope("cust-ada", "email", "marketing", None, "act_0123abcd")
+    # a message of a subscription group: its link leaves that group only
+    grouped = scope_of(action(subscription_group="product_news"))
+    assert grouped == UnsubscribeScope("cust-ada", "email", "marketing", "product_news", "act_0123abcd")
 
 
 def test_the_events_a_link_publishes() -> None:
