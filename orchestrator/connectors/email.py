@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 from datetime import UTC, datetime
+from typing import Protocol
 
 from orchestrator.config import Settings, secret_list
 from orchestrator.connectors.metrics import ConnectorMetrics
@@ -26,7 +27,7 @@ from orchestrator.core.policy.model import RateLimit
 from orchestrator.core.template import TemplateRegistry
 from orchestrator.exceptions import ConfigError
 
-__all__ = ["TEMPLATE_REFRESH_S", "EmailConnector", "deployed_templates"]
+__all__ = ["TEMPLATE_REFRESH_S", "EmailConnector", "deployed_templates", "follow_templates", "read_templates"]
 
 log = logging.getLogger("orchestrator.connector")
 
@@ -42,6 +43,31 @@ def deployed_templates(settings: Settings) -> TemplateRegistry:
     for key, value, where in read_deployment_records(settings):
         book.apply(key, value, where=where)
     return book.templates
+
+
+class TemplateHolder(Protocol):
+    """A renderer on the deployed templates (:class:`TemplateEmailRenderer`, the SMS and push ones)."""
+
+    registry: TemplateRegistry
+
+
+async def read_templates(holder: TemplateHolder, settings: Settings) -> None:
+    """The deployed templates, read again into ``holder`` (a failure keeps the ones read before, and says
+    so)."""
+    loop = asyncio.get_running_loop()
+    try:
+        holder.registry = await loop.run_in_executor(None, deployed_templates, settings)
+    except Exception as exc:
+        log.warning("reading the deployed templates failed (the ones read before stay): %s", exc)
+
+
+async def follow_templates(holder: TemplateHolder, settings: Settings, stop: asyncio.Event) -> None:
+    """Read the deployed templates again every :data:`TEMPLATE_REFRESH_S` until ``stop``."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=TEMPLATE_REFRESH_S)
+        except TimeoutError:
+            await read_templates(holder, settings)
 
 
 class EmailConnector:
@@ -114,30 +140,13 @@ class EmailConnector:
             timeout=30,
         )
 
-    async def _read_templates(self) -> None:
-        """The deployed templates, read again (a failure keeps the ones read before, and says so)."""
-        if self.templates is None:
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            self.templates.registry = await loop.run_in_executor(None, deployed_templates, self.settings)
-        except Exception as exc:
-            log.warning("reading the deployed templates failed (the ones read before stay): %s", exc)
-
-    async def _follow_templates(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=TEMPLATE_REFRESH_S)
-            except TimeoutError:
-                await self._read_templates()
-
     async def run(self, stop: asyncio.Event) -> ConnectorStats:
         follow: asyncio.Task[None] | None = None
         try:
             await self.runtime.start()  # (fails at once when Kafka cannot be reached)
-            await self._read_templates()  # (before the first action: rendered with its template)
             if self.templates is not None:
-                follow = asyncio.create_task(self._follow_templates(stop))
+                await read_templates(self.templates, self.settings)  # (before the first action)
+                follow = asyncio.create_task(follow_templates(self.templates, self.settings, stop))
             await self.web.start()
             return await self.runtime.run(stop)
         finally:

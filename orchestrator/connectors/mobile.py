@@ -7,12 +7,11 @@ FCM provider, the deployed templates (read from the journeys topic at the start 
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 from datetime import UTC, datetime
 
 from orchestrator.config import Settings, secret_list
-from orchestrator.connectors.email import TEMPLATE_REFRESH_S, deployed_templates
+from orchestrator.connectors.email import follow_templates, read_templates
 from orchestrator.connectors.fcm import FcmConfig, FcmProvider
 from orchestrator.connectors.metrics import ConnectorMetrics
 from orchestrator.connectors.mobile_render import (
@@ -28,8 +27,6 @@ from orchestrator.connectors.web import ConnectorWeb
 from orchestrator.core.policy.model import RateLimit
 
 __all__ = ["PushConnector", "SmsConnector"]
-
-log = logging.getLogger("orchestrator.connector")
 
 
 def _receipt_links(settings: Settings) -> ReceiptLinks | None:
@@ -79,30 +76,13 @@ class _TemplatedConnector:
     def stats(self) -> ConnectorStats:
         return self.runtime.stats
 
-    async def _read_templates(self) -> None:
-        """The deployed templates, read again (a failure keeps the ones read before, and says so)."""
-        if self.templates is None:
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            self.templates.registry = await loop.run_in_executor(None, deployed_templates, self.settings)
-        except Exception as exc:
-            log.warning("reading the deployed templates failed (the ones read before stay): %s", exc)
-
-    async def _follow_templates(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=TEMPLATE_REFRESH_S)
-            except TimeoutError:
-                await self._read_templates()
-
     async def run(self, stop: asyncio.Event) -> ConnectorStats:
         follow: asyncio.Task[None] | None = None
         try:
             await self.runtime.start()  # (fails at once when Kafka cannot be reached)
-            await self._read_templates()  # (before the first action: rendered with its template)
             if self.templates is not None:
-                follow = asyncio.create_task(self._follow_templates(stop))
+                await read_templates(self.templates, self.settings)  # (before the first action)
+                follow = asyncio.create_task(follow_templates(self.templates, self.settings, stop))
             await self.web.start()
             return await self.runtime.run(stop)
         finally:
