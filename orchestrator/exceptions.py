@@ -19,6 +19,7 @@ Every error the orchestrator raises on purpose derives from :class:`Orchestrator
      │                             refused (file, line, field)
      ├── TemplateRenderError       a message cannot be rendered from its template (a missing variable,
      │                             a refusal of the sandbox, a limit): nothing of it is sent
+     ├── ModelValidationError      one or more problems in a model file (file, line, field)
      ├── KafkaSetupError           the Kafka side is not as the orchestrator needs it
      │    ├── BrokerError              the local broker cannot be fetched, formatted or started
      │    ├── ToolMissingError         java or mvn is missing
@@ -43,6 +44,7 @@ __all__ = [
     "JourneyError",
     "JourneyValidationError",
     "KafkaSetupError",
+    "ModelValidationError",
     "OrchestratorError",
     "PolicyError",
     "PolicyValidationError",
@@ -130,6 +132,14 @@ class TemplateValidationError(OrchestratorError):
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems) if problems else "invalid template")
+        self.problems = problems
+
+
+class ModelValidationError(OrchestratorError):
+    """One or more problems found in model files (``kind: model``); ``problems`` lists them all."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems) if problems else "invalid model")
         self.problems = problems
 
 

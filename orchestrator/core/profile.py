@@ -29,6 +29,8 @@ What the profile keeps:
   - **hour of week** per channel: opens and clicks counted by UTC hour of the week (0 = Monday
     00:00-01:00 UTC, 167 = Sunday 23:00) for the run stage's send-time choice; conditions read
     ``profile.engagement.email.hour_of_week[h]`` (a list of 168 counts);
+  - **timing** per channel: opens and clicks by *local* hour of the week, decayed by event time (half
+    every four weeks): what ``send_time: optimal`` reads (:mod:`orchestrator.core.learning.timing`);
   - per campaign ``profile.engagement.campaigns.<campaign>.last_opened_ms`` (``last_clicked_ms``, ...).
 """
 
@@ -42,6 +44,7 @@ from typing import Any
 from orchestrator.contracts.engine_event import Event
 from orchestrator.contracts.events import CUSTOMER_KEY, ENGAGEMENT_TYPES, CustomerEvent
 from orchestrator.core.cel.history import HISTORY_ROW_FIELDS
+from orchestrator.core.learning.timing import record_engagement
 
 __all__ = [
     "ACTIVITY_DAYS",
@@ -121,6 +124,9 @@ class Profile:
     subscriptions: dict[str, list[Any]] = field(default_factory=dict)
     """Subscription group id -> ``[subscribed, time of the choice in ms]``: the customer's explicit
     choices (``subscription.changed``), at most :data:`SUBSCRIPTIONS_KEPT`."""
+    timing: dict[str, list[Any]] = field(default_factory=dict)
+    """Channel -> ``[reference time ms, {local hour of week: decayed opens and clicks}]``: what
+    ``send_time: optimal`` reads (:mod:`orchestrator.core.learning.timing`); at most 168 per channel."""
     _history: list[dict[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
     _engagement: tuple[int, dict[str, dict[str, Any]]] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -241,6 +247,7 @@ class Profile:
             **({"timezone_known": True} if self.timezone_known and self.timezone == DEFAULT_TIMEZONE else {}),
             **({"seg": self.segments} if self.segments else {}),
             **({"subscriptions": self.subscriptions} if self.subscriptions else {}),
+            **({"timing": self.timing} if self.timing else {}),
         }
 
     @classmethod
@@ -266,6 +273,7 @@ class Profile:
                 bool(get("timezone_known")) or get("timezone", DEFAULT_TIMEZONE) != DEFAULT_TIMEZONE,
                 get("seg") or {},
                 get("subscriptions") or {},
+                get("timing") or {},
             )
         return cls(
             customer_key=data["customer_key"],
@@ -286,6 +294,7 @@ class Profile:
             or data.get("timezone", DEFAULT_TIMEZONE) != DEFAULT_TIMEZONE,
             segments=dict(data.get("seg", {})),
             subscriptions={k: list(v) for k, v in data.get("subscriptions", {}).items()},
+            timing={k: [v[0], dict(v[1])] for k, v in data.get("timing", {}).items()},
         )
 
 
@@ -384,6 +393,7 @@ def _count_activity(profile: Profile, event_type: str, at: int) -> None:
         hours = profile.hours.setdefault(channel, {})
         how = str(hour_of_week(at))
         hours[how] = hours.get(how, 0) + 1
+        record_engagement(profile.timing, channel, at, profile.timezone)
     days = profile.activity.setdefault(event_type, {})
     day = at // _DAY_MS
     newest = max((int(d) for d in days), default=day)

@@ -80,9 +80,19 @@ INSPECTION_ONLY = ("f", "tm")
 event counts), added after the reference release: no rule reads them, the digests leave them out."""
 
 
+PROFILE_ADDED = ("timing",)
+"""Profile fields added after the reference release (issue 24: decayed engagement by local hour of the
+week, read only by ``send_time: optimal``, which no reference journey uses): the digests leave them out."""
+
+
 def customer_view(state: dict[str, Any]) -> dict[str, Any]:
-    """A stored customer state without the fields kept only for inspection."""
-    return {k: v for k, v in state.items() if k not in INSPECTION_ONLY}
+    """A stored customer state without the fields kept only for inspection, nor the profile's fields
+    added after the reference release."""
+    view = {k: v for k, v in state.items() if k not in INSPECTION_ONLY}
+    profile = view.get("p")
+    if isinstance(profile, dict) and any(k in profile for k in PROFILE_ADDED):
+        view["p"] = {k: v for k, v in profile.items() if k not in PROFILE_ADDED}
+    return view
 
 
 def stored_view(record: bytes) -> bytes:

@@ -28,6 +28,7 @@ from typing import Any
 
 from orchestrator.core.engine.records import Transition
 from orchestrator.core.engine.state import CustomerState, FinishedInstance
+from orchestrator.core.learning.timing import merge_timing
 from orchestrator.core.profile import (
     ACTIVITY_DAYS,
     CAMPAIGNS_KEPT,
@@ -114,6 +115,7 @@ def _merge_engagement(canonical: Profile, other: Profile) -> None:
         mine_hours = canonical.hours.setdefault(channel, {})
         for how, n in hours.items():
             mine_hours[how] = mine_hours.get(how, 0) + n
+    merge_timing(canonical.timing, other.timing)
     if len(canonical.campaign_engagement) > CAMPAIGNS_KEPT:
         ranked = sorted(
             canonical.campaign_engagement,

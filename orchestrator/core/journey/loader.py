@@ -18,6 +18,7 @@ from orchestrator.contracts.events import SEGMENT_ENTERED, SEGMENT_LEFT
 from orchestrator.core.journey.durations import DAY_MS
 from orchestrator.core.journey.graph import check_graph
 from orchestrator.core.journey.model import (
+    AUTO_CHANNEL,
     CHANNEL_CHOICES,
     STATUSES,
     STEP_KINDS,
@@ -35,7 +36,7 @@ from orchestrator.core.journey.model import (
     UpdateStep,
     WaitStep,
 )
-from orchestrator.core.journey.reader import NAME_RE, SEGMENT_ID_RE, Reader
+from orchestrator.core.journey.reader import NAME_RE, SEGMENT_ID_RE, Reader, did_you_mean
 from orchestrator.core.journey.yamlsrc import Path, compose_text, read_source
 from orchestrator.exceptions import JourneyValidationError
 
@@ -51,10 +52,9 @@ _TOP = (
 _ENTRY = ("event", "events", "condition", "becomes_true", "key", "max_keys", "segment")
 _RULE = ("name", "event", "events", "condition", "entered_segment", "left_segment")
 """The fields of a goal or an exit rule."""
-_RESERVED_CHANNELS = {
-    "auto": "'channel: auto' (the system picks the channel) is reserved for a later release"
-}
-_SEND_TIMES = ("immediate",)
+_SEND_TIMES = ("immediate", "optimal")
+MAX_WITHIN_MS = 7 * DAY_MS
+"""The longest window ``send_time: optimal`` may hold a send for."""
 
 
 def load_journey_text(
@@ -265,14 +265,14 @@ _COMMON = ("type", "description")
 _ALLOWED: dict[str, tuple[str, ...]] = {
     "send": (
         *_COMMON, "channel", "category", "template", "campaign", "personalization", "send_time", "on_unsent",
-        "subscription_group", "next",
+        "subscription_group", "next", "channels", "within", "between",
     ),
     "wait": (
         *_COMMON, "duration", "until_time", "timezone", "until_event", "until_condition", "timeout",
         "until", "before", "after", "if_past", "weekdays", "next",
     ),
     "branch": (*_COMMON, "branches", "default"),
-    "split": (*_COMMON, "branches", "salt"),
+    "split": (*_COMMON, "branches", "salt", "adaptive"),
     "update": (*_COMMON, "set", "next"),
     "exit": (*_COMMON, "reason"),
 }  # fmt: skip
@@ -308,25 +308,36 @@ def _step(r: Reader, sid: str, body: Any, at: Path) -> Step | None:
 
 def read_send_step(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) -> SendStep | None:
     """The send step ``sid`` whose fields are ``data`` (a mapping at ``at`` whose keys were checked):
-    channel, template, category, personalization, subscription group, ... (a campaign's ``send`` block
-    reads the same way). None when it cannot be built (the problems are reported)."""
+    channel, template, category, personalization, subscription group, send time ... (a campaign's
+    ``send`` block reads the same way). None when it cannot be built (the problems are reported)."""
     channel = r.string(data, "channel", at)
+    choices = (*CHANNEL_CHOICES, AUTO_CHANNEL)
     if channel is None:
-        r.error((*at, "channel"), f"required field is missing; one of: {', '.join(CHANNEL_CHOICES)}")
-    elif channel in _RESERVED_CHANNELS:
-        r.error((*at, "channel"), _RESERVED_CHANNELS[channel])
-    elif channel not in CHANNEL_CHOICES:
-        r.choice(data, "channel", at, CHANNEL_CHOICES, "")
+        r.error((*at, "channel"), f"required field is missing; one of: {', '.join(choices)}")
+    elif channel not in choices:
+        r.choice(data, "channel", at, choices, "")
     category = r.choice(data, "category", at, ("marketing", "transactional"), "marketing")
-    template = r.string(data, "template", at)
-    if template is None:
-        r.error((*at, "template"), "required field is missing (the template id the connector renders)")
+    group = r.name(data, "subscription_group", at)
+    if channel == AUTO_CHANNEL:
+        channels = _auto_channels(r, data, at, group)
+        template = channels[0][1] if channels else None
+    else:
+        channels = ()
+        if "channels" in data:
+            r.error((*at, "channels"), "only with 'channel: auto' (the channels it chooses from)")
+        template = r.string(data, "template", at) if not isinstance(data.get("template"), dict) else None
+        if template is None and isinstance(data.get("template"), dict):
+            r.error(
+                (*at, "template"), "a template per channel is only for 'channel: auto'; name one template"
+            )
+        elif template is None:
+            r.error((*at, "template"), "required field is missing (the template id the connector renders)")
     send_time = r.choice(data, "send_time", at, _SEND_TIMES, "immediate")
+    within_ms, between = _send_window(r, data, at, send_time)
     on_unsent = r.choice(data, "on_unsent", at, ("continue", "exit"), "continue")
     personalization = r.expressions(data, "personalization", at)
     campaign = r.string(data, "campaign", at) or ""
-    group = r.name(data, "subscription_group", at)
-    if channel not in CHANNEL_CHOICES or template is None:
+    if channel not in choices or template is None:
         return None
     return SendStep(
         id=sid,
@@ -339,7 +350,94 @@ def read_send_step(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str
         on_unsent=on_unsent,  # type: ignore[arg-type]
         subscription_group=group,
         next=nxt,
+        channels=channels,
+        within_ms=within_ms,
+        between=between,
     )
+
+
+def _auto_channels(
+    r: Reader, data: dict[str, Any], at: Path, group: str | None
+) -> tuple[tuple[str, str], ...]:
+    """``channel: auto``: ``channels`` (at least two, each once) and ``template``, one per channel."""
+    listed = data.get("channels")
+    if group is not None:
+        r.error(
+            (*at, "subscription_group"),
+            "a subscription group belongs to one channel: not with 'channel: auto'",
+        )
+    if not isinstance(listed, list) or len(listed) < 2:
+        r.error(
+            (*at, "channels"),
+            f"'channel: auto' needs a list of at least two of: {', '.join(CHANNEL_CHOICES)}",
+        )
+        return ()
+    channels: list[str] = []
+    for i, ch in enumerate(listed):
+        if ch not in CHANNEL_CHOICES:
+            r.error(
+                (*at, "channels", i),
+                f"unknown channel {ch!r}{did_you_mean(str(ch), CHANNEL_CHOICES)}; one of: "
+                f"{', '.join(CHANNEL_CHOICES)}",
+            )
+        elif ch in channels:
+            r.error((*at, "channels", i), f"{ch} is listed twice")
+        else:
+            channels.append(ch)
+    templates = data.get("template")
+    if not isinstance(templates, dict):
+        r.error(
+            (*at, "template"),
+            "with 'channel: auto': a template per channel, like {email: offer_email, sms: offer_sms}",
+        )
+        return ()
+    out: list[tuple[str, str]] = []
+    for key in templates:
+        if key not in channels:
+            r.error(
+                (*at, "template", key), f"{key!r} is not one of the step's channels ({', '.join(channels)})"
+            )
+    for ch in channels:
+        name = r.string(templates, ch, (*at, "template"))
+        if name is None:
+            r.error((*at, "template", ch), f"required field is missing (the {ch} template)")
+        else:
+            out.append((ch, name))
+    return tuple(out) if len(out) == len(channels) and len(listed) == len(channels) else ()
+
+
+def _send_window(
+    r: Reader, data: dict[str, Any], at: Path, send_time: str
+) -> tuple[int, tuple[int, int] | None]:
+    """``within`` and ``between`` of ``send_time: optimal``."""
+    if send_time != "optimal":
+        for key in ("within", "between"):
+            if key in data:
+                r.error((*at, key), "only with 'send_time: optimal'")
+        return 0, None
+    within = r.duration(data, "within", at)
+    if within is None and "within" not in data:
+        r.error((*at, "within"), "required field is missing with 'send_time: optimal' (the window, like 24h)")
+    if within is not None and within > MAX_WITHIN_MS:
+        r.error(
+            (*at, "within"), f"at most {MAX_WITHIN_MS // DAY_MS}d (a send held longer is a wait, then a send)"
+        )
+        within = None
+    between = None
+    if "between" in data:
+        value = data["between"]
+        if not isinstance(value, list) or len(value) != 2:
+            r.error((*at, "between"), 'expected two local times, like ["08:00", "21:00"]')
+        else:
+            bounds = {"start": value[0], "end": value[1]}
+            start = r.time_of_day(bounds, "start", (*at, "between"), example="08:00")
+            end = r.time_of_day(bounds, "end", (*at, "between"), example="21:00")
+            if start is not None and end is not None:
+                between = (start[0] * 60 + start[1], end[0] * 60 + end[1])
+                if between[0] == between[1]:
+                    r.error((*at, "between"), "the start and the end are the same time")
+                    between = None
+    return within or 0, between
 
 
 def _wait(r: Reader, sid: str, data: dict[str, Any], at: Path, nxt: str | None) -> WaitStep | None:
@@ -534,4 +632,7 @@ def _split(r: Reader, sid: str, data: dict[str, Any], at: Path) -> SplitStep | N
     if len(out) == len(items) and total != 10_000:
         r.error((*at, "branches"), f"percentages add up to {total / 100:g}, not 100")
     salt = r.string(data, "salt", at, default="") or ""
-    return SplitStep(id=sid, branches=tuple(out), salt=salt)
+    adaptive = r.boolean(data, "adaptive", at, False)
+    if adaptive and sum(1 for b in out if not b.holdout) < 2:
+        r.error((*at, "adaptive"), "needs at least two branches that are not a holdout (to choose between)")
+    return SplitStep(id=sid, branches=tuple(out), salt=salt, adaptive=adaptive)

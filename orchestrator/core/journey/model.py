@@ -13,6 +13,7 @@ from typing import Literal
 from orchestrator.core.cel import CompiledCondition
 
 __all__ = [
+    "AUTO_CHANNEL",
     "CHANNEL_CHOICES",
     "STATUSES",
     "STEP_KINDS",
@@ -37,6 +38,8 @@ Status = Literal["active", "paused", "archived"]
 STATUSES: tuple[Status, ...] = ("active", "paused", "archived")
 STEP_KINDS = ("send", "wait", "branch", "split", "update", "exit")
 CHANNEL_CHOICES = ("email", "sms", "push")
+AUTO_CHANNEL = "auto"
+"""``channel: auto``: the engine picks one of the step's ``channels`` per send (docs/optimization.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,18 @@ class SendStep:
     only (no fallback)."""
     next: str | None = None
     kind: Literal["send"] = "send"
+    channels: tuple[tuple[str, str], ...] = ()
+    """``channel: auto``: the channels to choose from, each with its template, in the file's order
+    (``channel`` is then ``auto`` and ``template`` the first channel's)."""
+    within_ms: int = 0
+    """``send_time: optimal``: the window the moment is chosen in (from the step's time)."""
+    between: tuple[int, int] | None = None
+    """``send_time: optimal``: local minutes of the day ``[start, end)`` the moment must fall in."""
+
+    @property
+    def templates(self) -> tuple[tuple[str, str], ...]:
+        """(channel, template) of every channel the step may send on."""
+        return self.channels or ((self.channel, self.template),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +137,9 @@ class SplitStep:
     branches: tuple[SplitBranch, ...]
     salt: str = ""
     kind: Literal["split"] = "split"
+    adaptive: bool = False
+    """Weight the non-holdout branches by the deployed model's conversion rates (Thompson sampling); the
+    holdout is decided by the bucket first, never by the model (docs/optimization.md)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,8 +152,9 @@ def test_lookback_beyond_the_kept_history_is_refused() -> None:
     assert longer.max_lookback_ms == 1000 * 3_600_000
 
 
-def test_reserved_and_unknown_channels() -> None:
-    assert "reserved for a later release" in problems(GOOD.replace("channel: sms", "channel: auto"))[0]
+def test_auto_and_unknown_channels() -> None:
+    auto = problems(GOOD.replace("channel: sms", "channel: auto"))[0]
+    assert "'channel: auto' needs a list of at least two" in auto
     assert "unknown value 'whatsapp'" in problems(GOOD.replace("channel: sms", "channel: whatsapp"))[0]
 
 
