@@ -31,12 +31,14 @@ from orchestrator.core.campaign import (
     is_campaign_file,
     load_campaign_file,
 )
-from orchestrator.core.engine.clock import utc_from_ms
+from orchestrator.core.engine.clock import iso_from_ms, utc_from_ms
 from orchestrator.core.journey.durations import format_duration, parse_duration
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
 from orchestrator.core.journey.model import JourneyDefinition, SendStep
 from orchestrator.core.journey.reader import did_you_mean
 from orchestrator.core.journey.yamlsrc import compose_text, read_source
+from orchestrator.core.learning.loader import is_model_file, load_model_file
+from orchestrator.core.learning.model import EngagementModel
 from orchestrator.core.policy import Policy, is_policy_file, load_policy_file
 from orchestrator.core.segment import SegmentDefinition, SegmentRegistry, is_segment_file, load_segment_file
 from orchestrator.core.segment.analysis import analyse
@@ -45,6 +47,7 @@ from orchestrator.core.template.checks import mismatches, sends_of, unknown_temp
 from orchestrator.exceptions import (
     CampaignValidationError,
     JourneyValidationError,
+    ModelValidationError,
     PolicyValidationError,
     SegmentValidationError,
     TemplateValidationError,
@@ -54,6 +57,7 @@ __all__ = [
     "campaign_problems",
     "campaign_summary",
     "journey_files",
+    "model_summary",
     "policy_summary",
     "register",
     "segment_summary",
@@ -277,6 +281,21 @@ def campaign_problems(
     return problems
 
 
+def model_summary(model: EngagementModel) -> str:
+    """One line for a clean model file: its range, what it read, its channels and splits."""
+    read = ", ".join(f"{n} {k}" for k, n in model.counts.items()) or "no counts"
+    channels = (
+        ", ".join(f"{ch} {s.sends} sends {s.rate:.1%}" for ch, s in model.channels.items()) or "no channels"
+    )
+    splits = sum(len(steps) for steps in model.splits.values())
+    fitted = f"{iso_from_ms(model.fitted_from_ms)} to {iso_from_ms(model.fitted_to_ms)}"
+    return (
+        f"{model.source_name}: ok: model {model.id} v{model.version}: fitted {fitted} "
+        f"({read}); {channels}; hours for {len(model.hours)} channels; "
+        f"{splits} splits"
+    )
+
+
 def validate_paths(
     paths: list[Path], history_window_ms: int = DEFAULT_HISTORY_WINDOW_MS
 ) -> tuple[list[str], list[str]]:
@@ -293,6 +312,12 @@ def validate_paths(
     loaded_campaigns: list[CampaignDefinition] = []
     templates: dict[tuple[str, int], TemplateDefinition] = {}
     for f in files:
+        if is_model_file(f):
+            try:
+                summaries.append(model_summary(load_model_file(f)))
+            except ModelValidationError as exc:
+                problems.extend(exc.problems)
+            continue
         if is_template_file(f):
             try:
                 template = load_template_file(f)

@@ -10,7 +10,8 @@ Kinds:
 - ``sent``: the action left on the channel the journey asked for;
 - ``redirected``: sent, but on a fallback channel (``original_channel`` -> ``channel``); ``reason`` says
   why the original channel could not be used (``no_address``, ``no_consent``);
-- ``held``: quiet hours in the customer's time zone; released at ``release_at`` (a later decision);
+- ``held``: quiet hours in the customer's time zone, or the moment ``send_time: optimal`` chose (reason
+  ``send_time``); released at ``release_at`` (a later decision);
 - ``dropped``: quiet hours with ``action: drop``;
 - ``suppressed``: a rule said no (``no_consent``, ``no_address``, ``not_subscribed``,
   ``unknown_subscription_group``, ``frequency_cap``, ``engaged``).
@@ -19,7 +20,7 @@ Kinds:
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -33,7 +34,9 @@ DECISION_KINDS: tuple[DecisionKind, ...] = ("sent", "suppressed", "held", "dropp
 DECISION_REASONS: dict[str, str] = {
     "allowed": "every rule passed (marketing)",
     "transactional": "transactional: not capped, not held, not suppressed by engagement",
-    "released": "held for quiet hours, released when the window opened and every rule passed again",
+    "released": "held (quiet hours, or until the chosen send time), released when due and every rule passed "
+    "again",
+    "send_time": "held until the moment send_time: optimal chose (the likeliest hour in its window)",
     "no_policy": "no policy was in effect: sent as the journey asked",
     "no_address": "no address on the channel (and no usable fallback channel)",
     "no_consent": "no consent for the category on the channel (and no usable fallback channel)",
@@ -77,6 +80,12 @@ class Decision(BaseModel):
     at: AwareDatetime = Field(description="Logical time of the decision, never the wall clock.")
     release_at: AwareDatetime | None = Field(None, description="For `held`: when it will be re-checked.")
     policy: str | None = Field(None, description="`<policy id>@<version>` in effect, None without one.")
+    choice: dict[str, Any] | None = Field(
+        None,
+        description="What the run stage chose for the send (docs/optimization.md): with `channel: auto`, "
+        "the channel, the rates compared and the draws; with `send_time: optimal`, the moment, the local "
+        "hour of the week and its basis; the model in force. Left out for other sends.",
+    )
 
     def to_json(self) -> bytes:
         # The same bytes as orjson.dumps(self.model_dump(mode="json", exclude_none=True)) (a unit test

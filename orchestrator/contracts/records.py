@@ -168,13 +168,15 @@ class JourneyDeployment(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["journey", "policy", "segment", "campaign", "template"] = Field(
+    kind: Literal["journey", "policy", "segment", "campaign", "template", "model"] = Field(
         "journey",
-        description="A journey file, the policy file, a segment file, a campaign file or a template file.",
+        description="A journey file, the policy file, a segment file, a campaign file, a template file or "
+        "a model file.",
     )
     journey_id: str = Field(
         min_length=1,
-        description="The journey's id (for a policy, a segment, a campaign or a template: its own id).",
+        description="The journey's id (for a policy, a segment, a campaign, a template or a model: its own "
+        "id).",
     )
     version: int = Field(ge=1)
     effective_from: AwareDatetime = Field(description="Logical time from which this deployment applies.")

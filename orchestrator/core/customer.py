@@ -51,6 +51,7 @@ from orchestrator.core.engine.state import CustomerState, Instance
 from orchestrator.core.identity.merge import merge_states
 from orchestrator.core.journey.model import JourneyDefinition, WaitStep
 from orchestrator.core.journey.registry import JourneyRegistry
+from orchestrator.core.learning.registry import ModelRegistry
 from orchestrator.core.policy.model import Policy
 from orchestrator.core.policy.registry import PolicyRegistry
 from orchestrator.core.profile import DEFAULT_HISTORY_MAX, apply_event
@@ -120,6 +121,7 @@ class CustomerLogic:
         finished_max: int = 5,
         segments: SegmentRegistry | None = None,
         campaigns: CampaignRegistry | None = None,
+        models: ModelRegistry | None = None,
     ) -> None:
         self.registry = registry
         self.segments = segments
@@ -129,6 +131,8 @@ class CustomerLogic:
         self._delivery = None if campaigns is None else CampaignDelivery(campaigns, self._campaign_entry)
         self.policies = PolicyRegistry(policy) if isinstance(policy, Policy) else policy
         """The policy timeline (deploy live on it); None: no policy, sends go out as made."""
+        self.models = models
+        """The model timeline (deploy live on it): priors of the run stage's choices; None: none."""
         self.history_window_ms = history_window_ms
         self.lateness_ms = lateness_ms
         self.dedupe_window_ms = dedupe_window_ms
@@ -148,7 +152,7 @@ class CustomerLogic:
             state = CustomerState.new(customer_key)
         occurred = event.occurred_ms
         at = min(occurred, now_ms)
-        run = Run(customer_key, state, self.policies)
+        run = Run(customer_key, state, self.policies, self.models)
         self._fire_due(run, at, inclusive=False)
         apply_event(
             state.profile,
@@ -193,7 +197,7 @@ class CustomerLogic:
         """Fire every timer due at or before ``now_ms``; a timer that no longer matters does nothing."""
         if state is None:
             return Outcome(state=None)
-        run = Run(customer_key, state, self.policies)
+        run = Run(customer_key, state, self.policies, self.models)
         self._fire_due(run, now_ms, inclusive=True)
         state.clock_ms = max(state.clock_ms, now_ms)
         self._campaigns(run, now_ms)
@@ -224,7 +228,7 @@ class CustomerLogic:
         )
         self._let_go(merged.state)
         # memberships follow the merged profile (no journey step runs: nothing starts or ends on them)
-        changes = recheck(Run(customer_key, merged.state, self.policies), self.segments, at_ms)
+        changes = recheck(Run(customer_key, merged.state, self.policies, self.models), self.segments, at_ms)
         return Outcome(
             state=merged.state,
             transitions=merged.transitions,

@@ -1,8 +1,8 @@
 """Accepting deployment records: the one rule that `orchestrator deploy` and every worker apply.
 
 A record of the journeys topic is accepted when it is within :data:`MAX_RECORD_BYTES`, is a valid
-:class:`~orchestrator.contracts.JourneyDeployment`, its YAML loads as a journey, policy, segment, campaign
-or template whose id and version match the record's, and the registries take it (a version already
+:class:`~orchestrator.contracts.JourneyDeployment`, its YAML loads as a journey, policy, segment, campaign,
+template or model whose id and version match the record's, and the registries take it (a version already
 deployed with other content is refused; a segment that would make segments read each other in a cycle is
 refused).
 :meth:`DeploymentBook.apply` never raises: a refused record is kept with its reason (for ``/journeys/``,
@@ -22,12 +22,15 @@ from pydantic import ValidationError
 from orchestrator.contracts import JourneyDeployment
 from orchestrator.core.campaign import CampaignRegistry, load_campaign_text
 from orchestrator.core.journey import JourneyRegistry, load_journey_text
+from orchestrator.core.learning.loader import load_model_text
+from orchestrator.core.learning.registry import ModelRegistry
 from orchestrator.core.policy import PolicyRegistry, load_policy_text
 from orchestrator.core.segment import SegmentRegistry, load_segment_text
 from orchestrator.core.template import TemplateRegistry, load_template_text
 from orchestrator.exceptions import (
     CampaignValidationError,
     JourneyValidationError,
+    ModelValidationError,
     PolicyValidationError,
     SegmentValidationError,
     TemplateValidationError,
@@ -55,7 +58,7 @@ class Refusal:
 
 @dataclass
 class DeploymentBook:
-    """The journey, policy, segment, campaign and template registries, plus what was refused."""
+    """The journey, policy, segment, campaign, template and model registries, plus what was refused."""
 
     registry: JourneyRegistry
     policies: PolicyRegistry = field(default_factory=PolicyRegistry)
@@ -65,6 +68,8 @@ class DeploymentBook:
     """The campaign timeline (made with the journeys' history window when not given)."""
     templates: TemplateRegistry = field(default_factory=TemplateRegistry)
     """The template timeline (what connectors render actions with)."""
+    models: ModelRegistry = field(default_factory=ModelRegistry)
+    """The model timeline (the run stage's priors: docs/optimization.md)."""
     refusals: list[Refusal] = field(default_factory=list)
     applied: int = 0
     last_applied: str = ""
@@ -153,6 +158,16 @@ class DeploymentBook:
                 self.campaign_registry.deploy(campaign, dep.effective_from_ms)
                 self.last_applied = f"campaign {dep.journey_id} v{dep.version} from {dep.effective_from}"
                 return []
+            if dep.kind == "model":
+                model = load_model_text(dep.text, dep.source_name)
+                if model.id != dep.journey_id or model.version != dep.version:
+                    return [
+                        f"{dep.source_name}:1: id: record says model {dep.journey_id} v{dep.version}, "
+                        f"the file says {model.id} v{model.version}"
+                    ]
+                self.models.deploy(model, dep.effective_from_ms)
+                self.last_applied = f"model {dep.journey_id} v{dep.version} from {dep.effective_from}"
+                return []
             if dep.kind == "template":
                 template = load_template_text(dep.text, dep.source_name)
                 if template.id != dep.journey_id or template.version != dep.version:
@@ -178,6 +193,7 @@ class DeploymentBook:
             SegmentValidationError,
             CampaignValidationError,
             TemplateValidationError,
+            ModelValidationError,
         ) as exc:
             return list(exc.problems)
         self.last_applied = f"journey {dep.journey_id} v{dep.version} from {dep.effective_from}"
@@ -236,12 +252,17 @@ class DeploymentBook:
             ]
             for tid in self.templates.template_ids()
         }
+        models = [
+            {"model": d.model.key, "effective_from_ms": d.effective_from_ms}
+            for d in self.models.deployments()
+        ]
         return {
             "journeys": journeys,
             "policies": policies,
             "segments": segments,
             "campaigns": campaigns,
             "templates": templates,
+            "models": models,
             "refused": self.problems,
             "applied": self.applied,
         }

@@ -28,6 +28,7 @@ from orchestrator.core.deployments import DeploymentBook
 from orchestrator.core.journey import JourneyDefinition, JourneyRegistry, load_journey_text
 from orchestrator.core.journey.yamlsrc import Path as FieldPath
 from orchestrator.core.journey.yamlsrc import SourceDoc, compose_text, format_path, read_source
+from orchestrator.core.learning.loader import is_model_text, load_model_text
 from orchestrator.core.policy import is_policy_text, load_policy_text
 from orchestrator.core.segment import is_segment_text, load_segment_text
 from orchestrator.core.template import is_template_text, load_template_text
@@ -36,6 +37,7 @@ from orchestrator.exceptions import (
     CampaignValidationError,
     JourneyValidationError,
     KafkaSetupError,
+    ModelValidationError,
     PolicyValidationError,
     SegmentValidationError,
     TemplateValidationError,
@@ -56,7 +58,7 @@ def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list
     """Validate every file and build its deployment record; raise with all problems of all files."""
     problems: list[str] = []
     out: list[JourneyDeployment] = []
-    kind: Literal["journey", "policy", "segment", "campaign", "template"]
+    kind: Literal["journey", "policy", "segment", "campaign", "template", "model"]
     for path in files:
         text, problem = read_source(path)
         if text is None:
@@ -73,6 +75,9 @@ def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list
                 campaign = load_campaign_text(text, str(path))
                 kind, ident = "campaign", campaign.id
                 version, digest = campaign.version, campaign.content_hash
+            elif is_model_text(text):
+                model = load_model_text(text, str(path))
+                kind, ident, version, digest = "model", model.id, model.version, model.content_hash
             elif is_template_text(text):
                 template = load_template_text(text, str(path))
                 kind, ident = "template", template.id
@@ -87,6 +92,7 @@ def prepare_deployments(files: Sequence[Path], effective_from: datetime) -> list
             SegmentValidationError,
             CampaignValidationError,
             TemplateValidationError,
+            ModelValidationError,
         ) as exc:
             problems.extend(exc.problems)
             continue

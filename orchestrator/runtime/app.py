@@ -247,6 +247,7 @@ def build_app(settings: Settings) -> WorkerApp:
         policy=book.policies,
         segments=book.segment_registry,
         campaigns=book.campaign_registry,
+        models=book.models,
         history_window_ms=settings.history_window_days * 86_400_000,
         lateness_ms=settings.lateness_hours * 3_600_000 or None,
         dedupe_window_ms=settings.dedupe_window_hours * 3_600_000,

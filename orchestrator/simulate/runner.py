@@ -32,6 +32,8 @@ from orchestrator.core.engine.state import CustomerState
 from orchestrator.core.identity import IdentityGraph
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
 from orchestrator.core.journey.registry import JourneyRegistry
+from orchestrator.core.learning.loader import is_model_file, load_model_file
+from orchestrator.core.learning.registry import ModelRegistry
 from orchestrator.core.policy import Policy, PolicyRegistry, is_policy_file, load_policy_file
 from orchestrator.core.segment import SegmentRegistry, is_segment_file, load_segment_file
 from orchestrator.core.template import is_template_file
@@ -39,6 +41,7 @@ from orchestrator.exceptions import (
     CampaignValidationError,
     InvalidEventError,
     JourneyValidationError,
+    ModelValidationError,
     SegmentValidationError,
     SimulationError,
 )
@@ -151,7 +154,13 @@ def _has_campaign(journeys: Path | str | Iterable[Path | str]) -> bool:
 
 def _other_kind(path: Path) -> bool:
     """A policy, segment, campaign or template file: not a journey."""
-    return is_policy_file(path) or is_segment_file(path) or is_campaign_file(path) or is_template_file(path)
+    return (
+        is_policy_file(path)
+        or is_segment_file(path)
+        or is_campaign_file(path)
+        or is_template_file(path)
+        or is_model_file(path)
+    )
 
 
 def load_registry(
@@ -206,6 +215,30 @@ def load_campaigns(
     return registry
 
 
+def load_models(journeys: Path | str | Iterable[Path | str] | None) -> ModelRegistry:
+    """The model files (``kind: model``) of a journeys folder (or of the files given), effective always
+    (several: by id and version, the last in force); raises ModelValidationError with every problem."""
+    registry = ModelRegistry()
+    if isinstance(journeys, str | Path):
+        root = Path(journeys)
+        paths = sorted([*root.glob("*.yaml"), *root.glob("*.yml")]) if root.is_dir() else []
+    else:
+        paths = [Path(p) for p in journeys] if journeys is not None else []
+    problems: list[str] = []
+    found = []
+    for path in paths:
+        if is_model_file(path):
+            try:
+                found.append(load_model_file(path))
+            except ModelValidationError as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise ModelValidationError(problems)
+    for model in sorted(found, key=lambda m: (m.id, m.version)):
+        registry.deploy(model, EARLIEST_MS)
+    return registry
+
+
 def _deploy_kind(
     journeys: Path | str | Iterable[Path | str] | None,
     is_kind: Callable[[Path], bool],
@@ -254,6 +287,7 @@ class Simulator:
         on_transition: Callable[[str, Transition], None] | None = None,
         segments: SegmentRegistry | None = None,
         campaigns: CampaignRegistry | None = None,
+        models: ModelRegistry | None = None,
     ) -> None:
         """``erasure_key``: the secret of the graph's erased-identifier markers; by default a random
         key of this run alone (the markers only serve within the run, and a ``--state-out`` file then
@@ -265,6 +299,7 @@ class Simulator:
             policy=policy,
             segments=segments,
             campaigns=campaigns,
+            models=models,
         )
         self._on_decision = on_decision
         self._on_transition = on_transition
@@ -426,13 +461,14 @@ def simulate_file(
         first = [*_journey_paths(journeys), *([Path(policy_path)] if policy_path is not None else [])]
         timeline = read_timeline(deployments_path, history_window_ms=history_window_ms, before=first)
         registry, policy, refused = timeline.registry, timeline.policies, timeline.refused
-        segments, campaigns = timeline.segments, timeline.campaigns
+        segments, campaigns, models = timeline.segments, timeline.campaigns, timeline.book.models
     else:
         if journeys is None:
             raise SimulationError("no journeys: give a journeys folder or a deployment timeline")
         registry = load_registry(journeys, history_window_ms=history_window_ms)
         segments = load_segments(journeys, history_window_ms=history_window_ms)
         campaigns = load_campaigns(journeys, history_window_ms=history_window_ms)
+        models = load_models(journeys)
         policy = load_policy_file(policy_path) if policy_path is not None else None
     path = Path(events_path)
     if not path.is_file():
@@ -475,6 +511,7 @@ def simulate_file(
             on_decision=on_decision if sinks else None,
             segments=segments,
             campaigns=campaigns,
+            models=models,
         )
         bar = _progress(path, progress)
         stack.callback(bar, -1)

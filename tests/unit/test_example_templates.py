@@ -19,17 +19,20 @@ from orchestrator.simulate import load_campaigns, load_registry
 ROOT = Path(__file__).resolve().parents[2]
 JOURNEYS = ROOT / "journeys"
 TEMPLATES = ROOT / "templates"
+RUN_STAGE = JOURNEYS / "run_stage"
+"""The run stage's example (a journey with channel: auto, a template per channel)."""
 
 
 def _named() -> set[str]:
     """The templates the example journeys and campaigns name."""
-    journeys = load_registry(JOURNEYS)
     named = {
-        step.template
+        template
+        for journeys in (load_registry(JOURNEYS), load_registry(RUN_STAGE))
         for jid in journeys.journey_ids()
         for dep in journeys.deployments(jid)
         for step in dep.definition.steps.values()
         if isinstance(step, SendStep)
+        for _, template in step.templates
     }
     named |= {d.send.template for d in load_campaigns(JOURNEYS).in_force(0) if d.send is not None}
     return named
@@ -42,10 +45,14 @@ def test_there_is_one_template_file_per_template_the_examples_name() -> None:
 
 
 def test_the_templates_validate_with_the_journeys_and_deploy_with_them() -> None:
-    summaries, problems = validate_paths([JOURNEYS, TEMPLATES])
+    summaries, problems = validate_paths([JOURNEYS, RUN_STAGE, TEMPLATES])
     assert problems == []
     assert sum(": ok: template " in s for s in summaries) == len(list(TEMPLATES.glob("*.yaml")))
-    files = [*sorted(JOURNEYS.glob("*.yaml")), *sorted(TEMPLATES.glob("*.yaml"))]
+    files = [
+        *sorted(JOURNEYS.glob("*.yaml")),
+        *sorted(RUN_STAGE.glob("*.yaml")),
+        *sorted(TEMPLATES.glob("*.yaml")),
+    ]
     records = prepare_deployments(files, datetime(2025, 1, 1, tzinfo=UTC))
     assert check_deployments([], records, 30 * 86_400_000) == []
 

@@ -102,3 +102,31 @@ def test_all_examples_together() -> None:
         r = simulate_file(combined, EXAMPLES / f"{name}.events.jsonl", until_ms=parse_until(UNTIL))
         counts.append(r.funnel.journeys[name].actions)
     assert sum(counts) == total
+
+
+def test_the_run_stage_example_gives_its_expected_actions(tmp_path: Path) -> None:
+    """smart_winback (journeys/run_stage/): channel: auto, send_time: optimal and an adaptive split,
+    with the model deployed from 2025-03-10 (journeys/examples/smart_winback.deployments.yaml)."""
+    out, decisions = tmp_path / "actions.jsonl", tmp_path / "decisions.jsonl"
+    result = simulate_file(
+        None,
+        EXAMPLES / "smart_winback.events.jsonl",
+        out_path=out,
+        until_ms=parse_until(UNTIL),
+        policy_path=ROOT / "journeys" / "policy.yaml",
+        deployments_path=EXAMPLES / "smart_winback.deployments.yaml",
+        decisions_path=decisions,
+    )
+    assert result.invalid == [] and result.refused_deployments == []
+    assert _lines(out) == _lines(EXAMPLES / "smart_winback.expected.jsonl")
+    made = _lines(decisions)
+    held = [d for d in made if d["reason"] == "send_time"]
+    assert len(held) == 7 and all(d["choice"]["send_at"][:19] == d["release_at"][:19] for d in held)
+    models = {d["choice"]["model"] for d in made if "choice" in d}
+    assert models == {None, "engagement@1"}  # before and after the model's deployment
+    # the customers who engage at a local hour get their message at that hour, DST or not
+    sent = {a["customer_id"]: a for a in _lines(out)}
+    assert sent["rs-01"]["created_at"] == "2025-03-05T18:00:00Z"  # 19:00 in Berlin (opens at 19:15)
+    assert sent["rs-02"]["created_at"] == "2025-03-12T16:00:00Z"  # 12:00 in New York, EDT (clicks 12:15 EST)
+    assert sent["rs-02"]["channel"] == "sms"  # clicks SMS, never opens email
+    assert "rs-05" not in sent  # no consent on any channel

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.contracts.events import CAMPAIGN_RELEASED
 from orchestrator.core.campaign.model import CampaignDefinition
 from orchestrator.core.campaign.occurrences import open_occurrences, send_time_ms
+from orchestrator.core.engine.choices import dispatch
 from orchestrator.core.engine.ids import action_id
 from orchestrator.core.engine.run import Run, to_json_value
 from orchestrator.core.engine.state import PendingSend
@@ -137,7 +138,7 @@ class CampaignDelivery:
             created_ms=at_ms,
             subscription_group=step.subscription_group,
         )
-        _, unsent = run.gate.submit(send, at_ms)
+        _, unsent = dispatch(run, send, step, at_ms, campaign.schedule.default_timezone)
         held = unsent is None and any(h.action_id == send.action_id for h in run.state.held)
         self._record(
             run, campaign, n, 0, "held" if held else "sent" if unsent is None else f"unsent_{unsent}"

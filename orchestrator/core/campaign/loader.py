@@ -72,7 +72,10 @@ _TOP = (
     "deliver_within", "pace",
 )  # fmt: skip
 _AUDIENCE = ("segment", "condition")
-_SEND = ("channel", "template", "category", "subscription_group", "personalization", "on_unsent")
+_SEND = (
+    "channel", "template", "category", "subscription_group", "personalization", "on_unsent", "channels",
+    "send_time", "within", "between",
+)  # fmt: skip
 _SCHEDULE = ("at", "date", "local_time", "default_timezone", "every", "occurrences")
 _KIND_LINE = re.compile(r"^kind:\s*['\"]?campaign['\"]?\s*(#.*)?$", re.MULTILINE)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

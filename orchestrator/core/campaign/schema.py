@@ -54,8 +54,26 @@ def campaign_schema() -> dict[str, Any]:
                 "type": "object",
                 "description": "The message each member gets (a journey's send step, without next).",
                 "properties": {
-                    "channel": {"enum": list(CHANNEL_CHOICES)},
-                    "template": {"type": "string"},
+                    "channel": {
+                        "enum": [*CHANNEL_CHOICES, "auto"],
+                        "description": "auto: one of `channels` per member (docs/optimization.md)",
+                    },
+                    "channels": {
+                        "type": "array",
+                        "minItems": 2,
+                        "uniqueItems": True,
+                        "items": {"enum": list(CHANNEL_CHOICES)},
+                    },
+                    "template": {
+                        "oneOf": [
+                            {"type": "string"},
+                            {"type": "object", "additionalProperties": {"type": "string"}},
+                        ],
+                        "description": "a template id; with channel: auto, one per channel",
+                    },
+                    "send_time": {"enum": ["immediate", "optimal"], "default": "immediate"},
+                    "within": duration,
+                    "between": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "string"}},
                     "category": {"enum": ["marketing", "transactional"], "default": "marketing"},
                     "subscription_group": name,
                     "personalization": {

@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator.contracts.actions import ChannelAction
 from orchestrator.contracts.decision import Decision
 from orchestrator.core.cel.values import Timestamp, parse_timestamp
+from orchestrator.core.engine.choices import dispatch
 from orchestrator.core.engine.clock import next_local_time
 from orchestrator.core.engine.ids import action_id, split_bucket
 from orchestrator.core.engine.records import Transition, TransitionKind
@@ -28,6 +29,8 @@ from orchestrator.core.journey.model import (
     UpdateStep,
     WaitStep,
 )
+from orchestrator.core.learning.registry import ModelRegistry
+from orchestrator.core.learning.splits import adaptive_branch
 from orchestrator.core.policy.gate import PolicyGate
 from orchestrator.core.policy.model import Policy
 from orchestrator.core.policy.registry import PolicyRegistry
@@ -82,7 +85,11 @@ class Run:
     """One engine call for one customer."""
 
     def __init__(
-        self, customer_key: str, state: CustomerState, policies: PolicyRegistry | None = None
+        self,
+        customer_key: str,
+        state: CustomerState,
+        policies: PolicyRegistry | None = None,
+        models: ModelRegistry | None = None,
     ) -> None:
         self.customer_key = customer_key
         self.state = state
@@ -95,6 +102,8 @@ class Run:
         not_entered, cancelled) in this call."""
         """The segment entries and exits of this call (:class:`~orchestrator.core.segment.SegmentChange`)."""
         self.policies = policies
+        self.models = models
+        """The model timeline (``channel: auto``, ``send_time: optimal``, adaptive splits); None: none."""
         self._gate: PolicyGate | None = None
         self._profile_view: dict[str, Any] | None = None
         self._profile_lite: dict[str, Any] | None = None
@@ -350,7 +359,7 @@ class Run:
                 )
             elif isinstance(step, SplitStep):
                 self.record("step", inst, at_ms, step=step_id)
-                branch = self._pick(step, inst)
+                branch = self._pick(step, inst, at_ms)
                 inst.splits[step_id] = branch.name
                 self.record("split", inst, at_ms, step=step_id, branch=branch.name)
                 if branch.next is None:
@@ -438,8 +447,13 @@ class Run:
         for old in mine[: max(0, len(mine) - KEYS_REMEMBERED)]:
             del entries[old]
 
-    def _pick(self, step: SplitStep, inst: Instance) -> Any:
+    def _pick(self, step: SplitStep, inst: Instance, at_ms: int) -> Any:
         bucket = split_bucket(self.customer_key, inst.journey, step.id, step.salt)
+        if step.adaptive:
+            model = self.models.current(at_ms) if self.models is not None else None
+            stats = model.branch_stats(inst.journey, step.id) if model is not None else {}
+            seed = "\x1f".join((self.customer_key, inst.journey, step.id, str(inst.entry_seq)))
+            return adaptive_branch(step.branches, bucket, stats, seed)[0]
         edge = 0
         for branch in step.branches:
             edge += branch.basis_points
@@ -497,7 +511,7 @@ class Run:
             created_ms=at_ms,
             subscription_group=step.subscription_group,
         )
-        final_id, skipped = self.gate.submit(send, at_ms)
+        final_id, skipped = dispatch(self, send, step, at_ms, journey.default_timezone)
         inst.sends[step.id] = final_id
         return skipped
 

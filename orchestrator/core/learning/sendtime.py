@@ -5,8 +5,11 @@ of the following local hours within the window (and within the step's local ``be
 given). Its score is the smoothed share of the customer's engagement in that local hour of the week::
 
     score(h) = (own(h) + w * prior(h)) / (N + w)
+    own(h)   = (week(h) + day(h) / 7) / 2
 
-``own(h)``: the customer's decayed opens and clicks in hour ``h`` (:mod:`.timing`), ``N`` their sum;
+``week(h)``: the customer's decayed opens and clicks in local hour of the week ``h`` (:mod:`.timing`);
+``day(h)``: those at the same hour of the day on any day of the week (a customer who opens at 08:00 on
+weekdays is likely to on a weekday they have not opened on yet); ``N``: the sum of ``own``;
 ``prior(h)``: the model's population share of answered sends in hour ``h`` (uniform without a model);
 ``w``: the model's ``prior_weight``. The best score wins; ties go to the earliest moment. No history and
 no model: send now (nothing to go on).
@@ -20,7 +23,7 @@ from orchestrator.core.engine.clock import utc_from_ms, zone
 from orchestrator.core.learning.model import HOURS_OF_WEEK
 from orchestrator.core.learning.timing import local_hour_of_week
 
-__all__ = ["SendTimeChoice", "candidate_moments", "choose_send_time", "in_bounds"]
+__all__ = ["SendTimeChoice", "candidate_moments", "choose_send_time", "in_bounds", "smoothed"]
 
 _HOUR_MS = 3_600_000
 _UNIFORM = 1.0 / HOURS_OF_WEEK
@@ -50,6 +53,18 @@ def in_bounds(at_ms: int, tz_name: str | None, between: tuple[int, int] | None) 
     return start <= minute < end if start <= end else minute >= start or minute < end
 
 
+def smoothed(week: dict[int, float]) -> dict[int, float]:
+    """Half the hour of the week, half the same hour of the day averaged over the week."""
+    if not week:
+        return {}
+    day = [0.0] * 24
+    for h, score in week.items():
+        day[h % 24] += score
+    return {
+        h: (week.get(h, 0.0) + day[h % 24] / 7.0) / 2.0 for h in range(HOURS_OF_WEEK) if day[h % 24] > 0.0
+    }
+
+
 def candidate_moments(now_ms: int, within_ms: int, tz_name: str | None) -> list[int]:
     """Now, then the start of every following local hour before ``now + within``."""
     local = utc_from_ms(now_ms).astimezone(zone(tz_name))
@@ -76,6 +91,7 @@ def choose_send_time(
 ) -> SendTimeChoice:
     """The moment to send (see the module's docs). ``own``: decayed scores by local hour of the week in
     ``history_zone`` (the zone they were recorded in); ``between`` is checked in ``bounds_zone``."""
+    own = smoothed(own)
     total = sum(own.values())
     if total <= 0.0 and prior is None:
         return SendTimeChoice(now_ms, local_hour_of_week(now_ms, history_zone), "no_data")

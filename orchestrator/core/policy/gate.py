@@ -22,11 +22,16 @@ Order of the rules for one send on channel C (docs/policy.md):
 5. **quiet hours** in the customer's time zone on the chosen channel: ``held`` until they end (then
    every rule is checked again) or ``dropped``.
 6. otherwise ``sent`` (or ``redirected`` when the chosen channel is a fallback).
+
+A send whose step says ``send_time: optimal`` is judged once when made (a suppression ends it then)
+and, unless the chosen moment is now, ``held`` (reason ``send_time``) until that moment, when every
+rule is checked again, quiet hours included (:meth:`PolicyGate.schedule`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.contracts.actions import ChannelAction, make_action_id, trusted_model
 from orchestrator.contracts.decision import Decision, DecisionKind, make_decision_id
@@ -60,11 +65,15 @@ class Verdict:
     release_ms: int | None = None
 
 
-def _choose(policy: Policy | None, profile: Profile, send: PendingSend) -> tuple[str | None, list[str]]:
+def _choose(
+    policy: Policy | None, profile: Profile, send: PendingSend, fallback: bool = True
+) -> tuple[str | None, list[str]]:
     """The first usable channel and, for each refused one, ``"<channel>: <reason>"``."""
     refused: list[str] = []
     grouped = send.subscription_group is not None  # a group has one channel: no fallback
-    channels = policy.channels_to_try(send.channel) if policy and not grouped else (send.channel,)
+    channels = (
+        policy.channels_to_try(send.channel) if policy and fallback and not grouped else (send.channel,)
+    )
     for ch in channels:
         if not profile.addresses.get(ch):
             refused.append(f"{ch}: no_address")
@@ -107,9 +116,11 @@ def evaluate(
     at_ms: int,
     *,
     released: bool = False,
+    fallback: bool = True,
 ) -> Verdict:
-    """The verdict on ``send`` at ``at_ms`` (pure; nothing is changed)."""
-    chosen, refused = _choose(policy, profile, send)
+    """The verdict on ``send`` at ``at_ms`` (pure; nothing is changed). ``fallback=False``: the send's
+    own channel only (what ``channel: auto`` asks of each channel it may choose)."""
+    chosen, refused = _choose(policy, profile, send, fallback)
     first_refusal = refused[0].split(": ", 1)[1] if refused else ""
     if chosen is None:
         return Verdict("suppressed", first_refusal, send.channel, detail="; ".join(refused))
@@ -176,15 +187,18 @@ class PolicyGate:
         self.actions = actions
         self.decisions = decisions
 
-    def submit(self, send: PendingSend, at_ms: int, *, released: bool = False) -> tuple[str, str | None]:
-        """Judge ``send``; returns (the action id it goes out under, why it does not go out or None)."""
+    def submit(
+        self, send: PendingSend, at_ms: int, *, released: bool = False, choice: dict[str, Any] | None = None
+    ) -> tuple[str, str | None]:
+        """Judge ``send``; returns (the action id it goes out under, why it does not go out or None).
+        ``choice``: what the run stage chose for it (recorded with the decision)."""
         policy = self.policies.current(at_ms) if self.policies is not None else None
         state = self.state
         verdict = evaluate(policy, state.profile, state.sent_log, send, at_ms, released=released)
         final_id = send.action_id
         if verdict.channel != send.channel:
             final_id = redirected_action_id(send.action_id, verdict.channel)
-        self._record(send, verdict, final_id, policy, at_ms)
+        self._record(send, verdict, final_id, policy, at_ms, choice)
         if verdict.kind in ("sent", "redirected"):
             self._emit(send, verdict.channel, final_id, at_ms, policy)
             return final_id, None
@@ -194,6 +208,36 @@ class PolicyGate:
             state.held.append(send)
             return final_id, None
         return final_id, verdict.reason
+
+    def allows(self, send: PendingSend, at_ms: int) -> bool:
+        """Would the policy let ``send`` out on its own channel now, apart from quiet hours (address,
+        consent, subscription, engagement suppression, caps)? What ``channel: auto`` chooses among."""
+        policy = self.policies.current(at_ms) if self.policies is not None else None
+        state = self.state
+        verdict = evaluate(policy, state.profile, state.sent_log, send, at_ms, fallback=False)
+        return verdict.kind != "suppressed"
+
+    def schedule(
+        self, send: PendingSend, release_ms: int, at_ms: int, choice: dict[str, Any]
+    ) -> tuple[str, str | None]:
+        """Hold ``send`` until ``release_ms``, the moment ``send_time: optimal`` chose; every rule is
+        checked again then (:meth:`release_next`), quiet hours included. A send the policy suppresses
+        now is suppressed now (the journey goes on as for any unsent message)."""
+        policy = self.policies.current(at_ms) if self.policies is not None else None
+        state = self.state
+        verdict = evaluate(policy, state.profile, state.sent_log, send, at_ms)
+        if verdict.kind == "suppressed":
+            self._record(send, verdict, send.action_id, policy, at_ms, choice)
+            return send.action_id, verdict.reason
+        local = f"local hour of week {choice.get('hour_of_week')} ({choice.get('basis')})"
+        hold = Verdict(
+            "held", "send_time", send.channel, rule="send_time", detail=local, release_ms=release_ms
+        )
+        self._record(send, hold, send.action_id, policy, at_ms, choice)
+        send.release_ms = release_ms
+        state.held = [h for h in state.held if h.action_id != send.action_id]
+        state.held.append(send)
+        return send.action_id, None
 
     def release_next(self, until_ms: int, *, inclusive: bool) -> int | None:
         """Release the earliest held send due before (or at) ``until_ms``; its time, or None when none."""
@@ -251,7 +295,13 @@ class PolicyGate:
         self.state.sent_log = keep[-SENT_LOG_MAX:]
 
     def _record(
-        self, send: PendingSend, verdict: Verdict, final_id: str, policy: Policy | None, at_ms: int
+        self,
+        send: PendingSend,
+        verdict: Verdict,
+        final_id: str,
+        policy: Policy | None,
+        at_ms: int,
+        choice: dict[str, Any] | None = None,
     ) -> None:
         self.decisions.append(
             trusted_model(
@@ -275,6 +325,7 @@ class PolicyGate:
                     "at": utc_from_ms(at_ms),
                     "release_at": utc_from_ms(verdict.release_ms) if verdict.release_ms is not None else None,
                     "policy": policy.key if policy is not None else None,
+                    "choice": choice,
                 },
             )
         )

@@ -9,7 +9,7 @@ given) and ``orchestrator deploy`` (the files given and what the journeys topic 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from orchestrator.core.campaign.model import CampaignDefinition
 from orchestrator.core.journey.model import JourneyDefinition, SendStep
@@ -50,12 +50,18 @@ def sends_of(definition: JourneyDefinition | CampaignDefinition) -> list[Send]:
     """The sends of a journey (its send steps) or of a campaign (its ``send``, when it has one)."""
     owner = f"{'campaign' if isinstance(definition, CampaignDefinition) else 'journey'} {definition.id} v"
     owner += str(definition.version)
+    found: list[tuple[tuple[str, ...], SendStep]]
     if isinstance(definition, CampaignDefinition):
-        return [Send(owner, definition.source_name, ("send",), definition.send)] if definition.send else []
+        found = [(("send",), definition.send)] if definition.send else []
+    else:
+        found = [(("steps", s.id), s) for s in definition.steps.values() if isinstance(s, SendStep)]
+    # (a `channel: auto` send is one send per channel it may choose, each with its own template)
     return [
-        Send(owner, definition.source_name, ("steps", step.id), step)
-        for step in definition.steps.values()
-        if isinstance(step, SendStep)
+        Send(owner, definition.source_name, path, replace(step, channel=ch, template=tpl, channels=()))
+        if step.channels
+        else Send(owner, definition.source_name, path, step)
+        for path, step in found
+        for ch, tpl in step.templates
     ]
 
 

@@ -275,7 +275,7 @@ def test_models_the_engine_builds_without_validation_equal_validated_ones(
         "customer_id": "c", "action_id": "act_1", "original_action_id": "act_1", "journey_id": "j",
         "journey_version": 1, "step_id": "s", "campaign": campaign, "category": "marketing",
         "channel": "email", "original_channel": "email", "at": utc_from_ms(ms), "release_at": None,
-        "policy": None,
+        "policy": None, "choice": None if ms % 2 else {"channel": "email", "rates": {"email": 0.5}},
     }  # fmt: skip
     assert list(decision) == list(Decision.model_fields)  # the engine's dicts are in field order
     assert list(fields) == list(ChannelAction.model_fields)
