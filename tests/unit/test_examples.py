@@ -117,11 +117,13 @@ def test_the_run_stage_example_gives_its_expected_actions(tmp_path: Path) -> Non
         deployments_path=EXAMPLES / "smart_winback.deployments.yaml",
         decisions_path=decisions,
     )
-    assert result.invalid == [] and result.refused_deployments == []
+    assert result.invalid == []
+    assert result.refused_deployments == []
     assert _lines(out) == _lines(EXAMPLES / "smart_winback.expected.jsonl")
     made = _lines(decisions)
     held = [d for d in made if d["reason"] == "send_time"]
-    assert len(held) == 7 and all(d["choice"]["send_at"][:19] == d["release_at"][:19] for d in held)
+    assert len(held) == 7
+    assert all(d["choice"]["send_at"][:19] == d["release_at"][:19] for d in held)
     models = {d["choice"]["model"] for d in made if "choice" in d}
     assert models == {None, "engagement@1"}  # before and after the model's deployment
     # the customers who engage at a local hour get their message at that hour, DST or not
