@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "orchestrator.cli.schemas",
     "orchestrator.cli.demo",
     "orchestrator.cli.bench",
+    "orchestrator.cli.fit",
 )
 
 
