@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "orchestrator.cli.demo",
     "orchestrator.cli.bench",
     "orchestrator.cli.fit",
+    "orchestrator.cli.evaluate",
 )
 
 
