@@ -29,6 +29,8 @@ _COMMAND_MODULES = (
     "orchestrator.cli.schemas",
     "orchestrator.cli.demo",
     "orchestrator.cli.bench",
+    "orchestrator.cli.fit",
+    "orchestrator.cli.evaluate",
 )
 
 
