@@ -130,3 +130,26 @@ def test_loading_several_partitions_in_one_read_keeps_each_bounded_and_complete(
     assert index.in_memory() == 40
     fired = index.pop_due(0, 10_000, limit=100_000)
     assert fired == sorted(scan(0), key=lambda cd: (cd[1], cd[0]))
+
+
+def test_customers_taken_in_one_large_take_are_all_remembered_until_they_come_back() -> None:
+    """Found by the property test above: a take of more than 4 x limit wake-ups forgot the first ones it
+    took, so their return counted their old table rows as pending beyond the horizon (the count of
+    pending wake-ups, not the wake-ups, went wrong)."""
+    table: dict[str, int] = {}
+    whole = TimerIndex()
+    bounded = TimerIndex(limit=1, scan=lambda p: list(table.items()))
+    bounded.load(P, [])
+    for customer, due in (("c0", 0), ("c1", 1), ("c2", 1), ("c3", 0), ("c4", 0)):
+        previous = table.get(customer)
+        table[customer] = due
+        whole.set(P, customer, due)
+        bounded.set(P, customer, due, previous_ms=previous)
+    taken = bounded.pop_due(P, 1, limit=5)
+    assert taken == whole.pop_due(P, 1, limit=5)
+    for customer, due in taken:
+        previous = table[customer]
+        table[customer] = due + 1
+        whole.set(P, customer, due + 1)
+        bounded.set(P, customer, due + 1, previous_ms=previous)
+        assert bounded.pending(P) == whole.pending(P)
