@@ -1,4 +1,15 @@
-"""The per-journey funnel of a simulation: entries, steps, goals, exits, split groups, conversions."""
+"""The per-journey funnel: entries, steps, the edges taken between them, where customers are now, goals,
+exits, split groups, conversions (pure).
+
+``orchestrator simulate`` counts one for its report; each worker counts one per customer partition and
+keeps it in a row of its counts table (``funnel:<partition>``), so that any worker (and ``orchestrator
+graph --worker``) can add up the cluster's. Both count the same transitions the same way:
+
+- ``steps[s]``: arrivals at step ``s``; ``edges["a>b"]``: moves from ``a`` to ``b`` (``">s"``: from the
+  entry to the first step);
+- ``occupancy[s]``: customers at ``s`` now (waiting, held in a holdout, ...): an arrival adds one, the
+  next move, goal or exit of the same customer takes it away again.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +35,10 @@ class JourneyFunnel:
     """The policy's decisions on this journey's sends, by ``kind: reason``."""
     splits: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     """split step -> branch -> {"entered": n, "converted": n}."""
+    edges: dict[str, int] = field(default_factory=dict)
+    """``"<from>><to>"`` -> moves (from ``""``: the entry)."""
+    occupancy: dict[str, int] = field(default_factory=dict)
+    """step -> customers there now."""
 
     @property
     def converted(self) -> int:
@@ -47,7 +62,38 @@ class JourneyFunnel:
                 }
                 for step, branches in self.splits.items()
             },
+            "edges": dict(sorted(self.edges.items())),
+            "occupancy": {s: n for s, n in sorted(self.occupancy.items()) if n},
         }
+
+    def add_counts(self, data: dict[str, Any]) -> None:
+        """Add the counts of a :meth:`to_dict` (another partition's, a stored row) to these."""
+        self.entered += int(data.get("entered", 0))
+        self.actions += int(data.get("actions", 0))
+        for mine, theirs in (
+            (self.steps, data.get("steps")),
+            (self.goals, data.get("goals")),
+            (self.exits, data.get("exits")),
+            (self.skipped, data.get("skipped_sends")),
+            (self.decisions, data.get("decisions")),
+            (self.edges, data.get("edges")),
+            (self.occupancy, data.get("occupancy")),
+        ):
+            for k, n in (theirs or {}).items():
+                mine[k] = mine.get(k, 0) + int(n)
+        for step, branches in (data.get("splits") or {}).items():
+            for name, counts in branches.items():
+                own = self.splits.setdefault(step, {}).setdefault(name, {"entered": 0, "converted": 0})
+                own["entered"] += int(counts.get("entered", 0))
+                own["converted"] += int(counts.get("converted", 0))
+
+
+def _leave(occupancy: dict[str, int], step: str) -> None:
+    n = occupancy.get(step, 0) - 1
+    if n > 0:
+        occupancy[step] = n
+    else:
+        occupancy.pop(step, None)  # (never below zero: a customer counted before the counts existed)
 
 
 def _rate(part: int, whole: int) -> float:
@@ -75,10 +121,17 @@ class Funnel:
 
     def add(self, t: Transition) -> None:
         f = self._of(t.journey_id)
+        if t.kind in ("goal", "exited") and t.step_id is not None:
+            _leave(f.occupancy, t.step_id)
         if t.kind == "entered":
             f.entered += 1
         elif t.kind == "step" and t.step_id is not None:
             f.steps[t.step_id] = f.steps.get(t.step_id, 0) + 1
+            edge = f"{t.from_step or ''}>{t.step_id}"
+            f.edges[edge] = f.edges.get(edge, 0) + 1
+            if t.from_step is not None:
+                _leave(f.occupancy, t.from_step)
+            f.occupancy[t.step_id] = f.occupancy.get(t.step_id, 0) + 1
             if t.reason:
                 key = f"{t.step_id}: {t.reason}"
                 f.skipped[key] = f.skipped.get(key, 0) + 1
@@ -97,6 +150,21 @@ class Funnel:
 
     def to_dict(self) -> dict[str, Any]:
         return {jid: self.journeys[jid].to_dict() for jid in sorted(self.journeys)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Funnel:
+        """A funnel from :meth:`to_dict` (a stored row; anything else: empty)."""
+        funnel = cls()
+        funnel.add_counts(data)
+        return funnel
+
+    def add_counts(self, data: Any) -> None:
+        """Add another funnel's :meth:`to_dict` (another partition's) to this one."""
+        if not isinstance(data, dict):
+            return
+        for jid, counts in data.items():
+            if isinstance(counts, dict):
+                self._of(str(jid)).add_counts(counts)
 
     def table(self) -> str:
         """A plain-text table per journey, for the terminal."""

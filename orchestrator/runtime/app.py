@@ -46,6 +46,7 @@ from orchestrator.runtime.clock import PartitionClocks, SourceWatermarks, event_
 from orchestrator.runtime.customer_stage import CustomerStage
 from orchestrator.runtime.erasure import install_local_erasure
 from orchestrator.runtime.faust_compat import producer_client
+from orchestrator.runtime.funnels import FunnelRows
 from orchestrator.runtime.identify import WATERMARK_KEY, HeldEvent, IdentifyStage
 from orchestrator.runtime.ingest import route_raw
 from orchestrator.runtime.journey_feed import JourneyFeed
@@ -132,6 +133,8 @@ class WorkerApp:
     segment_sizes: SegmentSizes = field(default_factory=SegmentSizes)
     """The counts of the customer partitions this worker owns, as last read or written."""
     campaign_counts: CampaignCounts = field(default_factory=CampaignCounts)
+    funnels: FunnelRows = field(default_factory=FunnelRows)
+    """Each journey's funnel on the partitions this worker owns (:mod:`orchestrator.runtime.funnels`)."""
     """What each campaign did on the customer partitions this worker owns (:mod:`.releases`)."""
     releases: ReleaseProgress = field(default_factory=ReleaseProgress)
     """The campaign releases done on the customer partitions this worker owns (:mod:`.releases`)."""
@@ -299,7 +302,7 @@ def build_app(settings: Settings) -> WorkerApp:
             if tp.topic == t.resolved_events:
                 w.ordered.pop(tp.partition, None)  # (its held messages are read again from there)
                 # (read again from the table when back)
-                for rows in (w.segment_sizes, w.campaign_counts, w.releases):
+                for rows in (w.segment_sizes, w.campaign_counts, w.releases, w.funnels):
                     rows.forget([tp.partition])
         w.raw_order.forget(tp for tp in revoked if tp.topic == t.raw_events)
         handed: dict[Any, int] = app.handed

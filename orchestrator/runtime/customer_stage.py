@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from faust.types import TP
 
+from orchestrator.core.engine.records import Transition
 from orchestrator.runtime.batches import Pacer
+from orchestrator.runtime.funnels import funnel_key
 from orchestrator.runtime.identify import WATERMARK_KEY
 from orchestrator.runtime.ordering import Admitted, OrderedInputs
 from orchestrator.runtime.out_of_time import OutOfTimeLog
@@ -97,12 +99,15 @@ class CustomerStage:
                 w.campaign_counts.load(p, sizes.read(campaigns_key(p)))
             if not w.releases.known(p):
                 w.releases.load(p, sizes.read(releases_key(p)))
+            if not w.funnels.known(p):
+                w.funnels.load(p, sizes.read(funnel_key(p)))
             markers = self._markers.pop(p, [])
             out = w.outgoing()
             pace = Pacer()
             finished: list[tuple[str, list[tuple[Any, Message]], Applied]] = []
             members: dict[str, int] = {}
             outcomes: list[tuple[str, int, str]] = []
+            transitions: list[Transition] = []
             try:
                 for key, items in groups.items():
                     applied = w.processor.apply(key, customers.get(key), [m for _, m in items], committed)
@@ -115,6 +120,8 @@ class CustomerStage:
                         members[segment] = members.get(segment, 0) - 1
                     for done in applied.done:
                         outcomes += done.campaigns
+                        if not (done.replayed or done.duplicate):
+                            transitions += done.transitions
                     finished.append((key, items, applied))
                     await pace()
                 # the partition's counts and release progress, in the same delivery as its customers
@@ -124,6 +131,9 @@ class CustomerStage:
                 if outcomes:
                     done_counts = w.campaign_counts.apply(p, outcomes)
                     await sizes.put(out, p, campaigns_key(p), orjson.dumps(done_counts))
+                if transitions:
+                    row = w.funnels.apply(p, transitions)
+                    await sizes.put(out, p, funnel_key(p), orjson.dumps(row))
                 if markers:
                     for key in markers:
                         row = w.releases.mark(p, key, w.book.campaign_registry)

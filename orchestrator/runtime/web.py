@@ -27,6 +27,7 @@ from aiohttp import web as aioweb
 from orchestrator.config import Settings, secret_list
 from orchestrator.kafka.deploy import read_whole_topic
 from orchestrator.runtime.clock import FUTURE_SKEW_MS
+from orchestrator.runtime.funnels import funnels_from_changelog
 from orchestrator.runtime.metrics import CONTENT_TYPE
 from orchestrator.runtime.reading import highwater_of, position_of
 from orchestrator.runtime.releases import REPORT_COUNTS, campaign_report, counts_from_changelog
@@ -239,6 +240,23 @@ def register_pages(app: faust.App, w: WorkerApp) -> None:
                 "campaigns": rows,
                 "cluster_wide": records is not None,
                 "partitions_here": sorted(w.segment_sizes.partitions),
+            }
+        )
+
+    @app.page("/funnels/")
+    async def funnels_view(web: Any, request: Any) -> Any:
+        """Each journey's funnel cluster-wide (the latest counts of every customer partition, from the
+        ``segment_sizes`` changelog): entries, arrivals per step, edges, where customers are now,
+        goals, exits, split branches; under ``here`` this worker's partitions' (the shape of
+        ``orchestrator simulate --report``'s ``journeys``)."""
+        records = await counts_changelog("funnels")
+        here = w.funnels.totals()
+        return web.json(
+            {
+                "journeys": here if records is None else funnels_from_changelog(records),
+                "here": here,
+                "cluster_wide": records is not None,
+                "partitions_here": sorted(w.funnels.partitions),
             }
         )
 

@@ -1,6 +1,6 @@
 """The offline simulator: "what would these journeys have done with last week's events?"."""
 
-from orchestrator.simulate.funnel import Funnel, JourneyFunnel
+from orchestrator.core.funnel import Funnel, JourneyFunnel
 from orchestrator.simulate.runner import (
     EARLIEST_MS,
     InvalidLine,

@@ -29,6 +29,7 @@ from orchestrator.contracts.engine_event import read_event
 from orchestrator.core.campaign import CampaignRegistry, is_campaign_file, load_campaign_file
 from orchestrator.core.customer import ERASE_EVENT, CustomerLogic, Outcome, Transition
 from orchestrator.core.engine.state import CustomerState
+from orchestrator.core.funnel import Funnel
 from orchestrator.core.identity import IdentityGraph
 from orchestrator.core.journey.loader import DEFAULT_HISTORY_WINDOW_MS, load_journey_file
 from orchestrator.core.journey.registry import JourneyRegistry
@@ -45,7 +46,6 @@ from orchestrator.exceptions import (
     SegmentValidationError,
     SimulationError,
 )
-from orchestrator.simulate.funnel import Funnel
 from orchestrator.simulate.state_file import DECISIONS_KEPT, SimulatedState, write_state_file
 from orchestrator.simulate.timeline import read_timeline
 

@@ -15,7 +15,8 @@ class Transition:
     """One funnel record.
 
     - ``entered``: the customer entered the journey (``reason`` is the entry event type or ``condition``);
-    - ``step``: the customer reached ``step_id`` (``reason``: why a send was skipped, e.g. ``no_address``);
+    - ``step``: the customer reached ``step_id`` from ``from_step`` (``reason``: why a send was skipped,
+      e.g. ``no_address``);
     - ``split``: put into ``branch`` of the split ``step_id``;
     - ``goal``: converted (``reason`` is the goal name; ``splits`` the groups the customer was in);
     - ``exited``: left without converting (``reason``: exit step reason, exit rule name, ``completed``,
@@ -31,6 +32,9 @@ class Transition:
     at_ms: int
     entry_seq: int = 0
     splits: dict[str, str] = field(default_factory=dict)
+    from_step: str | None = None
+    """``step``: the step the customer came from (None: straight from the entry); the funnel's edges and
+    where customers are now (:mod:`orchestrator.core.funnel`)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -40,7 +44,7 @@ class Transition:
             "entry_seq": self.entry_seq,
             "at_ms": self.at_ms,
         }
-        for name in ("step_id", "branch", "reason"):
+        for name in ("step_id", "branch", "reason", "from_step"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value

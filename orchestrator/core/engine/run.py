@@ -254,6 +254,7 @@ class Run:
         branch: str | None = None,
         reason: str | None = None,
         splits: dict[str, str] | None = None,
+        from_step: str | None = None,
     ) -> None:
         self.transitions.append(
             Transition(
@@ -266,6 +267,7 @@ class Run:
                 at_ms=at_ms,
                 entry_seq=inst.entry_seq,
                 splits=dict(splits) if splits else {},
+                from_step=from_step,
             )
         )
 
@@ -315,16 +317,18 @@ class Run:
     ) -> None:
         """Run steps from ``step_id`` until the instance waits or leaves."""
         inst.due_ms = None
+        came_from = inst.step if inst.visits else None  # (no visit yet: straight from the entry)
         for _ in range(MAX_STEPS_PER_MOVE):
             if step_id is None:
                 self.finish(inst, "exited", end_reason, at_ms)
                 return
             step = journey.steps[step_id]
+            from_step, came_from = came_from, step_id
             inst.step = step_id
             visit = inst.visits.get(step_id, 0) + 1
             inst.visits[step_id] = visit
             if isinstance(step, WaitStep):
-                self.record("step", inst, at_ms, step=step_id)
+                self.record("step", inst, at_ms, from_step=from_step, step=step_id)
                 if step.mode == "condition" and self.test(step.condition, event, at_ms, inst, journey):
                     step_id = step.next  # holds already: no wait
                     continue
@@ -346,19 +350,19 @@ class Run:
                 step_id = step.next
             elif isinstance(step, SendStep):
                 unsent = self._send(inst, journey, step, visit, event, at_ms)
-                self.record("step", inst, at_ms, step=step_id, reason=unsent)
+                self.record("step", inst, at_ms, from_step=from_step, step=step_id, reason=unsent)
                 if unsent is not None and step.on_unsent == "exit":
                     self.finish(inst, "exited", f"unsent_{unsent}", at_ms)
                     return
                 step_id = step.next
             elif isinstance(step, BranchStep):
-                self.record("step", inst, at_ms, step=step_id)
+                self.record("step", inst, at_ms, from_step=from_step, step=step_id)
                 step_id = next(
                     (nxt for cond, nxt in step.branches if self.test(cond, event, at_ms, inst, journey)),
                     step.default,
                 )
             elif isinstance(step, SplitStep):
-                self.record("step", inst, at_ms, step=step_id)
+                self.record("step", inst, at_ms, from_step=from_step, step=step_id)
                 branch = self._pick(step, inst, at_ms)
                 inst.splits[step_id] = branch.name
                 self.record("split", inst, at_ms, step=step_id, branch=branch.name)
@@ -368,12 +372,12 @@ class Run:
                     return
                 step_id = branch.next
             elif isinstance(step, UpdateStep):
-                self.record("step", inst, at_ms, step=step_id)
+                self.record("step", inst, at_ms, from_step=from_step, step=step_id)
                 self._update(inst, journey, step, event, at_ms)
                 step_id = step.next
             else:
                 assert isinstance(step, ExitStep)
-                self.record("step", inst, at_ms, step=step_id)
+                self.record("step", inst, at_ms, from_step=from_step, step=step_id)
                 self.finish(inst, "exited", step.reason, at_ms)
                 return
             end_reason = "completed"
