@@ -47,7 +47,16 @@ def _zone(name: str | None) -> ZoneInfo:
 def local_hour_of_week(at_ms: int, tz_name: str | None) -> int:
     """0 for Monday 00:00-01:00 local ... 167 for Sunday 23:00-24:00 local, in the zone ``tz_name``
     (unknown zones: UTC)."""
-    local = (_EPOCH + timedelta(milliseconds=at_ms)).astimezone(_zone(tz_name))
+    return _hour_of_quarter(tz_name, at_ms // _QUARTER_MS)
+
+
+_QUARTER_MS = 900_000
+
+
+@lru_cache(maxsize=4096)
+def _hour_of_quarter(tz_name: str | None, quarter: int) -> int:
+    # (exact per quarter hour of UTC time: every zone's offsets and changes fall on quarter hours)
+    local = (_EPOCH + timedelta(milliseconds=quarter * _QUARTER_MS)).astimezone(_zone(tz_name))
     return local.weekday() * 24 + local.hour
 
 
@@ -65,8 +74,7 @@ def record_engagement(timing: dict[str, list[Any]], channel: str, at_ms: int, tz
     ref, scores = entry
     if at_ms > ref:
         factor = _decay(at_ms - ref)
-        scores = {h: round(s * factor, _DIGITS) for h, s in scores.items()}
-        scores = {h: s for h, s in scores.items() if s >= MIN_SCORE}
+        scores = {h: d for h, s in scores.items() if (d := round(s * factor, _DIGITS)) >= MIN_SCORE}
         entry[0] = at_ms
         entry[1] = scores
         add = 1.0
