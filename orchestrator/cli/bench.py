@@ -244,10 +244,11 @@ def _learning_lines(le: dict[str, Any], add: Callable[[str], None]) -> None:
         f"(A2/A {le['ratio_A2_vs_A']:.3f}: the noise) over {le['events']:,} events "
         f"(same actions: {le['same_actions']})"
     )
-    est = le["estimate"]
+    ins = le["in_situ"]
     add(
-        f"learning by arithmetic: {est['record_engagement_calls_per_event']:.3f} record_engagement calls "
-        f"per event = +{est['extra_us_per_event']:.2f} us/event, x{est['ratio_vs_A']:.3f} of A"
+        f"learning in B's run: {ins['calls_per_event']:.3f} record_engagement calls per event x "
+        f"{ins['us_per_call']:.2f} us = +{ins['us_per_event']:.2f} us/event: x{ins['ratio_vs_A_median']:.3f} "
+        f"of A's median, x{ins['ratio_vs_A_best']:.3f} of its best"
     )
     m = le["micro"]
     add(

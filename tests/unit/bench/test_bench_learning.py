@@ -51,7 +51,8 @@ def test_tiny_run_has_every_variant_and_the_same_actions() -> None:
     assert a["vs_A"] == 1.0
     assert report["ratio_B_vs_A"] == b["vs_A"] > 0
     assert all(len(r["rounds_us_per_event"]) == 1 for r in report["rows"])
-    assert report["estimate"]["record_engagement_calls_per_event"] > 0
+    assert report["in_situ"]["calls_per_event"] > 0
+    assert report["in_situ"]["ratio_vs_A_median"] > 1
     assert set(report["micro"]) >= {"record_engagement_us", "choose_send_time_us", "choose_channel_us"}
     using = report["using_it"]
     assert using["send_decisions"] > 0
