@@ -21,12 +21,13 @@ import orjson
 __all__ = ["DEFAULT_SECTIONS", "SECTIONS", "bench_command", "register", "summary_table"]
 
 SECTIONS = (
-    "engine", "cel", "segments", "processor", "timers", "state", "simulate", "stages", "lateness", "e2e",
-    "scale", "soak", "held",
+    "engine", "cel", "segments", "learning", "processor", "timers", "state", "simulate", "stages", "lateness",
+    "e2e", "scale", "soak", "held",
 )  # fmt: skip
-DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s not in ("scale", "soak", "held"))
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s not in ("scale", "soak", "held", "learning"))
 """What a bare ``orchestrator bench`` runs: the scale-out (two runs of 50,000 events), the soak (20
-minutes) and held (1,000,000 customers) only when asked for."""
+minutes) and held (1,000,000 customers) only when asked for; so is learning (the run stage's cost to
+journeys that do not use it, ~1 minute): a question asked of one change, not a figure of every run."""
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +37,7 @@ def register(subparsers: Any) -> None:
         "--only",
         default=",".join(DEFAULT_SECTIONS),
         metavar="LIST",
-        help=f"comma-separated of {','.join(SECTIONS)} (default: all but scale, soak and held)",
+        help=f"comma-separated of {','.join(SECTIONS)} (default: all but scale, soak, held and learning)",
     )
     parser.add_argument("--bootstrap", default=None, help="broker for e2e (default: start a local one)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results as JSON")
@@ -176,6 +177,8 @@ def summary_table(report: dict[str, Any]) -> str:
                 f"{rel['us_per_customer_bytes']:.2f} us/customer by bytes, "
                 f"{rel['us_per_customer_decoded']:.2f} decoded ({rel['decoded_vs_bytes']:.1f}x)"
             )
+    if "learning" in s:
+        _learning_lines(s["learning"], add)
     if "timers" in s:
         for r in s["timers"]["rows"]:
             add(
@@ -230,8 +233,50 @@ def summary_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _learning_lines(le: dict[str, Any], add: Callable[[str], None]) -> None:
+    for r in le["rows"]:
+        add(
+            f"learning {r['variant']:<2} {r['us_per_event']:8.2f} us/event CPU (x{r['vs_A']:.3f} of A; best "
+            f"{r['best_us_per_event']:.2f}, x{r['best_vs_A']:.3f}), median of {le['rounds']}: {r['name']}"
+        )
+    add(
+        f"learning B/A {le['ratio_B_vs_A']:.3f}, C/A {le['ratio_C_vs_A']:.3f} "
+        f"(A2/A {le['ratio_A2_vs_A']:.3f}: the noise) over {le['events']:,} events "
+        f"(same actions: {le['same_actions']})"
+    )
+    ins = le["in_situ"]
+    add(
+        f"learning in B's run: {ins['calls_per_event']:.3f} record_engagement calls per event x "
+        f"{ins['us_per_call']:.2f} us = +{ins['us_per_event']:.2f} us/event: x{ins['ratio_vs_A_median']:.3f} "
+        f"of A's median, x{ins['ratio_vs_A_best']:.3f} of its best"
+    )
+    m = le["micro"]
+    add(
+        f"learning alone: record_engagement {m['record_engagement_us']:.2f} us, choose_send_time "
+        f"{m['choose_send_time_us']:.1f} us, choose_channel {m['choose_channel_us']:.1f} us per call"
+    )
+    u = le["using_it"]
+    add(
+        f"learning using it (smart_winback): {u['using_us_per_event']:.2f} us/event against "
+        f"{u['plain_us_per_event']:.2f} without the options (x{u['ratio_using_vs_plain']:.2f}), "
+        f"+{u['extra_us_per_send_decision']} us per send decision ({u['send_decisions']:,}); the choices "
+        f"{u['profile']['choices_share']:.0%} of the profiled run"
+    )
+
+
 def bench_command(args: argparse.Namespace) -> int:
-    from orchestrator.bench import cel, e2e, lateness, micro, processor, scale, segments, soak, stages
+    from orchestrator.bench import (
+        cel,
+        e2e,
+        lateness,
+        learning,
+        micro,
+        processor,
+        scale,
+        segments,
+        soak,
+        stages,
+    )
 
     wanted = [x.strip() for x in args.only.split(",") if x.strip()]
     unknown = sorted(set(wanted) - set(SECTIONS))
@@ -242,6 +287,7 @@ def bench_command(args: argparse.Namespace) -> int:
         "engine": lambda: micro.bench_engine(args.quick),
         "cel": lambda: cel.bench_cel(args.quick),
         "segments": lambda: segments.bench_segments(args.quick),
+        "learning": lambda: learning.bench_learning(args.quick),
         "processor": lambda: processor.bench_processor(args.quick),
         "timers": lambda: micro.bench_timers(args.quick),
         "state": lambda: micro.bench_state(args.quick),

@@ -51,6 +51,7 @@ def test_timers_quick_and_summary_table() -> None:
         "engine",
         "cel",
         "segments",
+        "learning",
         "processor",
         "timers",
         "state",
@@ -62,7 +63,8 @@ def test_timers_quick_and_summary_table() -> None:
         "soak",
         "held",
     )
-    assert set(SECTIONS) - set(DEFAULT_SECTIONS) == {"scale", "soak", "held"}  # long: only when asked for
+    # long, or a question of one change (learning): only when asked for
+    assert set(SECTIONS) - set(DEFAULT_SECTIONS) == {"scale", "soak", "held", "learning"}
     scale = {"runs": [{"workers": n, "events_per_s": 1000.0 * n, "cpu_us_per_event_per_worker": [9.0] * n,
                        "broker_cpu_s": 3.0} for n in (1, 2)], "ratio_two_vs_one": 2.0}  # fmt: skip
     lines = summary_table({"sections": {"scale": scale}})
