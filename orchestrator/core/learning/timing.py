@@ -2,7 +2,8 @@
 
 The profile keeps, per channel, ``[reference time ms, {hour of week: score}]``: each open or click adds
 1 to the **local** hour of the week it happened in (0 = Monday 00:00-01:00 in the customer's zone, UTC
-when unknown), and every score halves every :data:`HALF_LIFE_MS` of event time. Local hours keep their
+when unknown), and every score halves every :data:`HALF_LIFE_MS` of event time (scores are stored in
+the units of the reference time: :data:`RESCALE_AFTER_MS`). Local hours keep their
 meaning across a DST change: an open at 09:00 in January and one at 09:00 in July count for the same
 hour, though they are an hour apart in UTC. Bounded: at most 168 scores per channel, and scores that
 decay below :data:`MIN_SCORE` are let go. Scores are rounded to 4 decimals, so the stored state is the
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 __all__ = [
     "HALF_LIFE_MS",
     "MIN_SCORE",
+    "RESCALE_AFTER_MS",
     "decayed_scores",
     "local_hour_of_week",
     "merge_timing",
@@ -64,6 +66,13 @@ def _decay(age_ms: int) -> float:
     return float(0.5 ** (age_ms / HALF_LIFE_MS))
 
 
+RESCALE_AFTER_MS = 8 * HALF_LIFE_MS
+"""Scores are kept in the units of their reference time: an event ``d`` after it adds ``2**(d / half
+life)``, so that one event costs one addition (no pass over the 168 hours). Past this many half-lives
+after the reference, the scores are brought to the event's time (and those under :data:`MIN_SCORE`
+let go): the numbers stay within 256 times a count."""
+
+
 def record_engagement(timing: dict[str, list[Any]], channel: str, at_ms: int, tz_name: str | None) -> None:
     """Count an open or click on ``channel`` at ``at_ms`` (the zone of the customer then)."""
     how = str(local_hour_of_week(at_ms, tz_name))
@@ -72,14 +81,14 @@ def record_engagement(timing: dict[str, list[Any]], channel: str, at_ms: int, tz
         timing[channel] = [at_ms, {how: 1.0}]
         return
     ref, scores = entry
-    if at_ms > ref:
+    if at_ms - ref > RESCALE_AFTER_MS:
         factor = _decay(at_ms - ref)
-        scores = {h: d for h, s in scores.items() if (d := round(s * factor, _DIGITS)) >= MIN_SCORE}
+        scores = {h: d for h, sc in scores.items() if (d := round(sc * factor, _DIGITS)) >= MIN_SCORE}
         entry[0] = at_ms
         entry[1] = scores
         add = 1.0
-    else:  # a late event: its weight decayed to the reference time
-        add = _decay(ref - at_ms)
+    else:  # (an event before the reference adds less than one: its weight decayed to the reference)
+        add = 1.0 / _decay(at_ms - ref)
     scores[how] = round(scores.get(how, 0.0) + add, _DIGITS)
 
 
@@ -88,8 +97,8 @@ def decayed_scores(entry: list[Any] | None, at_ms: int) -> dict[int, float]:
     if not entry:
         return {}
     ref, scores = entry
-    factor = _decay(at_ms - ref) if at_ms > ref else 1.0
-    return {int(h): s * factor for h, s in scores.items()}
+    factor = _decay(at_ms - ref)
+    return {int(h): sc * factor for h, sc in scores.items()}
 
 
 def merge_timing(canonical: dict[str, list[Any]], other: dict[str, list[Any]]) -> None:
