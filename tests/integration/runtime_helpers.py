@@ -66,9 +66,11 @@ def simulate(
     until_ms: int,
     policy_file: Path | None = None,
     decisions: list[dict[str, Any]] | None = None,
+    funnel: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """What `orchestrator simulate` gives for these events (the parity reference); with
-    ``decisions`` the policy's decisions are appended to it."""
+    ``decisions`` the policy's decisions are appended to it, with ``funnel`` its funnel by journey is
+    put in it."""
     registry = JourneyRegistry()
     for path in journey_files:
         registry.deploy(load_journey_file(path), int(PAST.timestamp() * 1000))
@@ -80,7 +82,9 @@ def simulate(
     sim = Simulator(registry, on_action=out.append, policy=policies, on_decision=made.append)
     for n, line in enumerate(events, 1):
         sim.feed_line(n, line)
-    sim.finish(until_ms)
+    result = sim.finish(until_ms)
+    if funnel is not None:
+        funnel.update(result.funnel.to_dict())
     if decisions is not None:
         decisions.extend(orjson.loads(d.to_json()) for d in made)
     return [orjson.loads(a.to_json()) for a in out]

@@ -8,6 +8,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -56,10 +57,22 @@ def test_examples_match_simulate(
     worker = WorkerProcess(settings, tmp_path / "worker.log", extra_env=env)
     worker.start().wait_ready()
     try:
-        expected = by_id(simulate(files, events, until_ms=_now_ms()))
+        funnel: dict[str, Any] = {}
+        expected = by_id(simulate(files, events, until_ms=_now_ms(), funnel=funnel))
         assert len(expected) > 20
         actions.wait_for_ids(set(expected), describe=expected)
         actions.settle()
+        if cache is None:  # each journey's funnel, cluster-wide, is simulate's (issue 25's live counts)
+            counted = ("entered", "steps", "edges", "occupancy", "goals", "exits", "splits", "skipped_sends")
+            want = {j: {k: f[k] for k in counted} for j, f in funnel.items()}
+
+            def funnels() -> dict[str, Any]:
+                status, page = worker.get_json("/funnels/")
+                assert status == 200
+                assert page["cluster_wide"]
+                return {j: {k: f[k] for k in counted} for j, f in page["journeys"].items()}
+
+            wait_until(lambda: funnels() == want, timeout=30, what="the worker's funnels to be simulate's")
     finally:
         worker.stop()
     assert by_id(actions.records) == expected
