@@ -29,7 +29,7 @@ NODE_STYLES: dict[NodeKind, tuple[str, str, str]] = {
     "exit": ("octagon", "filled", "#fecaca"),
     "goal": ("box", "filled,rounded,dashed", "#dcfce7"),
     "exit_rule": ("box", "filled,rounded,dashed", "#fee2e2"),
-    "end": ("circle", "filled", "#f3f4f6"),
+    "end": ("ellipse", "filled", "#f3f4f6"),
 }
 _EDGE_STYLES: dict[EdgeKind, str] = {
     "start": 'style=bold, color="#15803d"',
@@ -70,7 +70,10 @@ def quote_id(node_id: str) -> str:
 
 def _wrap(line: str, width: int) -> list[str]:
     indent = len(line) - len(line.lstrip(" "))
-    return textwrap.wrap(line, width, subsequent_indent=" " * (indent + 2), drop_whitespace=True) or [""]
+    wrapped = textwrap.wrap(
+        line, width, subsequent_indent=" " * (indent + 2), break_long_words=False, break_on_hyphens=False
+    )
+    return wrapped or [""]
 
 
 def _rows(cells: Iterable[str]) -> str:
@@ -109,10 +112,9 @@ def _edge_label(edge: Edge, counts: Mapping[str, Any] | None) -> str | None:
 
 def _node_statement(node: Node, counts: Mapping[str, Any] | None) -> str:
     shape, style, fill = NODE_STYLES[node.kind]
-    extra = ", width=0.3, fixedsize=false" if node.kind == "end" else ""
     return (
         f'  {quote_id(node.id)} [class="{node.kind}", shape={shape}, style="{style}", '
-        f'fillcolor="{fill}"{extra}, label={_node_label(node, counts)}];'
+        f'fillcolor="{fill}", label={_node_label(node, counts)}];'
     )
 
 

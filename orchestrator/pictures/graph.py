@@ -273,7 +273,8 @@ def _step_edges(step: Step) -> list[Edge]:
         for b in step.branches:
             label = f"{b.name} {_percent(b.basis_points)}"
             if b.holdout:
-                label += " (holdout)"
+                label += " (holdout)" if b.name != "holdout" else ""
+                label += "" if b.next else ", held"
             kind: EdgeKind = "holdout" if b.holdout else "split"
             edge = _to(step, b.next, kind, (label,))
             out.append(Edge(edge.source, edge.target, kind, edge.label, None, (step.id, b.name)))
