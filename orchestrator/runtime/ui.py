@@ -28,7 +28,6 @@ __all__ = [
     "not_found_page",
     "overview_page",
     "page",
-    "safe_next",
     "unauthorized_page",
 ]
 
@@ -82,7 +81,8 @@ def _table(
         body.append(f"<tr>{''.join(cells)}</tr>")
     if not body:
         return f'<p class="note"{ident}>none</p>'
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    thead = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
+    return f"<table{ident}>{thead}<tbody>{''.join(body)}</tbody></table>"
 
 
 class _Raw:
@@ -122,14 +122,7 @@ def page(title: str, body: str, *, signed_in: bool = True, refresh: int | None =
     )
 
 
-def safe_next(path: str | None) -> str:
-    """Where to go after the login: a page under /ui/ only (never another site)."""
-    if path and path.startswith("/ui/") and not path.startswith("/ui//") and "\\" not in path:
-        return path
-    return "/ui/"
-
-
-def login_page(error: str | None = None, next_path: str | None = None, *, signed_in: bool = False) -> str:
+def login_page(error: str | None = None, *, signed_in: bool = False) -> str:
     """The login form: the API token in a password field, posted to ``/ui/login``."""
     shown = f'<p class="error" id="login-error">{_e(error)}</p>' if error else ""
     already = (
@@ -143,19 +136,18 @@ def login_page(error: str | None = None, next_path: str | None = None, *, signed
         "<p>This worker's page is read-only and private: sign in with the worker's API token "
         "(<code>api_token</code>, <code>ORCH_API_TOKEN</code>).</p>"
         '<form method="post" action="/ui/login" id="login">'
-        f'<input type="hidden" name="next" value="{_e(safe_next(next_path))}">'
         '<label>API token <input type="password" name="token" id="token" autocomplete="off" '
         'required size="40"></label> <button type="submit" id="sign-in">sign in</button></form>'
     )
     return page("Sign in", body, signed_in=False)
 
 
-def unauthorized_page(reason: str, next_path: str | None = None) -> str:
+def unauthorized_page(reason: str) -> str:
     """What a page under /ui/ shows without a login: why, and the login form (no data)."""
     if "no api_token" in reason:
         body = f'<h1>Not available</h1><p class="error" id="login-error">unauthorized: {_e(reason)}</p>'
         return page("Not available", body, signed_in=False)
-    return login_page(f"unauthorized: {reason}", next_path)
+    return login_page(f"unauthorized: {reason}")
 
 
 def not_found_page(message: str) -> str:
@@ -328,7 +320,6 @@ def journey_page(
         f'<tr><th>in the journey now</th><td class="n" id="in-now">{now_total}</td></tr>'
         f'<tr><th>converted</th><td class="n" id="converted">{int(f.get("converted", 0))}</td></tr>'
         f'<tr><th>exited</th><td class="n" id="exited">{sum((f.get("exits") or {}).values())}</td></tr>'
-        f'<tr><th>actions</th><td class="n" id="actions">{int(f.get("actions", 0))}</td></tr>'
         "</tbody></table>"
     )
     body.append("<h2>Picture</h2>")

@@ -36,7 +36,7 @@ from orchestrator.runtime.ui import (
     login_page,
     not_found_page,
     overview_page,
-    safe_next,
+    page,
 )
 from orchestrator.runtime.ui_auth import COOKIE_NAME, clear_login_cookie, cookie_valid, set_login_cookie
 
@@ -188,11 +188,9 @@ def register_ui_pages(
 
         async def get(self, request: aioweb.Request, **kwargs: Any) -> aioweb.StreamResponse:
             accepted = tokens()
-            signed_in = cookie_valid(request.cookies.get(COOKIE_NAME), accepted) or _bearer_ok(
-                request, accepted
-            )
+            signed_in = _signed_in(request, accepted)
             return html_response(
-                login_page(None, request.query.get("next"), signed_in=signed_in),
+                login_page(None, signed_in=signed_in),
                 status=200 if signed_in else 401,
             )
 
@@ -201,16 +199,21 @@ def register_ui_pages(
             form = await request.post()
             given = str(form.get("token", "")).strip()
             matching = [t for t in accepted if _same(given, t)]
+            if not given and _signed_in(request, accepted):
+                return html_response(login_page(None, signed_in=True))  # nothing asked: signed in already
             if not matching:
                 await asyncio.sleep(0.2)  # (a little friction for guessing)
-                return html_response(login_page("wrong token", str(form.get("next", ""))), status=401)
-            response = see_other(safe_next(str(form.get("next", ""))))
+                return html_response(login_page("wrong token"), status=401)
+            response = see_other("/ui/")
             set_login_cookie(response, matching[0], secure=request.secure)
             return response
 
     @app.page("/ui/logout")
     class UiLogout(View):
-        """``POST``: forget the login cookie (a form button on every page)."""
+        """``POST``: forget the login cookie (a form button on every page); ``GET``: that button alone."""
+
+        async def get(self, request: aioweb.Request, **kwargs: Any) -> aioweb.StreamResponse:
+            return html_response(page("Log out", "<h1>Log out</h1><p>The button above ends this login.</p>"))
 
         async def post(self, request: aioweb.Request, **kwargs: Any) -> aioweb.StreamResponse:
             response = see_other("/ui/login")
@@ -227,9 +230,12 @@ def _same(given: str, token: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), token.encode())
 
 
-def _bearer_ok(request: aioweb.Request, accepted: tuple[str, ...]) -> bool:
+def _signed_in(request: aioweb.Request, accepted: tuple[str, ...]) -> bool:
+    """The request carries a valid login cookie or the bearer header."""
     from orchestrator.runtime.web import authorized  # (web imports this module)
 
+    if cookie_valid(request.cookies.get(COOKIE_NAME), accepted):
+        return True
     return authorized(request.headers.get("Authorization"), accepted)
 
 

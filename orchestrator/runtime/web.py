@@ -81,8 +81,7 @@ def _token_middleware(tokens: tuple[str, ...]) -> Any:
                 path == LOGIN_PATH or ui_authorized(path, request.cookies.get(COOKIE_NAME), tokens)
             ):
                 return await handler(request)
-            shown = unauthorized_page(reason, request.path_qs if request.method == "GET" else None)
-            return html_response(shown, status=401)
+            return html_response(unauthorized_page(reason), status=401)  # (not even the path asked)
         return aioweb.json_response(
             {"error": f"unauthorized: {reason}"}, status=401, headers={"WWW-Authenticate": "Bearer"}
         )

@@ -13,7 +13,6 @@ from orchestrator.runtime.ui import (
     journey_page,
     login_page,
     overview_page,
-    safe_next,
     unauthorized_page,
 )
 
@@ -259,7 +258,7 @@ def test_customer_page_shows_profile_journeys_and_timeline() -> None:
     p = Page(html)
     _self_contained(p)
     assert p.text_by_id["customer"] == "w-ann"
-    profile = {r[0]: r[1] for r in p.rows["profile"][1:]}
+    profile = {r[0]: r[1] for r in p.rows["profile"]}
     assert profile["attribute first_name"] == orjson.dumps(EVIL).decode()
     assert "email: ann@example.com" in profile["identities"]
     assert p.rows["instances"][1][:4] == ["welcome", "1", "1", "wait_open"]
@@ -281,24 +280,16 @@ def test_an_unknown_customer_says_so() -> None:
 
 
 def test_login_and_unauthorized_pages_show_no_data_and_post_the_token() -> None:
-    p = Page(login_page("wrong token", "/ui/journeys/welcome"))
+    p = Page(login_page("wrong token"))
     form = next(a for a in p.all("form") if a.get("id") == "login")
     assert form["method"] == "post"
     assert form["action"] == "/ui/login"
     token = next(a for a in p.all("input") if a.get("name") == "token")
     assert token["type"] == "password"
-    nxt = next(a for a in p.all("input") if a.get("name") == "next")
-    assert nxt["value"] == "/ui/journeys/welcome"
     assert p.text_by_id["login-error"] == "wrong token"
+    assert not [a for a in p.all("input") if a.get("type") == "hidden"]  # the page asked is not echoed
     assert not any(a.get("action") == "/ui/logout" for a in p.all("form"))  # not signed in: no menu
     assert (
         "no api_token"
         in Page(unauthorized_page("no api_token is configured on this worker")).text_by_id["login-error"]
     )
-
-
-def test_the_login_only_goes_back_to_ui_pages() -> None:
-    assert safe_next("/ui/customers?key=a") == "/ui/customers?key=a"
-    bad_ones = ("https://evil.example/", "//evil.example/ui/", "/ui//evil.example", "/journeys/", None)
-    for bad in (*bad_ones, "/ui\\x"):
-        assert safe_next(bad) == "/ui/", bad
