@@ -17,9 +17,9 @@ from orchestrator.core.journey import (
     WaitStep,
     load_journey_file,
 )
-from orchestrator.core.journey.durations import format_duration
 from orchestrator.core.journey.graph import edges as step_edges
 from orchestrator.pictures import journey_svg
+from orchestrator.pictures.graph import duration as format_duration
 
 pytestmark = needs_dot
 
@@ -120,7 +120,7 @@ def test_the_run_stage_journey_shows_auto_channels_optimal_time_adaptive_split_a
     assert "channel auto, one of:" in send
     assert "email: smart_winback_ten_email" in send
     assert "sms: smart_winback_ten_sms" in send
-    assert "send_time optimal within 1d, 08:00-21:00" in send
+    assert "send_time optimal within 24h, 08:00-21:00" in send
     assert "adaptive (model weights)" in pic.node_text("offer")
     assert "holdout 10 %, held" in pic.edge_text("offer->@end")
 
