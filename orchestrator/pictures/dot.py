@@ -148,7 +148,7 @@ def to_dot(graph: JourneyGraph, counts: Mapping[str, Any] | None = None) -> str:
         )
     for edge in graph.edges:
         label = _edge_label(edge, counts)
-        attrs = _EDGE_STYLES[edge.kind] + (f", label={label}" if label is not None else "")
+        attrs = f'class="{edge.kind}", {_EDGE_STYLES[edge.kind]}' + (f", label={label}" if label else "")
         out.append(f"  {quote_id(edge.source)} -> {quote_id(edge.target)} [{attrs}];")
     out.append("}")
     return "\n".join(out) + "\n"
