@@ -163,6 +163,7 @@ def test_the_worker_page_in_a_browser(
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#journeys a.journey"))
     links = {a.text: a for a in browser.find_elements(By.CSS_SELECTOR, "#journeys a.journey")}
     assert "welcome" in links
+    browser.save_screenshot(str(shots / "overview.png"))
     cookie = browser.get_cookie(COOKIE_NAME)
     assert cookie is not None
     assert token not in cookie["value"]
