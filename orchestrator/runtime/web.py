@@ -12,6 +12,10 @@ Private by default (docs/security.md):
   ``/stats/``) are not mounted at all.
 
 ``/metrics``, ``/healthz`` and ``/readyz`` are open (probes and Prometheus) and carry no customer data.
+
+The read-only page for people, ``/ui/`` (:mod:`orchestrator.runtime.ui_pages`), takes the same token, or
+the login cookie ``POST /ui/login`` sets for it (:mod:`orchestrator.runtime.ui_auth`); the cookie is
+accepted under ``/ui/`` only, and ``/ui/login`` is the one page there served without either.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ from orchestrator.runtime.metrics import CONTENT_TYPE
 from orchestrator.runtime.reading import highwater_of, position_of
 from orchestrator.runtime.releases import REPORT_COUNTS, campaign_report, counts_from_changelog
 from orchestrator.runtime.segment_sizes import segment_report, sizes_from_changelog
+from orchestrator.runtime.ui import unauthorized_page
+from orchestrator.runtime.ui_auth import COOKIE_NAME, LOGIN_PATH, is_ui_path, ui_authorized
+from orchestrator.runtime.ui_pages import html_response, register_ui_pages
 
 if TYPE_CHECKING:
     import faust
@@ -67,6 +74,14 @@ def _token_middleware(tokens: tuple[str, ...]) -> Any:
         if path in OPEN_PATHS or authorized(request.headers.get("Authorization"), tokens):
             return await handler(request)
         reason = "a bearer token is required" if tokens else "no api_token is configured on this worker"
+        if is_ui_path(path):
+            # the worker's page: the login cookie instead of the header, on /ui/ pages only; the login
+            # form is served to anyone (it answers 401 itself until the token is given)
+            if tokens and (
+                path == LOGIN_PATH or ui_authorized(path, request.cookies.get(COOKIE_NAME), tokens)
+            ):
+                return await handler(request)
+            return html_response(unauthorized_page(reason), status=401)  # (not even the path asked)
         return aioweb.json_response(
             {"error": f"unauthorized: {reason}"}, status=401, headers={"WWW-Authenticate": "Bearer"}
         )
@@ -259,6 +274,8 @@ def register_pages(app: faust.App, w: WorkerApp) -> None:
                 "partitions_here": sorted(w.funnels.partitions),
             }
         )
+
+    register_ui_pages(app, w, counts_changelog)
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
