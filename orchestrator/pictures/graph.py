@@ -84,6 +84,9 @@ class Node:
     """A goal's or exit rule's name (the key of the funnel's ``goals``/``exits``)."""
     waits: bool = False
     """Customers may stay here (a wait; a split with a holdout branch that holds them)."""
+    claimed: tuple[str, ...] = ()
+    """``end`` only: the exit reasons other nodes show (exit steps' reasons, exit rules' names); the end
+    node counts the others (``completed``, ``timeout``, ``holdout_window`` ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +133,8 @@ def journey_graph(definition: JourneyDefinition) -> JourneyGraph:
         edges.extend(_step_edges(step))
     edges = _merged(edges)
     if any(e.target == END_ID for e in edges):
-        nodes.append(Node(END_ID, "end", ("end",)))
+        claimed = {s.reason for s in d.steps.values() if isinstance(s, ExitStep)} | {x.name for x in d.exits}
+        nodes.append(Node(END_ID, "end", ("end",), claimed=tuple(sorted(claimed))))
     nodes.extend(Node(goal_id(g.name), "goal", _rule_lines("goal", g), name=g.name) for g in d.goals)
     nodes.extend(Node(rule_id(x.name), "exit_rule", _rule_lines("exit", x), name=x.name) for x in d.exits)
     known = {n.id for n in nodes}

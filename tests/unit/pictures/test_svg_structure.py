@@ -171,3 +171,11 @@ def test_without_counts_no_number_is_drawn() -> None:
     pic = read_svg(journey_svg(load_journey_file(FILES[0])))
     assert "@totals" not in pic.nodes
     assert not any("arrived" in t or "now:" in t for texts in pic.nodes.values() for t in texts)
+
+
+def test_the_end_node_counts_the_exits_no_exit_step_or_rule_shows() -> None:
+    counts = example_counts("winback")
+    assert counts["exits"].get("holdout_window")
+    pic = read_svg(journey_svg(load_journey_file(Path(f"{FILES[0].parent}/winback.yaml")), counts))
+    assert f"{counts['exits']['holdout_window']} holdout_window" in pic.nodes["@end"]
+    assert not any("no_response" in t for t in pic.nodes["@end"])  # (its exit step shows it)
