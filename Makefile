@@ -7,8 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian tools the tests use, as command:package (kcat talks to the broker; openssl makes the test
 # certificates of the TLS and SASL listeners; promtool checks and
-# prometheus runs the monitoring files of deploy/prometheus).
-DEB_TOOLS := kcat:kcat promtool:prometheus prometheus:prometheus openssl:openssl
+# prometheus runs the monitoring files of deploy/prometheus; dot draws the journeys' pictures).
+DEB_TOOLS := kcat:kcat promtool:prometheus prometheus:prometheus openssl:openssl dot:graphviz
 
 .PHONY: demo test check install debs kafka-jars clean
 

@@ -26,7 +26,9 @@ Every error the orchestrator raises on purpose derives from :class:`Orchestrator
      │    └── TopicLayoutError         topics are missing or disagree on partitions / compaction
      ├── DeliveryError             the broker did not acknowledge what a worker produced
      ├── StateLimitError           a customer's stored state would outgrow its row limit (message set aside)
-     └── SimulationError           the offline simulator cannot run its input
+     ├── SimulationError           the offline simulator cannot run its input
+     └── PictureError              a journey's picture cannot be drawn (Graphviz's dot failed or timed out)
+          └── GraphvizMissingError     Graphviz's dot program is not installed (package graphviz)
 
 Each error carries a message that says what is wrong and where.
 """
@@ -40,12 +42,14 @@ __all__ = [
     "ConfigError",
     "ContractError",
     "DeliveryError",
+    "GraphvizMissingError",
     "InvalidEventError",
     "JourneyError",
     "JourneyValidationError",
     "KafkaSetupError",
     "ModelValidationError",
     "OrchestratorError",
+    "PictureError",
     "PolicyError",
     "PolicyValidationError",
     "SegmentValidationError",
@@ -200,3 +204,12 @@ class DeliveryError(OrchestratorError):
 class StateLimitError(OrchestratorError):
     """A customer's stored record would outgrow the row limit even after trimming what may be trimmed;
     the message that would make it so is dead-lettered and the stored state stays as it was."""
+
+
+class PictureError(OrchestratorError):
+    """A journey's picture cannot be drawn: Graphviz's ``dot`` failed or took too long (its message)."""
+
+
+class GraphvizMissingError(PictureError):
+    """Graphviz's ``dot`` program is not installed (Debian package ``graphviz``); the DOT and mermaid
+    texts of a picture need no program."""

@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "orchestrator.cli.template",
     "orchestrator.cli.simulate",
     "orchestrator.cli.diff",
+    "orchestrator.cli.graph",
     "orchestrator.cli.inspect",
     "orchestrator.cli.actions",
     "orchestrator.cli.segments",
