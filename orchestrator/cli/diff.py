@@ -6,7 +6,8 @@ old version all the way, and with the new one deployed at ``--at`` (default: the
 then says which customers' sends change, the sends added, removed, moved and changed per step and
 channel, both funnels side by side, and what happens to the customers inside the old version at
 ``--at``. Text by default; ``--json`` for machines; ``--html`` writes a page with the journey pictures
-too. Exit 0 whether or not anything changes; 1 when a file is invalid; 2 on a usage error.
+too (each picture left out, with why, when Graphviz's dot is missing). Exit 0 whether or not anything
+changes; 1 when a file is invalid; 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -79,6 +80,13 @@ def register(subparsers: Any) -> None:
         help=f"list at most N customers (default {DEFAULT_LIMIT}; 0: all)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON (docs/simulate.md)")
+    parser.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        metavar="OUT.html",
+        help="also write a self-contained page: the tables and both journey pictures with their counts",
+    )
     parser.set_defaults(func=diff_command)
 
 
@@ -108,6 +116,11 @@ def diff_command(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(p, file=sys.stderr)
         return 1
+    if args.html is not None:
+        from orchestrator.preview.page import write_page
+
+        for problem in write_page(args.html, result, limit=args.limit):
+            print(f"picture not drawn: {problem}", file=sys.stderr)
     if args.json:
         sys.stdout.write(
             orjson.dumps(report_dict(result, limit=args.limit), option=orjson.OPT_INDENT_2).decode()

@@ -19,6 +19,7 @@ ISO 8601 UTC with milliseconds. ``limit`` 0: everything is shown.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.core.engine.clock import iso_from_ms
@@ -27,7 +28,16 @@ from orchestrator.core.journey.model import BranchStep, SplitStep, WaitStep
 from orchestrator.preview.compare import Change
 from orchestrator.preview.diff import Preview
 
-__all__ = ["DEFAULT_LIMIT", "change_dict", "funnel_rows", "report_dict", "report_text", "table"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "Section",
+    "change_dict",
+    "funnel_rows",
+    "report_dict",
+    "report_text",
+    "sections",
+    "table",
+]
 
 DEFAULT_LIMIT = 20
 """Customers listed by default (``--limit``)."""
@@ -215,11 +225,27 @@ def _change_text(c: Change) -> list[str]:
     return what
 
 
-def report_text(p: Preview, *, limit: int = DEFAULT_LIMIT) -> str:
-    """The preview for the terminal: sections with aligned tables."""
+@dataclass
+class Section:
+    """One part of the report, for the text and the HTML page alike: a title, notes, a table, and what
+    the limit left out."""
+
+    title: str
+    notes: list[str] = field(default_factory=list)
+    headers: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    right: set[int] = field(default_factory=set)
+    """The columns of numbers (aligned right)."""
+    more: str = ""
+    headless: bool = False
+    """A table of facts: no header row."""
+
+
+def sections(p: Preview, *, limit: int = DEFAULT_LIMIT) -> list[Section]:
+    """The report's sections, in order: the facts, the sends by step and channel, the customers whose
+    sends change, the funnels, who is inside the old version at ``at``."""
     data = report_dict(p, limit=limit)
     old_v, new_v = f"v{p.old.version}", f"v{p.new.version}"
-    lines = [f"Impact preview of journey {p.journey_id}: {old_v} -> {new_v} ({p.old_path} -> {p.new_path})"]
     runs = data["runs"]["old"]
     facts = [
         ["events", f"{p.events_path}: {runs['events_read']} read, {runs['invalid_lines']} invalid"],
@@ -232,61 +258,79 @@ def report_text(p: Preview, *, limit: int = DEFAULT_LIMIT) -> str:
     ]
     if p.others:
         facts.append(["in both runs", f"{len(p.others)} other files (--journeys, --policy)"])
-    lines += table(["", ""], facts)[1:]
+    title = f"Impact preview of journey {p.journey_id}: {old_v} -> {new_v} ({p.old_path} -> {p.new_path})"
+    out = [Section(title, headers=["", ""], rows=facts, headless=True)]
     sends = data["sends"]
-    lines += [
-        "",
-        f"Sends: {sends['old']} with {old_v}, {sends['new']} with {new_v}: {sends['added']} added, "
-        f"{sends['removed']} removed, {sends['moved']} moved, {sends['changed']} changed, "
-        f"{sends['unchanged']} unchanged",
-    ]
-    if p.rows:
-        rows = [
-            [
-                r.journey,
-                r.step,
-                r.channel,
-                str(r.old),
-                str(r.new),
-                str(r.added),
-                str(r.removed),
-                str(r.moved),
-                str(r.changed),
-            ]
-            for r in p.rows
-        ]
-        headers = ["journey", "step", "channel", old_v, new_v, "added", "removed", "moved", "changed"]
-        lines += table(headers, rows, right=set(range(3, 9)))
+    out.append(
+        Section(
+            f"Sends: {sends['old']} with {old_v}, {sends['new']} with {new_v}: {sends['added']} added, "
+            f"{sends['removed']} removed, {sends['moved']} moved, {sends['changed']} changed, "
+            f"{sends['unchanged']} unchanged",
+            headers=["journey", "step", "channel", old_v, new_v, "added", "removed", "moved", "changed"],
+            rows=[
+                [
+                    r.journey,
+                    r.step,
+                    r.channel,
+                    *(str(n) for n in (r.old, r.new, r.added, r.removed, r.moved, r.changed)),
+                ]
+                for r in p.rows
+            ],
+            right=set(range(3, 9)),
+        )
+    )
     customers = data["customers"]
-    lines += ["", f"Customers whose sends change: {customers['changed']} of {customers['of']}"]
-    shown_rows: list[list[str]] = []
+    rows: list[list[str]] = []
     for customer, changes in list(p.by_customer().items())[: _shown(customers["changed"], limit)]:
         for i, c in enumerate(changes):
-            shown_rows.append([customer if i == 0 else "", *_change_text(c)])
-    if shown_rows:
-        headers = ["customer", "change", "journey/step", "channel", "template", "at", "differs"]
-        width = max(len(r) for r in shown_rows)
-        lines += table(headers[:width], [r + [""] * (width - len(r)) for r in shown_rows])
-    if customers["changed"] > len(customers["shown"]):
-        lines.append(
-            f"  ... and {customers['changed'] - len(customers['shown'])} more customers (--limit N, 0: all)"
+            rows.append([customer if i == 0 else "", *_change_text(c)])
+    headers = ["customer", "change", "journey/step", "channel", "template", "at", "differs"]
+    width = max((len(r) for r in rows), default=len(headers) - 1)
+    hidden = customers["changed"] - len(customers["shown"])
+    out.append(
+        Section(
+            f"Customers whose sends change: {customers['changed']} of {customers['of']}",
+            headers=headers[:width],
+            rows=[r + [""] * (width - len(r)) for r in rows],
+            more=f"... and {hidden} more customers (--limit N, 0: all)" if hidden > 0 else "",
         )
+    )
     funnels = data["funnels"]
     order = list(p.new.steps) + [s for s in p.old.steps if s not in p.new.steps]
     for jid, f in funnels.items():
-        if jid != p.journey_id and not f["changed"]:
-            continue
-        title = f"funnel of {jid}" + ("" if f["changed"] else " (unchanged)")
         mine = jid == p.journey_id
-        rows4 = funnel_rows(f["old"], f["new"], order if mine else [], _forks(p) if mine else None)
-        lines += [
-            "",
-            *table([title, old_v, new_v, "change"], [list(r) for r in rows4], right={1, 2, 3}, indent=0),
-        ]
+        if mine or f["changed"]:
+            found = funnel_rows(f["old"], f["new"], order if mine else [], _forks(p) if mine else None)
+            corner = f"funnel of {jid}" + ("" if f["changed"] else " (unchanged)")
+            out.append(
+                Section(
+                    "",
+                    headers=[corner, old_v, new_v, "change"],
+                    rows=[list(r) for r in found],
+                    right={1, 2, 3},
+                )
+            )
     same = [jid for jid, f in funnels.items() if jid != p.journey_id and not f["changed"]]
     if same:
-        lines += ["", "Funnels unchanged: " + ", ".join(same)]
-    lines += ["", *_inside_text(p, data["inside"], limit)]
+        out.append(Section("Funnels unchanged: " + ", ".join(same)))
+    out.append(_inside(p, data["inside"], limit))
+    return out
+
+
+def report_text(p: Preview, *, limit: int = DEFAULT_LIMIT) -> str:
+    """The preview for the terminal: sections with aligned tables."""
+    lines: list[str] = []
+    for n, s in enumerate(sections(p, limit=limit)):
+        if n:
+            lines.append("")
+        if s.title:
+            lines.append(s.title)
+        lines += [f"  {note}" for note in s.notes]
+        if s.rows:
+            found = table(s.headers, s.rows, right=s.right, indent=0 if not s.title else 2)
+            lines += found[1:] if s.headless else found
+        if s.more:
+            lines.append(f"  {s.more}")
     return "\n".join(lines) + "\n"
 
 
@@ -300,12 +344,12 @@ def _forks(p: Preview) -> set[str]:
     }
 
 
-def _inside_text(p: Preview, inside: dict[str, Any], limit: int) -> list[str]:
+def _inside(p: Preview, inside: dict[str, Any], limit: int) -> Section:
     old_v, new_v = f"v{p.old.version}", f"v{p.new.version}"
     head = f"Customers inside {old_v} at {inside['at']}"
     if not p.inside:
         why = " (the new version from the first event: nobody is inside yet)" if not p.at_given else ""
-        return [f"{head}: none{why}"]
+        return Section(f"{head}: none{why}")
     counts = f"{inside['moves']} move, {inside['leaves']} leave, {inside['stays']} stay"
     if p.new.status == "archived":
         rule = f"{new_v} is archived: they leave (reason archived)"
@@ -316,7 +360,6 @@ def _inside_text(p: Preview, inside: dict[str, Any], limit: int) -> list[str]:
         )
     else:
         rule = f"{new_v} does not migrate: they stay on {old_v} until they finish (new entries get {new_v})"
-    lines = [f"{head}: {len(p.inside)} ({counts})", f"  {rule}"]
     rows = [
         [
             i.customer + (f" [{i.key}]" if i.key else ""),
@@ -328,7 +371,11 @@ def _inside_text(p: Preview, inside: dict[str, Any], limit: int) -> list[str]:
         ]
         for i in p.inside[: _shown(len(p.inside), limit)]
     ]
-    lines += table(["customer", "step", "entered", "outcome", "to step", "why"], rows)
-    if len(p.inside) > len(rows):
-        lines.append(f"  ... and {len(p.inside) - len(rows)} more (--limit N, 0: all)")
-    return lines
+    hidden = len(p.inside) - len(rows)
+    return Section(
+        f"{head}: {len(p.inside)} ({counts})",
+        notes=[rule],
+        headers=["customer", "step", "entered", "outcome", "to step", "why"],
+        rows=rows,
+        more=f"... and {hidden} more (--limit N, 0: all)" if hidden > 0 else "",
+    )
