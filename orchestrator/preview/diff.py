@@ -324,11 +324,9 @@ def preview(
     until = until_ms
     if until is None:
         until = max(last, at) + max(timer_span_ms(old), timer_span_ms(new))
-    shared = [
-        r
-        for r in prepare_deployments(others, _BEGINNING)
-        if not (r.kind == "journey" and r.journey_id == old.id)  # (the journey previewed: OLD and NEW)
-    ]
+    records = prepare_deployments(others, _BEGINNING)
+    mine = {r.source_name for r in records if r.kind == "journey" and r.journey_id == old.id}
+    shared = [r for r in records if r.source_name not in mine]  # (the journey previewed: OLD and NEW)
     new_from_at = new_record.model_copy(update={"effective_from": _instant(at)})
     old_book = _book([*shared, old_record], history_window_ms)
     new_book = _book([*shared, old_record, new_from_at], history_window_ms)
@@ -356,5 +354,5 @@ def preview(
         inside=inside,
         policy_path=policy_file,
         journeys_path=journeys_path,
-        others=[str(p) for p in others],
+        others=[str(p) for p in others if str(p) not in mine],
     )

@@ -240,3 +240,17 @@ def test_events_without_a_valid_line_are_refused(tmp_path: Path) -> None:
     events.write_text("not json\n")
     with pytest.raises(SimulationError, match="no valid event"):
         preview(WELCOME, write_version(tmp_path, WELCOME), events)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine (core/engine/run.py wait_matches): a wait that migrates to a version with another "
+    "timeout takes its start to be due - the new timeout, so an event in the wait is judged too early",
+)
+def test_an_open_within_a_migrated_wait_still_counts(tmp_path: Path) -> None:
+    # Bob signs up at 10:00 on v1 and opens the email at 12:00; v2 (timeout 12 h, migrate) from 11:30:
+    # he moves into v2's wait_open with v1's due time (10:00 the next day) and his open should end it
+    new = write_version(tmp_path, WELCOME, shorter_timeout, migrate=True)
+    p = preview(WELCOME, new, WELCOME_EVENTS, at_ms=parse_until("2025-03-03T11:30:00Z"))
+    assert [(i.customer, i.outcome) for i in p.inside][1] == ("w-bob", "moves")
+    assert _funnel(p, "new")["exits"]["opened_email"] >= 1  # type: ignore[index]
