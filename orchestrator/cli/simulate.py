@@ -1,4 +1,5 @@
-"""``orchestrator simulate --journeys DIR --events FILE.jsonl [--policy FILE] [--out FILE] [--report FILE]``.
+"""``orchestrator simulate --journeys DIR --events FILE.jsonl [--policy FILE] [--out FILE] [--report FILE]
+[--html FILE]``.
 
 (Also ``--decisions FILE``, ``--until ISO``, ``--lateness DURATION``, ``--state-out FILE``: the final
 customer states and identity graph, for ``orchestrator inspect CUSTOMER --from-simulate FILE``.)
@@ -8,6 +9,8 @@ actions as JSONL (the action contract), prints a funnel per journey, and a JSON 
 ``--report``. With ``--policy`` every send passes the cross-channel policy (docs/policy.md) exactly as
 in the runtime; the funnel then shows the decisions by kind and reason, and ``--decisions`` writes
 each decision as JSONL. Invalid event lines are skipped and listed with their line number and reason.
+``--html`` writes the report as one self-contained page: each journey's funnel and split branches, and
+its picture (:mod:`orchestrator.pictures.funnel_page`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import orjson
 
 from orchestrator.core.engine.clock import iso_from_ms
 from orchestrator.core.journey.durations import parse_duration
+from orchestrator.core.journey.model import JourneyDefinition
 from orchestrator.exceptions import (
     CampaignValidationError,
     JourneyValidationError,
@@ -29,7 +33,8 @@ from orchestrator.exceptions import (
     SegmentValidationError,
     SimulationError,
 )
-from orchestrator.simulate.runner import SimulationResult, simulate_file
+from orchestrator.simulate.runner import SimulationResult, _journey_paths, load_registry, simulate_file
+from orchestrator.simulate.timeline import read_timeline
 
 __all__ = ["parse_until", "register", "simulate_command", "waiting_summary"]
 
@@ -72,6 +77,13 @@ def register(subparsers: Any) -> None:
         help="write the final customer states and identity graph (for orchestrator inspect)",
     )
     parser.add_argument("--report", type=Path, default=None, metavar="FILE", help="write the funnel as JSON")
+    parser.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the funnel as a self-contained HTML page, with each journey's picture",
+    )
     parser.add_argument(
         "--until", default=None, metavar="ISO", help="at the end, fire pending timers due up to this time"
     )
@@ -175,7 +187,33 @@ def simulate_command(args: argparse.Namespace) -> int:
         print(line)
     if args.report is not None:
         args.report.write_bytes(orjson.dumps(result.report(), option=orjson.OPT_INDENT_2) + b"\n")
+    if args.html is not None:
+        _write_html(args, result)
     return 0
+
+
+def _definitions(args: argparse.Namespace) -> dict[str, JourneyDefinition]:
+    """The journeys of the run, each in its last deployed version (the one its picture shows)."""
+    if args.deployments is not None:
+        before = [*_journey_paths(args.journeys), *([args.policy] if args.policy is not None else [])]
+        registry = read_timeline(args.deployments, before=before).registry
+    else:
+        registry = load_registry(args.journeys)
+    out: dict[str, JourneyDefinition] = {}
+    for jid in registry.journey_ids():
+        deployed = registry.deployments(jid)
+        if deployed:
+            out[jid] = max((d.definition for d in deployed), key=lambda d: d.version)
+    return out
+
+
+def _write_html(args: argparse.Namespace, result: SimulationResult) -> None:
+    from orchestrator.pictures.funnel_page import funnel_page
+
+    source = f"simulate of {args.events.name}" + (f" until {args.until}" if args.until else "")
+    page = funnel_page(result.report(), _definitions(args), title="Journey funnels", subtitle=source)
+    args.html.write_text(page, encoding="utf-8")
+    print(f"funnel page written to {args.html}")
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m orchestrator.cli.simulate

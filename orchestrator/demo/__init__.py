@@ -34,6 +34,7 @@ from orchestrator.core.engine.records import Transition
 from orchestrator.core.journey.registry import JourneyRegistry
 from orchestrator.core.policy import load_policy_file
 from orchestrator.demo.files import DemoError, example_dir
+from orchestrator.demo.pictures import write_pictures
 from orchestrator.demo.story import story
 from orchestrator.kafka.deploy import prepare_deployments, publish_deployments
 from orchestrator.kafka.local_broker import LocalBroker, free_port
@@ -143,6 +144,7 @@ def run_demo(
             f"   {connector.stats.delivered} delivered, {connector.stats.events} events back to the raw topic"
         )
         _engagement(worker, "w-ann", actions, script, say)
+        _pictures(journeys, worker, engine, workdir / "pictures", say)
         _next_steps(journeys, worker, say)
         return 0 if actions and checked else 1
     finally:
@@ -300,6 +302,30 @@ def _segments(settings: Settings, engine: _Engine, say: Say) -> bool:
     return same
 
 
+def _pictures(journeys: Path, worker: WorkerProcess, engine: _Engine, out: Path, say: Say) -> None:
+    """Each example journey drawn with the worker's counts (its ``/funnels/``, cluster-wide) once they
+    have every entry the engine counted; the engine's own counts if they do not come in time."""
+    expected = engine.simulator.result.funnel.to_dict()
+
+    def settled() -> dict[str, Any] | None:
+        status, body = worker.get_json("/funnels/")
+        funnels = body.get("journeys") if status == 200 and isinstance(body, dict) else None
+        if not isinstance(funnels, dict):
+            return None
+        entered = {n: (funnels.get(n) or {}).get("entered", 0) for n in EXAMPLES}
+        return funnels if entered == {n: expected.get(n, {}).get("entered", 0) for n in EXAMPLES} else None
+
+    try:
+        funnels, source = wait_until(settled, timeout=30, what="the worker's funnels"), "the worker's counts"
+    except TimeoutError:
+        funnels, source = expected, "the journey engine's counts (the worker's did not come in time)"
+    written, svg = write_pictures(journeys, EXAMPLES, funnels, out)
+    say(f"== 9. the example journeys as pictures, with {source} (`orchestrator graph`): {out}")
+    if not svg:
+        say("   (as mermaid text: Graphviz's dot draws SVG; install the Debian package graphviz)")
+    say("   " + "  ".join(p.name for p in written))
+
+
 def _next_steps(journeys: Path, worker: WorkerProcess, say: Say) -> None:
     welcome = journeys / "examples" / "welcome.events.jsonl"
     say("== what to try next")
@@ -311,5 +337,7 @@ def _next_steps(journeys: Path, worker: WorkerProcess, say: Say) -> None:
         "worker; docs/operations.md)",
         "orchestrator inspect w-ann --worker URL  /  orchestrator actions --customer w-ann    (one customer, "
         "live)",
+        f"orchestrator graph {journeys / 'welcome.yaml'} --worker URL -o welcome.svg    (a journey with its "
+        "live counts)",
     ):
         say(f"   {line}")

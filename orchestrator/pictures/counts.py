@@ -15,9 +15,6 @@ from orchestrator.pictures.graph import Edge, Node
 
 __all__ = ["EdgeCount", "NodeCount", "edge_count", "node_count", "totals_lines"]
 
-_END_REASONS = ("completed", "timeout")
-"""Exit reasons of a path that ends without an exit step (the ``end`` node)."""
-
 
 @dataclass(frozen=True, slots=True)
 class NodeCount:
@@ -58,7 +55,7 @@ def node_count(node: Node, counts: Mapping[str, Any]) -> NodeCount:
         return NodeCount((f"{_int(_map(counts, 'exits').get(node.name or ''))} exited",), None)
     if node.kind == "end":
         exits = _map(counts, "exits")
-        lines = [f"{_int(exits.get(r))} {r}" for r in _END_REASONS if _int(exits.get(r))]
+        lines = [f"{_int(n)} {r}" for r, n in sorted(exits.items()) if r not in node.claimed and _int(n)]
         return NodeCount(tuple(lines) or ("0 completed",), None)
     step = node.step or ""
     lines = [f"{_int(_map(counts, 'steps').get(step))} arrived"]

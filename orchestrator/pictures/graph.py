@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from orchestrator.contracts.events import SEGMENT_ENTERED, SEGMENT_LEFT
-from orchestrator.core.journey.durations import format_duration
+from orchestrator.core.journey.durations import DAY_MS, HOUR_MS, format_duration
 from orchestrator.core.journey.model import (
     AUTO_CHANNEL,
     BranchStep,
@@ -40,6 +40,7 @@ __all__ = [
     "JourneyGraph",
     "Node",
     "NodeKind",
+    "duration",
     "goal_id",
     "journey_graph",
     "rule_id",
@@ -51,6 +52,15 @@ EdgeKind = Literal["start", "next", "event", "timeout", "branch", "default", "sp
 ENTRY_ID = "@entry"
 END_ID = "@end"
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def duration(ms: int) -> str:
+    """A duration as a journey file would write it: ``24h``, ``14d``, ``30d``, ``1h30m``."""
+    if ms >= 2 * DAY_MS and ms % DAY_MS == 0:
+        return f"{ms // DAY_MS}d"
+    if ms >= HOUR_MS and ms % HOUR_MS == 0:
+        return f"{ms // HOUR_MS}h"
+    return format_duration(ms)
 
 
 def goal_id(name: str) -> str:
@@ -74,6 +84,9 @@ class Node:
     """A goal's or exit rule's name (the key of the funnel's ``goals``/``exits``)."""
     waits: bool = False
     """Customers may stay here (a wait; a split with a holdout branch that holds them)."""
+    claimed: tuple[str, ...] = ()
+    """``end`` only: the exit reasons other nodes show (exit steps' reasons, exit rules' names); the end
+    node counts the others (``completed``, ``timeout``, ``holdout_window`` ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +133,8 @@ def journey_graph(definition: JourneyDefinition) -> JourneyGraph:
         edges.extend(_step_edges(step))
     edges = _merged(edges)
     if any(e.target == END_ID for e in edges):
-        nodes.append(Node(END_ID, "end", ("end",)))
+        claimed = {s.reason for s in d.steps.values() if isinstance(s, ExitStep)} | {x.name for x in d.exits}
+        nodes.append(Node(END_ID, "end", ("end",), claimed=tuple(sorted(claimed))))
     nodes.extend(Node(goal_id(g.name), "goal", _rule_lines("goal", g), name=g.name) for g in d.goals)
     nodes.extend(Node(rule_id(x.name), "exit_rule", _rule_lines("exit", x), name=x.name) for x in d.exits)
     known = {n.id for n in nodes}
@@ -147,7 +161,7 @@ def _entry_lines(d: JourneyDefinition) -> tuple[str, ...]:
         lines.append(f"per key {e.key.source}")
     r = d.re_entry
     if r.policy == "cooldown":
-        lines.append(f"re-entry after {format_duration(r.cooldown_ms)}")
+        lines.append(f"re-entry after {duration(r.cooldown_ms)}")
     elif r.policy == "always":
         lines.append("re-entry always")
     return tuple(lines)
@@ -183,7 +197,7 @@ def _step_node(d: JourneyDefinition, step: Step) -> Node:
             lines.append("adaptive (model weights)")
         holds = any(b.holdout and b.next is None for b in step.branches)
         if holds:
-            lines.append(f"holdout held {format_duration(d.holdout_window_ms)}")
+            lines.append(f"holdout held {duration(d.holdout_window_ms)}")
         return Node(sid, "split", tuple(lines), step=sid, waits=holds)
     if isinstance(step, UpdateStep):
         sets = tuple(f"set {name} = {cond.source}" for name, cond in step.assignments)
@@ -200,7 +214,7 @@ def _send_lines(step: SendStep) -> tuple[str, ...]:
     else:
         lines.append(f"{step.channel}: {step.template}")
     if step.send_time == "optimal":
-        window = f"send_time optimal within {format_duration(step.within_ms)}"
+        window = f"send_time optimal within {duration(step.within_ms)}"
         if step.between is not None:
             window += f", {_hhmm(step.between[0])}-{_hhmm(step.between[1])}"
         lines.append(window)
@@ -214,7 +228,7 @@ def _send_lines(step: SendStep) -> tuple[str, ...]:
 def _wait_lines(step: WaitStep) -> tuple[str, ...]:
     title = f"wait: {step.id}"
     if step.mode == "duration":
-        return (title, f"for {format_duration(step.duration_ms)}")
+        return (title, f"for {duration(step.duration_ms)}")
     if step.mode == "time_of_day":
         at = f"until {step.time_of_day[0]:02d}:{step.time_of_day[1]:02d}"
         if step.timezone:
@@ -229,16 +243,16 @@ def _wait_lines(step: WaitStep) -> tuple[str, ...]:
             lines.append(f"of {step.of_step}")
         if step.condition is not None:
             lines.append(f"if {step.condition.source}")
-        lines.append(f"timeout {format_duration(step.timeout_ms)}")
+        lines.append(f"timeout {duration(step.timeout_ms)}")
         return tuple(lines)
     if step.mode == "condition":
         cond = step.condition.source if step.condition is not None else "?"
-        return (title, f"until {cond}", f"timeout {format_duration(step.timeout_ms)}")
+        return (title, f"until {cond}", f"timeout {duration(step.timeout_ms)}")
     until = step.until.source if step.until is not None else "?"
     lines = [title, f"until {until}"]
     if step.offset_ms:
         sign = "+" if step.offset_ms > 0 else "-"
-        lines.append(f"{sign} {format_duration(abs(step.offset_ms))}")
+        lines.append(f"{sign} {duration(abs(step.offset_ms))}")
     if step.if_past == "exit":
         lines.append("if past: exit")
     return tuple(lines)
@@ -256,10 +270,10 @@ def _step_edges(step: Step) -> list[Edge]:
     if isinstance(step, WaitStep):
         if step.mode == "event":
             out = [_to(step, step.next, "event", (_events(step.event_types),))]
-            timeout = f"timeout {format_duration(step.timeout_ms)}"
+            timeout = f"timeout {duration(step.timeout_ms)}"
             return [*out, _to(step, step.timeout_next, "timeout", (timeout,))]
         if step.mode == "condition":
-            timeout = f"timeout {format_duration(step.timeout_ms)}"
+            timeout = f"timeout {duration(step.timeout_ms)}"
             return [
                 _to(step, step.next, "event", ("holds",)),
                 _to(step, step.timeout_next, "timeout", (timeout,)),

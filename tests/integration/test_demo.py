@@ -59,6 +59,13 @@ def test_the_demo_tells_the_story_from_any_folder(kafka_bootstrap: str, tmp_path
     assert (workdir / "worker.log").stat().st_size > 0
     assert f"the worker's log is kept: {workdir / 'worker.log'}" in out
     assert "== what to try next" in out
+    # the example journeys drawn with the worker's counts, and said where
+    said = "== 9. the example journeys as pictures, with the worker's counts (`orchestrator graph`): "
+    assert f"{said}{workdir / 'pictures'}" in out
+    for name in ("welcome", "abandoned_cart", "winback", "post_purchase", "cart_nudge"):
+        picture = (workdir / "pictures" / f"{name}.svg").read_text()
+        assert picture.lstrip().startswith("<?xml"), name
+        assert " entered</text>" in picture, name
     text = _normalised(done.stdout, kafka_bootstrap, workdir)
     if os.environ.get("ORCH_UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(text)

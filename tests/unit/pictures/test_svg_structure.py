@@ -17,9 +17,9 @@ from orchestrator.core.journey import (
     WaitStep,
     load_journey_file,
 )
-from orchestrator.core.journey.durations import format_duration
 from orchestrator.core.journey.graph import edges as step_edges
 from orchestrator.pictures import journey_svg
+from orchestrator.pictures.graph import duration as format_duration
 
 pytestmark = needs_dot
 
@@ -120,7 +120,7 @@ def test_the_run_stage_journey_shows_auto_channels_optimal_time_adaptive_split_a
     assert "channel auto, one of:" in send
     assert "email: smart_winback_ten_email" in send
     assert "sms: smart_winback_ten_sms" in send
-    assert "send_time optimal within 1d, 08:00-21:00" in send
+    assert "send_time optimal within 24h, 08:00-21:00" in send
     assert "adaptive (model weights)" in pic.node_text("offer")
     assert "holdout 10 %, held" in pic.edge_text("offer->@end")
 
@@ -171,3 +171,11 @@ def test_without_counts_no_number_is_drawn() -> None:
     pic = read_svg(journey_svg(load_journey_file(FILES[0])))
     assert "@totals" not in pic.nodes
     assert not any("arrived" in t or "now:" in t for texts in pic.nodes.values() for t in texts)
+
+
+def test_the_end_node_counts_the_exits_no_exit_step_or_rule_shows() -> None:
+    counts = example_counts("winback")
+    assert counts["exits"].get("holdout_window")
+    pic = read_svg(journey_svg(load_journey_file(Path(f"{FILES[0].parent}/winback.yaml")), counts))
+    assert f"{counts['exits']['holdout_window']} holdout_window" in pic.nodes["@end"]
+    assert not any("no_response" in t for t in pic.nodes["@end"])  # (its exit step shows it)
