@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "orchestrator.cli.validate",
     "orchestrator.cli.template",
     "orchestrator.cli.simulate",
+    "orchestrator.cli.diff",
     "orchestrator.cli.graph",
     "orchestrator.cli.inspect",
     "orchestrator.cli.actions",
