@@ -309,6 +309,17 @@ class CustomerLogic:
             if step is None or (old_step is not None and step.kind != old_step.kind):
                 run.finish(inst, "exited", f"migration_no_step_{inst.step}", at_ms)
                 return None
+            if (
+                isinstance(step, WaitStep)
+                and isinstance(old_step, WaitStep)
+                and step.mode in ("event", "condition")
+                and old_step.mode == step.mode
+                and inst.due_ms is not None
+                and not inst.held
+            ):
+                # the wait began at due - timeout: with the new version's timeout, from that same start
+                # (else an event in the wait would be judged as from before it began)
+                inst.due_ms += step.timeout_ms - old_step.timeout_ms
             inst.version = current.version
             return current
         journey = (

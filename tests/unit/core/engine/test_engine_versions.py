@@ -207,3 +207,41 @@ def test_condition_entry_fires_when_the_condition_becomes_true(drive: Make) -> N
     d.event("profile.updated", T0 + 3, {"ltv": 10})
     d.event("profile.updated", T0 + 4, {"ltv": 2000})  # true again
     assert d.templates() == ["vip", "vip"]
+
+
+WAITING = """
+id: w
+version: {version}
+migrate: true
+entry: {{event: signed.up}}
+steps:
+  hello: {{type: send, channel: email, template: hello, next: wait_open}}
+  wait_open:
+    type: wait
+    until_event: {{event: email.opened}}
+    timeout: {{after: {timeout}, next: nudge}}
+    next: done
+  nudge: {{type: send, channel: email, template: nudge, next: done}}
+  done: {{type: exit, reason: done}}
+"""
+
+
+@pytest.mark.parametrize("opened", [True, False])
+def test_a_migrated_wait_keeps_its_start_and_takes_the_new_timeout(opened: bool) -> None:
+    """v2 shortens the timeout from 24 h to 12 h with migrate: a customer waiting since T0 times out at
+    T0 + 12 h, and an open at T0 + 2 h (after the migration) ends the wait: it happened in the wait
+    (found by the impact preview: the wait's start was taken as the old due time - the new timeout)."""
+    reg = JourneyRegistry()
+    reg.deploy(load_journey_text(WAITING.format(version=1, timeout="24h"), "w1.yaml"), 0)
+    reg.deploy(load_journey_text(WAITING.format(version=2, timeout="12h"), "w2.yaml"), T0 + H)
+    d = Driver(CustomerLogic(reg))
+    d.event("signed.up", T0, email="a@x.io")
+    if opened:
+        d.event("email.opened", T0 + 2 * H)
+        assert ("exited", "done", "done") in d.kinds()
+        assert d.templates() == ["hello"]
+    else:
+        d.event("page.viewed", T0 + 2 * H)  # (the instance migrates on its next event)
+        assert d.wakeup == T0 + 12 * H
+        d.wake(T0 + 12 * H)
+        assert d.templates() == ["hello", "nudge"]
