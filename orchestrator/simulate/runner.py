@@ -146,6 +146,23 @@ def _journey_paths(journeys: Path | str | Iterable[Path | str] | None) -> list[P
     return [p for p in paths if not _other_kind(p)]
 
 
+def _timeline_paths(journeys: Path | str | Iterable[Path | str] | None) -> list[Path]:
+    """What ``--journeys`` deploys before a deployment timeline: its journey, segment, campaign and model
+    files (as without a timeline: the policy comes from ``--policy``, templates are the connectors')."""
+    if journeys is None:
+        return []
+    if isinstance(journeys, str | Path):
+        root = Path(journeys)
+        if root.is_file():
+            return [root]
+        if not root.is_dir():
+            raise SimulationError(f"{root}: no such journey file or directory")
+        paths = sorted([*root.glob("*.yaml"), *root.glob("*.yml")])
+    else:
+        paths = [Path(p) for p in journeys]
+    return [p for p in paths if not (is_policy_file(p) or is_template_file(p))]
+
+
 def _has_campaign(journeys: Path | str | Iterable[Path | str]) -> bool:
     """A folder with a campaign file."""
     root = Path(journeys) if isinstance(journeys, str | Path) else None
@@ -458,7 +475,7 @@ def simulate_file(
     refused: list[str] = []
     policy: Policy | PolicyRegistry | None
     if deployments_path is not None:
-        first = [*_journey_paths(journeys), *([Path(policy_path)] if policy_path is not None else [])]
+        first = [*_timeline_paths(journeys), *([Path(policy_path)] if policy_path is not None else [])]
         timeline = read_timeline(deployments_path, history_window_ms=history_window_ms, before=first)
         registry, policy, refused = timeline.registry, timeline.policies, timeline.refused
         segments, campaigns, models = timeline.segments, timeline.campaigns, timeline.book.models

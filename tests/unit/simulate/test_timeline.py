@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from orchestrator.cli import main
+from orchestrator.cli.simulate import parse_until
 from orchestrator.exceptions import SimulationError
 from orchestrator.simulate import simulate_file
 
@@ -98,3 +99,24 @@ def test_the_cli_takes_the_timeline_and_says_what_is_wrong_in_it(
         simulate_file(None, scenario / "events.jsonl", deployments_path=scenario / "deployments.yaml")
     assert main(["simulate", "--events", str(scenario / "events.jsonl")]) == 2
     assert "give --journeys DIR, or --deployments FILE" in capsys.readouterr().err
+
+
+def test_segments_and_campaigns_of_the_journeys_folder_are_deployed_before_a_timeline(tmp_path: Path) -> None:
+    """--journeys DIR with --deployments: the folder's segments (and campaigns, models) are deployed from
+    the start, as without a timeline (they were left out: the segment example sent nothing)."""
+    root = Path(__file__).resolve().parents[3]
+    timeline = tmp_path / "deployments.yaml"
+    timeline.write_text(f"- at: 2025-01-01T00:00:00Z\n  files: [{root / 'journeys' / 'welcome.yaml'}]\n")
+    out = tmp_path / "actions.jsonl"
+    examples = root / "journeys" / "examples"
+    simulate_file(
+        root / "journeys",
+        examples / "cart_nudge.events.jsonl",
+        out_path=out,
+        until_ms=parse_until("2025-04-30T00:00:00Z"),
+        policy_path=root / "journeys" / "policy.yaml",
+        deployments_path=timeline,
+    )
+    got = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    want = [orjson.loads(line) for line in (examples / "cart_nudge.expected.jsonl").read_bytes().splitlines()]
+    assert [a for a in got if a["journey_id"] == "cart_nudge"] == want
