@@ -33,7 +33,7 @@ from orchestrator.exceptions import (
     SegmentValidationError,
     SimulationError,
 )
-from orchestrator.simulate.runner import SimulationResult, _journey_paths, load_registry, simulate_file
+from orchestrator.simulate.runner import SimulationResult, load_registry, simulate_file, timeline_paths
 from orchestrator.simulate.timeline import read_timeline
 
 __all__ = ["parse_until", "register", "simulate_command", "waiting_summary"]
@@ -195,7 +195,7 @@ def simulate_command(args: argparse.Namespace) -> int:
 def _definitions(args: argparse.Namespace) -> dict[str, JourneyDefinition]:
     """The journeys of the run, each in its last deployed version (the one its picture shows)."""
     if args.deployments is not None:
-        before = [*_journey_paths(args.journeys), *([args.policy] if args.policy is not None else [])]
+        before = [*timeline_paths(args.journeys), *([args.policy] if args.policy is not None else [])]
         registry = read_timeline(args.deployments, before=before).registry
     else:
         registry = load_registry(args.journeys)

@@ -59,6 +59,7 @@ __all__ = [
     "load_segments",
     "read_lines",
     "simulate_file",
+    "timeline_paths",
 ]
 
 EARLIEST_MS = -(2**53)
@@ -146,7 +147,7 @@ def _journey_paths(journeys: Path | str | Iterable[Path | str] | None) -> list[P
     return [p for p in paths if not _other_kind(p)]
 
 
-def _timeline_paths(journeys: Path | str | Iterable[Path | str] | None) -> list[Path]:
+def timeline_paths(journeys: Path | str | Iterable[Path | str] | None) -> list[Path]:
     """What ``--journeys`` deploys before a deployment timeline: its journey, segment, campaign and model
     files (as without a timeline: the policy comes from ``--policy``, templates are the connectors')."""
     if journeys is None:
@@ -475,7 +476,7 @@ def simulate_file(
     refused: list[str] = []
     policy: Policy | PolicyRegistry | None
     if deployments_path is not None:
-        first = [*_timeline_paths(journeys), *([Path(policy_path)] if policy_path is not None else [])]
+        first = [*timeline_paths(journeys), *([Path(policy_path)] if policy_path is not None else [])]
         timeline = read_timeline(deployments_path, history_window_ms=history_window_ms, before=first)
         registry, policy, refused = timeline.registry, timeline.policies, timeline.refused
         segments, campaigns, models = timeline.segments, timeline.campaigns, timeline.book.models
