@@ -48,10 +48,14 @@ def _worker(settings: Settings, tmp: Path, name: str) -> WorkerProcess:
 
 
 def _concatenated() -> list[bytes]:
-    """``cat journeys/examples/*.events.jsonl``."""
+    """``cat journeys/examples/*.events.jsonl``, but the run stage's example: its events run to
+    2025-03-16, so the files after it in this (file, not time) order, whose customers start on 2025-03-03,
+    would be older than the worker's lateness window (24 h) against that clock and start no journey, by
+    design (with ORCH_LATENESS_HOURS=0 all 94 actions of all the files arrive)."""
     return [
         line
         for path in sorted(EXAMPLES.glob("*.events.jsonl"))
+        if path.name != "smart_winback.events.jsonl"
         for line in path.read_bytes().splitlines()
         if line.strip()
     ]
@@ -96,9 +100,8 @@ def _one_run(kafka_bootstrap: str, tmp_path: Path, delay_s: float, fast_path: bo
     expected = by_id(
         simulate([JOURNEYS / f"{n}.yaml" for n in EXAMPLE_NAMES], events, int(time.time() * 1000))
     )
-    assert len(expected) == 94  # (73 of the four first examples, 5 of appointment_reminder, 10 of the
-    # cart_nudge example's customers in abandoned_cart and post_purchase: cart_nudge itself is not deployed;
-    # 6 of post_purchase for the two orders of the smart_winback example's customers)
+    assert len(expected) == 88  # (73 of the four first examples, 5 of appointment_reminder, 10 of the
+    # cart_nudge example's customers in abandoned_cart and post_purchase: cart_nudge itself is not deployed)
     produce(settings, events)
     actions = ActionReader(settings)
     try:
