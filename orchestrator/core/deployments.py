@@ -14,6 +14,7 @@ same method: what a worker would refuse is refused before it is published.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,15 @@ __all__ = ["MAX_RECORD_BYTES", "DeploymentBook", "Refusal"]
 
 MAX_RECORD_BYTES = 900_000
 """Largest deployment record: under Kafka's default 1 MB message limit with key and headers."""
+_REFUSED = (
+    JourneyValidationError,
+    PolicyValidationError,
+    SegmentValidationError,
+    CampaignValidationError,
+    TemplateValidationError,
+    ModelValidationError,
+)
+"""What a file or a registry raises for a record it refuses (its problems are the refusal's)."""
 KEPT_REFUSALS = 50
 """Refusals kept for ``/journeys/`` (the oldest go first)."""
 
@@ -124,80 +134,38 @@ class DeploymentBook:
                 for e in exc.errors()[:20]
             ]
         try:
-            if dep.kind == "policy":
-                policy = load_policy_text(dep.text, dep.source_name)
-                if policy.id != dep.journey_id or policy.version != dep.version:
-                    return [
-                        f"{dep.source_name}:1: id: record says policy {dep.journey_id} v{dep.version}, "
-                        f"the file says {policy.id} v{policy.version}"
-                    ]
-                self.policies.deploy(policy, dep.effective_from_ms)
-                self.last_applied = f"policy {dep.journey_id} v{dep.version} from {dep.effective_from}"
-                return []
-            if dep.kind == "segment":
-                segment = load_segment_text(
-                    dep.text, dep.source_name, history_window_ms=self.registry.history_window_ms
-                )
-                if segment.id != dep.journey_id or segment.version != dep.version:
-                    return [
-                        f"{dep.source_name}:1: id: record says segment {dep.journey_id} v{dep.version}, "
-                        f"the file says {segment.id} v{segment.version}"
-                    ]
-                self.segment_registry.deploy(segment, dep.effective_from_ms)
-                self.last_applied = f"segment {dep.journey_id} v{dep.version} from {dep.effective_from}"
-                return []
-            if dep.kind == "campaign":
-                campaign = load_campaign_text(
-                    dep.text, dep.source_name, history_window_ms=self.registry.history_window_ms
-                )
-                if campaign.id != dep.journey_id or campaign.version != dep.version:
-                    return [
-                        f"{dep.source_name}:1: id: record says campaign {dep.journey_id} v{dep.version}, "
-                        f"the file says {campaign.id} v{campaign.version}"
-                    ]
-                self.campaign_registry.deploy(campaign, dep.effective_from_ms)
-                self.last_applied = f"campaign {dep.journey_id} v{dep.version} from {dep.effective_from}"
-                return []
-            if dep.kind == "model":
-                model = load_model_text(dep.text, dep.source_name)
-                if model.id != dep.journey_id or model.version != dep.version:
-                    return [
-                        f"{dep.source_name}:1: id: record says model {dep.journey_id} v{dep.version}, "
-                        f"the file says {model.id} v{model.version}"
-                    ]
-                self.models.deploy(model, dep.effective_from_ms)
-                self.last_applied = f"model {dep.journey_id} v{dep.version} from {dep.effective_from}"
-                return []
-            if dep.kind == "template":
-                template = load_template_text(dep.text, dep.source_name)
-                if template.id != dep.journey_id or template.version != dep.version:
-                    return [
-                        f"{dep.source_name}:1: id: record says template {dep.journey_id} v{dep.version}, "
-                        f"the file says {template.id} v{template.version}"
-                    ]
-                self.templates.deploy(template, dep.effective_from_ms)
-                self.last_applied = f"template {dep.journey_id} v{dep.version} from {dep.effective_from}"
-                return []
-            definition = load_journey_text(
-                dep.text, dep.source_name, history_window_ms=self.registry.history_window_ms
-            )
-            if definition.id != dep.journey_id or definition.version != dep.version:
-                return [
-                    f"{dep.source_name}:1: id: record says {dep.journey_id} v{dep.version}, "
-                    f"the file says {definition.id} v{definition.version}"
-                ]
-            self.registry.deploy(definition, dep.effective_from_ms)
-        except (
-            JourneyValidationError,
-            PolicyValidationError,
-            SegmentValidationError,
-            CampaignValidationError,
-            TemplateValidationError,
-            ModelValidationError,
-        ) as exc:
+            definition, deploy = self._loaded(dep)
+        except _REFUSED as exc:
             return list(exc.problems)
-        self.last_applied = f"journey {dep.journey_id} v{dep.version} from {dep.effective_from}"
+        named = "" if dep.kind == "journey" else f"{dep.kind} "
+        if definition.id != dep.journey_id or definition.version != dep.version:
+            return [
+                f"{dep.source_name}:1: id: record says {named}{dep.journey_id} v{dep.version}, "
+                f"the file says {definition.id} v{definition.version}"
+            ]
+        try:
+            deploy(definition, dep.effective_from_ms)
+        except _REFUSED as exc:
+            return list(exc.problems)
+        self.last_applied = f"{dep.kind} {dep.journey_id} v{dep.version} from {dep.effective_from}"
         return []
+
+    def _loaded(self, dep: JourneyDeployment) -> tuple[Any, Callable[[Any, int], Any]]:
+        """The record's file loaded as its kind, and the registry's deploy that takes it (one rule for
+        every kind: the file's id and version must be the record's)."""
+        window = self.registry.history_window_ms
+        text, name = dep.text, dep.source_name
+        if dep.kind == "policy":
+            return load_policy_text(text, name), self.policies.deploy
+        if dep.kind == "segment":
+            return load_segment_text(text, name, history_window_ms=window), self.segment_registry.deploy
+        if dep.kind == "campaign":
+            return load_campaign_text(text, name, history_window_ms=window), self.campaign_registry.deploy
+        if dep.kind == "model":
+            return load_model_text(text, name), self.models.deploy
+        if dep.kind == "template":
+            return load_template_text(text, name), self.templates.deploy
+        return load_journey_text(text, name, history_window_ms=window), self.registry.deploy
 
     def summary(self) -> dict[str, Any]:
         """What ``/journeys/`` shows: deployments per journey, policies, segments, campaigns, templates,

@@ -13,6 +13,7 @@ the runtime's dead letters.
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import secrets
 from collections import deque
@@ -217,7 +218,8 @@ def load_segments(
     """The segment files (``kind: segment``) of a journeys folder (or of the files given), effective
     always; raises SegmentValidationError with the problems of all files (and a cycle)."""
     registry = SegmentRegistry(history_window_ms=history_window_ms)
-    _deploy_kind(journeys, is_segment_file, load_segment_file, registry, SegmentValidationError)
+    load = functools.partial(load_segment_file, history_window_ms=history_window_ms)
+    _deploy_kind(journeys, is_segment_file, load, registry, SegmentValidationError)
     return registry
 
 
@@ -229,7 +231,8 @@ def load_campaigns(
     """The campaign files (``kind: campaign``) of a journeys folder (or of the files given), effective
     always; raises CampaignValidationError with the problems of all files."""
     registry = CampaignRegistry(history_window_ms=history_window_ms)
-    _deploy_kind(journeys, is_campaign_file, load_campaign_file, registry, CampaignValidationError)
+    load = functools.partial(load_campaign_file, history_window_ms=history_window_ms)
+    _deploy_kind(journeys, is_campaign_file, load, registry, CampaignValidationError)
     return registry
 
 
@@ -237,32 +240,16 @@ def load_models(journeys: Path | str | Iterable[Path | str] | None) -> ModelRegi
     """The model files (``kind: model``) of a journeys folder (or of the files given), effective always
     (several: by id and version, the last in force); raises ModelValidationError with every problem."""
     registry = ModelRegistry()
-    if isinstance(journeys, str | Path):
-        root = Path(journeys)
-        paths = sorted([*root.glob("*.yaml"), *root.glob("*.yml")]) if root.is_dir() else []
-    else:
-        paths = [Path(p) for p in journeys] if journeys is not None else []
-    problems: list[str] = []
-    found = []
-    for path in paths:
-        if is_model_file(path):
-            try:
-                found.append(load_model_file(path))
-            except ModelValidationError as exc:
-                problems.extend(exc.problems)
-    if problems:
-        raise ModelValidationError(problems)
-    for model in sorted(found, key=lambda m: (m.id, m.version)):
-        registry.deploy(model, EARLIEST_MS)
+    _deploy_kind(journeys, is_model_file, load_model_file, registry, ModelValidationError)
     return registry
 
 
 def _deploy_kind(
     journeys: Path | str | Iterable[Path | str] | None,
     is_kind: Callable[[Path], bool],
-    load: Callable[..., Any],
-    registry: SegmentRegistry | CampaignRegistry,
-    error: type[SegmentValidationError] | type[CampaignValidationError],
+    load: Callable[[Path], Any],
+    registry: SegmentRegistry | CampaignRegistry | ModelRegistry,
+    error: type[SegmentValidationError] | type[CampaignValidationError] | type[ModelValidationError],
 ) -> None:
     """Deploy the files of one kind among ``journeys`` (a folder's ``*.yaml``/``*.yml``, or the files
     given; a single file: none) into ``registry``, effective always; raise ``error`` with every problem."""
@@ -277,7 +264,7 @@ def _deploy_kind(
         if not is_kind(path):
             continue
         try:
-            found.append(load(path, history_window_ms=registry.history_window_ms))
+            found.append(load(path))
         except error as exc:
             problems.extend(exc.problems)
     for definition in sorted(found, key=lambda d: (d.id, d.version)):
